@@ -1,0 +1,40 @@
+"""The FastAPI application: routers, error handlers, and the database's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import health, studies, trials
+from service.api.errors import install_error_handlers
+from service.config import Settings
+from service.store.db import Database, upgrade
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.database_url)
+        app.state.db = Database(settings.database_url, pool_size=settings.pool_size)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="asktell",
+        version=__version__,
+        description="Ask/tell black-box optimization: studies, trials, and suggestions from pluggable engines.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (studies.router, trials.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,57 @@
+"""Every error leaves the API in one shape: {"error": {"code", "message", "details": [{field, reason}]}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import AlreadyExists, AsktellError, Conflict, InvalidArgument, NotFound
+
+log = logging.getLogger(__name__)
+
+STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409}
+_HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_argument"}
+
+
+def _body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """("body", "params", 1, "low") -> "params[1].low"; path and query params keep their name."""
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path") else list(loc)
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AsktellError)
+    async def domain_error(_: Request, error: AsktellError) -> JSONResponse:
+        status = next((s for cls, s in STATUS.items() if isinstance(error, cls)), 500)
+        details = ([{"field": p.field, "reason": p.reason} for p in error.problems]
+                   if isinstance(error, InvalidArgument) else None)
+        return JSONResponse(_body(error.code, error.message, details), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = [{"field": _field_path(tuple(e["loc"])), "reason": e["msg"]} for e in error.errors()]
+        message = "; ".join(f"{d['field']}: {d['reason']}" for d in details)
+        return JSONResponse(_body("invalid_argument", message, details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "error")
+        return JSONResponse(_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return JSONResponse(_body("internal", "internal server error; nothing was changed"), status_code=500)

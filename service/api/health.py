@@ -1,0 +1,27 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from service.api.deps import database
+from service.store.db import Database
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(db: Database = Depends(database)) -> JSONResponse:
+    """The process can reach its database."""
+    try:
+        await db.ping()
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,146 @@
+"""Request and response bodies of the REST API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.domain.spec import STUDY_NAME_PATTERN, Choice, StudySpec
+from service.domain.trial import TrialState
+from service.engines.base import Action
+from service.store.records import StudyRecord, StudyState, TrialRecord
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StudyCreate(StudySpec):
+    """A new study: its name plus the spec. With if_exists="get", an identical existing study is returned."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=STUDY_NAME_PATTERN)
+    if_exists: Literal["error", "get"] = "error"
+
+    def spec(self) -> StudySpec:
+        return StudySpec.model_validate(self.model_dump(exclude={"name", "if_exists"}))
+
+
+class StudyOut(BaseModel):
+    id: int
+    name: str
+    owner: str
+    state: StudyState
+    engine: str = Field(description="The engine serving this study (what `auto` resolved to at creation).")
+    seed: int
+    spec: StudySpec
+    created_at: datetime
+    updated_at: datetime
+    trial_counts: dict[str, int] | None = Field(default=None, description="Trials per state (single-study reads).")
+
+    @classmethod
+    def of(cls, study: StudyRecord, counts: dict[str, int] | None = None) -> StudyOut:
+        return cls(id=study.id, name=study.name, owner=study.owner, state=study.state, engine=study.engine,
+                   seed=study.seed, spec=study.spec, created_at=study.created_at, updated_at=study.updated_at,
+                   trial_counts=counts)
+
+
+class StudyPage(BaseModel):
+    studies: list[StudyOut]
+    next_page_token: str | None = Field(description="Pass as page_token to get the next page; null at the end.")
+
+
+class StudyStateChange(_Body):
+    state: StudyState
+
+
+class MeasurementOut(BaseModel):
+    step: float
+    values: dict[str, float]
+
+
+class TrialOut(BaseModel):
+    id: int
+    number: int
+    state: TrialState
+    params: dict[str, Any]
+    values: dict[str, float | None] | None
+    reason: str | None
+    worker_id: str | None
+    source: str = Field(description="The engine that suggested it, or `user` for added trials.")
+    budget: float | None = Field(description="Target fidelity step to train to (studies with a fidelity).")
+    resume_from: float | None = Field(description="Step to resume a paused trial from.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    measurements: list[MeasurementOut] | None = None
+
+    @classmethod
+    def of(cls, trial: TrialRecord) -> TrialOut:
+        measurements = (None if trial.measurements is None
+                        else [MeasurementOut(step=m.step, values=m.values) for m in trial.measurements])
+        return cls(id=trial.id, number=trial.number, state=trial.state, params=trial.params, values=trial.values,
+                   reason=trial.reason, worker_id=trial.worker_id, source=trial.source, budget=trial.budget,
+                   resume_from=trial.resume_from, created_at=trial.created_at, started_at=trial.started_at,
+                   finished_at=trial.finished_at, measurements=measurements)
+
+
+class TrialPage(BaseModel):
+    trials: list[TrialOut]
+    next_page_token: str | None
+
+
+class AskRequest(_Body):
+    count: int = Field(default=1, ge=1, le=1000, description="How many trials to hand out.")
+    worker_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                  description="Who evaluates them. A worker that asks again gets its active "
+                                              "trials back (a restarted worker resumes its own work).")
+    fresh: bool = Field(default=False, description="Hand out new trials even if worker_id holds active ones.")
+
+
+class AskResponse(BaseModel):
+    trials: list[TrialOut]
+
+
+class TellRequest(_Body):
+    state: Literal["completed", "failed", "infeasible", "stopped"] = "completed"
+    values: dict[str, float] | None = Field(default=None, description="Final metric values (all objectives and "
+                                                                      "constrained metrics when completed).")
+    reason: str | None = Field(default=None, max_length=10_000, description="Why it failed / was infeasible.")
+
+
+class ReportRequest(_Body):
+    step: float = Field(description="Training progress (the fidelity axis: step, epoch...).")
+    values: dict[str, float] = Field(min_length=1)
+
+
+class DecisionOut(BaseModel):
+    action: Action
+    reason: str | None
+    trial: TrialOut
+
+
+class AddTrialRequest(_Body):
+    params: dict[str, Choice]
+    values: dict[str, float] | None = Field(default=None, description="If given, the trial is recorded as "
+                                                                      "completed; otherwise it is enqueued.")
+
+
+class BestResponse(BaseModel):
+    trials: list[TrialOut] = Field(description="Best feasible trial (one objective) or the Pareto set (several).")
+
+
+class ProblemDetail(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ProblemDetail] = []
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

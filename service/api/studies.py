@@ -1,0 +1,53 @@
+"""Routes for studies: parse, call one core operation, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from service.api import pages
+from service.api.deps import database, owner
+from service.api.schemas import StudyCreate, StudyOut, StudyPage, StudyStateChange
+from service.core import studies
+from service.store.db import Database
+
+router = APIRouter(prefix="/v1/studies", tags=["studies"])
+Db = Annotated[Database, Depends(database)]
+Owner = Annotated[str, Depends(owner)]
+
+
+@router.post("", response_model=StudyOut, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": StudyOut, "description": "if_exists=get and an identical study exists"},
+                        409: {"description": "A study with this name exists (with another spec, for if_exists=get)"}})
+async def create_study(body: StudyCreate, response: Response, db: Db, who: Owner) -> StudyOut:
+    result = await studies.create_study(db, who, body.name, body.spec(), if_exists=body.if_exists)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return StudyOut.of(result.study)
+
+
+@router.get("", response_model=StudyPage)
+async def list_studies(db: Db, who: Owner, page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+                       page_token: str | None = None) -> StudyPage:
+    found = await studies.list_studies(db, who, after_id=pages.decode(page_token, 0), limit=page_size + 1)
+    token = pages.encode(found[page_size - 1].id) if len(found) > page_size else None
+    return StudyPage(studies=[StudyOut.of(s) for s in found[:page_size]], next_page_token=token)
+
+
+@router.get("/{study}", response_model=StudyOut)
+async def get_study(study: str, db: Db, who: Owner) -> StudyOut:
+    record, counts = await studies.get_study(db, who, study)
+    return StudyOut.of(record, counts)
+
+
+@router.delete("/{study}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_study(study: str, db: Db, who: Owner) -> Response:
+    await studies.delete_study(db, who, study)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/{study}/state", response_model=StudyOut)
+async def set_study_state(study: str, body: StudyStateChange, db: Db, who: Owner) -> StudyOut:
+    """Pause (asks get 409, tells still land), resume or complete a study."""
+    return StudyOut.of(await studies.set_study_state(db, who, study, body.state))

@@ -1,0 +1,83 @@
+"""Routes for trials: ask, report, tell, add, list, best."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from service.api import pages
+from service.api.deps import database, owner
+from service.api.schemas import (
+    AddTrialRequest,
+    AskRequest,
+    AskResponse,
+    BestResponse,
+    DecisionOut,
+    ReportRequest,
+    TellRequest,
+    TrialOut,
+    TrialPage,
+)
+from service.core import trials
+from service.domain.trial import TrialState
+from service.store.db import Database
+
+router = APIRouter(prefix="/v1/studies/{study}", tags=["trials"])
+Db = Annotated[Database, Depends(database)]
+Owner = Annotated[str, Depends(owner)]
+
+
+@router.post("/ask", response_model=AskResponse)
+async def ask(study: str, body: AskRequest, db: Db, who: Owner) -> AskResponse:
+    """Hand out `count` trials: the worker's own active ones, then enqueued ones, then new suggestions."""
+    handed = await trials.ask(db, who, study, count=body.count, worker_id=body.worker_id, fresh=body.fresh)
+    return AskResponse(trials=[TrialOut.of(t) for t in handed])
+
+
+@router.post("/trials", response_model=TrialOut, status_code=status.HTTP_201_CREATED)
+async def add_trial(study: str, body: AddTrialRequest, db: Db, who: Owner) -> TrialOut:
+    """Enqueue params for the next ask, or (with values) record a point evaluated elsewhere."""
+    return TrialOut.of(await trials.add_trial(db, who, study, body.params, body.values))
+
+
+@router.get("/trials", response_model=TrialPage)
+async def list_trials(
+    study: str, db: Db, who: Owner,
+    state: Annotated[list[TrialState] | None, Query(description="Only trials in these states.")] = None,
+    worker_id: str | None = None,
+    measurements: bool = Query(default=False, description="Include intermediate measurements."),
+    page_size: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    page_token: str | None = None,
+) -> TrialPage:
+    found = await trials.list_trials(db, who, study, states=state or [], worker_id=worker_id,
+                                     after_number=pages.decode(page_token, -1), limit=page_size + 1,
+                                     with_measurements=measurements)
+    token = pages.encode(found[page_size - 1].number) if len(found) > page_size else None
+    return TrialPage(trials=[TrialOut.of(t) for t in found[:page_size]], next_page_token=token)
+
+
+@router.get("/trials/{number}", response_model=TrialOut)
+async def get_trial(study: str, number: int, db: Db, who: Owner) -> TrialOut:
+    return TrialOut.of(await trials.get_trial(db, who, study, number))
+
+
+@router.post("/trials/{number}/report", response_model=DecisionOut)
+async def report(study: str, number: int, body: ReportRequest, db: Db, who: Owner) -> DecisionOut:
+    """Record an intermediate value; the answer says whether to continue, pause or stop training."""
+    outcome = await trials.report(db, who, study, number, body.step, body.values)
+    return DecisionOut(action=outcome.decision.action, reason=outcome.decision.reason,
+                       trial=TrialOut.of(outcome.trial))
+
+
+@router.post("/trials/{number}/tell", response_model=TrialOut,
+             responses={409: {"description": "The trial was already told something else"}})
+async def tell(study: str, number: int, body: TellRequest, db: Db, who: Owner) -> TrialOut:
+    """Finish a trial. Repeating the same tell is harmless (200); a different second tell gets 409."""
+    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason)
+    return TrialOut.of(await trials.tell(db, who, study, number, told))
+
+
+@router.get("/best", response_model=BestResponse)
+async def best(study: str, db: Db, who: Owner) -> BestResponse:
+    return BestResponse(trials=[TrialOut.of(t) for t in await trials.best(db, who, study)])

@@ -1,0 +1,193 @@
+"""Trial operations: ask, report, tell, enqueue, best. Each is one transaction.
+
+Concurrency rules live here and in the store: trial numbers come from a locked counter on the
+study row, enqueued trials are claimed with SKIP LOCKED, and a tell locks its trial row, so two
+tells of one trial serialize and the second sees the first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.ranking import best_trials
+from service.domain.spec import StudySpec
+from service.domain.trial import (
+    FINISHED_STATES,
+    Measurement,
+    TrialState,
+    TrialView,
+    check_complete_values,
+    check_values,
+    normalize_params,
+)
+from service.engines import resolve_engine
+from service.engines.base import Action, Decision, SuggestRequest
+from service.errors import Conflict, InvalidArgument
+from service.store import studies as study_store
+from service.store import trials as trial_store
+from service.store.db import Database
+from service.store.records import StudyRecord, StudyState, TrialRecord
+
+
+async def _history(conn: AsyncConnection, study: StudyRecord, needed: bool) -> list[TrialView]:
+    if not needed:
+        return []
+    return [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
+
+
+async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool) -> list[TrialRecord]:
+    """Trials for a worker: its own active ones first (unless `fresh`), then enqueued ones, then new suggestions."""
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        if study.state is not StudyState.ACTIVE:
+            raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
+        trials: list[TrialRecord] = []
+        if worker_id is not None and not fresh:
+            trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
+        if len(trials) < count:
+            trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
+        missing = count - len(trials)
+        if missing:
+            resolved = resolve_engine(study.spec, study.engine)
+            first = await study_store.allocate_trial_numbers(conn, study.id, missing)
+            request = SuggestRequest(spec=study.spec, options=resolved.options, count=missing, seed=study.seed,
+                                     sequence_start=first,
+                                     trials=await _history(conn, study, resolved.engine.needs_history))
+            suggestions = resolved.engine.suggest(request)
+            trials += await trial_store.insert_trials(
+                conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
+                source=resolved.engine.name, worker_id=worker_id, budget=_budget(study.spec))
+        return trials
+
+
+def _budget(spec: StudySpec) -> float | None:
+    return spec.fidelity.max if spec.fidelity else None
+
+
+@dataclass(frozen=True)
+class Tell:
+    state: TrialState
+    values: dict[str, float] | None
+    reason: str | None
+
+
+def _stored_values(study: StudyRecord, tell: Tell, trial: TrialRecord) -> dict[str, float | None] | None:
+    """Validate told values for the target state and return what is stored."""
+    if tell.state is TrialState.COMPLETED:
+        check_complete_values(study.spec, tell.values or {})
+        return dict(tell.values or {})
+    if tell.state is TrialState.FAILED:
+        # A failed run may well have produced NaN: keep the finite numbers, record the rest as null.
+        return {k: (v if math.isfinite(v) else None) for k, v in tell.values.items()} if tell.values else None
+    if tell.values:
+        check_values(tell.values)
+        return dict(tell.values)
+    if tell.state is TrialState.STOPPED and trial.measurements:
+        latest = trial_store.latest_measurement(trial.measurements)
+        return dict(latest.values) if latest else None
+    return None
+
+
+async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> TrialRecord:
+    """Finish a trial. A repeat of the same tell is a no-op; a different tell of a finished trial is a conflict."""
+    if told.state not in FINISHED_STATES:
+        raise InvalidArgument.one("state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}")
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        trial = await trial_store.get_trial(conn, study.id, number, for_update=True)
+        if told.state is TrialState.STOPPED and not told.values:
+            measurements = await trial_store.measurements_of(conn, [trial.id])
+            trial = _with_measurements(trial, measurements[trial.id])
+        values = _stored_values(study, told, trial)
+        if trial.state is TrialState.STOPPED and told.state in (TrialState.COMPLETED, TrialState.STOPPED):
+            return trial  # the engine stopped it first; the worker's closing tell just acknowledges that
+        if trial.state in FINISHED_STATES:
+            if trial.state is told.state and trial.values == values and (told.reason or None) == trial.reason:
+                return trial
+            raise Conflict(f"trial {number} is already {trial.state}; a finished trial cannot be told again")
+        if trial.state is TrialState.WAITING:
+            raise Conflict(f"trial {number} is waiting to be handed out by an ask; it cannot be told yet")
+        return await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason)
+
+
+def _with_measurements(trial: TrialRecord, measurements: tuple[Measurement, ...]) -> TrialRecord:
+    return replace(trial, measurements=measurements)
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    trial: TrialRecord
+    decision: Decision
+
+
+async def report(db: Database, owner: str, name: str, number: int, step: float, values: dict[str, float]) -> ReportOutcome:
+    """Record an intermediate measurement and ask the engine whether training should go on."""
+    check_values(values)
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        fidelity = study.spec.fidelity
+        if not math.isfinite(step) or step < 0:
+            raise InvalidArgument.one("step", f"must be a finite number >= 0, got {step}")
+        if fidelity is not None and step > fidelity.max:
+            raise InvalidArgument.one("step", f"{step} is beyond the study's {fidelity.name} max ({fidelity.max})")
+        trial = await trial_store.get_trial(conn, study.id, number, for_update=True)
+        if trial.state is not TrialState.ACTIVE:
+            raise Conflict(f"trial {number} is {trial.state}; only an active trial reports measurements")
+        await trial_store.upsert_measurement(conn, trial.id, step, values)
+        resolved = resolve_engine(study.spec, study.engine)
+        measurements = await trial_store.measurements_of(conn, [trial.id])
+        trial = _with_measurements(trial, measurements[trial.id])
+        history = await _history(conn, study, resolved.engine.needs_history)
+        decision = resolved.engine.decide(study.spec, resolved.options, trial.view(), history)
+        if decision.action is Action.PAUSE:
+            await trial_store.pause_trial(conn, trial.id, resume_from=step)
+        elif decision.action is Action.STOP:
+            trial = await trial_store.finish_trial(conn, trial.id, state=TrialState.STOPPED, values=dict(values),
+                                                   reason=decision.reason or "stopped early by the engine")
+        return ReportOutcome(trial, decision)
+
+
+async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
+                    values: dict[str, float] | None) -> TrialRecord:
+    """Enqueue user-chosen params (handed out by the next ask) or record an already evaluated point."""
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        normalized = normalize_params(study.spec, params)
+        if values is not None:
+            check_complete_values(study.spec, values)
+        first = await study_store.allocate_trial_numbers(conn, study.id, 1)
+        state = TrialState.WAITING if values is None else TrialState.COMPLETED
+        (trial,) = await trial_store.insert_trials(
+            conn, study_id=study.id, first_number=first, params=[normalized], state=state, source="user",
+            budget=_budget(study.spec), values=values)
+        return trial
+
+
+async def get_trial(db: Database, owner: str, name: str, number: int) -> TrialRecord:
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        trial = await trial_store.get_trial(conn, study.id, number)
+        measurements = await trial_store.measurements_of(conn, [trial.id])
+        return _with_measurements(trial, measurements[trial.id])
+
+
+async def list_trials(db: Database, owner: str, name: str, *, states: list[TrialState], worker_id: str | None,
+                      after_number: int, limit: int, with_measurements: bool) -> list[TrialRecord]:
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        return await trial_store.list_trials(conn, study.id, states=states, worker_id=worker_id,
+                                             after_number=after_number, limit=limit,
+                                             with_measurements=with_measurements)
+
+
+async def best(db: Database, owner: str, name: str) -> list[TrialRecord]:
+    """The best feasible trial for one objective, the Pareto-optimal feasible set for several."""
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        completed = await trial_store.list_trials(conn, study.id, states=[TrialState.COMPLETED])
+    by_number = {t.number: t for t in completed}
+    return [by_number[v.number] for v in best_trials(study.spec, [t.view() for t in completed])]

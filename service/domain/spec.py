@@ -1,0 +1,180 @@
+"""The study spec: search space, objectives, constraints, fidelity and engine choice.
+
+Pydantic checks the shape of each piece; `spec_problems` finds what only the whole spec can tell
+(duplicate names, clashes between objectives and constraints) and reports every problem at once,
+each with the path of the field a user has to change.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.errors import FieldProblem
+
+NAME_PATTERN = r"^[A-Za-z0-9_.:/\-]+$"
+STUDY_NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"  # study names appear in URL paths
+Name = str
+Choice = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    CATEGORICAL = "categorical"
+
+
+class Goal(StrEnum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class Param(_Strict):
+    """One dimension of the search space."""
+
+    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    type: ParamType
+    low: int | float | None = Field(default=None, description="Lower bound (float/int), inclusive.")
+    high: int | float | None = Field(default=None, description="Upper bound (float/int), inclusive.")
+    log: bool = Field(default=False, description="Search on a log scale (float/int, needs low > 0).")
+    choices: list[Choice] | None = Field(default=None, description="The values of a categorical parameter.")
+
+    @field_validator("low", "high")
+    @classmethod
+    def _finite(cls, value: int | float | None) -> int | float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class Objective(_Strict):
+    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    goal: Goal
+
+
+class Constraint(_Strict):
+    """An outcome constraint on a reported metric: the trial is feasible when `metric op bound` holds."""
+
+    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    op: Literal["<=", ">="]
+    bound: float
+
+    @field_validator("bound")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class Fidelity(_Strict):
+    """The training-progress axis (step or epoch) along which intermediate values are reported."""
+
+    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    min: float = Field(ge=0)
+    max: float
+
+    @field_validator("max")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class StudySpec(_Strict):
+    """Everything that defines a study; immutable once the study exists."""
+
+    params: list[Param] = Field(min_length=1, max_length=1000)
+    objectives: list[Objective] = Field(min_length=1, max_length=16)
+    constraints: list[Constraint] = Field(default_factory=list, max_length=64)
+    fidelity: Fidelity | None = None
+    engine: str = Field(default="auto", description="auto, random, sobol, or another installed engine.")
+    engine_options: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Metrics a completed trial must report: objectives, then constrained metrics."""
+        names = [o.name for o in self.objectives]
+        names += [c.name for c in self.constraints if c.name not in names]
+        return names
+
+
+def _param_problems(index: int, param: Param) -> list[FieldProblem]:
+    at = f"params[{index}]"
+    problems: list[FieldProblem] = []
+    if param.type is ParamType.CATEGORICAL:
+        for attr in ("low", "high"):
+            if getattr(param, attr) is not None:
+                problems.append(FieldProblem(f"{at}.{attr}", "not allowed for a categorical parameter"))
+        if param.log:
+            problems.append(FieldProblem(f"{at}.log", "not allowed for a categorical parameter"))
+        if not param.choices:
+            problems.append(FieldProblem(f"{at}.choices", "a categorical parameter needs at least one choice"))
+        elif len({(type(c).__name__, c) for c in param.choices}) != len(param.choices):
+            problems.append(FieldProblem(f"{at}.choices", "choices must be unique"))
+        return problems
+
+    if param.choices is not None:
+        problems.append(FieldProblem(f"{at}.choices", f"only categorical parameters have choices, not {param.type}"))
+    for attr in ("low", "high"):
+        value = getattr(param, attr)
+        if value is None:
+            problems.append(FieldProblem(f"{at}.{attr}", f"required for a {param.type} parameter"))
+        elif param.type is ParamType.INT and value != int(value):
+            problems.append(FieldProblem(f"{at}.{attr}", f"must be a whole number for an int parameter, got {value}"))
+    if param.low is not None and param.high is not None:
+        if param.low >= param.high:
+            problems.append(FieldProblem(f"{at}.low", f"must be less than high ({param.low} >= {param.high})"))
+        if param.log and param.low <= 0:
+            problems.append(FieldProblem(f"{at}.low", f"must be > 0 on a log scale, got {param.low}"))
+    return problems
+
+
+def spec_problems(spec: StudySpec) -> list[FieldProblem]:
+    """Every semantic problem of the spec (engine choice and options are the engines' to check)."""
+    problems: list[FieldProblem] = []
+    for i, param in enumerate(spec.params):
+        problems += _param_problems(i, param)
+
+    param_names = [p.name for p in spec.params]
+    for i, name in enumerate(param_names):
+        if name in param_names[:i]:
+            problems.append(FieldProblem(f"params[{i}].name", f"duplicate parameter name {name!r}"))
+    objective_names = [o.name for o in spec.objectives]
+    for i, name in enumerate(objective_names):
+        if name in objective_names[:i]:
+            problems.append(FieldProblem(f"objectives[{i}].name", f"duplicate objective name {name!r}"))
+
+    seen_constraints: set[tuple[str, str]] = set()
+    for i, constraint in enumerate(spec.constraints):
+        if constraint.name in objective_names:
+            problems.append(
+                FieldProblem(
+                    f"constraints[{i}].name",
+                    f"{constraint.name!r} is an objective; a constraint must be on another metric",
+                )
+            )
+        if (constraint.name, constraint.op) in seen_constraints:
+            problems.append(
+                FieldProblem(f"constraints[{i}]", f"duplicate constraint {constraint.name} {constraint.op}")
+            )
+        seen_constraints.add((constraint.name, constraint.op))
+
+    if spec.fidelity is not None:
+        if spec.fidelity.max <= spec.fidelity.min:
+            problems.append(FieldProblem("fidelity.max", f"must be greater than min ({spec.fidelity.min})"))
+        if spec.fidelity.name in spec.metric_names:
+            problems.append(FieldProblem("fidelity.name", f"{spec.fidelity.name!r} is already a metric name"))
+    return problems

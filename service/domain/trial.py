@@ -1,0 +1,95 @@
+"""Trials as engines and ranking see them: plain values, no database rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from service.domain.spec import Choice, Param, ParamType, StudySpec
+from service.errors import FieldProblem, InvalidArgument
+
+
+class TrialState(StrEnum):
+    WAITING = "waiting"  # enqueued by a user, handed out by the next ask
+    ACTIVE = "active"  # handed to a worker, being evaluated
+    PAUSED = "paused"  # training suspended by the engine, may be resumed
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INFEASIBLE = "infeasible"
+    STOPPED = "stopped"  # ended early (by the engine or the user) with its last values
+
+
+FINISHED_STATES = frozenset({TrialState.COMPLETED, TrialState.FAILED, TrialState.INFEASIBLE, TrialState.STOPPED})
+TELLABLE_STATES = frozenset({TrialState.ACTIVE, TrialState.PAUSED, TrialState.WAITING})
+
+
+@dataclass(frozen=True)
+class Measurement:
+    step: float
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrialView:
+    number: int
+    params: dict[str, Any]
+    state: TrialState
+    values: dict[str, float] | None = None
+    measurements: tuple[Measurement, ...] = field(default_factory=tuple)
+
+
+def check_values(values: dict[str, float], *, field_prefix: str = "values") -> None:
+    """Reported numbers must be finite: NaN or inf would poison every model downstream."""
+    bad = [FieldProblem(f"{field_prefix}.{k}", f"must be a finite number, got {v}") for k, v in values.items()
+           if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)]
+    if bad:
+        raise InvalidArgument(bad)
+
+
+def check_complete_values(spec: StudySpec, values: dict[str, float]) -> None:
+    """A completed trial carries every objective and every constrained metric, all finite."""
+    missing = [m for m in spec.metric_names if m not in values]
+    if missing:
+        raise InvalidArgument(
+            [FieldProblem(f"values.{m}", "missing: a completed trial must report every objective and "
+                          "constrained metric") for m in missing]
+        )
+    check_values(values)
+
+
+def _param_problem(param: Param, value: Any) -> str | None:
+    if param.type is ParamType.CATEGORICAL:
+        assert param.choices is not None
+        if not any(type(value) is type(c) and value == c for c in param.choices):
+            return f"{value!r} is not one of {param.choices}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {value!r}"
+    if param.type is ParamType.INT and value != int(value):
+        return f"must be a whole number, got {value}"
+    assert param.low is not None and param.high is not None
+    if not param.low <= value <= param.high:
+        return f"{value} is outside [{param.low}, {param.high}]"
+    return None
+
+
+def normalize_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Choice]:
+    """Check user-given params against the space and return them with ints as ints."""
+    problems = [FieldProblem(f"params.{name}", "not a parameter of this study")
+                for name in params if name not in {p.name for p in spec.params}]
+    normalized: dict[str, Choice] = {}
+    for param in spec.params:
+        if param.name not in params:
+            problems.append(FieldProblem(f"params.{param.name}", "missing"))
+            continue
+        value = params[param.name]
+        reason = _param_problem(param, value)
+        if reason:
+            problems.append(FieldProblem(f"params.{param.name}", reason))
+        else:
+            normalized[param.name] = int(value) if param.type is ParamType.INT else value
+    if problems:
+        raise InvalidArgument(problems)
+    return normalized

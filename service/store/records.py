@@ -1,0 +1,56 @@
+"""What the store hands back: plain frozen records, never live ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from service.domain.spec import StudySpec
+from service.domain.trial import Measurement, TrialState, TrialView
+
+
+class StudyState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    owner: str
+    name: str
+    spec: StudySpec
+    engine: str
+    seed: int
+    state: StudyState
+    next_trial_number: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: int
+    study_id: int
+    number: int
+    params: dict[str, Any]
+    state: TrialState
+    worker_id: str | None
+    values: dict[str, float | None] | None
+    reason: str | None
+    source: str
+    budget: float | None
+    resume_from: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    measurements: tuple[Measurement, ...] | None = None  # None: not loaded
+
+    def view(self) -> TrialView:
+        finite = {k: v for k, v in (self.values or {}).items() if v is not None}
+        return TrialView(self.number, self.params, self.state, finite if self.values is not None else None,
+                         self.measurements or ())

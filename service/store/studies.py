@@ -1,0 +1,84 @@
+"""Study queries. Every function runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.spec import StudySpec
+from service.errors import AlreadyExists, NotFound
+from service.store.models import StudyRow, TrialRow, utcnow
+from service.store.records import StudyRecord, StudyState
+
+_STUDY_COLUMNS = StudyRow.__table__.c
+
+
+def _record(row: Any) -> StudyRecord:
+    spec = StudySpec.model_validate(row.spec)
+    return StudyRecord(
+        id=row.id, owner=row.owner, name=row.name, spec=spec, engine=row.engine, seed=row.seed,
+        state=StudyState(row.state), next_trial_number=row.next_trial_number,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+async def insert_study(
+    conn: AsyncConnection, *, owner: str, name: str, spec: StudySpec, engine: str, seed: int
+) -> StudyRecord:
+    now = utcnow()
+    values = dict(owner=owner, name=name, spec=spec.model_dump(mode="json"), engine=engine, seed=seed,
+                  state=StudyState.ACTIVE.value, next_trial_number=0, created_at=now, updated_at=now)
+    try:
+        async with conn.begin_nested():
+            row = (await conn.execute(insert(StudyRow).values(**values).returning(*_STUDY_COLUMNS))).one()
+    except IntegrityError as error:
+        raise AlreadyExists(f"study {name!r} already exists") from error
+    return _record(row)
+
+
+async def find_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord | None:
+    query = select(*_STUDY_COLUMNS).where(StudyRow.owner == owner, StudyRow.name == name)
+    row = (await conn.execute(query)).one_or_none()
+    return _record(row) if row else None
+
+
+async def get_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord:
+    study = await find_study(conn, owner, name)
+    if study is None:
+        raise NotFound(f"study {name!r} not found")
+    return study
+
+
+async def list_studies(conn: AsyncConnection, owner: str, *, after_id: int, limit: int) -> list[StudyRecord]:
+    query = (select(*_STUDY_COLUMNS).where(StudyRow.owner == owner, StudyRow.id > after_id)
+             .order_by(StudyRow.id).limit(limit))
+    return [_record(row) for row in await conn.execute(query)]
+
+
+async def delete_study(conn: AsyncConnection, study_id: int) -> None:
+    await conn.execute(delete(StudyRow).where(StudyRow.id == study_id))
+
+
+async def set_study_state(conn: AsyncConnection, study_id: int, state: StudyState) -> None:
+    await conn.execute(update(StudyRow).where(StudyRow.id == study_id).values(state=state.value, updated_at=utcnow()))
+
+
+async def allocate_trial_numbers(conn: AsyncConnection, study_id: int, count: int) -> int:
+    """Reserve `count` consecutive trial numbers and return the first.
+
+    The UPDATE locks the study row until the transaction ends, so numbers are gap-free and unique
+    under any concurrency; a rolled-back transaction gives its numbers back.
+    """
+    query = (update(StudyRow).where(StudyRow.id == study_id)
+             .values(next_trial_number=StudyRow.next_trial_number + count)
+             .returning(StudyRow.next_trial_number))
+    next_number = (await conn.execute(query)).scalar_one()
+    return int(next_number) - count
+
+
+async def trial_counts(conn: AsyncConnection, study_id: int) -> dict[str, int]:
+    query = select(TrialRow.state, func.count()).where(TrialRow.study_id == study_id).group_by(TrialRow.state)
+    return {state: count for state, count in await conn.execute(query)}

@@ -1,0 +1,159 @@
+"""Trial and measurement queries. Every function runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.trial import Measurement, TrialState
+from service.errors import NotFound
+from service.store.models import MeasurementRow, TrialRow, utcnow
+from service.store.records import TrialRecord
+
+_TRIAL_COLUMNS = TrialRow.__table__.c
+
+
+def _record(row: Any, measurements: tuple[Measurement, ...] | None = None) -> TrialRecord:
+    return TrialRecord(
+        id=row.id, study_id=row.study_id, number=row.number, params=row.params, state=TrialState(row.state),
+        worker_id=row.worker_id, values=row.values, reason=row.reason, source=row.source, budget=row.budget,
+        resume_from=row.resume_from, created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at, updated_at=row.updated_at, measurements=measurements,
+    )
+
+
+async def insert_trials(
+    conn: AsyncConnection,
+    *,
+    study_id: int,
+    first_number: int,
+    params: Sequence[dict[str, Any]],
+    state: TrialState,
+    source: str,
+    worker_id: str | None = None,
+    budget: float | None = None,
+    values: dict[str, float] | None = None,
+) -> list[TrialRecord]:
+    now = utcnow()
+    started = now if state is TrialState.ACTIVE else None
+    finished = now if state in (TrialState.COMPLETED, TrialState.INFEASIBLE, TrialState.FAILED) else None
+    rows = [
+        dict(study_id=study_id, number=first_number + i, params=p, state=state.value, worker_id=worker_id,
+             values=values, reason=None, source=source, budget=budget, resume_from=None, created_at=now,
+             started_at=started, finished_at=finished, updated_at=now)
+        for i, p in enumerate(params)
+    ]
+    result = await conn.execute(insert(TrialRow).returning(*_TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
+    return [_record(row) for row in result]
+
+
+async def active_trials_of_worker(
+    conn: AsyncConnection, study_id: int, worker_id: str, limit: int
+) -> list[TrialRecord]:
+    query = (select(*_TRIAL_COLUMNS)
+             .where(TrialRow.study_id == study_id, TrialRow.worker_id == worker_id,
+                    TrialRow.state == TrialState.ACTIVE.value)
+             .order_by(TrialRow.number).limit(limit))
+    return [_record(row) for row in await conn.execute(query)]
+
+
+async def claim_waiting_trials(
+    conn: AsyncConnection, study_id: int, limit: int, worker_id: str | None
+) -> list[TrialRecord]:
+    """Hand out enqueued trials; SKIP LOCKED lets concurrent asks take different ones without waiting."""
+    query = (select(TrialRow.id)
+             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.WAITING.value)
+             .order_by(TrialRow.number).limit(limit)
+             .with_for_update(skip_locked=True))
+    ids = list((await conn.execute(query)).scalars())
+    if not ids:
+        return []
+    now = utcnow()
+    claim = (update(TrialRow).where(TrialRow.id.in_(ids), TrialRow.state == TrialState.WAITING.value)
+             .values(state=TrialState.ACTIVE.value, worker_id=worker_id, started_at=now, updated_at=now)
+             .returning(*_TRIAL_COLUMNS))
+    return sorted((_record(row) for row in await conn.execute(claim)), key=lambda t: t.number)
+
+
+async def get_trial(conn: AsyncConnection, study_id: int, number: int, *, for_update: bool = False) -> TrialRecord:
+    query = select(*_TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number == number)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound(f"trial {number} not found")
+    return _record(row)
+
+
+async def finish_trial(
+    conn: AsyncConnection, trial_id: int, *, state: TrialState, values: dict[str, float | None] | None,
+    reason: str | None,
+) -> TrialRecord:
+    now = utcnow()
+    query = (update(TrialRow).where(TrialRow.id == trial_id)
+             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now)
+             .returning(*_TRIAL_COLUMNS))
+    return _record((await conn.execute(query)).one())
+
+
+async def pause_trial(conn: AsyncConnection, trial_id: int, *, resume_from: float) -> None:
+    query = (update(TrialRow).where(TrialRow.id == trial_id)
+             .values(state=TrialState.PAUSED.value, resume_from=resume_from, worker_id=None, updated_at=utcnow()))
+    await conn.execute(query)
+
+
+async def upsert_measurement(conn: AsyncConnection, trial_id: int, step: float, values: dict[str, float]) -> None:
+    """Record the values at `step`; reporting the same step again replaces them (a retried report is harmless)."""
+    make_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = make_insert(MeasurementRow).values(trial_id=trial_id, step=step, values=values, created_at=utcnow())
+    statement = statement.on_conflict_do_update(
+        index_elements=[MeasurementRow.trial_id, MeasurementRow.step],
+        set_={"values": statement.excluded["values"], "created_at": statement.excluded.created_at},
+    )
+    await conn.execute(statement)
+
+
+async def measurements_of(conn: AsyncConnection, trial_ids: Iterable[int]) -> dict[int, tuple[Measurement, ...]]:
+    ids = list(trial_ids)
+    by_trial: dict[int, list[Measurement]] = defaultdict(list)
+    if ids:
+        query = (select(MeasurementRow.trial_id, MeasurementRow.step, MeasurementRow.values)
+                 .where(MeasurementRow.trial_id.in_(ids)).order_by(MeasurementRow.trial_id, MeasurementRow.step))
+        for trial_id, step, values in await conn.execute(query):
+            by_trial[trial_id].append(Measurement(step, values))
+    return {i: tuple(by_trial.get(i, ())) for i in ids}
+
+
+async def list_trials(
+    conn: AsyncConnection,
+    study_id: int,
+    *,
+    states: Sequence[TrialState] = (),
+    worker_id: str | None = None,
+    after_number: int = -1,
+    limit: int | None = None,
+    with_measurements: bool = False,
+) -> list[TrialRecord]:
+    query = select(*_TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number > after_number)
+    if states:
+        query = query.where(TrialRow.state.in_([s.value for s in states]))
+    if worker_id is not None:
+        query = query.where(TrialRow.worker_id == worker_id)
+    query = query.order_by(TrialRow.number)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = list(await conn.execute(query))
+    if not with_measurements:
+        return [_record(row) for row in rows]
+    measurements = await measurements_of(conn, (row.id for row in rows))
+    return [_record(row, measurements[row.id]) for row in rows]
+
+
+def latest_measurement(measurements: Sequence[Measurement]) -> Measurement | None:
+    return max(measurements, key=lambda m: m.step, default=None)
