@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
@@ -18,10 +20,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(db: Database = Depends(database)) -> JSONResponse:
+async def readyz(db: Annotated[Database, Depends(database)]) -> JSONResponse:
     """The process can reach its database."""
     try:
         await db.ping()
-    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as error:
         return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
     return JSONResponse({"status": "ok"})

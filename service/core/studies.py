@@ -19,7 +19,9 @@ class CreatedStudy:
     created: bool  # False when an identical study already existed and if_exists="get"
 
 
-async def create_study(db: Database, owner: str, name: str, spec: StudySpec, *, if_exists: str = "error") -> CreatedStudy:
+async def create_study(
+    db: Database, owner: str, name: str, spec: StudySpec, *, if_exists: str = "error"
+) -> CreatedStudy:
     """Create a study, or with if_exists="get" return the existing one when its spec is the same."""
     resolved = check_study_spec(spec)
     seed = spec.seed if spec.seed is not None else secrets.randbits(63)

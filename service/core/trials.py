@@ -39,7 +39,9 @@ async def _history(conn: AsyncConnection, study: StudyRecord, needed: bool) -> l
     return [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
 
 
-async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool) -> list[TrialRecord]:
+async def ask(
+    db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool
+) -> list[TrialRecord]:
     """Trials for a worker: its own active ones first (unless `fresh`), then enqueued ones, then new suggestions."""
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
@@ -95,7 +97,8 @@ def _stored_values(study: StudyRecord, tell: Tell, trial: TrialRecord) -> dict[s
 async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> TrialRecord:
     """Finish a trial. A repeat of the same tell is a no-op; a different tell of a finished trial is a conflict."""
     if told.state not in FINISHED_STATES:
-        raise InvalidArgument.one("state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}")
+        raise InvalidArgument.one(
+            "state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}")
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
         trial = await trial_store.get_trial(conn, study.id, number, for_update=True)
@@ -124,7 +127,9 @@ class ReportOutcome:
     decision: Decision
 
 
-async def report(db: Database, owner: str, name: str, number: int, step: float, values: dict[str, float]) -> ReportOutcome:
+async def report(
+    db: Database, owner: str, name: str, number: int, step: float, values: dict[str, float]
+) -> ReportOutcome:
     """Record an intermediate measurement and ask the engine whether training should go on."""
     check_values(values)
     async with db.transaction() as conn:

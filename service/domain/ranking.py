@@ -23,8 +23,9 @@ def is_feasible(spec: StudySpec, values: dict[str, float]) -> bool:
 def _maximized_objectives(spec: StudySpec, trials: Sequence[TrialView]) -> np.ndarray:
     """Objective values as an (n, k) array with every column oriented so larger is better."""
     signs = np.array([1.0 if o.goal is Goal.MAXIMIZE else -1.0 for o in spec.objectives])
-    raw = np.array([[t.values[o.name] for o in spec.objectives] for t in trials], dtype=float)  # type: ignore[index]
-    return raw.reshape(len(trials), len(spec.objectives)) * signs
+    raw = np.array([[(t.values or {})[o.name] for o in spec.objectives] for t in trials], dtype=np.float64)
+    scores: np.ndarray = raw.reshape(len(trials), len(spec.objectives)) * signs
+    return scores
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import warnings
 
-from scipy.stats import qmc
+from scipy.stats import qmc  # type: ignore[import-untyped]
 
-from service.domain.spec import Choice
+from service.domain.spec import Choice, StudySpec
 from service.engines.base import Engine, SuggestRequest
 from service.engines.encoding import from_unit
 
@@ -20,7 +20,7 @@ MAX_SOBOL_DIMENSION = 21201  # scipy's direction numbers cover this many dimensi
 class SobolEngine(Engine):
     name = "sobol"
 
-    def unsupported_reason(self, spec) -> str | None:  # type: ignore[no-untyped-def]
+    def unsupported_reason(self, spec: StudySpec) -> str | None:
         if len(spec.params) > MAX_SOBOL_DIMENSION:
             return f"sobol supports at most {MAX_SOBOL_DIMENSION} parameters"
         return None

@@ -1,0 +1,30 @@
+# The two commands of the README: `make serve` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint bench install
+
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,dev]" -e clients/python
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: $(BIN)/.installed
+	$(BIN)/asktell serve
+
+test: $(BIN)/.installed
+	scripts/ensure-postgres
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check service clients/python tests benchmarks
+	$(BIN)/mypy service
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	scripts/ensure-postgres
+	$(BIN)/python benchmarks/api_throughput.py

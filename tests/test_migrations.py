@@ -1,0 +1,58 @@
+"""`db upgrade` on an empty database gives exactly the models' schema, and is safe to run concurrently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from service.store.db import upgrade
+from service.store.models import Base
+from service.store.urls import sync_url
+
+
+def _schema_diff(url: str) -> list[object]:
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_head_on_empty_postgresql_matches_the_models(postgresql_factory: Callable[[], str]) -> None:
+    url = postgresql_factory()
+    upgrade(url)
+    assert _schema_diff(url) == []
+
+
+def test_upgrade_head_on_empty_sqlite_matches_the_models(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(url)
+    assert _schema_diff(url) == []
+
+
+def test_every_foreign_key_leads_an_index(postgresql_factory: Callable[[], str]) -> None:
+    url = postgresql_factory()
+    upgrade(url)
+    engine = create_engine(sync_url(url))
+    inspector = inspect(engine)
+    for table in inspector.get_table_names():
+        leading = {tuple(i["column_names"][:1]) for i in inspector.get_indexes(table)}
+        leading |= {tuple(u["column_names"][:1]) for u in inspector.get_unique_constraints(table)}
+        for foreign_key in inspector.get_foreign_keys(table):
+            assert tuple(foreign_key["constrained_columns"][:1]) in leading, (table, foreign_key)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("replicas", [4])
+def test_replicas_upgrading_at_once_all_succeed(postgresql_factory: Callable[[], str], replicas: int) -> None:
+    url = postgresql_factory()
+    with ThreadPoolExecutor(replicas) as pool:
+        list(pool.map(lambda _: upgrade(url), range(replicas)))
+    assert _schema_diff(url) == []
