@@ -1,4 +1,4 @@
-"""`asktell-server`: run the API, run migrations. The `asktell` client CLI forwards `serve` and `db` here."""
+"""`asktell-server`: the API, the engine workers, the migrations (the `asktell` CLI forwards to it)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,36 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from service.store.db import Database
+    from service.workers.device import configure_threads, resolve_device
+    from service.workers.runner import Worker, WorkerSettings
+
+    url = args.database_url or Settings().database_url
+    device = resolve_device(args.device)
+    threads = configure_threads(args.concurrency) if device == "cpu" else None
+    settings = WorkerSettings(device=device, concurrency=args.concurrency, lease_seconds=args.lease_seconds)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        db = Database(url, pool_size=args.concurrency + 2)
+        try:
+            await Worker(db, settings).run(stop)
+        finally:
+            await db.dispose()
+
+    print(f"asktell worker on {device}" + (f" ({threads} CPU threads per job)" if threads else "")
+          + f", database {_safe(url)}", file=sys.stderr)
+    asyncio.run(main())
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from service.store.db import upgrade
 
@@ -60,6 +90,14 @@ def build_parser(prog: str = "asktell-server") -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
     serve.set_defaults(func=_serve)
 
+    worker = commands.add_parser("worker", help="run an engine worker (computes model-based suggestions)")
+    worker.add_argument("--database-url", help="the API's database (env ASKTELL_DATABASE_URL)")
+    worker.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    worker.add_argument("--concurrency", type=int, default=1, help="jobs computed at once")
+    worker.add_argument("--lease-seconds", type=float, default=30.0,
+                        help="a job whose worker stops renewing for this long is redone elsewhere")
+    worker.set_defaults(func=_worker)
+
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     up = db_commands.add_parser("upgrade", help="apply migrations")
@@ -70,6 +108,9 @@ def build_parser(prog: str = "asktell-server") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "asktell-server") -> int:
+    from service.workers.device import prepare_cpu_environment
+
+    prepare_cpu_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser(prog).parse_args(argv)

@@ -129,6 +129,7 @@ def make_spec(**overrides: object) -> dict[str, object]:
             {"name": "act", "type": "categorical", "choices": ["relu", "tanh", "gelu"]},
         ],
         "objectives": [{"name": "loss", "goal": "minimize"}],
+        "engine": "sobol",
     }
     spec.update(overrides)
     return spec
@@ -139,3 +140,26 @@ def study(api: httpx.Client, study_name: str) -> str:
     response = api.post("/v1/studies", json={"name": study_name, **make_spec()})
     assert response.status_code == 201, response.text
     return study_name
+
+
+def start_worker(database_url: str, log: Path, *, lease_seconds: float = 30.0) -> subprocess.Popen[bytes]:
+    """An `asktell worker` process on the CPU, one torch thread (tests share two cores)."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker", "--device", "cpu", "--database-url", database_url,
+             "--lease-seconds", str(lease_seconds)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+
+def wait_until(condition: object, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# A cheap GP configuration for tests: small initial design, few restarts.
+FAST_GP = {"initial_design": 3, "raw_samples": 64, "num_restarts": 2}

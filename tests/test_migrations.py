@@ -45,6 +45,7 @@ def test_every_foreign_key_leads_an_index(postgresql_factory: Callable[[], str])
     for table in inspector.get_table_names():
         leading = {tuple(i["column_names"][:1]) for i in inspector.get_indexes(table)}
         leading |= {tuple(u["column_names"][:1]) for u in inspector.get_unique_constraints(table)}
+        leading.add(tuple(inspector.get_pk_constraint(table)["constrained_columns"][:1]))
         for foreign_key in inspector.get_foreign_keys(table):
             assert tuple(foreign_key["constrained_columns"][:1]) in leading, (table, foreign_key)
     engine.dispose()

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, studies, trials
+from service.api import health, studies, trials, workers
 from service.api.errors import install_error_handlers
 from service.config import Settings
 from service.store.db import Database, upgrade
+from service.workers.device import configure_threads, resolve_device
+from service.workers.runner import Worker, WorkerSettings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,9 +25,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await asyncio.to_thread(upgrade, settings.database_url)
         app.state.db = Database(settings.database_url, pool_size=settings.pool_size)
+        stop = asyncio.Event()
+        embedded = None
+        if settings.runs_embedded_worker:
+            device = resolve_device(settings.worker_device)
+            await asyncio.to_thread(configure_threads, 1, 1)  # leave a core to the API
+            worker = Worker(app.state.db, WorkerSettings(device=device, concurrency=1))
+            embedded = asyncio.create_task(worker.run(stop), name="embedded-engine-worker")
         try:
             yield
         finally:
+            stop.set()
+            if embedded is not None:
+                await embedded
             await app.state.db.dispose()
 
     app = FastAPI(
@@ -35,6 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (studies.router, trials.router, health.router):
+    for router in (studies.router, trials.router, workers.router, health.router):
         app.include_router(router)
     return app

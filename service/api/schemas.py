@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.core.asking import AskOutcome
 from service.domain.spec import STUDY_NAME_PATTERN, Choice, StudySpec
 from service.domain.trial import TrialState
 from service.engines.base import Action
+from service.store.jobs import Job
 from service.store.records import StudyRecord, StudyState, TrialRecord
 
 
@@ -97,10 +99,64 @@ class AskRequest(_Body):
                                   description="Who evaluates them. A worker that asks again gets its active "
                                               "trials back (a restarted worker resumes its own work).")
     fresh: bool = Field(default=False, description="Hand out new trials even if worker_id holds active ones.")
+    wait_seconds: float = Field(default=30.0, ge=0, le=300,
+                                description="How long to wait for a worker-computed suggestion before answering "
+                                            "202 with a pending job to poll.")
+
+
+class PendingJob(BaseModel):
+    """Suggestions still being computed by an engine worker: poll `GET /v1/studies/{study}/jobs/{id}`."""
+
+    id: int
+    state: str
+    count: int
+    attempts: int
+    error: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> PendingJob:
+        return cls(id=job.id, state=job.state, count=job.count, attempts=job.attempts, error=job.error)
 
 
 class AskResponse(BaseModel):
     trials: list[TrialOut]
+    pending: PendingJob | None = Field(default=None, description="Set (with status 202) when some trials are "
+                                                                 "still being computed; poll it.")
+
+    @classmethod
+    def of(cls, outcome: AskOutcome) -> AskResponse:
+        return cls(trials=[TrialOut.of(t) for t in outcome.trials],
+                   pending=PendingJob.of(outcome.pending) if outcome.pending else None)
+
+
+class WorkerOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    device: str
+    concurrency: int
+    state: str
+    alive: bool = Field(description="Heartbeat seen recently and not stopped.")
+    jobs_done: int
+    jobs_failed: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class WorkersResponse(BaseModel):
+    workers: list[WorkerOut]
+
+
+class EngineStatusOut(BaseModel):
+    engine: str
+    computations: int = Field(description="Model computations done by workers for this study.")
+    fallbacks: int = Field(description="Times a Sobol suggestion replaced a failed or unavailable computation.")
+    last_seconds: float | None = Field(description="Duration of the last computation (fit + acquisition).")
+    last_rung: str | None = Field(description="Which step of the model ladder produced the last suggestions.")
+    last_error: str | None
+    updated_at: datetime | None
+    pool_size: int = Field(description="Suggestions ready to hand out.")
+    jobs: dict[str, int] = Field(description="The study's jobs per state.")
 
 
 class TellRequest(_Body):

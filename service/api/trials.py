@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from service.api import pages
 from service.api.deps import database, owner
@@ -19,7 +19,7 @@ from service.api.schemas import (
     TrialOut,
     TrialPage,
 )
-from service.core import trials
+from service.core import asking, trials
 from service.domain.trial import TrialState
 from service.store.db import Database
 
@@ -28,11 +28,26 @@ Db = Annotated[Database, Depends(database)]
 Owner = Annotated[str, Depends(owner)]
 
 
-@router.post("/ask", response_model=AskResponse)
-async def ask(study: str, body: AskRequest, db: Db, who: Owner) -> AskResponse:
+@router.post("/ask", response_model=AskResponse,
+             responses={202: {"model": AskResponse, "description": "Some trials are still being computed"}})
+async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Owner) -> AskResponse:
     """Hand out `count` trials: the worker's own active ones, then enqueued ones, then new suggestions."""
-    handed = await trials.ask(db, who, study, count=body.count, worker_id=body.worker_id, fresh=body.fresh)
-    return AskResponse(trials=[TrialOut.of(t) for t in handed])
+    outcome = await asking.ask(db, who, study, count=body.count, worker_id=body.worker_id, fresh=body.fresh,
+                               wait_seconds=body.wait_seconds)
+    if outcome.pending is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return AskResponse.of(outcome)
+
+
+@router.get("/jobs/{job_id}", response_model=AskResponse,
+            responses={202: {"model": AskResponse, "description": "Still being computed"}})
+async def get_job(study: str, job_id: int, response: Response, db: Db, who: Owner,
+                  wait_seconds: Annotated[float, Query(ge=0, le=300)] = 0.0) -> AskResponse:
+    """Poll a pending ask (optionally waiting): its trials once a worker has computed them."""
+    outcome = await asking.get_study_job(db, who, study, job_id, wait_seconds)
+    if outcome.pending is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return AskResponse.of(outcome)
 
 
 @router.post("/trials", response_model=TrialOut, status_code=status.HTTP_201_CREATED)

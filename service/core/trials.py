@@ -25,48 +25,22 @@ from service.domain.trial import (
     normalize_params,
 )
 from service.engines import resolve_engine
-from service.engines.base import Action, Decision, SuggestRequest
+from service.engines.base import Action, Decision, ModelEngineOptions
 from service.errors import Conflict, InvalidArgument
+from service.store import jobs as job_store
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
 from service.store.records import StudyRecord, StudyState, TrialRecord
 
 
-async def _history(conn: AsyncConnection, study: StudyRecord, needed: bool) -> list[TrialView]:
+async def history_of(conn: AsyncConnection, study: StudyRecord, needed: bool) -> list[TrialView]:
     if not needed:
         return []
     return [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
 
 
-async def ask(
-    db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool
-) -> list[TrialRecord]:
-    """Trials for a worker: its own active ones first (unless `fresh`), then enqueued ones, then new suggestions."""
-    async with db.transaction() as conn:
-        study = await study_store.get_study(conn, owner, name)
-        if study.state is not StudyState.ACTIVE:
-            raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
-        trials: list[TrialRecord] = []
-        if worker_id is not None and not fresh:
-            trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
-        if len(trials) < count:
-            trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
-        missing = count - len(trials)
-        if missing:
-            resolved = resolve_engine(study.spec, study.engine)
-            first = await study_store.allocate_trial_numbers(conn, study.id, missing)
-            request = SuggestRequest(spec=study.spec, options=resolved.options, count=missing, seed=study.seed,
-                                     sequence_start=first,
-                                     trials=await _history(conn, study, resolved.engine.needs_history))
-            suggestions = resolved.engine.suggest(request)
-            trials += await trial_store.insert_trials(
-                conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
-                source=resolved.engine.name, worker_id=worker_id, budget=_budget(study.spec))
-        return trials
-
-
-def _budget(spec: StudySpec) -> float | None:
+def budget_of(spec: StudySpec) -> float | None:
     return spec.fidelity.max if spec.fidelity else None
 
 
@@ -114,7 +88,19 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
             raise Conflict(f"trial {number} is already {trial.state}; a finished trial cannot be told again")
         if trial.state is TrialState.WAITING:
             raise Conflict(f"trial {number} is waiting to be handed out by an ask; it cannot be told yet")
-        return await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason)
+        finished = await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason)
+        await _refresh_pool(conn, study)
+        return finished
+
+
+async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> None:
+    """New data makes pooled suggestions stale: have a worker precompute the next ones."""
+    resolved = resolve_engine(study.spec, study.engine)
+    options = resolved.options
+    if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
+        return
+    if resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id)):
+        await job_store.enqueue_refill(conn, study.id)
 
 
 def _with_measurements(trial: TrialRecord, measurements: tuple[Measurement, ...]) -> TrialRecord:
@@ -146,7 +132,7 @@ async def report(
         resolved = resolve_engine(study.spec, study.engine)
         measurements = await trial_store.measurements_of(conn, [trial.id])
         trial = _with_measurements(trial, measurements[trial.id])
-        history = await _history(conn, study, resolved.engine.needs_history)
+        history = await history_of(conn, study, resolved.engine.needs_history)
         decision = resolved.engine.decide(study.spec, resolved.options, trial.view(), history)
         if decision.action is Action.PAUSE:
             await trial_store.pause_trial(conn, trial.id, resume_from=step)
@@ -168,7 +154,9 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
         state = TrialState.WAITING if values is None else TrialState.COMPLETED
         (trial,) = await trial_store.insert_trials(
             conn, study_id=study.id, first_number=first, params=[normalized], state=state, source="user",
-            budget=_budget(study.spec), values=values)
+            budget=budget_of(study.spec), values=values)
+        if values is not None:
+            await _refresh_pool(conn, study)
         return trial
 
 

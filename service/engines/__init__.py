@@ -8,11 +8,12 @@ from pydantic import BaseModel, ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.base import Engine
+from service.engines.gp import GPEngine
 from service.engines.random_search import RandomEngine
 from service.engines.sobol import SobolEngine
 from service.errors import FieldProblem, InvalidArgument
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (RandomEngine(), SobolEngine())}
+ENGINES: dict[str, Engine] = {engine.name: engine for engine in (RandomEngine(), SobolEngine(), GPEngine())}
 AUTO = "auto"
 
 
@@ -23,7 +24,9 @@ class ResolvedEngine:
 
 
 def auto_engine_name(spec: StudySpec) -> str:
-    """The best installed engine for this spec."""
+    """The best installed engine for this spec: `gp` where it applies, else `sobol`."""
+    if len(spec.objectives) == 1 and not spec.constraints and spec.fidelity is None:
+        return GPEngine.name
     return SobolEngine.name
 
 

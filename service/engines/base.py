@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialView
@@ -40,6 +40,26 @@ class Decision:
 CONTINUE = Decision(Action.CONTINUE)
 
 
+class ModelEngineOptions(NoOptions):
+    """Options every worker-computed engine shares: how its ready pool behaves."""
+
+    pool_freshness: int = Field(default=1, ge=0, description="A pooled suggestion may be this many tells old.")
+    pool_max: int = Field(default=8, ge=0, le=256, description="At most this many suggestions are precomputed.")
+
+
+@dataclass
+class EngineNotes:
+    """What an engine tells the worker about one computation; the worker stores it.
+
+    `memory` comes in as what the engine kept last time (warm-start state) and goes out as what it
+    wants next time; `rung` names the step of the model-failure ladder that produced the answer.
+    """
+
+    memory: dict[str, Any] = field(default_factory=dict)
+    rung: str | None = None
+    fallback_reason: str | None = None
+
+
 @dataclass(frozen=True)
 class SuggestRequest:
     """What an engine gets to propose `count` new trials.
@@ -55,6 +75,8 @@ class SuggestRequest:
     seed: int
     sequence_start: int
     trials: Sequence[TrialView] = ()
+    device: str = "cpu"
+    notes: EngineNotes = field(default_factory=EngineNotes)
 
 
 class Engine(ABC):
@@ -65,6 +87,14 @@ class Engine(ABC):
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         """Why this engine cannot serve `spec`, or None when it can."""
         return None
+
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+        """True when the next suggestion needs a model, so a worker computes it, never an API request.
+
+        `finished` counts the study's trials with a final result; model-based engines answer their
+        initial design inline and need a worker once there is data to model.
+        """
+        return False
 
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:

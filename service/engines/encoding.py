@@ -27,7 +27,7 @@ def _span(param: Param) -> tuple[float, float]:
     return low, high
 
 
-def _decode_one(param: Param, u: float) -> Choice:
+def decode_value(param: Param, u: float) -> Choice:
     u = min(max(u, 0.0), 1.0)
     if param.type is ParamType.CATEGORICAL:
         assert param.choices is not None
@@ -42,7 +42,7 @@ def _decode_one(param: Param, u: float) -> Choice:
     return float(min(max(x, param.low), param.high))
 
 
-def _encode_one(param: Param, value: Any) -> float:
+def encode_value(param: Param, value: Any) -> float:
     if param.type is ParamType.CATEGORICAL:
         assert param.choices is not None
         index = next(i for i, c in enumerate(param.choices) if type(c) is type(value) and c == value)
@@ -54,10 +54,10 @@ def _encode_one(param: Param, value: Any) -> float:
 
 def from_unit(spec: StudySpec, points: np.ndarray) -> list[dict[str, Choice]]:
     """Decode an (n, d) array of unit-cube points into parameter dicts, in `spec.params` order."""
-    return [{p.name: _decode_one(p, float(u)) for p, u in zip(spec.params, row, strict=True)} for row in points]
+    return [{p.name: decode_value(p, float(u)) for p, u in zip(spec.params, row, strict=True)} for row in points]
 
 
 def to_unit(spec: StudySpec, params: Sequence[dict[str, Any]]) -> np.ndarray:
     """Encode parameter dicts as an (n, d) array in the unit cube, in `spec.params` order."""
-    encoded = [[_encode_one(p, t[p.name]) for p in spec.params] for t in params]
+    encoded = [[encode_value(p, t[p.name]) for p in spec.params] for t in params]
     return np.asarray(encoded, dtype=float).reshape(len(params), len(spec.params))

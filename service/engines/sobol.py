@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from scipy.stats import qmc  # type: ignore[import-untyped]
+from scipy.stats import qmc
 
 from service.domain.spec import Choice, StudySpec
 from service.engines.base import Engine, SuggestRequest

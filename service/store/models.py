@@ -9,7 +9,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -92,3 +105,91 @@ class MeasurementRow(Base):
     step: Mapped[float] = mapped_column(Float)
     values: Mapped[dict[str, float]] = mapped_column(JSONValue)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+QUEUED_REFILL = "kind = 'refill' AND state = 'queued'"
+
+
+class JobRow(Base):
+    """Work for engine workers: compute suggestions for one study.
+
+    A worker claims a job with a lease (`lease_owner`, `lease_expires_at`) and renews it while it
+    works; a job whose lease ran out is claimable again, so a dead worker loses nothing.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_study_state", "study_id", "state"),
+        Index("ix_jobs_claim", "state", "priority", "id"),
+        # At most one queued refill per study: tells in a burst coalesce into one computation.
+        Index("uq_jobs_one_queued_refill", "study_id", unique=True,
+              postgresql_where=text(QUEUED_REFILL), sqlite_where=text(QUEUED_REFILL)),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PooledSuggestionRow(Base):
+    """A suggestion computed ahead of time, handed out by the next ask if it is still fresh."""
+
+    __tablename__ = "pooled_suggestions"
+    __table_args__ = (
+        Index("ix_pooled_suggestions_study", "study_id", "id"),
+        Index("ix_pooled_suggestions_job", "job_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    data_version: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EngineStateRow(Base):
+    """What an engine keeps between computations of one study (warm-start state) and how they went."""
+
+    __tablename__ = "engine_states"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    memory: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    computations: Mapped[int] = mapped_column(Integer, default=0)
+    fallbacks: Mapped[int] = mapped_column(Integer, default=0)
+    last_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_rung: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WorkerRow(Base):
+    """An engine worker process, as it last reported itself."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(64))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    jobs_done: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_failed: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -82,3 +82,8 @@ async def allocate_trial_numbers(conn: AsyncConnection, study_id: int, count: in
 async def trial_counts(conn: AsyncConnection, study_id: int) -> dict[str, int]:
     query = select(TrialRow.state, func.count()).where(TrialRow.study_id == study_id).group_by(TrialRow.state)
     return {state: count for state, count in await conn.execute(query)}
+
+
+async def get_study_by_id(conn: AsyncConnection, study_id: int) -> StudyRecord | None:
+    row = (await conn.execute(select(*_STUDY_COLUMNS).where(StudyRow.id == study_id))).one_or_none()
+    return _record(row) if row else None

@@ -1,0 +1,33 @@
+"""Routes that show the engine side: workers and per-study engine status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from service.api.deps import database, owner
+from service.api.schemas import EngineStatusOut, WorkerOut, WorkersResponse
+from service.core import engines
+from service.store.db import Database
+
+router = APIRouter(prefix="/v1", tags=["workers"])
+Db = Annotated[Database, Depends(database)]
+Owner = Annotated[str, Depends(owner)]
+
+
+@router.get("/workers", response_model=WorkersResponse)
+async def list_workers(db: Db) -> WorkersResponse:
+    """Engine workers: alive or recently stopped, their device, jobs done and last heartbeat."""
+    views = await engines.list_workers(db)
+    return WorkersResponse(workers=[WorkerOut(alive=v.alive, **v.info.__dict__) for v in views])
+
+
+@router.get("/studies/{study}/engine", response_model=EngineStatusOut)
+async def engine_status(study: str, db: Db, who: Owner) -> EngineStatusOut:
+    """How the study's engine is doing: last fit time, fallbacks, ready-pool size, jobs."""
+    found = await engines.study_engine_status(db, who, study)
+    s = found.status
+    return EngineStatusOut(engine=found.engine, computations=s.computations, fallbacks=s.fallbacks,
+                           last_seconds=s.last_seconds, last_rung=s.last_rung, last_error=s.last_error,
+                           updated_at=s.updated_at, pool_size=found.pool_size, jobs=found.jobs)

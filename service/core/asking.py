@@ -1,0 +1,169 @@
+"""The ask operation: which trials a caller gets, and from where.
+
+In order: the caller's own active trials (a restarted worker resumes its work), enqueued trials,
+fresh suggestions from the study's ready pool, then new suggestions. Model-free engines (and a
+model engine's initial design) answer inline; a model-based suggestion is a job for an engine
+worker, which the ask waits for up to the caller's `wait_seconds` and otherwise hands back as a
+pending job to poll. No model is ever fitted inside an API request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.core.trials import budget_of, history_of
+from service.domain.trial import TrialState
+from service.engines import ResolvedEngine, resolve_engine
+from service.engines.base import ModelEngineOptions, SuggestRequest
+from service.engines.encoding import to_unit
+from service.engines.sobol import SobolEngine
+from service.errors import Conflict, NotFound
+from service.store import jobs as job_store
+from service.store import studies as study_store
+from service.store import trials as trial_store
+from service.store.db import Database
+from service.store.jobs import Job, JobState
+from service.store.records import StudyRecord, StudyState, TrialRecord
+
+MIN_SEPARATION = 1e-3  # a pooled suggestion this close (normalized L-infinity) to a running trial is dropped
+LIVE_WORKER_WINDOW = timedelta(seconds=90)
+NO_WORKER = "no live engine worker: served a Sobol suggestion instead (start one with `asktell worker`)"
+
+
+@dataclass(frozen=True)
+class AskOutcome:
+    trials: list[TrialRecord]
+    pending: Job | None  # a job still computing the rest; poll it
+
+
+async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
+              wait_seconds: float) -> AskOutcome:
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        if study.state is not StudyState.ACTIVE:
+            raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
+        trials: list[TrialRecord] = []
+        if worker_id is not None and not fresh:
+            trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
+        if len(trials) < count:
+            trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
+        job = None
+        if len(trials) < count:
+            new, job = await _new_trials(conn, study, count - len(trials), worker_id)
+            trials += new
+    if job is None:
+        return AskOutcome(trials, None)
+    done = await wait_for_job(db, job.id, wait_seconds)
+    if done is None or done.state is not JobState.DONE:
+        return AskOutcome(trials, done or job)
+    return AskOutcome(trials + await job_trials(db, done), None)
+
+
+async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int,
+                      worker_id: str | None) -> tuple[list[TrialRecord], Job | None]:
+    resolved = resolve_engine(study.spec, study.engine)
+    finished = 0
+    if resolved.engine.needs_history:
+        finished = await job_store.finished_count(conn, study.id)
+    if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
+        return await _inline(conn, study, resolved, count, worker_id), None
+
+    trials = await _from_pool(conn, study, resolved.options, count, finished, worker_id)
+    job = None
+    if len(trials) < count:
+        if await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
+            job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id)
+        else:
+            trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
+                                    worker_id, source="sobol-fallback")
+            await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
+                                               error=NO_WORKER, fallback=True)
+    if _pool_max(resolved.options):
+        await job_store.enqueue_refill(conn, study.id)
+    return trials, job
+
+
+async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
+                  worker_id: str | None, source: str | None = None) -> list[TrialRecord]:
+    first = await study_store.allocate_trial_numbers(conn, study.id, count)
+    history = await history_of(conn, study, resolved.engine.needs_history)
+    request = SuggestRequest(spec=study.spec, options=resolved.options, count=count, seed=study.seed,
+                             sequence_start=first, trials=history)
+    suggestions = resolved.engine.suggest(request)
+    return await trial_store.insert_trials(
+        conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
+        source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study.spec))
+
+
+def _pool_max(options: BaseModel) -> int:
+    return options.pool_max if isinstance(options, ModelEngineOptions) else 0
+
+
+async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int, finished: int,
+                     worker_id: str | None) -> list[TrialRecord]:
+    """Take fresh pooled suggestions, skipping any that sit on top of a running trial."""
+    if not isinstance(options, ModelEngineOptions) or not options.pool_max:
+        return []
+    pooled = await job_store.pooled_suggestions(conn, study.id, finished - options.pool_freshness, count + 4)
+    if not pooled:
+        return []
+    running = [t.params for t in await trial_store.list_trials(conn, study.id, states=[TrialState.ACTIVE])]
+    taken_points = to_unit(study.spec, running)
+    chosen: list[job_store.PooledSuggestion] = []
+    used: list[int] = []
+    for suggestion in pooled:
+        if len(chosen) == count:
+            break
+        used.append(suggestion.id)
+        point = to_unit(study.spec, [suggestion.params])
+        if taken_points.size and np.abs(taken_points - point).max(axis=1).min() < MIN_SEPARATION:
+            continue  # a running trial already covers it: drop it
+        chosen.append(suggestion)
+        taken_points = np.vstack([taken_points, point]) if taken_points.size else point
+    await job_store.delete_pooled(conn, used)
+    if not chosen:
+        return []
+    first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
+    return await trial_store.insert_trials(
+        conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
+        source=study.engine, worker_id=worker_id, budget=budget_of(study.spec))
+
+
+async def wait_for_job(db: Database, job_id: int, wait_seconds: float) -> Job | None:
+    """Poll the job until it is done or failed, or `wait_seconds` pass (then its current state)."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.002
+    while True:
+        async with db.transaction() as conn:
+            job = await job_store.get_job(conn, job_id)
+        if job is None or job.state in (JobState.DONE, JobState.FAILED) or time.monotonic() >= deadline:
+            return job
+        await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 1.5, 0.05)
+
+
+async def job_trials(db: Database, job: Job) -> list[TrialRecord]:
+    numbers = (job.result or {}).get("trials", [])
+    async with db.transaction() as conn:
+        return [await trial_store.get_trial(conn, job.study_id, n) for n in numbers]
+
+
+async def get_study_job(db: Database, owner: str, name: str, job_id: int, wait_seconds: float) -> AskOutcome:
+    """Poll a pending ask: its trials once the job is done."""
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        job = await job_store.get_job(conn, job_id)
+    if job is None or job.study_id != study.id:
+        raise NotFound(f"job {job_id} not found in study {name!r}")
+    if wait_seconds > 0:
+        job = await wait_for_job(db, job_id, wait_seconds) or job
+    if job.state is JobState.DONE:
+        return AskOutcome(await job_trials(db, job), None)
+    return AskOutcome([], job)

@@ -1,0 +1,82 @@
+"""Engine `gp`: a GP surrogate with noisy log expected improvement.
+
+"A Tutorial on Bayesian Optimization" (Frazier, 2018), noisy EI: NEI(x) = E[(f(x) - max_i f(x_i))+]
+averaged over the joint posterior at the observed points, in its log-space form qLogNEI ("Unexpected
+Improvements to Expected Improvement", Ament et al., 2023). Trials still running enter as X_pending,
+so concurrent workers get jointly diverse suggestions (ALGORITHMS.md §1, §0.3).
+
+- Initial design: scrambled Sobol, 2·d points (min 5, max 20) before the first model.
+- Failed and infeasible trials (D2): dropped until there are `failure_model_after` of them; then a
+  second GP models success (1) vs failure (0) and qLogNEI is weighted by P(success > 0.5).
+- The model-failure ladder (modeling.fit_with_ladder); when every rung fails, Sobol, flagged.
+
+This module holds no torch import: API processes validate options and serve the initial design
+without loading the model stack; workers import `gp_model` on the first model-based suggestion.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, Field
+
+from service.domain.spec import Choice, StudySpec
+from service.domain.trial import TrialState
+from service.engines.base import Engine, ModelEngineOptions, SuggestRequest
+from service.engines.sobol import SobolEngine
+
+log = logging.getLogger(__name__)
+
+
+class GPOptions(ModelEngineOptions):
+    initial_design: int | None = Field(default=None, ge=1, le=1000,
+                                       description="Sobol points before the first model (default 2·d, 5..20).")
+    num_restarts: int = Field(default=10, ge=1, le=100)
+    raw_samples: int = Field(default=1024, ge=16, le=16384)
+    acq_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    fit_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    max_fit_points: int = Field(default=600, ge=50, le=20000,
+                                description="Above this many points, hyperparameters are fitted on a subset.")
+    failure_model_after: int = Field(default=3, ge=1, description="Failures before P(success) is modeled.")
+
+
+def initial_design_size(spec: StudySpec, options: GPOptions) -> int:
+    if options.initial_design is not None:
+        return options.initial_design
+    return min(max(2 * len(spec.params), 5), 20)
+
+
+class GPEngine(Engine):
+    name = "gp"
+    Options = GPOptions
+    needs_history = True
+
+    def unsupported_reason(self, spec: StudySpec) -> str | None:
+        if len(spec.objectives) > 1:
+            return "gp optimizes one objective; use engine 'multiobjective' for several"
+        if spec.constraints:
+            return "gp does not model outcome constraints; use engine 'constrained'"
+        return None
+
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+        assert isinstance(options, GPOptions)
+        return finished >= initial_design_size(spec, options)
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        options = request.options
+        assert isinstance(options, GPOptions)
+        objective = request.spec.objectives[0]
+        completed = [t for t in request.trials
+                     if t.state is TrialState.COMPLETED and t.values and objective.name in t.values]
+        if len(completed) < initial_design_size(request.spec, options):
+            request.notes.rung = "initial-design"
+            return SobolEngine().suggest(request)
+        from service.engines import gp_model
+
+        try:
+            return gp_model.suggest(request, options, completed)
+        except gp_model.EngineFailure as failure:
+            log.warning("gp: every model rung failed, falling back to Sobol: %s", failure)
+            request.notes.rung = "sobol-fallback"
+            request.notes.fallback_reason = str(failure)
+            return SobolEngine().suggest(request)

@@ -1,0 +1,245 @@
+"""Shared model machinery for the BoTorch engines: tensors from trials, GP fitting with a failure ladder.
+
+Encoding (ALGORITHMS.md §0.1): continuous and wide integer parameters live in [0, 1] by their declared
+bounds (log first where asked); integers with at most `DISCRETE_INT_LIMIT` values are discrete
+dimensions listing their encoded values; categoricals are integer-valued dimensions (0..k-1) for
+`MixedSingleTaskGP` and the mixed optimizer.
+
+Fitting (§0.2-0.3): `SingleTaskGP` (or `MixedSingleTaskGP`) with BoTorch's default priors and
+standardized outcomes, fitted by MAP, walking down the ladder (1) fit, warm-started from the last
+hyperparameters, (2) reuse the last good hyperparameters, (3) hyperparameters at the prior modes;
+the caller falls back to Sobol when all rungs fail (4).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from botorch.exceptions.errors import ModelFittingError
+from botorch.fit import fit_gpytorch_mll
+from botorch.models.gp_regression import SingleTaskGP
+from botorch.models.gp_regression_mixed import MixedSingleTaskGP
+from botorch.models.gpytorch import GPyTorchModel
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior, LogNormalPrior
+from linear_operator.utils.errors import NotPSDError
+
+from service.domain.spec import Choice, Param, ParamType, StudySpec
+from service.engines.encoding import decode_value, encode_value
+
+log = logging.getLogger(__name__)
+
+DISCRETE_INT_LIMIT = 20
+DTYPE = torch.float64
+
+
+class EngineFailure(Exception):
+    """Every rung of the model ladder failed; the caller falls back to a model-free suggestion."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """How one study's parameters map to model inputs (d columns, in `spec.params` order)."""
+
+    spec: StudySpec
+    cat_dims: dict[int, list[float]]
+    discrete_dims: dict[int, list[float]]
+
+    @classmethod
+    def of(cls, spec: StudySpec) -> Features:
+        cat_dims: dict[int, list[float]] = {}
+        discrete_dims: dict[int, list[float]] = {}
+        for i, param in enumerate(spec.params):
+            if param.type is ParamType.CATEGORICAL:
+                assert param.choices is not None
+                cat_dims[i] = [float(k) for k in range(len(param.choices))]
+            elif param.type is ParamType.INT and _int_count(param) <= DISCRETE_INT_LIMIT:
+                assert param.low is not None and param.high is not None
+                values = range(int(param.low), int(param.high) + 1)
+                discrete_dims[i] = [encode_value(param, v) for v in values]
+        return cls(spec, cat_dims, discrete_dims)
+
+    @property
+    def dim(self) -> int:
+        return len(self.spec.params)
+
+    def bounds(self, device: torch.device) -> torch.Tensor:
+        """2 x d box: [0, 1] per continuous column, [0, k-1] per categorical one, and the encoded
+        extremes of a discrete integer (the mixed optimizer wants its listed values to span the box)."""
+        lower = [self.discrete_dims[i][0] if i in self.discrete_dims else 0.0 for i in range(self.dim)]
+        upper = [len(self.cat_dims[i]) - 1.0 if i in self.cat_dims
+                 else self.discrete_dims[i][-1] if i in self.discrete_dims else 1.0 for i in range(self.dim)]
+        return torch.tensor([lower, upper], dtype=DTYPE, device=device)
+
+    def encode(self, params: Sequence[dict[str, Any]], device: torch.device) -> torch.Tensor:
+        rows = [[self._encode_one(i, p, t[p.name]) for i, p in enumerate(self.spec.params)] for t in params]
+        return torch.tensor(rows, dtype=DTYPE, device=device).reshape(len(params), self.dim)
+
+    def _encode_one(self, index: int, param: Param, value: Any) -> float:
+        if index in self.cat_dims:
+            assert param.choices is not None
+            return float(next(k for k, c in enumerate(param.choices) if type(c) is type(value) and c == value))
+        return encode_value(param, value)
+
+    def decode(self, X: torch.Tensor) -> list[dict[str, Choice]]:
+        decoded = []
+        for row in X.detach().cpu().tolist():
+            params: dict[str, Choice] = {}
+            for i, (param, x) in enumerate(zip(self.spec.params, row, strict=True)):
+                if i in self.cat_dims:
+                    assert param.choices is not None
+                    params[param.name] = param.choices[min(max(round(x), 0), len(param.choices) - 1)]
+                else:
+                    params[param.name] = decode_value(param, x)
+            decoded.append(params)
+        return decoded
+
+    def unit(self, X: torch.Tensor) -> torch.Tensor:
+        """Inputs scaled to the unit cube (categoricals by index), for distances between points."""
+        scale = self.bounds(X.device)[1].clamp(min=1.0)
+        return X / scale
+
+
+def _int_count(param: Param) -> int:
+    assert param.low is not None and param.high is not None
+    return int(param.high) - int(param.low) + 1
+
+
+@dataclass
+class FitOutcome:
+    model: GPyTorchModel
+    rung: str
+    seconds: float
+    hyperparameters: dict[str, list[Any]]
+
+
+def build_gp(X: torch.Tensor, Y: torch.Tensor, cat_dims: Sequence[int]) -> GPyTorchModel:
+    if cat_dims:
+        return MixedSingleTaskGP(X, Y, cat_dims=list(cat_dims))
+    return SingleTaskGP(X, Y)
+
+
+def hyperparameters(model: GPyTorchModel) -> dict[str, list[Any]]:
+    """The raw hyperparameters (no data, no transforms): what a later fit can start from."""
+    return {name: value.detach().cpu().tolist() for name, value in model.named_parameters()}
+
+
+def load_hyperparameters(model: GPyTorchModel, saved: dict[str, Any] | None) -> bool:
+    """Copy saved hyperparameters into `model` where names and shapes match; True if all matched."""
+    if not saved:
+        return False
+    params = dict(model.named_parameters())
+    matched = 0
+    with torch.no_grad():
+        for name, value in saved.items():
+            target = params.get(name)
+            if target is None:
+                continue
+            tensor = torch.tensor(value, dtype=target.dtype, device=target.device)
+            if tensor.shape == target.shape:
+                target.copy_(tensor)
+                matched += 1
+    return matched == len(params)
+
+
+def set_prior_modes(model: GPyTorchModel) -> None:
+    """Rung 3: hyperparameters at the modes of their priors, no fitting."""
+    for _, module, prior, _, setting_closure in model.named_priors():  # type: ignore[operator]
+        if isinstance(prior, LogNormalPrior):
+            mode = torch.exp(prior.loc - torch.as_tensor(prior.scale) ** 2)
+        elif isinstance(prior, GammaPrior) and bool((prior.concentration > 1).all()):
+            mode = (prior.concentration - 1) / prior.rate
+        else:
+            continue
+        if setting_closure is not None:
+            setting_closure(module, mode.to(DTYPE))
+
+
+def fit_with_ladder(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    cat_dims: Sequence[int],
+    *,
+    warm_start: dict[str, Any] | None,
+    timeout_seconds: float,
+    max_fit_points: int,
+    seed: int,
+) -> FitOutcome:
+    """Fit a GP to (X, Y), walking down the failure ladder; raises EngineFailure after the last rung.
+
+    Above `max_fit_points` observations the hyperparameters are fitted on a subset (the best quarter
+    plus a random sample), then the model conditions on every point with those hyperparameters: the
+    O(n^3) hyperparameter search is what grows, the final Cholesky is paid once.
+    """
+    started = time.perf_counter()
+    errors: list[str] = []
+    fit_X, fit_Y = _fitting_subset(X, Y, max_fit_points, seed)
+    try:
+        model = build_gp(fit_X, fit_Y, cat_dims)
+        load_hyperparameters(model, warm_start)
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            fit_gpytorch_mll(mll, optimizer_kwargs={"timeout_sec": timeout_seconds})
+        fitted = hyperparameters(model)
+        if fit_X.shape[0] != X.shape[0]:
+            model = build_gp(X, Y, cat_dims)
+            load_hyperparameters(model, fitted)
+        model.eval()
+        return FitOutcome(model, "fit" if not warm_start else "fit-warm", time.perf_counter() - started, fitted)
+    except (ModelFittingError, NotPSDError, RuntimeError, ValueError) as error:
+        errors.append(f"fit: {error}")
+        log.warning("GP fit failed (%s); trying the last good hyperparameters", error)
+
+    if warm_start:
+        model = build_gp(X, Y, cat_dims)
+        if load_hyperparameters(model, warm_start) and _usable(model, X):
+            return FitOutcome(model, "last-good", time.perf_counter() - started, warm_start)
+        errors.append("last-good: saved hyperparameters do not fit this model or give a singular posterior")
+        log.warning("last good hyperparameters unusable; trying the prior modes")
+
+    model = build_gp(X, Y, cat_dims)
+    set_prior_modes(model)
+    if _usable(model, X):
+        log.warning("GP uses hyperparameters at the prior modes")
+        return FitOutcome(model, "prior-modes", time.perf_counter() - started, hyperparameters(model))
+    errors.append("prior-modes: singular posterior")
+    raise EngineFailure("; ".join(errors))
+
+
+def _usable(model: GPyTorchModel, X: torch.Tensor) -> bool:
+    model.eval()
+    try:
+        with torch.no_grad():
+            variance = model.posterior(X[:1]).variance
+        return bool(torch.isfinite(variance).all())
+    except (NotPSDError, RuntimeError, ValueError):
+        return False
+
+
+def _fitting_subset(X: torch.Tensor, Y: torch.Tensor, limit: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = X.shape[0]
+    if n <= limit:
+        return X, Y
+    best = torch.argsort(Y[:, 0], descending=True)[: limit // 4]
+    rest = torch.ones(n, dtype=torch.bool, device=X.device)
+    rest[best] = False
+    generator = torch.Generator().manual_seed(seed)
+    others = torch.nonzero(rest).squeeze(-1)
+    chosen = others[torch.randperm(others.numel(), generator=generator)[: limit - best.numel()].to(X.device)]
+    index = torch.cat([best, chosen])
+    return X[index], Y[index]
+
+
+def min_linf_distance(candidates: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """For each candidate row, the smallest L-infinity distance to any row of `others` (inf if none)."""
+    if others.numel() == 0:
+        return torch.full((candidates.shape[0],), math.inf, dtype=candidates.dtype, device=candidates.device)
+    return (candidates[:, None, :] - others[None, :, :]).abs().amax(dim=-1).amin(dim=-1)

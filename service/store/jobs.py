@@ -1,0 +1,283 @@
+"""Job queue, suggestion pool, engine state and worker registry: the tables workers coordinate through.
+
+Workers never talk to each other or to the API: they claim jobs here with a lease (SKIP LOCKED on
+PostgreSQL), renew it while they compute, and complete a job in the same transaction that stores
+its result, only if they still hold the lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.trial import FINISHED_STATES
+from service.store.models import (
+    QUEUED_REFILL,
+    EngineStateRow,
+    JobRow,
+    PooledSuggestionRow,
+    TrialRow,
+    WorkerRow,
+    utcnow,
+)
+
+
+class JobKind(StrEnum):
+    SUGGEST = "suggest"  # a client is waiting: create its trials
+    REFILL = "refill"  # precompute the study's ready pool
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+PRIORITY = {JobKind.SUGGEST: 0, JobKind.REFILL: 1}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    study_id: int
+    kind: JobKind
+    state: JobState
+    count: int
+    worker_id: str | None
+    attempts: int
+    lease_owner: str | None
+    result: dict[str, Any] | None
+    error: str | None
+    fallback: bool
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _job(row: Any) -> Job:
+    return Job(id=row.id, study_id=row.study_id, kind=JobKind(row.kind), state=JobState(row.state), count=row.count,
+               worker_id=row.worker_id, attempts=row.attempts, lease_owner=row.lease_owner, result=row.result,
+               error=row.error, fallback=row.fallback, created_at=row.created_at, finished_at=row.finished_at)
+
+
+_JOB_COLUMNS = JobRow.__table__.c
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+async def finished_count(conn: AsyncConnection, study_id: int) -> int:
+    """The study's data version: how many trials have a final result."""
+    query = select(func.count()).where(TrialRow.study_id == study_id,
+                                       TrialRow.state.in_([s.value for s in FINISHED_STATES]))
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def enqueue_suggest(conn: AsyncConnection, study_id: int, count: int, worker_id: str | None) -> Job:
+    query = insert(JobRow).values(
+        study_id=study_id, kind=JobKind.SUGGEST.value, state=JobState.QUEUED.value,
+        priority=PRIORITY[JobKind.SUGGEST], count=count, worker_id=worker_id, attempts=0, fallback=False,
+        created_at=utcnow()).returning(*_JOB_COLUMNS)
+    return _job((await conn.execute(query)).one())
+
+
+async def enqueue_refill(conn: AsyncConnection, study_id: int) -> None:
+    """Ask for a fresh pool; a refill already queued for the study absorbs this one."""
+    statement = _insert(conn)(JobRow).values(
+        study_id=study_id, kind=JobKind.REFILL.value, state=JobState.QUEUED.value, priority=PRIORITY[JobKind.REFILL],
+        count=0, attempts=0, fallback=False, created_at=utcnow())
+    statement = statement.on_conflict_do_nothing(
+        index_elements=[JobRow.study_id],
+        index_where=text(QUEUED_REFILL))
+    await conn.execute(statement)
+
+
+async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
+    row = (await conn.execute(select(*_JOB_COLUMNS).where(JobRow.id == job_id))).one_or_none()
+    return _job(row) if row else None
+
+
+async def claim_job(conn: AsyncConnection, owner: str, lease: timedelta) -> Job | None:
+    """Take the most urgent queued job, or one whose worker stopped renewing its lease."""
+    now = utcnow()
+    claimable = or_(JobRow.state == JobState.QUEUED.value,
+                    and_(JobRow.state == JobState.RUNNING.value, JobRow.lease_expires_at < now))
+    query = (select(JobRow.id).where(claimable).order_by(JobRow.priority, JobRow.id).limit(1)
+             .with_for_update(skip_locked=True))
+    job_id = (await conn.execute(query)).scalar_one_or_none()
+    if job_id is None:
+        return None
+    claim = (update(JobRow).where(JobRow.id == job_id, claimable)
+             .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + lease,
+                     attempts=JobRow.attempts + 1, started_at=now)
+             .returning(*_JOB_COLUMNS))
+    row = (await conn.execute(claim)).one_or_none()
+    return _job(row) if row else None
+
+
+async def renew_leases(conn: AsyncConnection, owner: str, job_ids: Sequence[int], lease: timedelta) -> None:
+    if job_ids:
+        await conn.execute(update(JobRow)
+                           .where(JobRow.id.in_(list(job_ids)), JobRow.lease_owner == owner,
+                                  JobRow.state == JobState.RUNNING.value)
+                           .values(lease_expires_at=utcnow() + lease))
+
+
+async def finish_job(conn: AsyncConnection, job: Job, owner: str, *, result: dict[str, Any] | None,
+                     fallback: bool = False, error: str | None = None) -> bool:
+    """Mark the job done if `owner` still holds it; False means another worker took it over."""
+    query = (update(JobRow)
+             .where(JobRow.id == job.id, JobRow.lease_owner == owner, JobRow.state == JobState.RUNNING.value)
+             .values(state=JobState.DONE.value, result=result, fallback=fallback, error=error,
+                     finished_at=utcnow(), lease_expires_at=None)
+             .returning(JobRow.id))
+    return (await conn.execute(query)).scalar_one_or_none() is not None
+
+
+async def release_job(conn: AsyncConnection, job: Job, owner: str, error: str) -> None:
+    """Put a job that failed back in the queue for another attempt."""
+    await conn.execute(update(JobRow)
+                       .where(JobRow.id == job.id, JobRow.lease_owner == owner)
+                       .values(state=JobState.QUEUED.value, lease_owner=None, lease_expires_at=None, error=error))
+
+
+async def delete_finished_jobs(conn: AsyncConnection, older_than: datetime) -> None:
+    await conn.execute(delete(JobRow).where(JobRow.state.in_([JobState.DONE.value, JobState.FAILED.value]),
+                                            JobRow.finished_at < older_than))
+
+
+async def study_job_counts(conn: AsyncConnection, study_id: int) -> dict[str, int]:
+    query = select(JobRow.state, func.count()).where(JobRow.study_id == study_id).group_by(JobRow.state)
+    return {state: count for state, count in await conn.execute(query)}
+
+
+# The ready pool ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PooledSuggestion:
+    id: int
+    params: dict[str, Any]
+    data_version: int
+
+
+async def pooled_suggestions(conn: AsyncConnection, study_id: int, min_version: int,
+                             limit: int) -> list[PooledSuggestion]:
+    """Fresh pooled suggestions, locked for this transaction; concurrent asks skip each other's."""
+    query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version)
+             .where(PooledSuggestionRow.study_id == study_id, PooledSuggestionRow.data_version >= min_version)
+             .order_by(PooledSuggestionRow.id).limit(limit).with_for_update(skip_locked=True))
+    return [PooledSuggestion(*row) for row in await conn.execute(query)]
+
+
+async def delete_pooled(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    if ids:
+        await conn.execute(delete(PooledSuggestionRow).where(PooledSuggestionRow.id.in_(list(ids))))
+
+
+async def replace_pool(conn: AsyncConnection, study_id: int, params: Sequence[dict[str, Any]], data_version: int,
+                       job_id: int) -> None:
+    await conn.execute(delete(PooledSuggestionRow).where(PooledSuggestionRow.study_id == study_id))
+    if params:
+        now = utcnow()
+        await conn.execute(insert(PooledSuggestionRow), [
+            dict(study_id=study_id, params=p, data_version=data_version, job_id=job_id, created_at=now)
+            for p in params])
+
+
+async def pool_size(conn: AsyncConnection, study_id: int) -> int:
+    query = select(func.count()).where(PooledSuggestionRow.study_id == study_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+# Engine state -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EngineStatus:
+    memory: dict[str, Any]
+    computations: int
+    fallbacks: int
+    last_seconds: float | None
+    last_rung: str | None
+    last_error: str | None
+    updated_at: datetime | None
+
+
+async def engine_status(conn: AsyncConnection, study_id: int) -> EngineStatus:
+    query = select(*EngineStateRow.__table__.c).where(EngineStateRow.study_id == study_id)
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return EngineStatus({}, 0, 0, None, None, None, None)
+    return EngineStatus(row.memory, row.computations, row.fallbacks, row.last_seconds, row.last_rung,
+                        row.last_error, row.updated_at)
+
+
+async def record_computation(conn: AsyncConnection, study_id: int, *, memory: dict[str, Any] | None,
+                             seconds: float | None, rung: str | None, error: str | None, fallback: bool) -> None:
+    """Count one engine computation (or fallback) and keep the engine's memory for the next one."""
+    now = utcnow()
+    values: dict[str, Any] = dict(last_seconds=seconds, last_rung=rung, last_error=error, updated_at=now)
+    statement = _insert(conn)(EngineStateRow).values(
+        study_id=study_id, memory=memory or {}, computations=0 if fallback else 1, fallbacks=int(fallback), **values)
+    update_values: dict[str, Any] = {
+        **values,
+        "computations": EngineStateRow.computations + (0 if fallback else 1),
+        "fallbacks": EngineStateRow.fallbacks + int(fallback),
+    }
+    if memory is not None:
+        update_values["memory"] = memory
+    await conn.execute(statement.on_conflict_do_update(index_elements=[EngineStateRow.study_id], set_=update_values))
+
+
+# Workers ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    device: str
+    concurrency: int
+    state: str
+    jobs_done: int
+    jobs_failed: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+async def register_worker(conn: AsyncConnection, *, worker_id: str, hostname: str, pid: int, device: str,
+                          concurrency: int) -> None:
+    now = utcnow()
+    await conn.execute(insert(WorkerRow).values(
+        id=worker_id, hostname=hostname, pid=pid, device=device, concurrency=concurrency, state="alive",
+        jobs_done=0, jobs_failed=0, started_at=now, heartbeat_at=now))
+
+
+async def worker_heartbeat(conn: AsyncConnection, worker_id: str, *, done: int = 0, failed: int = 0,
+                           state: str = "alive") -> None:
+    await conn.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(
+        heartbeat_at=utcnow(), state=state, jobs_done=WorkerRow.jobs_done + done,
+        jobs_failed=WorkerRow.jobs_failed + failed))
+
+
+async def list_workers(conn: AsyncConnection) -> list[WorkerInfo]:
+    query = select(*WorkerRow.__table__.c).order_by(WorkerRow.started_at)
+    return [WorkerInfo(**row._mapping) for row in await conn.execute(query)]
+
+
+async def live_worker_count(conn: AsyncConnection, seen_within: timedelta) -> int:
+    query = select(func.count()).where(WorkerRow.state == "alive", WorkerRow.heartbeat_at > utcnow() - seen_within)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def forget_workers(conn: AsyncConnection, silent_for: timedelta) -> None:
+    """Drop workers that stopped long ago, so the registry shows the fleet as it is."""
+    await conn.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < utcnow() - silent_for))

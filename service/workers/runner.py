@@ -1,0 +1,223 @@
+"""The engine worker: claims jobs from the database, runs engines, stores their results.
+
+Many workers on many machines coordinate only through the jobs table. A worker holds a lease on
+each job it runs and renews it from a heartbeat task; the result is written in the same transaction
+that marks the job done, and only while the lease is still this worker's. A worker that dies simply
+stops renewing: its job becomes claimable again and another worker redoes it. A job that keeps
+failing is finished with a Sobol fallback, so no client waits forever; the fallback is recorded.
+
+Engine computations run on a thread (`asyncio.to_thread`), so the event loop keeps renewing leases
+while a model fits. In the embedded default the same Worker runs inside the API process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.trial import FINISHED_STATES, TrialState
+from service.engines import resolve_engine
+from service.engines.base import Engine, EngineNotes, SuggestRequest
+from service.engines.sobol import SobolEngine
+from service.store import jobs as job_store
+from service.store import studies as study_store
+from service.store import trials as trial_store
+from service.store.db import Database
+from service.store.jobs import Job, JobKind
+from service.store.models import utcnow
+from service.store.records import StudyRecord, StudyState
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    device: str = "cpu"
+    concurrency: int = 1
+    lease_seconds: float = 30.0
+    idle_poll_seconds: float = 0.1
+    cleanup_after: timedelta = timedelta(hours=1)
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (our lease ran out); our result is discarded."""
+
+
+@dataclass
+class _Loaded:
+    study: StudyRecord
+    engine: Engine
+    request: SuggestRequest
+    finished: int
+
+
+class Worker:
+    def __init__(self, db: Database, settings: WorkerSettings, worker_id: str | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self._running: set[int] = set()
+        self._done = 0
+        self._failed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; jobs in flight are finished first (or released by lease expiry)."""
+        async with self.db.transaction() as conn:
+            await job_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+                                            device=self.settings.device, concurrency=self.settings.concurrency)
+        log.info("worker %s started (device %s, concurrency %d)", self.id, self.settings.device,
+                 self.settings.concurrency)
+        heartbeat = asyncio.create_task(self._heartbeat(stop))
+        try:
+            await asyncio.gather(*(self._job_loop(stop) for _ in range(self.settings.concurrency)))
+        finally:
+            heartbeat.cancel()
+            async with self.db.transaction() as conn:
+                await job_store.worker_heartbeat(conn, self.id, state="stopped")
+            log.info("worker %s stopped", self.id)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        interval = self.settings.lease_seconds / 3
+        while not stop.is_set():
+            try:
+                async with self.db.transaction() as conn:
+                    await job_store.renew_leases(conn, self.id, sorted(self._running), self.lease)
+                    await job_store.worker_heartbeat(conn, self.id, done=self._done, failed=self._failed)
+                    self._done = self._failed = 0
+                    await job_store.delete_finished_jobs(conn, utcnow() - self.settings.cleanup_after)
+                    await job_store.forget_workers(conn, timedelta(days=1))
+            except Exception:  # the database may be briefly away; the next beat tries again
+                log.exception("worker heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def _job_loop(self, stop: asyncio.Event) -> None:
+        idle = 0.005
+        while not stop.is_set():
+            try:
+                job = await self._claim()
+            except Exception:
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=idle)
+                idle = min(idle * 2, self.settings.idle_poll_seconds)
+                continue
+            idle = 0.005
+            self._running.add(job.id)
+            try:
+                await self.process(job)
+            finally:
+                self._running.discard(job.id)
+
+    async def _claim(self) -> Job | None:
+        async with self.db.transaction() as conn:
+            return await job_store.claim_job(conn, self.id, self.lease)
+
+    async def process(self, job: Job) -> None:
+        """Run one claimed job to its end: result stored, or released for another attempt, or fallback."""
+        loaded = await self._load(job)
+        if loaded is None:
+            await self._finish(job, _no_result, fallback=False, error="nothing to compute: study gone or not active")
+            return
+        if job.attempts > MAX_ATTEMPTS:
+            await self._fallback(job, loaded, job.error or f"job lost its worker {job.attempts - 1} times")
+            return
+        started = time.perf_counter()
+        try:
+            suggestions = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            log.warning("job %d (study %d) failed on attempt %d: %s\n%s", job.id, job.study_id, job.attempts, message,
+                        traceback.format_exc())
+            self._failed += 1
+            if job.attempts >= MAX_ATTEMPTS:
+                await self._fallback(job, loaded, message)
+            else:
+                async with self.db.transaction() as conn:
+                    await job_store.release_job(conn, job, self.id, message)
+            return
+        seconds = time.perf_counter() - started
+        notes = loaded.request.notes
+        await self._store(job, loaded, suggestions, seconds=seconds, rung=notes.rung, memory=notes.memory,
+                          error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+        self._done += 1
+
+    async def _load(self, job: Job) -> _Loaded | None:
+        async with self.db.transaction() as conn:
+            study = await study_store.get_study_by_id(conn, job.study_id)
+            if study is None or (job.kind is JobKind.REFILL and study.state is not StudyState.ACTIVE):
+                return None
+            resolved = resolve_engine(study.spec, study.engine)
+            history = [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
+            finished = sum(t.state in FINISHED_STATES for t in history)
+            memory = (await job_store.engine_status(conn, study.id)).memory
+        count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.options)
+        request = SuggestRequest(spec=study.spec, options=resolved.options, count=max(count, 1), seed=study.seed,
+                                 sequence_start=study.next_trial_number, trials=history, device=self.settings.device,
+                                 notes=EngineNotes(memory=dict(memory)))
+        return _Loaded(study, resolved.engine, request, finished) if count > 0 else None
+
+    async def _fallback(self, job: Job, loaded: _Loaded, error: str) -> None:
+        log.error("job %d (study %d): falling back to sobol after %d attempts: %s", job.id, job.study_id,
+                  job.attempts, error)
+        suggestions = SobolEngine().suggest(loaded.request)
+        await self._store(job, loaded, suggestions, seconds=None, rung="sobol-fallback", memory=None, error=error,
+                          fallback=True)
+
+    async def _store(self, job: Job, loaded: _Loaded, suggestions: list[dict[str, Any]], *, seconds: float | None,
+                     rung: str | None, memory: dict[str, Any] | None, error: str | None, fallback: bool) -> None:
+        study = loaded.study
+        engine_name = study.engine
+
+        async def write(conn: AsyncConnection) -> dict[str, Any]:
+            await job_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung, error=error,
+                                               fallback=fallback)
+            if job.kind is JobKind.REFILL:
+                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id)
+                return {"pooled": len(suggestions)}
+            first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
+            budget = study.spec.fidelity.max if study.spec.fidelity else None
+            created = await trial_store.insert_trials(
+                conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
+                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget)
+            return {"trials": [t.number for t in created]}
+
+        await self._finish(job, write, fallback=fallback, error=error)
+
+    async def _finish(self, job: Job, write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]], *,
+                      fallback: bool, error: str | None) -> None:
+        try:
+            async with self.db.transaction() as conn:
+                result = await write(conn)
+                if not await job_store.finish_job(conn, job, self.id, result=result, fallback=fallback, error=error):
+                    raise LeaseLost(job.id)
+        except LeaseLost:
+            log.warning("job %d was taken over by another worker; result discarded", job.id)
+
+
+async def _no_result(_: AsyncConnection) -> dict[str, Any]:
+    return {}
+
+
+def _pool_target(history: list[Any], options: Any) -> int:
+    """As many suggestions as the study's current concurrency (its running trials), within pool_max."""
+    pool_max = int(getattr(options, "pool_max", 0))
+    running = sum(t.state is TrialState.ACTIVE for t in history)
+    return min(pool_max, max(1, running))

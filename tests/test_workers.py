@@ -1,0 +1,197 @@
+"""Engine workers and the gp engine end to end: jobs, leases, the ready pool, fallbacks."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def branin(x1: float, x2: float) -> float:
+    return ((x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+            + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10)
+
+
+BRANIN = {
+    "params": [{"name": "x1", "type": "float", "low": -5, "high": 10},
+               {"name": "x2", "type": "float", "low": 0, "high": 15}],
+    "objectives": [{"name": "y", "goal": "minimize"}],
+    "engine": "gp",
+    "seed": 3,
+}
+
+
+def _create(api: httpx.Client, name: str, **options: object) -> None:
+    response = api.post("/v1/studies", json={"name": name, **BRANIN, "engine_options": {**FAST_GP, **options}})
+    assert response.status_code == 201, response.text
+
+
+def _ask_tell(api: httpx.Client, study: str, worker: str = "w", wait: float = 60) -> dict[str, object]:
+    response = api.post(f"/v1/studies/{study}/ask", json={"worker_id": worker, "wait_seconds": wait})
+    assert response.status_code == 200, response.text
+    (trial,) = response.json()["trials"]
+    value = branin(**trial["params"])
+    api.post(f"/v1/studies/{study}/trials/{trial['number']}/tell", json={"values": {"y": value}}).raise_for_status()
+    return trial  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def pg_server(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        RunningServer]:
+    """A PostgreSQL-backed API with no embedded worker; tests start the workers they need."""
+    server = start_server(postgresql_factory(), tmp_path_factory.mktemp("pg") / "server.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def pg_api(pg_server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=pg_server.url, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+def workers(pg_server: RunningServer, tmp_path: Path) -> Iterator[Callable[..., object]]:
+    started: list[object] = []
+
+    def start(lease_seconds: float = 30.0) -> object:
+        process = start_worker(pg_server.database_url, tmp_path / "workers.log", lease_seconds=lease_seconds)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.terminate()  # type: ignore[attr-defined]  # graceful: the worker marks itself stopped
+    for process in started:
+        try:
+            process.wait(timeout=15)  # type: ignore[attr-defined]
+        except subprocess.TimeoutExpired:
+            process.kill()  # type: ignore[attr-defined]
+
+
+def test_gp_study_runs_on_the_embedded_worker(tmp_path: Path, study_name: str) -> None:
+    server = start_server(f"sqlite:///{tmp_path / 'embedded.db'}", tmp_path / "server.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as api:
+            _create(api, study_name)
+            sources = [_ask_tell(api, study_name)["source"] for _ in range(8)]
+            assert sources == ["gp"] * 8
+            status = api.get(f"/v1/studies/{study_name}/engine").json()
+            assert status["computations"] >= 4 and status["fallbacks"] == 0
+            assert status["last_rung"] in ("fit", "fit-warm")
+            workers = api.get("/v1/workers").json()["workers"]
+            assert [w["alive"] for w in workers] == [True]
+    finally:
+        stop_server(server)
+
+
+def test_no_live_worker_falls_back_to_sobol_and_says_so(pg_api: httpx.Client, study_name: str) -> None:
+    assert not any(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"])
+    _create(pg_api, study_name)
+    sources = [_ask_tell(pg_api, study_name)["source"] for _ in range(5)]
+    assert sources == ["gp", "gp", "gp", "sobol-fallback", "sobol-fallback"]
+    status = pg_api.get(f"/v1/studies/{study_name}/engine").json()
+    assert status["fallbacks"] == 2 and "no live engine worker" in status["last_error"]
+
+
+def test_gp_study_with_two_worker_processes(pg_api: httpx.Client, workers: Callable[..., object],
+                                            study_name: str) -> None:
+    workers()
+    workers()
+    wait_until(lambda: sum(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"]) >= 2, 30,
+               "two live workers")
+    _create(pg_api, study_name)
+    values = [branin(**_ask_tell(pg_api, study_name)["params"]) for _ in range(14)]  # type: ignore[arg-type]
+    assert min(values) < 5.0  # the Sobol start alone rarely gets below 5 on Branin; the model does
+    status = pg_api.get(f"/v1/studies/{study_name}/engine").json()
+    assert status["computations"] >= 8 and status["fallbacks"] == 0
+    assert status["last_seconds"] is not None and status["last_seconds"] > 0
+
+
+def test_asks_are_served_from_the_ready_pool(pg_api: httpx.Client, workers: Callable[..., object],
+                                             study_name: str) -> None:
+    workers()
+    _create(pg_api, study_name)
+    for _ in range(4):
+        _ask_tell(pg_api, study_name)
+    wait_until(lambda: pg_api.get(f"/v1/studies/{study_name}/engine").json()["pool_size"] >= 1, 60,
+               "a refilled pool")
+    started = time.perf_counter()
+    trial = _ask_tell(pg_api, study_name, wait=0)
+    assert trial["source"] == "gp"
+    assert time.perf_counter() - started < 1.0  # a model fit takes longer; this came from the pool
+    assert pg_api.get(f"/v1/studies/{study_name}/engine").json()["jobs"].get("failed", 0) == 0
+
+
+def test_killed_worker_loses_no_suggestion(pg_api: httpx.Client, workers: Callable[..., object],
+                                           study_name: str) -> None:
+    slow = {"initial_design": 40, "raw_samples": 8192, "num_restarts": 64, "pool_max": 0}
+    response = pg_api.post("/v1/studies", json={
+        "name": study_name, **BRANIN, "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1}
+                                                 for i in range(8)], "engine_options": slow})
+    assert response.status_code == 201, response.text
+    for number in range(40):
+        trial = pg_api.post(f"/v1/studies/{study_name}/ask", json={}).json()["trials"][0]
+        value = sum((v - 0.3) ** 2 for v in trial["params"].values())
+        pg_api.post(f"/v1/studies/{study_name}/trials/{number}/tell", json={"values": {"y": value}}).raise_for_status()
+
+    first = workers(lease_seconds=2.0)
+    wait_until(lambda: any(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"]), 30, "a live worker")
+    started = time.monotonic()
+    pending = pg_api.post(f"/v1/studies/{study_name}/ask", json={"worker_id": "job-1", "wait_seconds": 0.5})
+    assert pending.status_code == 202 and time.monotonic() - started < 5  # the client is not held past its wait
+    job = pending.json()["pending"]
+    wait_until(lambda: pg_api.get(f"/v1/studies/{study_name}/engine").json()["jobs"].get("running") == 1, 30,
+               "the worker to claim the job")
+    os.kill(first.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+    workers(lease_seconds=2.0)
+
+    done = pg_api.get(f"/v1/studies/{study_name}/jobs/{job['id']}", params={"wait_seconds": 120})
+    assert done.status_code == 200, done.text
+    (trial,) = done.json()["trials"]
+    assert trial["worker_id"] == "job-1" and trial["state"] == "active" and trial["number"] == 40
+    again = pg_api.post(f"/v1/studies/{study_name}/ask", json={"worker_id": "job-1"}).json()["trials"]
+    assert [t["number"] for t in again] == [40]  # the asking client gets that very trial, not a second one
+    trials = pg_api.get(f"/v1/studies/{study_name}/trials").json()["trials"]
+    assert len(trials) == 41
+
+
+def test_concurrent_clients_never_get_near_duplicate_trials(pg_api: httpx.Client, workers: Callable[..., object],
+                                                            pg_server: RunningServer, study_name: str) -> None:
+    workers()
+    workers()
+    _create(pg_api, study_name)
+    violations: list[float] = []
+    barrier = threading.Barrier(8)
+
+    def client(index: int) -> None:
+        with httpx.Client(base_url=pg_server.url, timeout=120) as api:
+            barrier.wait()
+            for _ in range(4):
+                _ask_tell(api, study_name, worker=f"c{index}")
+                active = api.get(f"/v1/studies/{study_name}/trials", params={"state": "active"}).json()["trials"]
+                points = [((t["params"]["x1"] + 5) / 15, t["params"]["x2"] / 15) for t in active]
+                for i, a in enumerate(points):
+                    for b in points[:i]:
+                        distance = max(abs(a[0] - b[0]), abs(a[1] - b[1]))
+                        if distance < 1e-3:
+                            violations.append(distance)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
+    assert violations == []
+    trials = pg_api.get(f"/v1/studies/{study_name}/trials").json()["trials"]
+    assert [t["number"] for t in trials] == list(range(32)) and all(t["state"] == "completed" for t in trials)
