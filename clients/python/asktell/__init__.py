@@ -1,0 +1,36 @@
+"""asktell: the Python client of the asktell ask/tell optimization service."""
+
+from asktell._models import Decision
+from asktell.aio import AsyncClient, AsyncStudy, AsyncTrial
+from asktell.client import Client, Study, Trial
+from asktell.errors import (
+    AlreadyExistsError,
+    AsktellError,
+    AskTimeoutError,
+    AuthenticationError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    ServerError,
+    ServiceUnavailableError,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "AlreadyExistsError",
+    "AskTimeoutError",
+    "AsktellError",
+    "AsyncClient",
+    "AsyncStudy",
+    "AsyncTrial",
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "Decision",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "Study",
+    "Trial",
+]

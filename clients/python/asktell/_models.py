@@ -1,0 +1,135 @@
+"""Read-only views of what the server returns, shared by the sync and async objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer to a report: keep training, pause (to be resumed later), or stop."""
+
+    action: str
+    reason: str | None = None
+
+    @property
+    def should_stop(self) -> bool:
+        return self.action == "stop"
+
+    @property
+    def should_pause(self) -> bool:
+        return self.action == "pause"
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class TrialFields:
+    """A trial as last seen from the server."""
+
+    _data: dict[str, Any]
+
+    def _load(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    @property
+    def id(self) -> int:
+        return int(self._data["id"])
+
+    @property
+    def number(self) -> int:
+        return int(self._data["number"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._data["params"])
+
+    @property
+    def state(self) -> str:
+        return str(self._data["state"])
+
+    @property
+    def values(self) -> dict[str, float | None] | None:
+        return self._data.get("values")
+
+    @property
+    def reason(self) -> str | None:
+        return self._data.get("reason")
+
+    @property
+    def worker_id(self) -> str | None:
+        return self._data.get("worker_id")
+
+    @property
+    def source(self) -> str:
+        return str(self._data.get("source", ""))
+
+    @property
+    def budget(self) -> float | None:
+        """The fidelity step to train to, for studies with a fidelity."""
+        return self._data.get("budget")
+
+    @property
+    def resume_from(self) -> float | None:
+        """The step a paused trial resumes from."""
+        return self._data.get("resume_from")
+
+    @property
+    def measurements(self) -> list[dict[str, Any]] | None:
+        return self._data.get("measurements")
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _time(self._data.get("created_at"))
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._data.get("finished_at"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(number={self.number}, state={self.state!r}, params={self.params})"
+
+
+class StudyFields:
+    """A study as last seen from the server."""
+
+    _data: dict[str, Any]
+
+    def _load(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    @property
+    def name(self) -> str:
+        return str(self._data["name"])
+
+    @property
+    def id(self) -> int:
+        return int(self._data["id"])
+
+    @property
+    def state(self) -> str:
+        return str(self._data["state"])
+
+    @property
+    def engine(self) -> str:
+        return str(self._data["engine"])
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self._data["spec"])
+
+    @property
+    def trial_counts(self) -> dict[str, int] | None:
+        return self._data.get("trial_counts")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, engine={self.engine!r}, state={self.state!r})"

@@ -1,0 +1,211 @@
+"""What the sync and async clients share: how each call is built, retried and read.
+
+Only the transport differs between `Client` and `AsyncClient`; every route, body, retry rule and
+error mapping lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from asktell.errors import AsktellError, AskTimeoutError, ServiceUnavailableError, error_from_response
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+USER_AGENT = "asktell-python/0.1.0"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request. `idempotent` calls may be retried: repeating them cannot change the outcome."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: Any = None
+    idempotent: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter on connection errors and 5xx, for idempotent calls only."""
+
+    max_retries: int = 5
+    base_seconds: float = 0.1
+    cap_seconds: float = 5.0
+
+    def delay(self, call: Call, attempt: int, outcome: httpx.Response | Exception) -> float | None:
+        """Seconds to wait before retrying, or None to stop and report the outcome."""
+        retryable = isinstance(outcome, httpx.TransportError) or (
+            isinstance(outcome, httpx.Response) and outcome.status_code >= 500)
+        if not (call.idempotent and retryable and attempt < self.max_retries):
+            return None
+        return float(min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def settings(url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
+    """Resolve the base URL and headers from arguments, then ASKTELL_URL / ASKTELL_TOKEN."""
+    base = (url or os.environ.get("ASKTELL_URL") or DEFAULT_URL).rstrip("/")
+    headers = {"User-Agent": USER_AGENT}
+    token = token or os.environ.get("ASKTELL_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return base, headers
+
+
+def result(outcome: httpx.Response | Exception) -> httpx.Response:
+    """The response of a finished call, or the typed error it amounts to."""
+    if isinstance(outcome, Exception):
+        if isinstance(outcome, httpx.TransportError):
+            raise ServiceUnavailableError(f"cannot reach the asktell server: {outcome}") from outcome
+        raise outcome
+    if outcome.is_error:
+        raise error_from_response(outcome)
+    return outcome
+
+
+def _study(name: str) -> str:
+    return f"/v1/studies/{quote(name, safe='')}"
+
+
+# The API, one function per route ------------------------------------------------------------------
+
+def create_study(name: str, spec: dict[str, Any], if_exists: str) -> Call:
+    return Call("POST", "/v1/studies", json={"name": name, "if_exists": if_exists, **spec},
+                idempotent=if_exists == "get")
+
+
+def get_study(name: str) -> Call:
+    return Call("GET", _study(name), idempotent=True)
+
+
+def list_studies(page_token: str | None) -> Call:
+    params = {"page_size": 500, **({"page_token": page_token} if page_token else {})}
+    return Call("GET", "/v1/studies", params=params, idempotent=True)
+
+
+def delete_study(name: str) -> Call:
+    return Call("DELETE", _study(name), idempotent=True)
+
+
+def set_study_state(name: str, state: str) -> Call:
+    return Call("PUT", f"{_study(name)}/state", json={"state": state}, idempotent=True)
+
+
+def ask(name: str, count: int, worker_id: str | None, fresh: bool, wait_seconds: float) -> Call:
+    # With a worker_id a repeated ask returns that worker's active trials, so a retry is safe.
+    body = {"count": count, "worker_id": worker_id, "fresh": fresh, "wait_seconds": wait_seconds}
+    return Call("POST", f"{_study(name)}/ask", json=body, idempotent=worker_id is not None and not fresh)
+
+
+def poll_job(name: str, job_id: int, wait_seconds: float) -> Call:
+    return Call("GET", f"{_study(name)}/jobs/{job_id}", params={"wait_seconds": wait_seconds}, idempotent=True)
+
+
+def add_trial(name: str, params: dict[str, Any], values: dict[str, float] | None) -> Call:
+    return Call("POST", f"{_study(name)}/trials", json={"params": params, "values": values})
+
+
+def list_trials(name: str, states: list[str], worker_id: str | None, measurements: bool,
+                page_token: str | None) -> Call:
+    params: list[tuple[str, Any]] = [("state", s) for s in states]
+    params += [("page_size", 1000), ("measurements", str(measurements).lower())]
+    if worker_id:
+        params.append(("worker_id", worker_id))
+    if page_token:
+        params.append(("page_token", page_token))
+    return Call("GET", f"{_study(name)}/trials", params=params, idempotent=True)
+
+
+def get_trial(name: str, number: int) -> Call:
+    return Call("GET", f"{_study(name)}/trials/{number}", idempotent=True)
+
+
+def report(name: str, number: int, step: float, values: dict[str, float]) -> Call:
+    # Reporting a step again replaces its values: safe to retry.
+    return Call("POST", f"{_study(name)}/trials/{number}/report", json={"step": step, "values": values},
+                idempotent=True)
+
+
+def tell(name: str, number: int, body: dict[str, Any]) -> Call:
+    # The server accepts an identical repeated tell, so a retry after a lost response is safe.
+    return Call("POST", f"{_study(name)}/trials/{number}/tell", json=body, idempotent=True)
+
+
+def best(name: str) -> Call:
+    return Call("GET", f"{_study(name)}/best", idempotent=True)
+
+
+def engine_status(name: str) -> Call:
+    return Call("GET", f"{_study(name)}/engine", idempotent=True)
+
+
+def tell_body(values: dict[str, float] | None, failed: bool, infeasible: bool, stopped: bool,
+              reason: str | None) -> dict[str, Any]:
+    chosen = [s for s, on in (("failed", failed), ("infeasible", infeasible), ("stopped", stopped)) if on]
+    if len(chosen) > 1:
+        raise AsktellError("tell one of failed, infeasible or stopped, not several")
+    state = chosen[0] if chosen else "completed"
+    if state == "completed" and values is None:
+        raise AsktellError("a completed trial needs values: tell(values) or tell(failed=True, reason=...)")
+    return {"state": state, "values": values, "reason": reason}
+
+
+def study_spec(params: list[dict[str, Any]], objectives: list[dict[str, Any]], constraints: list[dict[str, Any]] | None,
+               fidelity: dict[str, Any] | None, engine: str, engine_options: dict[str, Any] | None,
+               seed: int | None) -> dict[str, Any]:
+    return {"params": params, "objectives": objectives, "constraints": constraints or [], "fidelity": fidelity,
+            "engine": engine, "engine_options": engine_options or {}, "seed": seed}
+
+
+# Multi-request operations, written once as generators: they yield calls and receive responses. --------
+
+Flow = Generator[Call, httpx.Response, Any]
+LONG_POLL_SECONDS = 30.0
+
+
+def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout: float) -> Flow:
+    """Ask, then poll a pending job (long-polling) until its trials exist or `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    body = (yield ask(name, count, worker_id, fresh, min(LONG_POLL_SECONDS, timeout))).json()
+    trials: list[dict[str, Any]] = list(body["trials"])
+    while body.get("pending"):
+        job_id = body["pending"]["id"]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AskTimeoutError(f"suggestions for study {name!r} were still being computed after {timeout:g} s "
+                                  f"(job {job_id}); ask again with the same worker_id to pick them up", job_id)
+        body = (yield poll_job(name, job_id, min(LONG_POLL_SECONDS, remaining))).json()
+        trials += body["trials"]
+    return trials
+
+
+def paged_flow(first: Call, key: str) -> Flow:
+    """Every item of a paged listing, following next_page_token to the end."""
+    items: list[dict[str, Any]] = []
+    call = first
+    while True:
+        body = (yield call).json()
+        items += body[key]
+        token = body.get("next_page_token")
+        if not token:
+            return items
+        params = call.params
+        if isinstance(params, dict):
+            params = {**params, "page_token": token}
+        else:
+            params = [(k, v) for k, v in params if k != "page_token"] + [("page_token", token)]
+        call = Call(call.method, call.path, params=params, idempotent=True)
+
+
+def single(call: Call) -> Flow:
+    """One request; its JSON body (None for an empty one)."""
+    response = yield call
+    return response.json() if response.content else None
