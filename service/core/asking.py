@@ -69,13 +69,15 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
 async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int,
                       worker_id: str | None) -> tuple[list[TrialRecord], Job | None]:
     resolved = resolve_engine(study.spec, study.engine)
-    finished = 0
-    if resolved.engine.needs_history:
-        finished = await job_store.finished_count(conn, study.id)
+    pool_max = _pool_max(resolved.options)
+    trials = await _from_pool(conn, study, resolved.options, count, worker_id) if pool_max else []
+    if len(trials) == count:  # the common case under load: no count, no job, just a refill request
+        await job_store.enqueue_refill(conn, study.id)
+        return trials, None
+    finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
-        return await _inline(conn, study, resolved, count, worker_id), None
+        return trials + await _inline(conn, study, resolved, count - len(trials), worker_id), None
 
-    trials = await _from_pool(conn, study, resolved.options, count, finished, worker_id)
     job = None
     if len(trials) < count:
         if await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
@@ -85,7 +87,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int,
                                     worker_id, source="sobol-fallback")
             await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
                                                error=NO_WORKER, fallback=True)
-    if _pool_max(resolved.options):
+    if pool_max:
         await job_store.enqueue_refill(conn, study.id)
     return trials, job
 
@@ -106,12 +108,11 @@ def _pool_max(options: BaseModel) -> int:
     return options.pool_max if isinstance(options, ModelEngineOptions) else 0
 
 
-async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int, finished: int,
+async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int,
                      worker_id: str | None) -> list[TrialRecord]:
     """Take fresh pooled suggestions, skipping any that sit on top of a running trial."""
-    if not isinstance(options, ModelEngineOptions) or not options.pool_max:
-        return []
-    pooled = await job_store.pooled_suggestions(conn, study.id, finished - options.pool_freshness, count + 4)
+    assert isinstance(options, ModelEngineOptions)
+    pooled = await job_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
     if not pooled:
         return []
     running = [t.params for t in await trial_store.list_trials(conn, study.id, states=[TrialState.ACTIVE])]

@@ -74,8 +74,7 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
         raise InvalidArgument.one(
             "state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}")
     async with db.transaction() as conn:
-        study = await study_store.get_study(conn, owner, name)
-        trial = await trial_store.get_trial(conn, study.id, number, for_update=True)
+        study, trial = await trial_store.locate_trial(conn, owner, name, number, for_update=True)
         if told.state is TrialState.STOPPED and not told.values:
             measurements = await trial_store.measurements_of(conn, [trial.id])
             trial = _with_measurements(trial, measurements[trial.id])
@@ -118,22 +117,20 @@ async def report(
 ) -> ReportOutcome:
     """Record an intermediate measurement and ask the engine whether training should go on."""
     check_values(values)
+    if not math.isfinite(step) or step < 0:
+        raise InvalidArgument.one("step", f"must be a finite number >= 0, got {step}")
     async with db.transaction() as conn:
-        study = await study_store.get_study(conn, owner, name)
+        study, trial = await trial_store.locate_trial(conn, owner, name, number, for_update=True)
         fidelity = study.spec.fidelity
-        if not math.isfinite(step) or step < 0:
-            raise InvalidArgument.one("step", f"must be a finite number >= 0, got {step}")
         if fidelity is not None and step > fidelity.max:
             raise InvalidArgument.one("step", f"{step} is beyond the study's {fidelity.name} max ({fidelity.max})")
-        trial = await trial_store.get_trial(conn, study.id, number, for_update=True)
         if trial.state is not TrialState.ACTIVE:
             raise Conflict(f"trial {number} is {trial.state}; only an active trial reports measurements")
         await trial_store.upsert_measurement(conn, trial.id, step, values)
         resolved = resolve_engine(study.spec, study.engine)
-        measurements = await trial_store.measurements_of(conn, [trial.id])
-        trial = _with_measurements(trial, measurements[trial.id])
-        history = await history_of(conn, study, resolved.engine.needs_history)
-        decision = resolved.engine.decide(study.spec, resolved.options, trial.view(), history)
+        history = await history_of(conn, study, resolved.engine.needs_history)  # includes this report
+        current = next((t for t in history if t.number == trial.number), trial.view())
+        decision = resolved.engine.decide(study.spec, resolved.options, current, history)
         if decision.action is Action.PAUSE:
             await trial_store.pause_trial(conn, trial.id, resume_from=step)
         elif decision.action is Action.STOP:

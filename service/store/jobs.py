@@ -75,11 +75,14 @@ def _insert(conn: AsyncConnection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
+def _finished_count_query(study_id: int) -> Any:
+    return select(func.count()).where(TrialRow.study_id == study_id,
+                                      TrialRow.state.in_([s.value for s in FINISHED_STATES]))
+
+
 async def finished_count(conn: AsyncConnection, study_id: int) -> int:
     """The study's data version: how many trials have a final result."""
-    query = select(func.count()).where(TrialRow.study_id == study_id,
-                                       TrialRow.state.in_([s.value for s in FINISHED_STATES]))
-    return int((await conn.execute(query)).scalar_one())
+    return int((await conn.execute(_finished_count_query(study_id))).scalar_one())
 
 
 async def enqueue_suggest(conn: AsyncConnection, study_id: int, count: int, worker_id: str | None) -> Job:
@@ -169,9 +172,11 @@ class PooledSuggestion:
     data_version: int
 
 
-async def pooled_suggestions(conn: AsyncConnection, study_id: int, min_version: int,
-                             limit: int) -> list[PooledSuggestion]:
-    """Fresh pooled suggestions, locked for this transaction; concurrent asks skip each other's."""
+async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshness: int,
+                                   limit: int) -> list[PooledSuggestion]:
+    """Pooled suggestions at most `freshness` results behind the study's data, locked for this
+    transaction; concurrent asks skip each other's."""
+    min_version = _finished_count_query(study_id).scalar_subquery() - freshness
     query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version)
              .where(PooledSuggestionRow.study_id == study_id, PooledSuggestionRow.data_version >= min_version)
              .order_by(PooledSuggestionRow.id).limit(limit).with_for_update(skip_locked=True))

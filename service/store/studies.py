@@ -16,7 +16,7 @@ from service.store.records import StudyRecord, StudyState
 _STUDY_COLUMNS = StudyRow.__table__.c
 
 
-def _record(row: Any) -> StudyRecord:
+def study_record(row: Any) -> StudyRecord:
     spec = StudySpec.model_validate(row.spec)
     return StudyRecord(
         id=row.id, owner=row.owner, name=row.name, spec=spec, engine=row.engine, seed=row.seed,
@@ -36,13 +36,13 @@ async def insert_study(
             row = (await conn.execute(insert(StudyRow).values(**values).returning(*_STUDY_COLUMNS))).one()
     except IntegrityError as error:
         raise AlreadyExists(f"study {name!r} already exists") from error
-    return _record(row)
+    return study_record(row)
 
 
 async def find_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord | None:
     query = select(*_STUDY_COLUMNS).where(StudyRow.owner == owner, StudyRow.name == name)
     row = (await conn.execute(query)).one_or_none()
-    return _record(row) if row else None
+    return study_record(row) if row else None
 
 
 async def get_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord:
@@ -55,7 +55,7 @@ async def get_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord
 async def list_studies(conn: AsyncConnection, owner: str, *, after_id: int, limit: int) -> list[StudyRecord]:
     query = (select(*_STUDY_COLUMNS).where(StudyRow.owner == owner, StudyRow.id > after_id)
              .order_by(StudyRow.id).limit(limit))
-    return [_record(row) for row in await conn.execute(query)]
+    return [study_record(row) for row in await conn.execute(query)]
 
 
 async def delete_study(conn: AsyncConnection, study_id: int) -> None:
@@ -86,4 +86,4 @@ async def trial_counts(conn: AsyncConnection, study_id: int) -> dict[str, int]:
 
 async def get_study_by_id(conn: AsyncConnection, study_id: int) -> StudyRecord | None:
     row = (await conn.execute(select(*_STUDY_COLUMNS).where(StudyRow.id == study_id))).one_or_none()
-    return _record(row) if row else None
+    return study_record(row) if row else None

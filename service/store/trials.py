@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import Measurement, TrialState
 from service.errors import NotFound
-from service.store.models import MeasurementRow, TrialRow, utcnow
-from service.store.records import TrialRecord
+from service.store.models import MeasurementRow, StudyRow, TrialRow, utcnow
+from service.store.records import StudyRecord, TrialRecord
+from service.store.studies import find_study, study_record
 
 _TRIAL_COLUMNS = TrialRow.__table__.c
 
@@ -66,16 +68,17 @@ async def active_trials_of_worker(
 async def claim_waiting_trials(
     conn: AsyncConnection, study_id: int, limit: int, worker_id: str | None
 ) -> list[TrialRecord]:
-    """Hand out enqueued trials; SKIP LOCKED lets concurrent asks take different ones without waiting."""
-    query = (select(TrialRow.id)
-             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.WAITING.value)
-             .order_by(TrialRow.number).limit(limit)
-             .with_for_update(skip_locked=True))
-    ids = list((await conn.execute(query)).scalars())
-    if not ids:
-        return []
+    """Hand out enqueued trials; SKIP LOCKED lets concurrent asks take different ones without waiting.
+
+    The locked rows are picked in a CTE: PostgreSQL may re-run an IN (subquery ... LIMIT n), which
+    could then hand out more than `limit` trials; a CTE is evaluated once.
+    """
+    picked = (select(TrialRow.id)
+              .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.WAITING.value)
+              .order_by(TrialRow.number).limit(limit)
+              .with_for_update(skip_locked=True)).cte("picked")
     now = utcnow()
-    claim = (update(TrialRow).where(TrialRow.id.in_(ids), TrialRow.state == TrialState.WAITING.value)
+    claim = (update(TrialRow).where(TrialRow.id == picked.c.id, TrialRow.state == TrialState.WAITING.value)
              .values(state=TrialState.ACTIVE.value, worker_id=worker_id, started_at=now, updated_at=now)
              .returning(*_TRIAL_COLUMNS))
     return sorted((_record(row) for row in await conn.execute(claim)), key=lambda t: t.number)
@@ -89,6 +92,26 @@ async def get_trial(conn: AsyncConnection, study_id: int, number: int, *, for_up
     if row is None:
         raise NotFound(f"trial {number} not found")
     return _record(row)
+
+
+async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, number: int, *,
+                       for_update: bool = False) -> tuple[StudyRecord, TrialRecord]:
+    """A study and one of its trials in one round trip (the tell and report hot path).
+
+    With `for_update` the trial row is locked until the transaction ends, so two tells of one
+    trial run one after the other and the second sees what the first did.
+    """
+    trial_columns = [c.label(f"t_{c.name}") for c in _TRIAL_COLUMNS]
+    query = (select(*StudyRow.__table__.c, *trial_columns).join_from(StudyRow, TrialRow)
+             .where(StudyRow.owner == owner, StudyRow.name == study_name, TrialRow.number == number))
+    if for_update:
+        query = query.with_for_update(of=TrialRow)
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        study = await find_study(conn, owner, study_name)
+        raise NotFound(f"study {study_name!r} not found" if study is None else f"trial {number} not found")
+    trial = SimpleNamespace(**{c.name: row._mapping[f"t_{c.name}"] for c in _TRIAL_COLUMNS})
+    return study_record(row), _record(trial)
 
 
 async def finish_trial(
