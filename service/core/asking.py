@@ -46,13 +46,14 @@ class AskOutcome:
 async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
               wait_seconds: float) -> AskOutcome:
     async with db.transaction() as conn:
-        study = await study_store.get_study(conn, owner, name)
+        context = await study_store.ask_context(conn, owner, name, worker_id)
+        study = context.study
         if study.state is not StudyState.ACTIVE:
             raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
         trials: list[TrialRecord] = []
-        if worker_id is not None and not fresh:
+        if worker_id is not None and not fresh and context.worker_has_active:
             trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
-        if len(trials) < count:
+        if len(trials) < count and context.has_waiting:
             trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
         job = None
         if len(trials) < count:
@@ -115,7 +116,7 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     pooled = await job_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
     if not pooled:
         return []
-    running = [t.params for t in await trial_store.list_trials(conn, study.id, states=[TrialState.ACTIVE])]
+    running = await trial_store.params_in_state(conn, study.id, TrialState.ACTIVE)
     taken_points = to_unit(study.spec, running)
     chosen: list[job_store.PooledSuggestion] = []
     used: list[int] = []

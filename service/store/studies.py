@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.spec import StudySpec
+from service.domain.trial import TrialState
 from service.errors import AlreadyExists, NotFound
 from service.store.models import StudyRow, TrialRow, utcnow
 from service.store.records import StudyRecord, StudyState
@@ -50,6 +52,26 @@ async def get_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord
     if study is None:
         raise NotFound(f"study {name!r} not found")
     return study
+
+
+@dataclass(frozen=True)
+class AskContext:
+    study: StudyRecord
+    has_waiting: bool  # enqueued trials exist
+    worker_has_active: bool  # the asking worker holds active trials
+
+
+async def ask_context(conn: AsyncConnection, owner: str, name: str, worker_id: str | None) -> AskContext:
+    """The study plus whether an ask must look for enqueued or held trials, in one round trip."""
+    waiting = exists().where(TrialRow.study_id == StudyRow.id, TrialRow.state == TrialState.WAITING.value)
+    held = exists().where(TrialRow.study_id == StudyRow.id, TrialRow.worker_id == worker_id,
+                          TrialRow.state == TrialState.ACTIVE.value) if worker_id is not None else false()
+    query = (select(*_STUDY_COLUMNS, waiting.label("has_waiting"), held.label("worker_has_active"))
+             .where(StudyRow.owner == owner, StudyRow.name == name))
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound(f"study {name!r} not found")
+    return AskContext(study_record(row), bool(row.has_waiting), bool(row.worker_has_active))
 
 
 async def list_studies(conn: AsyncConnection, owner: str, *, after_id: int, limit: int) -> list[StudyRecord]:

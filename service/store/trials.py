@@ -178,5 +178,11 @@ async def list_trials(
     return [_record(row, measurements[row.id]) for row in rows]
 
 
+async def params_in_state(conn: AsyncConnection, study_id: int, state: TrialState) -> list[dict[str, Any]]:
+    """Just the params of a study's trials in one state (what distance checks need)."""
+    query = select(TrialRow.params).where(TrialRow.study_id == study_id, TrialRow.state == state.value)
+    return list((await conn.execute(query)).scalars())
+
+
 def latest_measurement(measurements: Sequence[Measurement]) -> Measurement | None:
     return max(measurements, key=lambda m: m.step, default=None)
