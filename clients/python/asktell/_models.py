@@ -16,10 +16,12 @@ class Decision:
 
     @property
     def should_stop(self) -> bool:
+        """Stop training now: the trial is already finished as stopped on the server."""
         return self.action == "stop"
 
     @property
     def should_pause(self) -> bool:
+        """Checkpoint and release the worker: a later ask hands the trial out again with `resume_from` set."""
         return self.action == "pause"
 
 
@@ -53,7 +55,8 @@ class TrialFields:
 
     @property
     def values(self) -> dict[str, float | None] | None:
-        return self._data.get("values")
+        values = self._data.get("values")
+        return dict(values) if values is not None else None
 
     @property
     def reason(self) -> str | None:
@@ -86,10 +89,15 @@ class TrialFields:
         return _time(self._data.get("created_at"))
 
     @property
+    def started_at(self) -> datetime | None:
+        return _time(self._data.get("started_at"))
+
+    @property
     def finished_at(self) -> datetime | None:
         return _time(self._data.get("finished_at"))
 
     def to_dict(self) -> dict[str, Any]:
+        """The server's JSON for this trial, e.g. for `--json` output or logging."""
         return dict(self._data)
 
     def __repr__(self) -> str:
@@ -126,9 +134,11 @@ class StudyFields:
 
     @property
     def trial_counts(self) -> dict[str, int] | None:
+        """Trials per state; the server counts them for single-study reads only (None in listings)."""
         return self._data.get("trial_counts")
 
     def to_dict(self) -> dict[str, Any]:
+        """The server's JSON for this study."""
         return dict(self._data)
 
     def __repr__(self) -> str:

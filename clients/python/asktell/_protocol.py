@@ -1,7 +1,7 @@
 """What the sync and async clients share: how each call is built, retried and read.
 
-Only the transport differs between `Client` and `AsyncClient`; every route, body, retry rule and
-error mapping lives here once.
+Only the transport call and the sleep differ between `Client` and `AsyncClient`; every route, body, retry rule,
+multi-request flow (paging, pending asks) and error mapping lives here once.
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ from urllib.parse import quote
 
 import httpx
 
-from asktell.errors import AsktellError, AskTimeoutError, ServiceUnavailableError, error_from_response
+from asktell.errors import AskTimeoutError, ServiceUnavailableError, error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "asktell-python/0.1.0"
+# How long the server holds an ask (or a job poll) open by default while an engine worker computes suggestions.
+LONG_POLL_SECONDS = 30.0
+# Failures after which the request may simply not have arrived, or the answer was lost: worth another try.
+# (A bad URL scheme or a local protocol misuse would fail the same way every time.)
+RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
 
 
 @dataclass(frozen=True)
@@ -35,23 +40,24 @@ class Call:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter on connection errors and 5xx, for idempotent calls only."""
+    """Exponential backoff with jitter on connection errors, timeouts and 5xx, for idempotent calls only."""
 
     max_retries: int = 5
     base_seconds: float = 0.1
     cap_seconds: float = 5.0
 
     def delay(self, call: Call, attempt: int, outcome: httpx.Response | Exception) -> float | None:
-        """Seconds to wait before retrying, or None to stop and report the outcome."""
-        retryable = isinstance(outcome, httpx.TransportError) or (
+        """Seconds to wait before retry number `attempt + 1`, or None to stop and report the outcome."""
+        retryable = isinstance(outcome, RETRYABLE_ERRORS) or (
             isinstance(outcome, httpx.Response) and outcome.status_code >= 500)
         if not (call.idempotent and retryable and attempt < self.max_retries):
             return None
+        # "Equal jitter": never less than half the exponential step, so retries stay spread out but bounded.
         return float(min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0))
 
 
 def settings(url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
-    """Resolve the base URL and headers from arguments, then ASKTELL_URL / ASKTELL_TOKEN."""
+    """Resolve the base URL and headers from the arguments, else ASKTELL_URL / ASKTELL_TOKEN."""
     base = (url or os.environ.get("ASKTELL_URL") or DEFAULT_URL).rstrip("/")
     headers = {"User-Agent": USER_AGENT}
     token = token or os.environ.get("ASKTELL_TOKEN")
@@ -60,11 +66,15 @@ def settings(url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
     return base, headers
 
 
-def result(outcome: httpx.Response | Exception) -> httpx.Response:
+def result(outcome: httpx.Response | Exception, base_url: str) -> httpx.Response:
     """The response of a finished call, or the typed error it amounts to."""
+    if isinstance(outcome, httpx.TransportError):
+        if isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout):
+            problem = f"cannot reach the asktell server at {base_url}"
+        else:  # past the connect step the server may have acted on the request
+            problem = f"no answer from the asktell server at {base_url} (the request may have been applied)"
+        raise ServiceUnavailableError(f"{problem}: {type(outcome).__name__}: {outcome}") from outcome
     if isinstance(outcome, Exception):
-        if isinstance(outcome, httpx.TransportError):
-            raise ServiceUnavailableError(f"cannot reach the asktell server: {outcome}") from outcome
         raise outcome
     if outcome.is_error:
         raise error_from_response(outcome)
@@ -75,9 +85,10 @@ def _study(name: str) -> str:
     return f"/v1/studies/{quote(name, safe='')}"
 
 
-# The API, one function per route ------------------------------------------------------------------
+# The API, one function per route ------------------------------------------------------------------------------
 
 def create_study(name: str, spec: dict[str, Any], if_exists: str) -> Call:
+    # With if_exists="get" a repeat returns the study the first attempt created: safe to retry.
     return Call("POST", "/v1/studies", json={"name": name, "if_exists": if_exists, **spec},
                 idempotent=if_exists == "get")
 
@@ -86,9 +97,8 @@ def get_study(name: str) -> Call:
     return Call("GET", _study(name), idempotent=True)
 
 
-def list_studies(page_token: str | None) -> Call:
-    params = {"page_size": 500, **({"page_token": page_token} if page_token else {})}
-    return Call("GET", "/v1/studies", params=params, idempotent=True)
+def list_studies() -> Call:
+    return Call("GET", "/v1/studies", params={"page_size": 500}, idempotent=True)
 
 
 def delete_study(name: str) -> Call:
@@ -99,9 +109,13 @@ def set_study_state(name: str, state: str) -> Call:
     return Call("PUT", f"{_study(name)}/state", json={"state": state}, idempotent=True)
 
 
-def ask(name: str, count: int, worker_id: str | None, fresh: bool, wait_seconds: float) -> Call:
-    # With a worker_id a repeated ask returns that worker's active trials, so a retry is safe.
-    body = {"count": count, "worker_id": worker_id, "fresh": fresh, "wait_seconds": wait_seconds}
+def ask(name: str, count: int, worker_id: str | None, fresh: bool, timeout: float) -> Call:
+    body: dict[str, Any] = {"count": count, "worker_id": worker_id, "fresh": fresh}
+    if timeout < LONG_POLL_SECONDS:
+        # Only a caller in more of a hurry than the server's default long poll needs to say so.
+        body["wait_seconds"] = timeout
+    # With a worker_id a repeated ask returns that worker's active trials, so a retry hands out nothing twice;
+    # `fresh` asks for new trials every time, so it is not.
     return Call("POST", f"{_study(name)}/ask", json=body, idempotent=worker_id is not None and not fresh)
 
 
@@ -113,14 +127,12 @@ def add_trial(name: str, params: dict[str, Any], values: dict[str, float] | None
     return Call("POST", f"{_study(name)}/trials", json={"params": params, "values": values})
 
 
-def list_trials(name: str, states: list[str], worker_id: str | None, measurements: bool,
-                page_token: str | None) -> Call:
+def list_trials(name: str, state: str | list[str] | None, worker_id: str | None, measurements: bool) -> Call:
+    states = [state] if isinstance(state, str) else list(state or [])
     params: list[tuple[str, Any]] = [("state", s) for s in states]
     params += [("page_size", 1000), ("measurements", str(measurements).lower())]
     if worker_id:
         params.append(("worker_id", worker_id))
-    if page_token:
-        params.append(("page_token", page_token))
     return Call("GET", f"{_study(name)}/trials", params=params, idempotent=True)
 
 
@@ -134,7 +146,12 @@ def report(name: str, number: int, step: float, values: dict[str, float]) -> Cal
                 idempotent=True)
 
 
-def tell(name: str, number: int, body: dict[str, Any]) -> Call:
+def tell(name: str, number: int, values: dict[str, float] | None, failed: bool, infeasible: bool, stopped: bool,
+         reason: str | None) -> Call:
+    chosen = [s for s, on in (("failed", failed), ("infeasible", infeasible), ("stopped", stopped)) if on]
+    if len(chosen) > 1:
+        raise ValueError(f"tell one of failed, infeasible or stopped, not {' and '.join(chosen)}")
+    body = {"state": chosen[0] if chosen else "completed", "values": values, "reason": reason}
     # The server accepts an identical repeated tell, so a retry after a lost response is safe.
     return Call("POST", f"{_study(name)}/trials/{number}/tell", json=body, idempotent=True)
 
@@ -147,17 +164,6 @@ def engine_status(name: str) -> Call:
     return Call("GET", f"{_study(name)}/engine", idempotent=True)
 
 
-def tell_body(values: dict[str, float] | None, failed: bool, infeasible: bool, stopped: bool,
-              reason: str | None) -> dict[str, Any]:
-    chosen = [s for s, on in (("failed", failed), ("infeasible", infeasible), ("stopped", stopped)) if on]
-    if len(chosen) > 1:
-        raise AsktellError("tell one of failed, infeasible or stopped, not several")
-    state = chosen[0] if chosen else "completed"
-    if state == "completed" and values is None:
-        raise AsktellError("a completed trial needs values: tell(values) or tell(failed=True, reason=...)")
-    return {"state": state, "values": values, "reason": reason}
-
-
 def study_spec(params: list[dict[str, Any]], objectives: list[dict[str, Any]], constraints: list[dict[str, Any]] | None,
                fidelity: dict[str, Any] | None, engine: str, engine_options: dict[str, Any] | None,
                seed: int | None) -> dict[str, Any]:
@@ -165,16 +171,39 @@ def study_spec(params: list[dict[str, Any]], objectives: list[dict[str, Any]], c
             "engine": engine, "engine_options": engine_options or {}, "seed": seed}
 
 
-# Multi-request operations, written once as generators: they yield calls and receive responses. --------
+# Operations of one or more requests, written once as generators: they yield calls and receive responses. ------
 
 Flow = Generator[Call, httpx.Response, Any]
-LONG_POLL_SECONDS = 30.0
+
+
+def single(call: Call) -> Flow:
+    """One request; its JSON body (None for an empty one, as DELETE's 204)."""
+    response = yield call
+    return response.json() if response.content else None
+
+
+def paged(first: Call, key: str) -> Flow:
+    """Every item of a paged listing, following next_page_token to the end."""
+    items: list[Any] = []
+    call = first
+    while True:
+        body = (yield call).json()
+        items += body[key]
+        token = body.get("next_page_token")
+        if not token:
+            return items
+        params = first.params.items() if isinstance(first.params, dict) else first.params
+        call = Call(first.method, first.path, params=[*params, ("page_token", token)], idempotent=first.idempotent)
 
 
 def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout: float) -> Flow:
-    """Ask, then poll a pending job (long-polling) until its trials exist or `timeout` runs out."""
+    """Ask, then poll a pending job (long-polling) until its trials exist or `timeout` runs out.
+
+    The server answers at once with what it has; trials an engine worker is still computing come back as a
+    `pending` job, so a slow model never holds an HTTP request open for long.
+    """
     deadline = time.monotonic() + timeout
-    body = (yield ask(name, count, worker_id, fresh, min(LONG_POLL_SECONDS, timeout))).json()
+    body = (yield ask(name, count, worker_id, fresh, timeout)).json()
     trials: list[dict[str, Any]] = list(body["trials"])
     while body.get("pending"):
         job_id = body["pending"]["id"]
@@ -185,27 +214,3 @@ def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout:
         body = (yield poll_job(name, job_id, min(LONG_POLL_SECONDS, remaining))).json()
         trials += body["trials"]
     return trials
-
-
-def paged_flow(first: Call, key: str) -> Flow:
-    """Every item of a paged listing, following next_page_token to the end."""
-    items: list[dict[str, Any]] = []
-    call = first
-    while True:
-        body = (yield call).json()
-        items += body[key]
-        token = body.get("next_page_token")
-        if not token:
-            return items
-        params = call.params
-        if isinstance(params, dict):
-            params = {**params, "page_token": token}
-        else:
-            params = [(k, v) for k, v in params if k != "page_token"] + [("page_token", token)]
-        call = Call(call.method, call.path, params=params, idempotent=True)
-
-
-def single(call: Call) -> Flow:
-    """One request; its JSON body (None for an empty one)."""
-    response = yield call
-    return response.json() if response.content else None

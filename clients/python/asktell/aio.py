@@ -1,4 +1,4 @@
-"""The asyncio client: `AsyncClient`, `AsyncStudy`, `AsyncTrial`, the same surface with `await`."""
+"""The asyncio client: `AsyncClient`, `AsyncStudy`, `AsyncTrial`, the surface of `Client` with `await`."""
 
 from __future__ import annotations
 
@@ -12,28 +12,31 @@ from asktell._models import Decision, StudyFields, TrialFields
 
 
 class AsyncClient:
-    """A connection to an asktell server. Reads ASKTELL_URL and ASKTELL_TOKEN when not given."""
+    """A connection to an asktell server. Reads ASKTELL_URL and ASKTELL_TOKEN when `url` / `token` are not given.
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
-                 max_retries: int = 5, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    `max_retries` bounds the retries of idempotent calls on connection errors, timeouts and 5xx.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0,
+                 max_retries: int = 5, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         base, headers = api.settings(url, token)
         self.url = base
         self.retry = api.RetryPolicy(max_retries=max_retries)
-        # Long polls wait up to LONG_POLL_SECONDS on the server: the read timeout leaves room for them.
+        # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
         self._http = httpx.AsyncClient(base_url=base, headers=headers, transport=transport,
-                                  timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
+                                       timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
 
     async def _send(self, call: api.Call) -> httpx.Response:
         attempt = 0
         while True:
             try:
-                outcome: httpx.Response | Exception = await self._http.request(call.method, call.path, json=call.json,
-                                                                         params=call.params)
+                outcome: httpx.Response | Exception = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params)
             except httpx.TransportError as error:
                 outcome = error
             delay = self.retry.delay(call, attempt, outcome)
             if delay is None:
-                return api.result(outcome)
+                return api.result(outcome, self.url)
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -45,24 +48,32 @@ class AsyncClient:
         except StopIteration as done:
             return done.value
 
+    async def _call(self, call: api.Call) -> Any:
+        return await self._run(api.single(call))
+
     async def create_study(self, name: str, params: list[dict[str, Any]], objectives: list[dict[str, Any]], *,
-                     constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
-                     engine: str = "auto", engine_options: dict[str, Any] | None = None, seed: int | None = None,
-                     if_exists: str = "get") -> AsyncStudy:
-        """Create a study; with if_exists="get" an identical existing study is returned instead."""
+                           constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
+                           engine: str = "auto", engine_options: dict[str, Any] | None = None,
+                           seed: int | None = None, if_exists: str = "get") -> AsyncStudy:
+        """Create a study. With if_exists="get" (the default) every worker can run the same line at start-up:
+        an identical existing study is returned, a different one with that name raises ConflictError."""
         spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed)
-        return AsyncStudy(self, await self._run(api.single(api.create_study(name, spec, if_exists))))
+        return AsyncStudy(self, await self._call(api.create_study(name, spec, if_exists)))
 
     async def get_study(self, name: str) -> AsyncStudy:
-        return AsyncStudy(self, await self._run(api.single(api.get_study(name))))
+        """The study called `name` (NotFoundError if there is none)."""
+        return AsyncStudy(self, await self._call(api.get_study(name)))
 
     async def list_studies(self) -> list[AsyncStudy]:
-        return [AsyncStudy(self, s) for s in await self._run(api.paged_flow(api.list_studies(None), "studies"))]
+        """Every study, all pages."""
+        return [AsyncStudy(self, s) for s in await self._run(api.paged(api.list_studies(), "studies"))]
 
     async def delete_study(self, name: str) -> None:
-        await self._run(api.single(api.delete_study(name)))
+        """Delete a study and all its trials."""
+        await self._call(api.delete_study(name))
 
     async def close(self) -> None:
+        """Close the pooled connections."""
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
@@ -71,49 +82,59 @@ class AsyncClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
+    def __repr__(self) -> str:
+        return f"AsyncClient({self.url!r})"
+
 
 class AsyncStudy(StudyFields):
+    """A study as last read from the server; its methods act on the server and refresh it where they can."""
+
     def __init__(self, client: AsyncClient, data: dict[str, Any]) -> None:
         self._client = client
         self._load(data)
 
-    async def ask(self, n: int = 1, worker_id: str | None = None, *, fresh: bool = False,
-            timeout: float = 300.0) -> list[AsyncTrial]:
-        """Trials to evaluate. A worker_id that asks again gets its active trials back unless `fresh`.
+    async def ask(self, n: int = 1, worker_id: str | None = None, fresh: bool = False, *,
+                  timeout: float = 300.0) -> list[AsyncTrial]:
+        """Up to `n` trials to evaluate. A worker_id that asks again gets its active trials back (so a restarted
+        worker resumes its own work, and the ask can be retried safely) unless `fresh`.
 
-        Waits up to `timeout` seconds for suggestions an engine worker is still computing.
+        Waits up to `timeout` seconds for suggestions an engine worker is still computing (AskTimeoutError).
         """
         flow = api.ask_flow(self.name, n, worker_id, fresh, timeout)
         return [AsyncTrial(self._client, self.name, t) for t in await self._client._run(flow)]
 
     async def add_trial(self, params: dict[str, Any], values: dict[str, float] | None = None) -> AsyncTrial:
         """Enqueue params for the next ask, or with `values` record a point evaluated elsewhere."""
-        data = await self._client._run(api.single(api.add_trial(self.name, params, values)))
+        data = await self._client._call(api.add_trial(self.name, params, values))
         return AsyncTrial(self._client, self.name, data)
 
     async def trials(self, state: str | list[str] | None = None, *, worker_id: str | None = None,
-               measurements: bool = False) -> list[AsyncTrial]:
-        states = [state] if isinstance(state, str) else list(state or [])
-        flow = api.paged_flow(api.list_trials(self.name, states, worker_id, measurements, None), "trials")
+                     measurements: bool = False) -> list[AsyncTrial]:
+        """Every trial (all pages), optionally only in the given state(s) or of one worker."""
+        flow = api.paged(api.list_trials(self.name, state, worker_id, measurements), "trials")
         return [AsyncTrial(self._client, self.name, t) for t in await self._client._run(flow)]
 
     async def trial(self, number: int) -> AsyncTrial:
-        data = await self._client._run(api.single(api.get_trial(self.name, number)))
+        """Trial `number` of this study, with its measurements."""
+        data = await self._client._call(api.get_trial(self.name, number))
         return AsyncTrial(self._client, self.name, data)
 
     async def best_trials(self) -> list[AsyncTrial]:
         """The best feasible trial (one objective) or the Pareto-optimal trials (several)."""
-        body = await self._client._run(api.single(api.best(self.name)))
+        body = await self._client._call(api.best(self.name))
         return [AsyncTrial(self._client, self.name, t) for t in body["trials"]]
 
     async def engine_status(self) -> dict[str, Any]:
-        return dict(await self._client._run(api.single(api.engine_status(self.name))))
+        """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""
+        return dict(await self._client._call(api.engine_status(self.name)))
 
     async def refresh(self) -> AsyncStudy:
-        self._load(await self._client._run(api.single(api.get_study(self.name))))
+        """Re-read the study (state, trial counts) from the server."""
+        self._load(await self._client._call(api.get_study(self.name)))
         return self
 
     async def pause(self) -> AsyncStudy:
+        """Stop handing out trials; tells of running trials still land."""
         return await self._set_state("paused")
 
     async def resume(self) -> AsyncStudy:
@@ -126,29 +147,32 @@ class AsyncStudy(StudyFields):
         await self._client.delete_study(self.name)
 
     async def _set_state(self, state: str) -> AsyncStudy:
-        self._load(await self._client._run(api.single(api.set_study_state(self.name, state))))
+        self._load(await self._client._call(api.set_study_state(self.name, state)))
         return self
 
 
 class AsyncTrial(TrialFields):
+    """One point to evaluate; `report` and `tell` update it in place from the server's answer."""
+
     def __init__(self, client: AsyncClient, study: str, data: dict[str, Any]) -> None:
         self._client = client
         self.study_name = study
         self._load(data)
 
     async def report(self, step: float, values: dict[str, float]) -> Decision:
-        """Record an intermediate value; the decision says whether to continue, pause or stop."""
-        body = await self._client._run(api.single(api.report(self.study_name, self.number, step, values)))
+        """Record an intermediate value; the decision says whether to continue, pause or stop training."""
+        body = await self._client._call(api.report(self.study_name, self.number, step, values))
         self._load(body["trial"])
         return Decision(body["action"], body.get("reason"))
 
-    async def tell(self, values: dict[str, float] | None = None, *, failed: bool = False, infeasible: bool = False,
-             stopped: bool = False, reason: str | None = None) -> AsyncTrial:
-        """Finish the trial with its final values, or as failed / infeasible / stopped."""
-        body = api.tell_body(values, failed, infeasible, stopped, reason)
-        self._load(await self._client._run(api.single(api.tell(self.study_name, self.number, body))))
+    async def tell(self, values: dict[str, float] | None = None, *, failed: bool = False,
+                   infeasible: bool = False, stopped: bool = False, reason: str | None = None) -> AsyncTrial:
+        """Finish the trial with its final values, or as failed / infeasible / stopped (with an optional reason)."""
+        call = api.tell(self.study_name, self.number, values, failed, infeasible, stopped, reason)
+        self._load(await self._client._call(call))
         return self
 
     async def refresh(self) -> AsyncTrial:
-        self._load(await self._client._run(api.single(api.get_trial(self.study_name, self.number))))
+        """Re-read the trial (state, values, measurements) from the server."""
+        self._load(await self._client._call(api.get_trial(self.study_name, self.number)))
         return self

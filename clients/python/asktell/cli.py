@@ -1,36 +1,41 @@
-"""`asktell`: inspect studies and trials on a server; `serve`, `worker` and `db` run the server itself."""
+"""`asktell`: inspect studies and trials on a server; `serve`, `worker` and `db` run the server itself.
+
+The server commands are forwarded to the `asktell-server` package, so one `asktell` command covers both sides
+while a training job that only installs this client never pulls in the server's model stack.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from asktell.client import Client
 from asktell.errors import AsktellError
 
-SERVER_COMMANDS = ("serve", "worker", "db")
+SERVER_COMMANDS = {
+    "serve": "run the REST API (needs asktell-server)",
+    "worker": "run an engine worker (needs asktell-server)",
+    "db": "manage the server's database schema (needs asktell-server)",
+}
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """Aligned plain-text columns, numbers right-aligned."""
-    cells = [[str(h) for h in header], *[["" if c is None else _cell(c) for c in row] for row in rows]]
+    """Aligned plain-text columns under a dashed rule; numeric columns (header included) right-aligned."""
+    cells = [list(header), *[["" if c is None else _cell(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [all(_is_number(row[i]) for row in rows if row[i] is not None) and bool(rows)
+    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows if row[i] is not None)
                for i in range(len(header))]
-    lines = []
-    for r, row in enumerate(cells):
-        parts = [c.rjust(w) if numeric[i] and r else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                             strict=True))]
-        lines.append("  ".join(parts).rstrip())
+    lines = ["  ".join(c.rjust(w) if right else c.ljust(w) for c, w, right in zip(row, widths, numeric, strict=True))
+             .rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _cell(value: Any) -> str:
@@ -38,30 +43,43 @@ def _cell(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
     return str(value)
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2)
 
 
 def _studies_list(client: Client, args: argparse.Namespace) -> str:
     studies = client.list_studies()
     if args.json:
-        return json.dumps([s.to_dict() for s in studies], indent=2)
-    rows = [[s.name, s.engine, s.state, len(s.spec["params"]), ", ".join(o["name"] for o in s.spec["objectives"])]
+        return _dump([s.to_dict() for s in studies])
+    rows = [[s.name, s.engine, s.state, len(s.spec["params"]), [o["name"] for o in s.spec["objectives"]]]
             for s in studies]
     return table(rows, ["NAME", "ENGINE", "STATE", "PARAMS", "OBJECTIVES"])
 
 
 def _studies_show(client: Client, args: argparse.Namespace) -> str:
     study = client.get_study(args.name)
-    if args.json:
-        return json.dumps(study.to_dict(), indent=2)
-    spec = study.spec
-    lines = [f"study     {study.name}", f"engine    {study.engine}", f"state     {study.state}",
-             "trials    " + (", ".join(f"{k}: {v}" for k, v in (study.trial_counts or {}).items()) or "none"), ""]
-    params = [[p["name"], p["type"], p.get("low"), p.get("high"), "log" if p.get("log") else "",
-               ", ".join(map(str, p.get("choices") or []))] for p in spec["params"]]
-    lines += [table(params, ["PARAM", "TYPE", "LOW", "HIGH", "SCALE", "CHOICES"]), ""]
-    lines.append(table([[o["name"], o["goal"]] for o in spec["objectives"]], ["OBJECTIVE", "GOAL"]))
     best = study.best_trials()
+    if args.json:
+        return _dump({**study.to_dict(), "best_trials": [t.to_dict() for t in best]})
+    spec = study.spec
+    fields = [("study", study.name), ("engine", study.engine), ("state", study.state),
+              ("trials", _cell(study.trial_counts) or "none")]
+    if spec.get("fidelity"):
+        fidelity = spec["fidelity"]
+        fields.append(("fidelity", f"{fidelity['name']} from {_cell(fidelity['min'])} to {_cell(fidelity['max'])}"))
+    lines = [f"{key:<9} {value}" for key, value in fields]
+    params = [[p["name"], p["type"], p.get("low"), p.get("high"), "log" if p.get("log") else "", p.get("choices")]
+              for p in spec["params"]]
+    lines += ["", table(params, ["PARAM", "TYPE", "LOW", "HIGH", "SCALE", "CHOICES"])]
+    lines += ["", table([[o["name"], o["goal"]] for o in spec["objectives"]], ["OBJECTIVE", "GOAL"])]
+    if spec.get("constraints"):
+        rows = [[c["name"], c["op"], c["bound"]] for c in spec["constraints"]]
+        lines += ["", table(rows, ["CONSTRAINT", "OP", "BOUND"])]
     if best:
         lines += ["", "best:", table([[t.number, t.values, t.params] for t in best], ["TRIAL", "VALUES", "PARAMS"])]
     return "\n".join(lines)
@@ -82,51 +100,71 @@ def _trials_list(client: Client, args: argparse.Namespace) -> str:
     if args.limit:
         trials = trials[-args.limit:]
     if args.json:
-        return json.dumps([t.to_dict() for t in trials], indent=2)
+        return _dump([t.to_dict() for t in trials])
     rows = [[t.number, t.state, t.values, t.params, t.worker_id] for t in trials]
     return table(rows, ["NUMBER", "STATE", "VALUES", "PARAMS", "WORKER"])
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asktell", description="asktell optimization service client")
-    parser.add_argument("--url", help="server URL (env ASKTELL_URL, default http://127.0.0.1:8000)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in SERVER_COMMANDS:
-        commands.add_parser(name, help=f"server: asktell {name} --help", add_help=False)
+    parser = argparse.ArgumentParser(prog="asktell", description="Client of the asktell optimization service.")
+    # The options are accepted before or after the sub-command; SUPPRESS keeps a later default from erasing them.
+    common = argparse.ArgumentParser(add_help=False)
+    for target, url_default, json_default in ((parser, None, False), (common, argparse.SUPPRESS, argparse.SUPPRESS)):
+        target.add_argument("--url", default=url_default,
+                            help="server URL (env ASKTELL_URL, default http://127.0.0.1:8000)")
+        target.add_argument("--json", action="store_true", default=json_default, help="machine-readable output")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in SERVER_COMMANDS.items():
+        commands.add_parser(name, help=summary, add_help=False)  # its own --help comes from the server
+
+    def leaf(group: Any, name: str, func: Callable[[Client, argparse.Namespace], str], summary: str) -> Any:
+        sub = group.add_parser(name, parents=[common], help=summary)
+        sub.set_defaults(func=func)
+        return sub
 
     studies = commands.add_parser("studies", help="list, show or delete studies").add_subparsers(
-        dest="action", required=True)
-    studies.add_parser("list").set_defaults(func=_studies_list)
-    show = studies.add_parser("show")
-    show.add_argument("name")
-    show.set_defaults(func=_studies_show)
-    delete = studies.add_parser("delete")
+        dest="action", required=True, metavar="ACTION")
+    leaf(studies, "list", _studies_list, "every study")
+    leaf(studies, "show", _studies_show, "a study's spec, trial counts and best trials").add_argument("name")
+    delete = leaf(studies, "delete", _studies_delete, "delete a study and all its trials")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(func=_studies_delete)
 
-    trials = commands.add_parser("trials", help="list a study's trials").add_subparsers(dest="action", required=True)
-    listing = trials.add_parser("list")
+    trials = commands.add_parser("trials", help="list a study's trials").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    listing = leaf(trials, "list", _trials_list, "a study's trials, oldest first")
     listing.add_argument("study")
-    listing.add_argument("--state", action="append", help="only these states (repeatable)")
-    listing.add_argument("--limit", type=int, help="only the last N")
-    listing.set_defaults(func=_trials_list)
+    listing.add_argument("--state", action="append", help="only trials in this state (repeatable)")
+    listing.add_argument("--limit", type=_positive, help="only the last N trials")
     return parser
+
+
+def _run_server(argv: list[str]) -> int:
+    try:
+        from service.cli import main as server_main
+    except ModuleNotFoundError as error:
+        if error.name not in ("service", "service.cli"):
+            raise  # the server is installed but broken: its traceback says more than our hint
+        print(f"asktell {argv[0]} needs the server: pip install asktell-server", file=sys.stderr)
+        return 2
+    return server_main(argv, prog="asktell")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in SERVER_COMMANDS:
-        try:
-            from service.cli import main as server_main
-        except ModuleNotFoundError as error:
-            if error.name != "service":
-                raise
-            print(f"asktell {args_list[0]} needs the server: pip install asktell-server", file=sys.stderr)
-            return 2
-        return server_main(args_list, prog="asktell")
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(args_list)
+    if args.command in SERVER_COMMANDS:
+        return _run_server(args_list[args_list.index(args.command):])
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         with Client(args.url) as client:
             print(args.func(client, args))

@@ -1,4 +1,4 @@
-"""The synchronous client: `Client`, `Study`, `Trial`."""
+"""The synchronous client: `Client`, `Study`, `Trial`. Calls are built in `_protocol`; this module only sends them."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from asktell._models import Decision, StudyFields, TrialFields
 
 
 class Client:
-    """A connection to an asktell server. Reads ASKTELL_URL and ASKTELL_TOKEN when not given."""
+    """A connection to an asktell server. Reads ASKTELL_URL and ASKTELL_TOKEN when `url` / `token` are not given.
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
-                 max_retries: int = 5, transport: httpx.BaseTransport | None = None) -> None:
+    `max_retries` bounds the retries of idempotent calls on connection errors, timeouts and 5xx.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0,
+                 max_retries: int = 5, *, transport: httpx.BaseTransport | None = None) -> None:
         base, headers = api.settings(url, token)
         self.url = base
         self.retry = api.RetryPolicy(max_retries=max_retries)
-        # Long polls wait up to LONG_POLL_SECONDS on the server: the read timeout leaves room for them.
+        # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
         self._http = httpx.Client(base_url=base, headers=headers, transport=transport,
                                   timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
 
@@ -33,7 +36,7 @@ class Client:
                 outcome = error
             delay = self.retry.delay(call, attempt, outcome)
             if delay is None:
-                return api.result(outcome)
+                return api.result(outcome, self.url)
             time.sleep(delay)
             attempt += 1
 
@@ -45,24 +48,32 @@ class Client:
         except StopIteration as done:
             return done.value
 
+    def _call(self, call: api.Call) -> Any:
+        return self._run(api.single(call))
+
     def create_study(self, name: str, params: list[dict[str, Any]], objectives: list[dict[str, Any]], *,
                      constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
                      engine: str = "auto", engine_options: dict[str, Any] | None = None, seed: int | None = None,
                      if_exists: str = "get") -> Study:
-        """Create a study; with if_exists="get" an identical existing study is returned instead."""
+        """Create a study. With if_exists="get" (the default) every worker can run the same line at start-up:
+        an identical existing study is returned, a different one with that name raises ConflictError."""
         spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed)
-        return Study(self, self._run(api.single(api.create_study(name, spec, if_exists))))
+        return Study(self, self._call(api.create_study(name, spec, if_exists)))
 
     def get_study(self, name: str) -> Study:
-        return Study(self, self._run(api.single(api.get_study(name))))
+        """The study called `name` (NotFoundError if there is none)."""
+        return Study(self, self._call(api.get_study(name)))
 
     def list_studies(self) -> list[Study]:
-        return [Study(self, s) for s in self._run(api.paged_flow(api.list_studies(None), "studies"))]
+        """Every study, all pages."""
+        return [Study(self, s) for s in self._run(api.paged(api.list_studies(), "studies"))]
 
     def delete_study(self, name: str) -> None:
-        self._run(api.single(api.delete_study(name)))
+        """Delete a study and all its trials."""
+        self._call(api.delete_study(name))
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._http.close()
 
     def __enter__(self) -> Client:
@@ -71,47 +82,56 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
 
 class Study(StudyFields):
+    """A study as last read from the server; its methods act on the server and refresh it where they can."""
+
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self._client = client
         self._load(data)
 
-    def ask(self, n: int = 1, worker_id: str | None = None, *, fresh: bool = False,
+    def ask(self, n: int = 1, worker_id: str | None = None, fresh: bool = False, *,
             timeout: float = 300.0) -> list[Trial]:
-        """Trials to evaluate. A worker_id that asks again gets its active trials back unless `fresh`.
+        """Up to `n` trials to evaluate. A worker_id that asks again gets its active trials back (so a restarted
+        worker resumes its own work, and the ask can be retried safely) unless `fresh`.
 
-        Waits up to `timeout` seconds for suggestions an engine worker is still computing.
+        Waits up to `timeout` seconds for suggestions an engine worker is still computing (AskTimeoutError).
         """
         flow = api.ask_flow(self.name, n, worker_id, fresh, timeout)
         return [Trial(self._client, self.name, t) for t in self._client._run(flow)]
 
     def add_trial(self, params: dict[str, Any], values: dict[str, float] | None = None) -> Trial:
         """Enqueue params for the next ask, or with `values` record a point evaluated elsewhere."""
-        return Trial(self._client, self.name, self._client._run(api.single(api.add_trial(self.name, params, values))))
+        return Trial(self._client, self.name, self._client._call(api.add_trial(self.name, params, values)))
 
     def trials(self, state: str | list[str] | None = None, *, worker_id: str | None = None,
                measurements: bool = False) -> list[Trial]:
-        states = [state] if isinstance(state, str) else list(state or [])
-        flow = api.paged_flow(api.list_trials(self.name, states, worker_id, measurements, None), "trials")
+        """Every trial (all pages), optionally only in the given state(s) or of one worker."""
+        flow = api.paged(api.list_trials(self.name, state, worker_id, measurements), "trials")
         return [Trial(self._client, self.name, t) for t in self._client._run(flow)]
 
     def trial(self, number: int) -> Trial:
-        return Trial(self._client, self.name, self._client._run(api.single(api.get_trial(self.name, number))))
+        """Trial `number` of this study, with its measurements."""
+        return Trial(self._client, self.name, self._client._call(api.get_trial(self.name, number)))
 
     def best_trials(self) -> list[Trial]:
         """The best feasible trial (one objective) or the Pareto-optimal trials (several)."""
-        body = self._client._run(api.single(api.best(self.name)))
-        return [Trial(self._client, self.name, t) for t in body["trials"]]
+        return [Trial(self._client, self.name, t) for t in self._client._call(api.best(self.name))["trials"]]
 
     def engine_status(self) -> dict[str, Any]:
-        return dict(self._client._run(api.single(api.engine_status(self.name))))
+        """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""
+        return dict(self._client._call(api.engine_status(self.name)))
 
     def refresh(self) -> Study:
-        self._load(self._client._run(api.single(api.get_study(self.name))))
+        """Re-read the study (state, trial counts) from the server."""
+        self._load(self._client._call(api.get_study(self.name)))
         return self
 
     def pause(self) -> Study:
+        """Stop handing out trials; tells of running trials still land."""
         return self._set_state("paused")
 
     def resume(self) -> Study:
@@ -124,29 +144,32 @@ class Study(StudyFields):
         self._client.delete_study(self.name)
 
     def _set_state(self, state: str) -> Study:
-        self._load(self._client._run(api.single(api.set_study_state(self.name, state))))
+        self._load(self._client._call(api.set_study_state(self.name, state)))
         return self
 
 
 class Trial(TrialFields):
+    """One point to evaluate; `report` and `tell` update it in place from the server's answer."""
+
     def __init__(self, client: Client, study: str, data: dict[str, Any]) -> None:
         self._client = client
         self.study_name = study
         self._load(data)
 
     def report(self, step: float, values: dict[str, float]) -> Decision:
-        """Record an intermediate value; the decision says whether to continue, pause or stop."""
-        body = self._client._run(api.single(api.report(self.study_name, self.number, step, values)))
+        """Record an intermediate value; the decision says whether to continue, pause or stop training."""
+        body = self._client._call(api.report(self.study_name, self.number, step, values))
         self._load(body["trial"])
         return Decision(body["action"], body.get("reason"))
 
     def tell(self, values: dict[str, float] | None = None, *, failed: bool = False, infeasible: bool = False,
              stopped: bool = False, reason: str | None = None) -> Trial:
-        """Finish the trial with its final values, or as failed / infeasible / stopped."""
-        body = api.tell_body(values, failed, infeasible, stopped, reason)
-        self._load(self._client._run(api.single(api.tell(self.study_name, self.number, body))))
+        """Finish the trial with its final values, or as failed / infeasible / stopped (with an optional reason)."""
+        call = api.tell(self.study_name, self.number, values, failed, infeasible, stopped, reason)
+        self._load(self._client._call(call))
         return self
 
     def refresh(self) -> Trial:
-        self._load(self._client._run(api.single(api.get_trial(self.study_name, self.number))))
+        """Re-read the trial (state, values, measurements) from the server."""
+        self._load(self._client._call(api.get_trial(self.study_name, self.number)))
         return self

@@ -1,4 +1,4 @@
-"""Typed errors carrying what the server said; one class per kind of thing a caller may handle."""
+"""Typed errors carrying what the server said; one class per kind of failure a caller may want to handle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 
 
 class AsktellError(Exception):
-    """Base of every error the client raises on purpose."""
+    """Base of every error the client raises on purpose, so `except AsktellError` catches them all."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  details: list[tuple[str, str]] | None = None) -> None:
@@ -31,7 +31,7 @@ class NotFoundError(AsktellError):
 
 
 class ConflictError(AsktellError):
-    """The request clashes with the current state (409): a second tell, an ask on a paused study."""
+    """The request clashes with the current state (409): a different second tell, an ask on a paused study."""
 
 
 class AlreadyExistsError(ConflictError):
@@ -43,11 +43,11 @@ class AuthenticationError(AsktellError):
 
 
 class ServerError(AsktellError):
-    """The server failed (5xx) and retries, if allowed, did not help."""
+    """The server failed (5xx) and retries, where allowed, did not help."""
 
 
 class ServiceUnavailableError(AsktellError):
-    """The server could not be reached, even after retries."""
+    """The server could not be reached (or stopped answering), even after retries."""
 
 
 class AskTimeoutError(AsktellError):
@@ -58,28 +58,35 @@ class AskTimeoutError(AsktellError):
         self.job_id = job_id
 
 
-def error_from_response(response: httpx.Response) -> AsktellError:
-    """Map an error response to its exception class, keeping the server's message and field details."""
-    try:
-        body: Any = response.json().get("error", {})
-    except ValueError:
-        body = {}
-    code = body.get("code") if isinstance(body, dict) else None
-    message = (body.get("message") if isinstance(body, dict) else None) or f"HTTP {response.status_code}"
-    details = [(d.get("field", ""), d.get("reason", "")) for d in body.get("details", [])] \
-        if isinstance(body, dict) else []
-    status = response.status_code
-    cls: type[AsktellError]
+def _error_class(status: int, code: str | None) -> type[AsktellError]:
     if status in (400, 422):
-        cls = InvalidArgumentError
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 409:
-        cls = AlreadyExistsError if code == "already_exists" else ConflictError
-    elif status in (401, 403):
-        cls = AuthenticationError
-    elif status >= 500:
-        cls = ServerError
-    else:
-        cls = AsktellError
-    return cls(message, status=status, code=code, details=details)
+        return InvalidArgumentError
+    if status == 404:
+        return NotFoundError
+    if status == 409:
+        return AlreadyExistsError if code == "already_exists" else ConflictError
+    if status in (401, 403):
+        return AuthenticationError
+    if status >= 500:
+        return ServerError
+    return AsktellError
+
+
+def error_from_response(response: httpx.Response) -> AsktellError:
+    """Map an error response to its exception class, keeping the server's message and field details.
+
+    A body that is not the server's error envelope (say, an HTML page from a proxy) still maps by status.
+    """
+    try:
+        envelope: Any = response.json()
+    except ValueError:
+        envelope = None
+    error = envelope.get("error") if isinstance(envelope, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code")
+    message = error.get("message") or f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    details = [(str(d.get("field", "")), str(d.get("reason", ""))) for d in error.get("details") or []
+               if isinstance(d, dict)]
+    status = response.status_code
+    return _error_class(status, code)(message, status=status, code=code, details=details)
