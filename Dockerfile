@@ -1,4 +1,4 @@
-# One image for the API and the workers: `asktell serve` or `asktell worker`.
+# One image for the API and the engine workers: `asktell serve` or `asktell worker`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,6 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 RUN useradd --create-home --uid 10001 asktell
+
+# The torch build decides CPU or GPU workers: pass e.g. --build-arg TORCH="torch==2.13.0" with
+# PIP_INDEX_URL/PIP_EXTRA_INDEX_URL pointing at the CPU or CUDA wheels you want.
+ARG TORCH=torch
+RUN pip install "$TORCH"
 
 COPY clients/python /app/clients/python
 RUN pip install /app/clients/python

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await asyncio.to_thread(upgrade, settings.database_url)
         app.state.db = Database(settings.database_url, pool_size=settings.pool_size)
+        await app.state.db.signals.start()
         stop = asyncio.Event()
         embedded = None
         if settings.runs_embedded_worker:

@@ -9,7 +9,6 @@ pending job to poll. No model is ever fitted inside an API request.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,14 +25,17 @@ from service.engines.encoding import to_unit
 from service.engines.sobol import SobolEngine
 from service.errors import Conflict, NotFound
 from service.store import jobs as job_store
+from service.store import signals
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
 from service.store.jobs import Job, JobState
 from service.store.records import StudyRecord, StudyState, TrialRecord
+from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
 MIN_SEPARATION = 1e-3  # a pooled suggestion this close (normalized L-infinity) to a running trial is dropped
 LIVE_WORKER_WINDOW = timedelta(seconds=90)
+JOB_POLL_SECONDS = 0.25  # signals wake a waiter at once; this is the safety net
 NO_WORKER = "no live engine worker: served a Sobol suggestion instead (start one with `asktell worker`)"
 
 
@@ -55,10 +57,12 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
             trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
         if len(trials) < count and context.has_waiting:
             trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
-        job = None
+        job, queued = None, False
         if len(trials) < count:
-            new, job = await _new_trials(conn, study, count - len(trials), worker_id)
+            new, job, queued = await _new_trials(conn, study, count - len(trials), worker_id)
             trials += new
+    if queued:
+        await db.signals.publish(JOBS_QUEUED)
     if job is None:
         return AskOutcome(trials, None)
     done = await wait_for_job(db, job.id, wait_seconds)
@@ -68,16 +72,17 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
 
 
 async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int,
-                      worker_id: str | None) -> tuple[list[TrialRecord], Job | None]:
+                      worker_id: str | None) -> tuple[list[TrialRecord], Job | None, bool]:
+    """New trials made here, or the job computing them; the flag says whether workers have new work."""
     resolved = resolve_engine(study.spec, study.engine)
     pool_max = _pool_max(resolved.options)
     trials = await _from_pool(conn, study, resolved.options, count, worker_id) if pool_max else []
     if len(trials) == count:  # the common case under load: no count, no job, just a refill request
         await job_store.enqueue_refill(conn, study.id)
-        return trials, None
+        return trials, None, True
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
-        return trials + await _inline(conn, study, resolved, count - len(trials), worker_id), None
+        return trials + await _inline(conn, study, resolved, count - len(trials), worker_id), None, False
 
     job = None
     if len(trials) < count:
@@ -90,7 +95,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int,
                                                error=NO_WORKER, fallback=True)
     if pool_max:
         await job_store.enqueue_refill(conn, study.id)
-    return trials, job
+    return trials, job, bool(pool_max) or job is not None
 
 
 async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
@@ -141,14 +146,13 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
 async def wait_for_job(db: Database, job_id: int, wait_seconds: float) -> Job | None:
     """Poll the job until it is done or failed, or `wait_seconds` pass (then its current state)."""
     deadline = time.monotonic() + wait_seconds
-    delay = 0.002
-    while True:
-        async with db.transaction() as conn:
-            job = await job_store.get_job(conn, job_id)
-        if job is None or job.state in (JobState.DONE, JobState.FAILED) or time.monotonic() >= deadline:
-            return job
-        await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-        delay = min(delay * 1.5, 0.05)
+    async with db.signals.subscription(JOBS_DONE) as done:
+        while True:
+            async with db.transaction() as conn:
+                job = await job_store.get_job(conn, job_id)
+            if job is None or job.state in (JobState.DONE, JobState.FAILED) or time.monotonic() >= deadline:
+                return job
+            await signals.wait(done, min(JOB_POLL_SECONDS, deadline - time.monotonic()))
 
 
 async def job_trials(db: Database, job: Job) -> list[TrialRecord]:

@@ -32,6 +32,7 @@ from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
 from service.store.records import StudyRecord, StudyState, TrialRecord
+from service.store.signals import JOBS_QUEUED
 
 
 async def history_of(conn: AsyncConnection, study: StudyRecord, needed: bool) -> list[TrialView]:
@@ -88,18 +89,22 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
         if trial.state is TrialState.WAITING:
             raise Conflict(f"trial {number} is waiting to be handed out by an ask; it cannot be told yet")
         finished = await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason)
-        await _refresh_pool(conn, study)
-        return finished
+        refill = await _refresh_pool(conn, study)
+    if refill:
+        await db.signals.publish(JOBS_QUEUED)
+    return finished
 
 
-async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> None:
-    """New data makes pooled suggestions stale: have a worker precompute the next ones."""
+async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
+    """New data makes pooled suggestions stale: have a worker precompute the next ones (True if asked)."""
     resolved = resolve_engine(study.spec, study.engine)
     options = resolved.options
     if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
-        return
-    if resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id)):
-        await job_store.enqueue_refill(conn, study.id)
+        return False
+    if not resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id)):
+        return False
+    await job_store.enqueue_refill(conn, study.id)
+    return True
 
 
 def _with_measurements(trial: TrialRecord, measurements: tuple[Measurement, ...]) -> TrialRecord:
@@ -152,9 +157,10 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
         (trial,) = await trial_store.insert_trials(
             conn, study_id=study.id, first_number=first, params=[normalized], state=state, source="user",
             budget=budget_of(study.spec), values=values)
-        if values is not None:
-            await _refresh_pool(conn, study)
-        return trial
+        refill = values is not None and await _refresh_pool(conn, study)
+    if refill:
+        await db.signals.publish(JOBS_QUEUED)
+    return trial
 
 
 async def get_trial(db: Database, owner: str, name: str, number: int) -> TrialRecord:

@@ -63,3 +63,18 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None) -> ResolvedE
             [FieldProblem(".".join(["engine_options", *map(str, e["loc"])]), e["msg"]) for e in error.errors()]
         ) from error
     return ResolvedEngine(engine, options)
+
+
+def warm_up(device: str = "cpu") -> None:
+    """Load the model stack and run one tiny model suggestion, so a worker's first job pays for neither."""
+    from service.domain.trial import TrialState, TrialView
+    from service.engines.base import SuggestRequest
+
+    spec = StudySpec.model_validate({
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "y", "goal": "minimize"}], "engine": GPEngine.name,
+        "engine_options": {"initial_design": 3, "raw_samples": 32, "num_restarts": 2}})
+    resolved = resolve_engine(spec)
+    trials = [TrialView(i, {"x": x}, TrialState.COMPLETED, {"y": (x - 0.3) ** 2})
+              for i, x in enumerate((0.1, 0.5, 0.9))]
+    resolved.engine.suggest(SuggestRequest(spec, resolved.options, 1, 0, 3, trials=trials, device=device))

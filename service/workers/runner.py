@@ -28,16 +28,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import FINISHED_STATES, TrialState
-from service.engines import resolve_engine
+from service.engines import resolve_engine, warm_up
 from service.engines.base import Engine, EngineNotes, SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.store import jobs as job_store
+from service.store import signals
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
 from service.store.jobs import Job, JobKind
 from service.store.models import utcnow
 from service.store.records import StudyRecord, StudyState
+from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class WorkerSettings:
     device: str = "cpu"
     concurrency: int = 1
     lease_seconds: float = 30.0
-    idle_poll_seconds: float = 0.1
+    idle_poll_seconds: float = 0.5  # signals wake idle workers at once; this is the safety net
     cleanup_after: timedelta = timedelta(hours=1)
 
 
@@ -77,6 +79,9 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; jobs in flight are finished first (or released by lease expiry)."""
+        await self.db.signals.start()
+        await asyncio.to_thread(warm_up, self.settings.device)
+        waker = asyncio.create_task(self._wake_on(stop))
         async with self.db.transaction() as conn:
             await job_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
                                             device=self.settings.device, concurrency=self.settings.concurrency)
@@ -87,9 +92,14 @@ class Worker:
             await asyncio.gather(*(self._job_loop(stop) for _ in range(self.settings.concurrency)))
         finally:
             heartbeat.cancel()
+            waker.cancel()
             async with self.db.transaction() as conn:
                 await job_store.worker_heartbeat(conn, self.id, state="stopped")
             log.info("worker %s stopped", self.id)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.db.signals.wake_all()  # idle job loops notice the stop now, not at their next poll
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self.settings.lease_seconds / 3
@@ -107,24 +117,22 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
     async def _job_loop(self, stop: asyncio.Event) -> None:
-        idle = 0.005
-        while not stop.is_set():
-            try:
-                job = await self._claim()
-            except Exception:
-                log.exception("claiming a job failed")
-                job = None
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle)
-                idle = min(idle * 2, self.settings.idle_poll_seconds)
-                continue
-            idle = 0.005
-            self._running.add(job.id)
-            try:
-                await self.process(job)
-            finally:
-                self._running.discard(job.id)
+        async with self.db.signals.subscription(JOBS_QUEUED) as queued:
+            while not stop.is_set():
+                try:
+                    job = await self._claim()
+                except Exception:
+                    log.exception("claiming a job failed")
+                    job = None
+                if job is None:  # sleep until a job is queued (a signal), or poll again later
+                    await signals.wait(queued, self.settings.idle_poll_seconds)
+                    continue
+                self._running.add(job.id)
+                try:
+                    await self.process(job)
+                finally:
+                    self._running.discard(job.id)
+                await self.db.signals.publish(JOBS_DONE)
 
     async def _claim(self) -> Job | None:
         async with self.db.transaction() as conn:
