@@ -80,11 +80,11 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; jobs in flight are finished first (or released by lease expiry)."""
         await self.db.signals.start()
-        await asyncio.to_thread(warm_up, self.settings.device)
         waker = asyncio.create_task(self._wake_on(stop))
         async with self.db.transaction() as conn:
             await job_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
                                             device=self.settings.device, concurrency=self.settings.concurrency)
+        await asyncio.to_thread(warm_up, self.settings.device)  # registered first: asks queue jobs meanwhile
         log.info("worker %s started (device %s, concurrency %d)", self.id, self.settings.device,
                  self.settings.concurrency)
         heartbeat = asyncio.create_task(self._heartbeat(stop))
