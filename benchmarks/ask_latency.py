@@ -15,6 +15,7 @@ and (b)/(c). With --ax, Ax's default generation strategy's time per ask at n=200
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import statistics
@@ -122,6 +123,7 @@ def ax_ask_seconds(X: np.ndarray, Y: np.ndarray, reps: int) -> list[float]:
     from ax.api.client import Client as AxClient
     from ax.api.configs import RangeParameterConfig
 
+    logging.getLogger("ax").setLevel(logging.WARNING)
     ax = AxClient()
     ax.configure_experiment(parameters=[RangeParameterConfig(name=f"x{i}", bounds=(0.0, 1.0), parameter_type="float")
                                         for i in range(X.shape[1])])

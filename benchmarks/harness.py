@@ -79,8 +79,19 @@ class Fleet:
         raise RuntimeError("server did not start")
 
     def start_worker(self, threads: int = 1) -> None:
+        """Start a worker and wait until the API sees it alive (asks fall back to Sobol before that)."""
+        alive_before = self._alive_workers()
         self._spawn(["worker", "--device", "cpu", "--database-url", self.database_url],
                     {"OMP_NUM_THREADS": str(threads)})
+        deadline = time.monotonic() + 120
+        while self._alive_workers() <= alive_before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("worker did not start")
+            time.sleep(0.2)
+
+    def _alive_workers(self) -> int:
+        workers = httpx.get(f"{self.url}/v1/workers", timeout=10).json()["workers"]
+        return sum(bool(w["alive"]) for w in workers)
 
     def stop(self) -> None:
         for process in self.processes:

@@ -13,6 +13,7 @@ trials and the mean rank at the full budget (1 = best).
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import statistics
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.harness import fleet, markdown_table, scratch_database
 
 warnings.filterwarnings("ignore")
+logging.getLogger("ax").setLevel(logging.WARNING)
 CHECKPOINTS = (10, 25, 50)
 
 
@@ -143,6 +145,7 @@ def run_ax(problem: Problem, seed: int, budget: int) -> list[float]:
     from ax.api.client import Client as AxClient
     from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 
+    logging.getLogger("ax").setLevel(logging.WARNING)
     ax = AxClient(random_seed=seed)
     parameters: list[Any] = []
     for p in problem.params:

@@ -45,8 +45,17 @@ class AskOutcome:
     pending: Job | None  # a job still computing the rest; poll it
 
 
+@dataclass(frozen=True)
+class _NewTrials:
+    trials: list[TrialRecord]
+    job: Job | None = None  # a suggest job computing the rest for this caller
+    refill: Job | None = None  # a refill already under way whose pool will serve the rest
+    queued_work: bool = False  # workers have something new to do
+
+
 async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
               wait_seconds: float) -> AskOutcome:
+    deadline = time.monotonic() + wait_seconds
     async with db.transaction() as conn:
         context = await study_store.ask_context(conn, owner, name, worker_id)
         study = context.study
@@ -57,45 +66,56 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
             trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
         if len(trials) < count and context.has_waiting:
             trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
-        job, queued = None, False
+        step = _NewTrials([])
         if len(trials) < count:
-            new, job, queued = await _new_trials(conn, study, count - len(trials), worker_id)
-            trials += new
-    if queued:
+            step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=True)
+    trials += step.trials
+    if step.queued_work:
         await db.signals.publish(JOBS_QUEUED)
-    if job is None:
+    if step.refill is not None:
+        # One computation instead of two: the refill a recent tell queued is computing from the
+        # newest data; wait for it and take from its pool, then queue a job of our own if needed.
+        await wait_for_job(db, step.refill.id, deadline - time.monotonic())
+        async with db.transaction() as conn:
+            step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=False)
+        trials += step.trials
+        if step.queued_work:
+            await db.signals.publish(JOBS_QUEUED)
+    if step.job is None:
         return AskOutcome(trials, None)
-    done = await wait_for_job(db, job.id, wait_seconds)
+    done = await wait_for_job(db, step.job.id, deadline - time.monotonic())
     if done is None or done.state is not JobState.DONE:
-        return AskOutcome(trials, done or job)
+        return AskOutcome(trials, done or step.job)
     return AskOutcome(trials + await job_trials(db, done), None)
 
 
-async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int,
-                      worker_id: str | None) -> tuple[list[TrialRecord], Job | None, bool]:
-    """New trials made here, or the job computing them; the flag says whether workers have new work."""
+async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, worker_id: str | None, *,
+                      wait_for_refill: bool) -> _NewTrials:
+    """New trials made here from the pool or inline, or the job that will compute them."""
     resolved = resolve_engine(study.spec, study.engine)
     pool_max = _pool_max(resolved.options)
     trials = await _from_pool(conn, study, resolved.options, count, worker_id) if pool_max else []
     if len(trials) == count:  # the common case under load: no count, no job, just a refill request
         await job_store.enqueue_refill(conn, study.id)
-        return trials, None, True
+        return _NewTrials(trials, queued_work=True)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
-        return trials + await _inline(conn, study, resolved, count - len(trials), worker_id), None, False
+        return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id))
 
-    job = None
-    if len(trials) < count:
-        if await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
-            job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id)
-        else:
-            trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
-                                    worker_id, source="sobol-fallback")
-            await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
-                                               error=NO_WORKER, fallback=True)
+    if not await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
+        trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
+                                worker_id, source="sobol-fallback")
+        await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
+                                           error=NO_WORKER, fallback=True)
+        return _NewTrials(trials)
+    if pool_max and wait_for_refill:
+        refill = await job_store.unfinished_refill(conn, study.id)
+        if refill is not None:
+            return _NewTrials(trials, refill=refill)
+    job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id)
     if pool_max:
         await job_store.enqueue_refill(conn, study.id)
-    return trials, job, bool(pool_max) or job is not None
+    return _NewTrials(trials, job=job, queued_work=True)
 
 
 async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,

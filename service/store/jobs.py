@@ -104,6 +104,16 @@ async def enqueue_refill(conn: AsyncConnection, study_id: int) -> None:
     await conn.execute(statement)
 
 
+async def unfinished_refill(conn: AsyncConnection, study_id: int) -> Job | None:
+    """The study's refill that is queued or being computed, if any (the newest)."""
+    query = (select(*_JOB_COLUMNS)
+             .where(JobRow.study_id == study_id, JobRow.kind == JobKind.REFILL.value,
+                    JobRow.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+             .order_by(JobRow.id.desc()).limit(1))
+    row = (await conn.execute(query)).one_or_none()
+    return _job(row) if row else None
+
+
 async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
     row = (await conn.execute(select(*_JOB_COLUMNS).where(JobRow.id == job_id))).one_or_none()
     return _job(row) if row else None
