@@ -94,10 +94,15 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
     """New trials made here from the pool or inline, or the job that will compute them."""
     resolved = resolve_engine(study.spec, study.engine)
     pool_max = _pool_max(resolved.options)
-    trials = await _from_pool(conn, study, resolved.options, count, worker_id) if pool_max else []
-    if len(trials) == count:  # the common case under load: no count, no job, just a refill request
-        await job_store.enqueue_refill(conn, study.id)
-        return _NewTrials(trials, queued_work=True)
+    trials, others_running = await _from_pool(conn, study, resolved.options, count, worker_id) if pool_max \
+        else ([], False)
+    # Refill on an ask only when other trials run: they will ask before the next tell does. A lone
+    # sequential client is served by the refill its tell queues.
+    refill_now = bool(pool_max) and others_running
+    if len(trials) == count:  # the common case under load: the pool answered
+        if refill_now:
+            await job_store.enqueue_refill(conn, study.id)
+        return _NewTrials(trials, queued_work=refill_now)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
         return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id))
@@ -113,7 +118,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
         if refill is not None:
             return _NewTrials(trials, refill=refill)
     job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id)
-    if pool_max:
+    if refill_now:
         await job_store.enqueue_refill(conn, study.id)
     return _NewTrials(trials, job=job, queued_work=True)
 
@@ -135,13 +140,16 @@ def _pool_max(options: BaseModel) -> int:
 
 
 async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int,
-                     worker_id: str | None) -> list[TrialRecord]:
-    """Take fresh pooled suggestions, skipping any that sit on top of a running trial."""
+                     worker_id: str | None) -> tuple[list[TrialRecord], bool]:
+    """Take fresh pooled suggestions, skipping any that sit on top of a running trial.
+
+    Also says whether other trials are running, which decides if the pool should be refilled now.
+    """
     assert isinstance(options, ModelEngineOptions)
+    running = await trial_store.params_in_state(conn, study.id, TrialState.ACTIVE)
     pooled = await job_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
     if not pooled:
-        return []
-    running = await trial_store.params_in_state(conn, study.id, TrialState.ACTIVE)
+        return [], bool(running)
     taken_points = to_unit(study.spec, running)
     chosen: list[job_store.PooledSuggestion] = []
     used: list[int] = []
@@ -156,11 +164,12 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
         taken_points = np.vstack([taken_points, point]) if taken_points.size else point
     await job_store.delete_pooled(conn, used)
     if not chosen:
-        return []
+        return [], bool(running)
     first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
-    return await trial_store.insert_trials(
+    trials = await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
         source=study.engine, worker_id=worker_id, budget=budget_of(study.spec))
+    return trials, bool(running)
 
 
 async def wait_for_job(db: Database, job_id: int, wait_seconds: float) -> Job | None:

@@ -105,11 +105,11 @@ async def enqueue_refill(conn: AsyncConnection, study_id: int) -> None:
 
 
 async def unfinished_refill(conn: AsyncConnection, study_id: int) -> Job | None:
-    """The study's refill that is queued or being computed, if any (the newest)."""
+    """The study's refill that will finish first: the one being computed, else the queued one."""
     query = (select(*_JOB_COLUMNS)
              .where(JobRow.study_id == study_id, JobRow.kind == JobKind.REFILL.value,
                     JobRow.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
-             .order_by(JobRow.id.desc()).limit(1))
+             .order_by((JobRow.state == JobState.RUNNING.value).desc(), JobRow.id).limit(1))
     row = (await conn.execute(query)).one_or_none()
     return _job(row) if row else None
 
