@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.errors import FieldProblem
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:/\-]+$"
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"  # study names appear in URL paths
-Name = str
 Choice = str | int | float | bool
+
+
+def _require_finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_PATTERN)]
+Finite = AfterValidator(_require_finite)
 
 
 class _Strict(BaseModel):
@@ -39,54 +48,33 @@ class Goal(StrEnum):
 class Param(_Strict):
     """One dimension of the search space."""
 
-    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    name: Name
     type: ParamType
-    low: int | float | None = Field(default=None, description="Lower bound (float/int), inclusive.")
-    high: int | float | None = Field(default=None, description="Upper bound (float/int), inclusive.")
+    low: Annotated[int | float | None, Finite] = Field(default=None, description="Lower bound, inclusive.")
+    high: Annotated[int | float | None, Finite] = Field(default=None, description="Upper bound, inclusive.")
     log: bool = Field(default=False, description="Search on a log scale (float/int, needs low > 0).")
     choices: list[Choice] | None = Field(default=None, description="The values of a categorical parameter.")
 
-    @field_validator("low", "high")
-    @classmethod
-    def _finite(cls, value: int | float | None) -> int | float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
-
 
 class Objective(_Strict):
-    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    name: Name
     goal: Goal
 
 
 class Constraint(_Strict):
     """An outcome constraint on a reported metric: the trial is feasible when `metric op bound` holds."""
 
-    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    name: Name
     op: Literal["<=", ">="]
-    bound: float
-
-    @field_validator("bound")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    bound: Annotated[float, Finite]
 
 
 class Fidelity(_Strict):
     """The training-progress axis (step or epoch) along which intermediate values are reported."""
 
-    name: Name = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    name: Name
     min: float = Field(ge=0)
-    max: float
-
-    @field_validator("max")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    max: Annotated[float, Finite]
 
 
 class StudySpec(_Strict):
