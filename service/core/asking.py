@@ -84,9 +84,14 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
     if step.job is None:
         return AskOutcome(trials, None)
     done = await wait_for_job(db, step.job.id, deadline - time.monotonic())
-    if done is None or done.state is not JobState.DONE:
+    if done is None or not _finished(done):
         return AskOutcome(trials, done or step.job)
     return AskOutcome(trials + await job_trials(db, done), None)
+
+
+def _finished(job: Job) -> bool:
+    """Done, or failed for good (its result then holds the Sobol fallback trials)."""
+    return job.state in (JobState.DONE, JobState.FAILED)
 
 
 async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, worker_id: str | None, *,
@@ -199,6 +204,6 @@ async def get_study_job(db: Database, owner: str, name: str, job_id: int, wait_s
         raise NotFound(f"job {job_id} not found in study {name!r}")
     if wait_seconds > 0:
         job = await wait_for_job(db, job_id, wait_seconds) or job
-    if job.state is JobState.DONE:
+    if _finished(job):
         return AskOutcome(await job_trials(db, job), None)
     return AskOutcome([], job)

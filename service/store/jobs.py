@@ -146,11 +146,14 @@ async def renew_leases(conn: AsyncConnection, owner: str, job_ids: Sequence[int]
 
 
 async def finish_job(conn: AsyncConnection, job: Job, owner: str, *, result: dict[str, Any] | None,
-                     fallback: bool = False, error: str | None = None) -> bool:
-    """Mark the job done if `owner` still holds it; False means another worker took it over."""
+                     fallback: bool = False, error: str | None = None, state: JobState = JobState.DONE) -> bool:
+    """Mark the job done (or failed) if `owner` still holds it; False means another worker took it over.
+
+    A failed suggest job still carries trials in its result: the Sobol fallback its caller gets.
+    """
     query = (update(JobRow)
              .where(JobRow.id == job.id, JobRow.lease_owner == owner, JobRow.state == JobState.RUNNING.value)
-             .values(state=JobState.DONE.value, result=result, fallback=fallback, error=error,
+             .values(state=state.value, result=result, fallback=fallback, error=error,
                      finished_at=utcnow(), lease_expires_at=None)
              .returning(JobRow.id))
     return (await conn.execute(query)).scalar_one_or_none() is not None

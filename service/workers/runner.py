@@ -36,7 +36,7 @@ from service.store import signals
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
-from service.store.jobs import Job, JobKind
+from service.store.jobs import Job, JobKind, JobState
 from service.store.models import utcnow
 from service.store.records import StudyRecord, StudyState
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
@@ -183,14 +183,23 @@ class Worker:
         return _Loaded(study, resolved.engine, request, finished) if count > 0 else None
 
     async def _fallback(self, job: Job, loaded: _Loaded, error: str) -> None:
-        log.error("job %d (study %d): falling back to sobol after %d attempts: %s", job.id, job.study_id,
-                  job.attempts, error)
+        """The job failed for good: it is marked failed; a waiting client still gets Sobol trials."""
+        log.error("job %d (study %d) failed after %d attempts: %s", job.id, job.study_id, job.attempts, error)
+        if job.kind is JobKind.REFILL:  # nobody waits on a refill: no Sobol points in the pool
+            async def record(conn: AsyncConnection) -> dict[str, Any]:
+                await job_store.record_computation(conn, loaded.study.id, memory=None, seconds=None, rung=None,
+                                                   error=error, fallback=False)
+                return {}
+
+            await self._finish(job, record, fallback=False, error=error, state=JobState.FAILED)
+            return
         suggestions = SobolEngine().suggest(loaded.request)
         await self._store(job, loaded, suggestions, seconds=None, rung="sobol-fallback", memory=None, error=error,
-                          fallback=True)
+                          fallback=True, state=JobState.FAILED)
 
     async def _store(self, job: Job, loaded: _Loaded, suggestions: list[dict[str, Any]], *, seconds: float | None,
-                     rung: str | None, memory: dict[str, Any] | None, error: str | None, fallback: bool) -> None:
+                     rung: str | None, memory: dict[str, Any] | None, error: str | None, fallback: bool,
+                     state: JobState = JobState.DONE) -> None:
         study = loaded.study
         engine_name = study.engine
 
@@ -207,14 +216,15 @@ class Worker:
                 source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget)
             return {"trials": [t.number for t in created]}
 
-        await self._finish(job, write, fallback=fallback, error=error)
+        await self._finish(job, write, fallback=fallback, error=error, state=state)
 
     async def _finish(self, job: Job, write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]], *,
-                      fallback: bool, error: str | None) -> None:
+                      fallback: bool, error: str | None, state: JobState = JobState.DONE) -> None:
         try:
             async with self.db.transaction() as conn:
                 result = await write(conn)
-                if not await job_store.finish_job(conn, job, self.id, result=result, fallback=fallback, error=error):
+                if not await job_store.finish_job(conn, job, self.id, result=result, fallback=fallback, error=error,
+                                                  state=state):
                     raise LeaseLost(job.id)
         except LeaseLost:
             log.warning("job %d was taken over by another worker; result discarded", job.id)

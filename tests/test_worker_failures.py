@@ -1,0 +1,80 @@
+"""Worker failure handling, in-process: retries, the final failure, and the Sobol fallback a client gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from service.core import asking
+from service.core.studies import create_study
+from service.domain.spec import Choice, StudySpec
+from service.engines import ENGINES
+from service.engines.base import SuggestRequest
+from service.engines.gp import GPEngine
+from service.store import jobs as job_store
+from service.store.db import Database, upgrade
+from service.store.jobs import JobState
+from service.workers.runner import MAX_ATTEMPTS, Worker, WorkerSettings
+
+
+class BrokenEngine(GPEngine):
+    """Needs a worker for every suggestion and fails every time, as a broken driver would."""
+
+    name = "broken"
+
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+        return True
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+SPEC = StudySpec.model_validate({
+    "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+    "objectives": [{"name": "y", "goal": "minimize"}],
+    "engine": "broken",
+})
+
+
+@pytest.fixture
+async def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
+    monkeypatch.setitem(ENGINES, BrokenEngine.name, BrokenEngine())
+    url = f"sqlite:///{tmp_path / 'failures.db'}"
+    upgrade(url)
+    database = Database(url)
+    yield database  # type: ignore[misc]
+    await database.dispose()
+
+
+async def test_a_job_that_keeps_failing_is_marked_failed_and_the_client_gets_sobol(db: Database) -> None:
+    await create_study(db, "default", "s", SPEC)
+    worker = Worker(db, WorkerSettings())
+    async with db.transaction() as conn:
+        await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                        concurrency=1)
+    pending = await asking.ask(db, "default", "s", count=1, worker_id="trainer-1", fresh=False, wait_seconds=0)
+    assert pending.trials == [] and pending.pending is not None
+    job_id = pending.pending.id
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        job = await worker._claim()
+        assert job is not None and job.id == job_id and job.attempts == attempt
+        await worker.process(job)
+        async with db.transaction() as conn:
+            state = await job_store.get_job(conn, job_id)
+        assert state is not None
+        if attempt < MAX_ATTEMPTS:
+            assert state.state is JobState.QUEUED and "illegal memory access" in (state.error or "")
+
+    assert state.state is JobState.FAILED and state.fallback
+    assert "RuntimeError: CUDA error" in (state.error or "")
+    polled = await asking.get_study_job(db, "default", "s", job_id, 0)
+    (trial,) = polled.trials
+    assert polled.pending is None
+    assert trial.source == "sobol-fallback" and trial.worker_id == "trainer-1" and 0 <= trial.params["x"] <= 1
+    async with db.transaction() as conn:
+        status = await job_store.engine_status(conn, 1)
+    assert status.fallbacks == 1 and "illegal memory access" in (status.last_error or "")
+    assert await worker._claim() is None  # nothing left to redo
