@@ -228,3 +228,18 @@ def test_health_probes(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ok"}
     assert api.get("/v1/nothing").json()["error"]["code"] == "not_found"
+
+
+def test_tells_stay_right_when_a_study_is_recreated_under_the_same_name(api: httpx.Client, study: str) -> None:
+    for _ in range(2):  # the second tell takes the single-statement path
+        (trial,) = _ask(api, study)
+        assert _tell(api, study, trial["number"], values={"loss": 1.0}).status_code == 200
+    api.delete(f"/v1/studies/{study}").raise_for_status()
+    api.post("/v1/studies", json={"name": study, **make_spec(objectives=[{"name": "acc", "goal": "maximize"}])})
+    (trial,) = _ask(api, study)
+    assert trial["number"] == 0
+    wrong = _tell(api, study, 0, values={"loss": 1.0})  # the old study's objective: must not be accepted
+    assert wrong.status_code == 422 and wrong.json()["error"]["details"][0]["field"] == "values.acc"
+    assert _tell(api, study, 0, values={"acc": 0.9}).json()["values"] == {"acc": 0.9}
+    (second,) = _ask(api, study)
+    assert _tell(api, study, second["number"], values={"acc": 0.8}).json()["state"] == "completed"

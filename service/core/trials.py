@@ -52,7 +52,7 @@ class Tell:
     reason: str | None
 
 
-def _stored_values(study: StudyRecord, tell: Tell, trial: TrialRecord) -> dict[str, float | None] | None:
+def _stored_values(study: StudyRecord, tell: Tell, trial: TrialRecord | None) -> dict[str, float | None] | None:
     """Validate told values for the target state and return what is stored."""
     if tell.state is TrialState.COMPLETED:
         check_complete_values(study.spec, tell.values or {})
@@ -63,7 +63,7 @@ def _stored_values(study: StudyRecord, tell: Tell, trial: TrialRecord) -> dict[s
     if tell.values:
         check_values(tell.values)
         return dict(tell.values)
-    if tell.state is TrialState.STOPPED and trial.measurements:
+    if tell.state is TrialState.STOPPED and trial is not None and trial.measurements:
         latest = trial_store.latest_measurement(trial.measurements)
         return dict(latest.values) if latest else None
     return None
@@ -74,8 +74,12 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
     if told.state not in FINISHED_STATES:
         raise InvalidArgument.one(
             "state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}")
+    finished = await _tell_in_one_statement(db, owner, name, number, told)
+    if finished is not None:
+        return finished
     async with db.transaction() as conn:
         study, trial = await trial_store.locate_trial(conn, owner, name, number, for_update=True)
+        db.remember(study)
         if told.state is TrialState.STOPPED and not told.values:
             measurements = await trial_store.measurements_of(conn, [trial.id])
             trial = _with_measurements(trial, measurements[trial.id])
@@ -93,6 +97,24 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
     if refill:
         await db.signals.publish(JOBS_QUEUED)
     return finished
+
+
+async def _tell_in_one_statement(db: Database, owner: str, name: str, number: int,
+                                 told: Tell) -> TrialRecord | None:
+    """The common tell as a single atomic UPDATE: a known model-free study, an open trial.
+
+    Anything else (first sight of the study, a finished trial, a pool to refresh, stopped without
+    values) returns None and goes through the locking transaction below, which has the full rules.
+    """
+    study = db.known_studies.get((owner, name))
+    if study is None or (told.state is TrialState.STOPPED and not told.values):
+        return None
+    if isinstance(resolve_engine(study.spec, study.engine).options, ModelEngineOptions):
+        return None
+    values = _stored_values(study, told, None)
+    async with db.autocommit() as conn:
+        return await trial_store.finish_open_trial(conn, study, number, state=told.state, values=values,
+                                                   reason=told.reason)
 
 
 async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from service.store.records import StudyRecord
 from service.store.signals import Signals
 from service.store.urls import async_url, is_sqlite, sync_url
 
@@ -53,11 +54,25 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.signals = Signals(self.engine, None if self.is_sqlite else async_url(url))
+        # Immutable facts (id, spec, engine) of studies by (owner, name), for single-statement hot
+        # paths. A stale entry (the study was deleted and re-created) matches no row and is replaced.
+        self.known_studies: dict[tuple[str, str], StudyRecord] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as connection:
             yield connection
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection without BEGIN/COMMIT round trips, for work that is one atomic statement."""
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    def remember(self, study: StudyRecord) -> None:
+        if len(self.known_studies) > 10_000:
+            self.known_studies.clear()
+        self.known_studies[(study.owner, study.name)] = study
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -114,6 +114,24 @@ async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, numbe
     return study_record(row), _record(trial)
 
 
+async def finish_open_trial(
+    conn: AsyncConnection, study: StudyRecord, number: int, *, state: TrialState,
+    values: dict[str, float | None] | None, reason: str | None,
+) -> TrialRecord | None:
+    """Finish the trial in one statement if it is still open (active or paused) and the study is
+    still the one we know; None otherwise, and the caller takes the careful path."""
+    now = utcnow()
+    known_study = select(StudyRow.id).where(StudyRow.id == study.id, StudyRow.owner == study.owner,
+                                            StudyRow.name == study.name).scalar_subquery()
+    query = (update(TrialRow)
+             .where(TrialRow.study_id == known_study, TrialRow.number == number,
+                    TrialRow.state.in_([TrialState.ACTIVE.value, TrialState.PAUSED.value]))
+             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now)
+             .returning(*_TRIAL_COLUMNS))
+    row = (await conn.execute(query)).one_or_none()
+    return _record(row) if row else None
+
+
 async def finish_trial(
     conn: AsyncConnection, trial_id: int, *, state: TrialState, values: dict[str, float | None] | None,
     reason: str | None,
