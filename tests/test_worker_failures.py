@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from service.core import asking
-from service.core.studies import create_study
+from service.core.studies import create_study, delete_study
 from service.domain.spec import Choice, StudySpec
 from service.engines import ENGINES
 from service.engines.base import SuggestRequest
@@ -78,3 +78,39 @@ async def test_a_job_that_keeps_failing_is_marked_failed_and_the_client_gets_sob
         status = await job_store.engine_status(conn, 1)
     assert status.fallbacks == 1 and "illegal memory access" in (status.last_error or "")
     assert await worker._claim() is None  # nothing left to redo
+
+
+class PointEngine(GPEngine):
+    """Needs a worker and always proposes the same point: enough to drive the job machinery."""
+
+    name = "point"
+
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+        return True
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        return [{"x": 0.5}] * request.count
+
+
+async def test_a_study_deleted_while_its_job_runs_costs_the_worker_nothing(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ENGINES, PointEngine.name, PointEngine())
+    await create_study(db, "default", "gone", SPEC.model_copy(update={"engine": "point"}))
+    await create_study(db, "default", "kept", SPEC.model_copy(update={"engine": "point"}))
+    worker = Worker(db, WorkerSettings())
+    async with db.transaction() as conn:
+        await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                        concurrency=1)
+    await asking.ask(db, "default", "gone", count=1, worker_id=None, fresh=False, wait_seconds=0)
+    job = await worker._claim()
+    assert job is not None
+    await delete_study(db, "default", "gone")
+    await worker.process(job)  # must neither raise nor write anything for the deleted study
+
+    pending = await asking.ask(db, "default", "kept", count=1, worker_id=None, fresh=False, wait_seconds=0)
+    assert pending.pending is not None
+    next_job = await worker._claim()
+    assert next_job is not None and next_job.id == pending.pending.id
+    await worker.process(next_job)
+    (trial,) = (await asking.get_study_job(db, "default", "kept", next_job.id, 0)).trials
+    assert trial.params == {"x": 0.5} and trial.source == "point"

@@ -159,6 +159,10 @@ async def finish_job(conn: AsyncConnection, job: Job, owner: str, *, result: dic
     return (await conn.execute(query)).scalar_one_or_none() is not None
 
 
+async def set_job_result(conn: AsyncConnection, job_id: int, result: dict[str, Any]) -> None:
+    await conn.execute(update(JobRow).where(JobRow.id == job_id).values(result=result))
+
+
 async def release_job(conn: AsyncConnection, job: Job, owner: str, error: str) -> None:
     """Put a job that failed back in the queue for another attempt."""
     await conn.execute(update(JobRow)

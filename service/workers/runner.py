@@ -130,6 +130,9 @@ class Worker:
                 self._running.add(job.id)
                 try:
                     await self.process(job)
+                except Exception:  # one bad job must not stop the worker; its lease runs out, it is redone
+                    log.exception("job %d failed unexpectedly", job.id)
+                    self._failed += 1
                 finally:
                     self._running.discard(job.id)
                 await self.db.signals.publish(JOBS_DONE)
@@ -222,12 +225,14 @@ class Worker:
                       fallback: bool, error: str | None, state: JobState = JobState.DONE) -> None:
         try:
             async with self.db.transaction() as conn:
-                result = await write(conn)
-                if not await job_store.finish_job(conn, job, self.id, result=result, fallback=fallback, error=error,
+                # Claim the finish first: it locks the job row, so a study deleted meanwhile (its jobs
+                # go with it) or a lease taken over shows up here, before anything is written.
+                if not await job_store.finish_job(conn, job, self.id, result=None, fallback=fallback, error=error,
                                                   state=state):
                     raise LeaseLost(job.id)
+                await job_store.set_job_result(conn, job.id, await write(conn))
         except LeaseLost:
-            log.warning("job %d was taken over by another worker; result discarded", job.id)
+            log.warning("job %d was taken over by another worker or its study deleted; result discarded", job.id)
 
 
 async def _no_result(_: AsyncConnection) -> dict[str, Any]:
