@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gpytorch
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
@@ -21,6 +22,7 @@ from service.engines.modeling import DTYPE, EngineFailure, Features, fit_with_la
 
 __all__ = ["EngineFailure", "suggest"]
 
+EXACT_POSTERIOR_LIMIT = 4000
 MIN_SEPARATION = 1e-3  # normalized L-infinity distance below which a proposal counts as a duplicate
 PENDING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 FAILURE_STATES = (TrialState.FAILED, TrialState.INFEASIBLE)
@@ -36,7 +38,11 @@ def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
 
 
 def suggest(request: SuggestRequest, options: GPOptions, completed: list[TrialView]) -> list[dict[str, Choice]]:
-    with manual_seed(int((request.seed + request.sequence_start) % 2**31)):
+    # Exact Cholesky up to EXACT_POSTERIOR_LIMIT points instead of GPyTorch's default switch to
+    # iterative solvers above 800: measured here as fast or faster at n = 1000 and 2000 (fits use a
+    # subset of at most max_fit_points anyway), and the acquisition sees an exact posterior.
+    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
+            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
         return _model_suggestions(request, options, completed)
 
 

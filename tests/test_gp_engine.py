@@ -1,0 +1,145 @@
+"""The gp engine alone: no server, no database."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from botorch.exceptions.errors import ModelFittingError
+
+from service.domain.spec import Constraint, Goal, Objective, StudySpec
+from service.domain.trial import TrialState, TrialView, normalize_params
+from service.engines import gp_model, modeling, resolve_engine
+from service.engines.base import EngineNotes, SuggestRequest
+from service.engines.encoding import to_unit
+from service.errors import InvalidArgument
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+FAST = {"initial_design": 4, "raw_samples": 64, "num_restarts": 2}
+MIXED = StudySpec.model_validate({
+    "params": [
+        {"name": "x", "type": "float", "low": -2, "high": 2},
+        {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        {"name": "k", "type": "int", "low": 1, "high": 6},
+        {"name": "act", "type": "categorical", "choices": ["relu", "tanh", "gelu"]},
+    ],
+    "objectives": [{"name": "loss", "goal": "minimize"}],
+    "engine": "gp", "engine_options": FAST,
+})
+CONTINUOUS = StudySpec.model_validate({
+    "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(3)],
+    "objectives": [{"name": "score", "goal": "maximize"}],
+    "engine": "gp", "engine_options": FAST,
+})
+
+
+def loss(params: dict[str, object]) -> float:
+    x, lr, k = float(params["x"]), float(params["lr"]), int(params["k"])  # type: ignore[arg-type]
+    return (x - 0.5) ** 2 + (math.log10(lr) + 2) ** 2 + (k - 3) ** 2 / 10 + (0 if params["act"] == "gelu" else 1)
+
+
+def history(spec: StudySpec, n: int, failures: int = 0, pending: int = 0) -> list[TrialView]:
+    rng = np.random.default_rng(0)
+    plain = spec.model_copy(update={"engine": "random", "engine_options": {}})
+    resolved = resolve_engine(plain)
+    points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n + failures + pending, 3, 0))
+    trials = []
+    for i, params in enumerate(points):
+        if i < n:
+            value = loss(params) if spec is MIXED else -sum((float(v) - 0.3) ** 2 for v in params.values())
+            metric = spec.objectives[0].name
+            trials.append(TrialView(i, params, TrialState.COMPLETED, {metric: value + 0.01 * rng.normal()}))
+        elif i < n + failures:
+            trials.append(TrialView(i, params, TrialState.FAILED))
+        else:
+            trials.append(TrialView(i, params, TrialState.ACTIVE))
+    return trials
+
+
+def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None,
+            seed: int = 1) -> tuple[list[dict[str, object]], EngineNotes]:
+    resolved = resolve_engine(spec)
+    notes = EngineNotes(memory=dict(memory or {}))
+    request = SuggestRequest(spec, resolved.options, count, seed, len(trials), trials=trials, notes=notes)
+    return resolved.engine.suggest(request), notes  # type: ignore[return-value]
+
+
+def test_initial_design_is_sobol_and_needs_no_worker() -> None:
+    resolved = resolve_engine(MIXED)
+    assert not resolved.engine.needs_worker(MIXED, resolved.options, 3)
+    assert resolved.engine.needs_worker(MIXED, resolved.options, 4)
+    _, notes = suggest(MIXED, history(MIXED, 2))
+    assert notes.rung == "initial-design"
+
+
+def test_mixed_space_suggestions_are_valid_and_warm_start_the_next_fit() -> None:
+    trials = history(MIXED, 12)
+    (params,), notes = suggest(MIXED, trials)
+    assert normalize_params(MIXED, params) == params
+    assert notes.rung == "fit" and "objective" in notes.memory
+    (again,), warm = suggest(MIXED, trials, memory=notes.memory)
+    assert warm.rung == "fit-warm" and normalize_params(MIXED, again) == again
+
+
+def test_same_seed_same_suggestion() -> None:
+    trials = history(CONTINUOUS, 10)
+    assert suggest(CONTINUOUS, trials)[0] == suggest(CONTINUOUS, trials)[0]
+
+
+def test_batches_and_pending_trials_are_kept_apart() -> None:
+    trials = history(CONTINUOUS, 10, pending=3)
+    batch, _ = suggest(CONTINUOUS, trials, count=4)
+    points = to_unit(CONTINUOUS, batch)
+    taken = to_unit(CONTINUOUS, [t.params for t in trials])
+    for i, point in enumerate(points):
+        assert np.abs(taken - point).max(axis=1).min() >= 1e-3
+        for other in points[:i]:
+            assert np.abs(other - point).max() >= 1e-3
+
+
+def test_maximization_moves_toward_the_optimum() -> None:
+    trials = history(CONTINUOUS, 15)
+    best_seen = max(t.values["score"] for t in trials)  # type: ignore[index]
+    (params,), _ = suggest(CONTINUOUS, trials)
+    predicted = -sum((float(v) - 0.3) ** 2 for v in params.values())
+    assert predicted > best_seen - 0.05  # exploits: lands near or beyond the incumbent
+
+
+def test_three_failures_bring_in_a_success_model() -> None:
+    (_,), notes = suggest(CONTINUOUS, history(CONTINUOUS, 8, failures=2))
+    assert "success" not in notes.memory
+    (params,), notes = suggest(CONTINUOUS, history(CONTINUOUS, 8, failures=3))
+    assert "success" in notes.memory and normalize_params(CONTINUOUS, params) == params
+
+
+def test_failed_fit_uses_the_last_good_hyperparameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    trials = history(CONTINUOUS, 10)
+    _, good = suggest(CONTINUOUS, trials)
+
+    def broken_fit(*args: object, **kwargs: object) -> None:
+        raise ModelFittingError("all attempts failed")
+
+    monkeypatch.setattr(modeling, "fit_gpytorch_mll", broken_fit)
+    _, notes = suggest(CONTINUOUS, trials, memory=good.memory)
+    assert notes.rung == "last-good"
+    _, cold = suggest(CONTINUOUS, trials)
+    assert cold.rung == "prior-modes"
+
+
+def test_when_every_rung_fails_the_engine_falls_back_to_sobol(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise modeling.EngineFailure("fit: singular; prior-modes: singular posterior")
+
+    monkeypatch.setattr(gp_model, "fit_with_ladder", no_model)
+    (params,), notes = suggest(CONTINUOUS, history(CONTINUOUS, 10))
+    assert notes.rung == "sobol-fallback" and "singular" in (notes.fallback_reason or "")
+    assert normalize_params(CONTINUOUS, params) == params
+
+
+def test_gp_refuses_what_it_cannot_model() -> None:
+    with pytest.raises(InvalidArgument, match="constrained"):
+        resolve_engine(CONTINUOUS.model_copy(update={"constraints": [Constraint(name="mem", op="<=", bound=1)]}))
+    with pytest.raises(InvalidArgument, match="multiobjective"):
+        resolve_engine(CONTINUOUS.model_copy(update={"objectives": [*CONTINUOUS.objectives,
+                                                                    Objective(name="cost", goal=Goal.MINIMIZE)]}))
