@@ -23,7 +23,7 @@ class Client:
         self.url = base
         self.retry = api.RetryPolicy(max_retries=max_retries)
         # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
-        self._http = httpx.Client(base_url=base, headers=headers, transport=transport,
+        self._http = httpx.Client(base_url=base, headers=headers, transport=transport, verify=api.tls_verify(base),
                                   timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
 
     def _send(self, call: api.Call) -> httpx.Response:
