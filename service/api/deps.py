@@ -9,11 +9,11 @@ from service.store.db import Database
 DEFAULT_OWNER = "default"
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def owner() -> str:
+async def owner() -> str:
     """The namespace studies live in; every caller shares one until authentication assigns owners."""
     return DEFAULT_OWNER
