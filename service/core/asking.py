@@ -21,7 +21,7 @@ from service.core.trials import budget_of, history_of
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
 from service.engines.base import ModelEngineOptions, SuggestRequest
-from service.engines.encoding import to_unit
+from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
 from service.errors import Conflict, NotFound
 from service.store import jobs as job_store
@@ -33,7 +33,6 @@ from service.store.jobs import Job, JobState
 from service.store.records import StudyRecord, StudyState, TrialRecord
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
-MIN_SEPARATION = 1e-3  # a pooled suggestion this close (normalized L-infinity) to a running trial is dropped
 LIVE_WORKER_WINDOW = timedelta(seconds=90)
 JOB_POLL_SECONDS = 0.25  # signals wake a waiter at once; this is the safety net
 NO_WORKER = "no live engine worker: served a Sobol suggestion instead (start one with `asktell worker`)"

@@ -15,6 +15,8 @@ import numpy as np
 
 from service.domain.spec import Choice, Param, ParamType, StudySpec
 
+MIN_SEPARATION = 1e-3  # normalized L-infinity distance below which two points count as the same suggestion
+
 
 def _span(param: Param) -> tuple[float, float]:
     """The interval of the encoded axis before scaling, widened by half a step for integers."""

@@ -17,13 +17,13 @@ from botorch.utils.sampling import manual_seed
 from service.domain.spec import Choice, Goal
 from service.domain.trial import TrialState, TrialView
 from service.engines.base import SuggestRequest
+from service.engines.encoding import MIN_SEPARATION
 from service.engines.gp import GPOptions
 from service.engines.modeling import DTYPE, EngineFailure, Features, fit_with_ladder, min_linf_distance
 
 __all__ = ["EngineFailure", "suggest"]
 
 EXACT_POSTERIOR_LIMIT = 4000
-MIN_SEPARATION = 1e-3  # normalized L-infinity distance below which a proposal counts as a duplicate
 PENDING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 FAILURE_STATES = (TrialState.FAILED, TrialState.INFEASIBLE)
 
