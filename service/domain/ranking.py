@@ -20,7 +20,7 @@ def is_feasible(spec: StudySpec, values: dict[str, float]) -> bool:
     return True
 
 
-def _maximized_objectives(spec: StudySpec, trials: Sequence[TrialView]) -> np.ndarray:
+def maximized_objectives(spec: StudySpec, trials: Sequence[TrialView]) -> np.ndarray:
     """Objective values as an (n, k) array with every column oriented so larger is better."""
     signs = np.array([1.0 if o.goal is Goal.MAXIMIZE else -1.0 for o in spec.objectives])
     raw = np.array([[(t.values or {})[o.name] for o in spec.objectives] for t in trials], dtype=np.float64)
@@ -51,7 +51,7 @@ def best_trials(spec: StudySpec, trials: Sequence[TrialView]) -> list[TrialView]
     )
     if not candidates:
         return []
-    scores = _maximized_objectives(spec, candidates)
+    scores = maximized_objectives(spec, candidates)
     if len(spec.objectives) == 1:
         return [candidates[int(np.argmax(scores[:, 0]))]]
     mask = pareto_mask(scores)

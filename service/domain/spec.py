@@ -57,8 +57,20 @@ class Param(_Strict):
 
 
 class Objective(_Strict):
+    """A metric to optimize.
+
+    `threshold` is the worst value still worth having: with several objectives the thresholds form
+    the hypervolume reference point (objectives without one get an inferred reference). `cost` marks
+    a resource metric (seconds, dollars, FLOPs): it must be minimized and positive, and the models
+    see it on a log scale, where training costs spread evenly.
+    """
+
     name: Name
     goal: Goal
+    threshold: Annotated[float | None, Finite] = Field(
+        default=None, description="Worst acceptable value; the hypervolume reference point for this objective.")
+    cost: bool = Field(default=False, description="A positive resource metric (e.g. train_seconds), "
+                                                  "minimized and modeled on a log scale.")
 
 
 class Constraint(_Strict):
@@ -144,6 +156,13 @@ def spec_problems(spec: StudySpec) -> list[FieldProblem]:
     for i, name in enumerate(objective_names):
         if name in objective_names[:i]:
             problems.append(FieldProblem(f"objectives[{i}].name", f"duplicate objective name {name!r}"))
+
+    for i, objective in enumerate(spec.objectives):
+        if objective.cost and objective.goal is not Goal.MINIMIZE:
+            problems.append(FieldProblem(f"objectives[{i}].goal", "a cost objective is minimized"))
+        if objective.cost and objective.threshold is not None and objective.threshold <= 0:
+            problems.append(FieldProblem(f"objectives[{i}].threshold",
+                                         f"a cost is positive: the threshold must be > 0, got {objective.threshold}"))
 
     seen_constraints: set[tuple[str, str]] = set()
     for i, constraint in enumerate(spec.constraints):

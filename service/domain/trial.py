@@ -49,7 +49,7 @@ def check_values(values: dict[str, float], *, field_prefix: str = "values") -> N
 
 
 def check_complete_values(spec: StudySpec, values: dict[str, float]) -> None:
-    """A completed trial carries every objective and every constrained metric, all finite."""
+    """A completed trial carries every objective and every constrained metric, all finite (costs positive)."""
     missing = [m for m in spec.metric_names if m not in values]
     if missing:
         raise InvalidArgument(
@@ -57,6 +57,10 @@ def check_complete_values(spec: StudySpec, values: dict[str, float]) -> None:
                           "constrained metric") for m in missing]
         )
     check_values(values)
+    costs = [FieldProblem(f"values.{o.name}", f"a cost must be > 0, got {values[o.name]}")
+             for o in spec.objectives if o.cost and values[o.name] <= 0]
+    if costs:
+        raise InvalidArgument(costs)
 
 
 def _param_problem(param: Param, value: Any) -> str | None:

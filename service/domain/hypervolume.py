@@ -1,0 +1,128 @@
+"""Dominated hypervolume of a study's Pareto front, and how it grew trial by trial.
+
+Everything here is in the maximized orientation (minimized objectives negated), numpy only: the API
+computes it without the model stack. The exact algorithm is WFG ("A Fast Way of Calculating Exact
+Hypervolumes", While, Bradstreet, Barone, 2012): HV(S) is the sum over points of each point's box
+minus the hypervolume of the later points clipped to that box, with a sweep for two objectives.
+It is exact, and fast for the fronts a study produces (hundreds of points, up to ~6 objectives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.domain.ranking import is_feasible, maximized_objectives, pareto_mask
+from service.domain.spec import Goal, StudySpec
+from service.domain.trial import TrialState, TrialView
+
+REFERENCE_SCALE = 0.1  # an inferred reference lies this fraction of the front's range below its nadir
+MIN_RANGE = 1e-9
+
+
+def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Volume dominated by `points` (n x m, maximized) and bounded below by `reference` (m,)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, reference.shape[0])
+    shifted = points[np.all(points > reference, axis=1)] - reference
+    if shifted.shape[0] == 0:
+        return 0.0
+    return _wfg(shifted[pareto_mask(shifted)])
+
+
+def _wfg(points: np.ndarray) -> float:
+    """Hypervolume of mutually non-dominated points dominating the origin (all coordinates > 0)."""
+    n, m = points.shape
+    if n == 0:
+        return 0.0
+    if m == 1:
+        return float(points.max())
+    if m == 2:
+        return _sweep_2d(points)
+    points = points[np.argsort(-points[:, 0], kind="stable")]
+    total = 0.0
+    for i in range(n):
+        total += float(np.prod(points[i]))
+        clipped = np.minimum(points[i + 1:], points[i])
+        clipped = clipped[np.all(clipped > 0, axis=1)]
+        if clipped.shape[0]:
+            total -= _wfg(clipped[pareto_mask(clipped)])
+    return total
+
+
+def _sweep_2d(points: np.ndarray) -> float:
+    ordered = points[np.argsort(-points[:, 0], kind="stable")]
+    total, height = 0.0, 0.0
+    for x, y in ordered:
+        if y > height:
+            total += float(x) * (float(y) - height)
+            height = float(y)
+    return total
+
+
+def reference_point(spec: StudySpec, front: np.ndarray) -> np.ndarray:
+    """The reference point, maximized: each objective's threshold where the spec gives one, else
+    the front's nadir minus REFERENCE_SCALE of its range (ALGORITHMS.md D12; BoTorch's rule)."""
+    m = len(spec.objectives)
+    front = np.asarray(front, dtype=np.float64).reshape(-1, m)
+    if front.shape[0]:
+        nadir, ideal = front.min(axis=0), front.max(axis=0)
+        spread = np.maximum(ideal - nadir, MIN_RANGE)
+        if front.shape[0] == 1:
+            spread = np.maximum(np.abs(nadir), MIN_RANGE)
+        inferred = nadir - REFERENCE_SCALE * spread
+    else:
+        inferred = np.full(m, np.nan)
+    thresholds = [o.threshold for o in spec.objectives]
+    return np.array([inferred[i] if t is None else (t if o.goal is Goal.MAXIMIZE else -t)
+                     for i, (o, t) in enumerate(zip(spec.objectives, thresholds, strict=True))])
+
+
+def oriented_reference(spec: StudySpec, reference: np.ndarray) -> dict[str, float | None]:
+    """The maximized reference point back in each objective's own units (None where undefined)."""
+    return {o.name: (None if np.isnan(r) else float(r if o.goal is Goal.MAXIMIZE else -r))
+            for o, r in zip(spec.objectives, reference, strict=True)}
+
+
+@dataclass(frozen=True)
+class HypervolumeHistory:
+    reference: np.ndarray  # maximized orientation; NaN where no threshold and no data yet
+    numbers: list[int]  # completed trials, in the order given
+    values: list[float]  # dominated hypervolume after each of them
+
+    @property
+    def final(self) -> float:
+        return self.values[-1] if self.values else 0.0
+
+
+def hypervolume_history(spec: StudySpec, trials: Sequence[TrialView]) -> HypervolumeHistory:
+    """Hypervolume after each completed trial, in the order given (the caller orders by finish time).
+
+    Infeasible results add nothing. Without thresholds the reference comes from the whole current
+    front, so the entire history is measured against one reference point.
+    """
+    completed = [t for t in trials if t.state is TrialState.COMPLETED and t.values
+                 and all(o.name in t.values for o in spec.objectives)]
+    points = maximized_objectives(spec, completed)
+    feasible = np.array([is_feasible(spec, t.values or {}) for t in completed], dtype=bool)
+    candidates = points[feasible] if feasible.any() else points[:0]
+    reference = reference_point(spec, candidates[pareto_mask(candidates)] if candidates.shape[0] else candidates)
+    values: list[float] = []
+    front = np.empty((0, len(spec.objectives)))
+    current = 0.0
+    for point, ok in zip(points, feasible, strict=True):
+        if ok and not np.isnan(reference).any() and np.all(point > reference) and not _dominated(point, front):
+            front = np.vstack([front[~_dominated_by(front, point)], point])
+            current = hypervolume(front, reference)
+        values.append(current)
+    return HypervolumeHistory(reference, [t.number for t in completed], values)
+
+
+def _dominated(point: np.ndarray, front: np.ndarray) -> bool:
+    """True when a row of `front` is at least as good as `point` everywhere (equal points add nothing)."""
+    return bool(front.shape[0] and np.any(np.all(front >= point, axis=1)))
+
+
+def _dominated_by(front: np.ndarray, point: np.ndarray) -> np.ndarray:
+    return np.all(front <= point, axis=1) if front.shape[0] else np.zeros(0, dtype=bool)
