@@ -9,11 +9,13 @@ from pydantic import BaseModel, ValidationError
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.base import Engine
 from service.engines.gp import GPEngine
+from service.engines.multiobjective import MultiObjectiveEngine
 from service.engines.random_search import RandomEngine
 from service.engines.sobol import SobolEngine
 from service.errors import FieldProblem, InvalidArgument
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (RandomEngine(), SobolEngine(), GPEngine())}
+ENGINES: dict[str, Engine] = {engine.name: engine for engine in (RandomEngine(), SobolEngine(), GPEngine(),
+                                                          MultiObjectiveEngine())}
 AUTO = "auto"
 
 
@@ -24,7 +26,10 @@ class ResolvedEngine:
 
 
 def auto_engine_name(spec: StudySpec) -> str:
-    """The best installed engine for this spec: `gp` where it applies, else `sobol`."""
+    """The best installed engine for this spec: `multiobjective` for several objectives, `gp` where it
+    applies, else `sobol`."""
+    if len(spec.objectives) > 1:
+        return MultiObjectiveEngine.name
     if len(spec.objectives) == 1 and not spec.constraints and spec.fidelity is None:
         return GPEngine.name
     return SobolEngine.name

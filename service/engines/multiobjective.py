@@ -1,0 +1,81 @@
+"""Engine `multiobjective`: Pareto-front search with qLogNEHVI or ParEGO (ALGORITHMS.md §5).
+
+- `nehvi` (default up to 4 objectives): log noisy expected hypervolume improvement, the expected
+  growth of the dominated hypervolume integrated over the posterior of the observed front too, so
+  noisy results are not taken at face value; pending trials enter the same integral (X_pending).
+- `parego` (default from 5 objectives, where hypervolume box decompositions explode): each suggestion
+  draws fresh weights on the simplex and maximizes qLogNEI of the augmented Chebyshev scalarization.
+- Reference point (D12): each objective's `threshold`, else the observed front's nadir minus a tenth
+  of its range, recomputed every round.
+- Outcome constraints: one GP per constrained metric, and the acquisition weighs the probability of
+  feasibility. Failed and infeasible trials follow D2 like engine `gp`.
+- Cost objectives (`cost: true`, e.g. train_seconds) are modeled as log(cost): the efficiency preset of
+  "Bayesian Optimization for Selecting Efficient Machine Learning Models" as a Pareto front (D11).
+
+No torch import here: API processes validate options and serve the initial design without the model
+stack; workers import `multiobjective_model` for model-based suggestions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from service.domain.spec import Choice, StudySpec
+from service.domain.trial import TrialState
+from service.engines.base import Engine, SuggestRequest
+from service.engines.gp import GPOptions, initial_design_size
+from service.engines.sobol import SobolEngine
+
+log = logging.getLogger(__name__)
+
+NEHVI_MAX_OBJECTIVES = 4
+Method = Literal["nehvi", "parego"]
+
+
+class MultiObjectiveOptions(GPOptions):
+    method: Method | None = Field(default=None, description="nehvi (default up to 4 objectives) or parego "
+                                                            "(default from 5).")
+    raw_samples: int = Field(default=512, ge=16, le=16384)
+
+
+def method_of(spec: StudySpec, options: MultiObjectiveOptions) -> Method:
+    if options.method is not None:
+        return options.method
+    return "nehvi" if len(spec.objectives) <= NEHVI_MAX_OBJECTIVES else "parego"
+
+
+class MultiObjectiveEngine(Engine):
+    name = "multiobjective"
+    Options = MultiObjectiveOptions
+    needs_history = True
+
+    def unsupported_reason(self, spec: StudySpec) -> str | None:
+        if len(spec.objectives) < 2:
+            return "multiobjective needs two or more objectives; use engine 'gp' for one"
+        return None
+
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+        assert isinstance(options, MultiObjectiveOptions)
+        return finished >= initial_design_size(spec, options)
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        options = request.options
+        assert isinstance(options, MultiObjectiveOptions)
+        metrics = request.spec.metric_names
+        completed = [t for t in request.trials
+                     if t.state is TrialState.COMPLETED and t.values and all(m in t.values for m in metrics)]
+        if len(completed) < initial_design_size(request.spec, options):
+            request.notes.rung = "initial-design"
+            return SobolEngine().suggest(request)
+        from service.engines import multiobjective_model
+
+        try:
+            return multiobjective_model.suggest(request, options, method_of(request.spec, options), completed)
+        except multiobjective_model.EngineFailure as failure:
+            log.warning("multiobjective: every model rung failed, falling back to Sobol: %s", failure)
+            request.notes.rung = "sobol-fallback"
+            request.notes.fallback_reason = str(failure)
+            return SobolEngine().suggest(request)

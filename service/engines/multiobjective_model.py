@@ -1,0 +1,144 @@
+"""The torch half of engine `multiobjective`: one GP per outcome, qLogNEHVI or qLogNParEGO."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gpytorch
+import numpy as np
+import torch
+from botorch.acquisition.acquisition import AcquisitionFunction
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from botorch.models.model_list_gp_regression import ModelListGP
+from botorch.utils.sampling import manual_seed, sample_simplex
+
+from service.domain.hypervolume import reference_point
+from service.domain.ranking import is_feasible, maximized_objectives, pareto_mask
+from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.trial import TrialView
+from service.engines.base import SuggestRequest
+from service.engines.gp_model import EXACT_POSTERIOR_LIMIT
+from service.engines.modeling import DTYPE, EngineFailure, Features, FitOutcome, fit_with_ladder
+from service.engines.multiobjective import Method, MultiObjectiveOptions
+from service.engines.optimizing import fit_success_model, optimize, pending_inputs, separated
+
+__all__ = ["EngineFailure", "model_reference_point", "suggest"]
+
+RUNG_ORDER = ("fit", "fit-warm", "last-good", "prior-modes")  # from best to worst
+Constraint = Callable[[torch.Tensor], torch.Tensor]
+
+
+def suggest(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
+            completed: list[TrialView]) -> list[dict[str, Choice]]:
+    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
+            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
+        return _suggestions(request, options, method, completed)
+
+
+def objective_columns(spec: StudySpec, completed: list[TrialView]) -> np.ndarray:
+    """Objective values as the models see them: maximized, costs as log(cost)."""
+    columns = []
+    for objective in spec.objectives:
+        raw = np.array([(t.values or {})[objective.name] for t in completed], dtype=np.float64)
+        if objective.cost:
+            raw = np.log(raw)
+        columns.append(raw if objective.goal is Goal.MAXIMIZE else -raw)
+    return np.stack(columns, axis=1)
+
+
+def model_reference_point(spec: StudySpec, completed: list[TrialView]) -> list[float]:
+    """The hypervolume reference point in model space: thresholds, else inferred from the feasible front
+    (from every completed trial while none is feasible), mapped like the objective columns."""
+    feasible = [t for t in completed if is_feasible(spec, t.values or {})] or completed
+    points = maximized_objectives(spec, feasible)
+    reference = reference_point(spec, points[pareto_mask(points)])
+    mapped = []
+    for objective, r in zip(spec.objectives, reference, strict=True):
+        # A maximized cost is -cost: its reference -c becomes -log(c), like the column.
+        mapped.append(-math.log(-r) if objective.cost else float(r))
+    return mapped
+
+
+def _constraints(spec: StudySpec, first_output: int) -> tuple[list[str], list[Constraint]]:
+    """The constrained metrics (one model output each, after the objectives) and BoTorch constraint callables
+    (feasible where <= 0)."""
+    metrics: list[str] = []
+    for c in spec.constraints:
+        if c.name not in metrics:
+            metrics.append(c.name)
+    callables: list[Constraint] = [
+        _OutcomeBound(first_output + metrics.index(c.name), c.bound, upper=c.op == "<=") for c in spec.constraints]
+    return metrics, callables
+
+
+@dataclass(frozen=True)
+class _OutcomeBound:
+    """Constraint `output <= bound` (upper) or `output >= bound` on model samples, feasible where <= 0."""
+
+    output: int
+    bound: float
+    upper: bool
+
+    def __call__(self, samples: torch.Tensor) -> torch.Tensor:
+        value = samples[..., self.output]
+        return value - self.bound if self.upper else self.bound - value
+
+
+def _worst_rung(fits: list[FitOutcome]) -> str:
+    return max((f.rung for f in fits), key=RUNG_ORDER.index)
+
+
+def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
+                 completed: list[TrialView]) -> list[dict[str, Choice]]:
+    spec, device = request.spec, torch.device(request.device)
+    features = Features.of(spec)
+    X = features.encode([t.params for t in completed], device)
+    X_pending = pending_inputs(request, features, device)
+    objectives = torch.tensor(objective_columns(spec, completed), dtype=DTYPE, device=device)
+    m = len(spec.objectives)
+    constrained_metrics, constraints = _constraints(spec, first_output=m)
+    outputs = [(o.name, objectives[:, [i]]) for i, o in enumerate(spec.objectives)]
+    outputs += [(name, torch.tensor([[(t.values or {})[name]] for t in completed], dtype=DTYPE, device=device))
+                for name in constrained_metrics]
+
+    fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
+                                    max_fit_points=options.max_fit_points, seed=request.seed)
+    warm = request.notes.memory.get("outcomes", {})
+    fits = [fit_with_ladder(X, Y, sorted(features.cat_dims), warm_start=warm.get(name), **fit_args)
+            for name, Y in outputs]
+    memory: dict[str, Any] = {"outcomes": {name: f.hyperparameters for (name, _), f in zip(outputs, fits,
+                                                                                            strict=True)}}
+    models = [f.model for f in fits]
+    success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
+    if success_fit is not None:
+        memory["success"] = success_fit.hyperparameters
+        models.append(success_fit.model)
+        constraints.append(_OutcomeBound(len(models) - 1, 0.5, upper=False))  # P(success) above an even chance
+    request.notes.memory = memory
+    request.notes.rung = _worst_rung(fits)
+
+    model = ModelListGP(*models)
+    objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
+    common: dict[str, Any] = dict(objective=objective, constraints=constraints or None, prune_baseline=True)
+    optimize_args: dict[str, Any] = dict(num_restarts=options.num_restarts, raw_samples=options.raw_samples,
+                                         timeout_seconds=options.acq_timeout_seconds, device=device)
+    if method == "nehvi":
+        acquisition: AcquisitionFunction = qLogNoisyExpectedHypervolumeImprovement(
+            model, ref_point=model_reference_point(spec, completed), X_baseline=X, X_pending=X_pending, **common)
+        candidates = optimize(acquisition, features, request.count, **optimize_args)
+    else:
+        chosen: list[torch.Tensor] = []
+        for _ in range(request.count):  # fresh weights per suggestion, earlier ones pending
+            busy = [p for p in (X_pending, *chosen) if p is not None]
+            weights = sample_simplex(m, dtype=DTYPE, device=device).view(-1)
+            acquisition = qLogNParEGO(model, X_baseline=X, scalarization_weights=weights,
+                                      X_pending=torch.cat(busy) if busy else None, **common)
+            chosen.append(optimize(acquisition, features, 1, **optimize_args))
+        candidates = torch.cat(chosen)
+    taken = torch.cat([X, X_pending]) if X_pending is not None else X
+    return features.decode(separated(candidates, taken, features, request))
