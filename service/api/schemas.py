@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.asking import AskOutcome
+from service.core.trials import HypervolumeReport
+from service.domain.hypervolume import oriented_reference
 from service.domain.spec import STUDY_NAME_PATTERN, Choice, StudySpec
 from service.domain.trial import TrialState
 from service.engines.base import Action
@@ -185,6 +187,28 @@ class AddTrialRequest(_Body):
 
 class BestResponse(BaseModel):
     trials: list[TrialOut] = Field(description="Best feasible trial (one objective) or the Pareto set (several).")
+
+
+class HypervolumePoint(BaseModel):
+    trial: int = Field(description="Number of the completed trial.")
+    finished_at: datetime | None
+    hypervolume: float = Field(description="Dominated hypervolume of the feasible front once this trial finished.")
+
+
+class HypervolumeOut(BaseModel):
+    reference_point: dict[str, float | None] = Field(
+        description="Per objective, in its own units: its threshold, else inferred from the current front "
+                    "(nadir minus 10% of the range; null before any feasible result).")
+    hypervolume: float = Field(description="The current dominated hypervolume.")
+    history: list[HypervolumePoint] = Field(description="One entry per completed trial, in finishing order.")
+
+    @classmethod
+    def of(cls, report: HypervolumeReport) -> HypervolumeOut:
+        history = report.history
+        points = [HypervolumePoint(trial=t.number, finished_at=t.finished_at, hypervolume=v)
+                  for t, v in zip(report.trials, history.values, strict=True)]
+        return cls(reference_point=oriented_reference(report.study.spec, history.reference),
+                   hypervolume=history.final, history=points)
 
 
 class ProblemDetail(BaseModel):

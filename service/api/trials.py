@@ -1,4 +1,4 @@
-"""Routes for trials: ask, report, tell, add, list, best."""
+"""Routes for trials: ask, report, tell, add, list, best, hypervolume."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from service.api.schemas import (
     AskResponse,
     BestResponse,
     DecisionOut,
+    HypervolumeOut,
     ReportRequest,
     TellRequest,
     TrialOut,
@@ -96,3 +97,9 @@ async def tell(study: str, number: int, body: TellRequest, db: Db, who: Owner) -
 @router.get("/best", response_model=BestResponse)
 async def best(study: str, db: Db, who: Owner) -> BestResponse:
     return BestResponse(trials=[TrialOut.of(t) for t in await trials.best(db, who, study)])
+
+
+@router.get("/hypervolume", response_model=HypervolumeOut)
+async def hypervolume(study: str, db: Db, who: Owner) -> HypervolumeOut:
+    """The dominated hypervolume over time: one value per completed trial, against the study's reference point."""
+    return HypervolumeOut.of(await trials.hypervolume(db, who, study))

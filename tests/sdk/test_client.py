@@ -409,6 +409,31 @@ async def test_async_round_trip() -> None:
         assert [t.number for t in await study.trials(state="completed")] == [0]
 
 
+HYPERVOLUME = {"reference_point": {"error": 1.0, "seconds": None}, "hypervolume": 0.5,
+               "history": [{"trial": 0, "finished_at": "2026-11-22T10:00:05Z", "hypervolume": 0.25},
+                           {"trial": 2, "finished_at": None, "hypervolume": 0.5}]}
+
+
+def test_pareto_front_and_hypervolume_history() -> None:
+    server = Server(ok({"trials": [trial_json(0, state="completed"), trial_json(2, state="completed")]}),
+                    ok(HYPERVOLUME))
+    study = server.study()
+    assert [t.number for t in study.pareto_front()] == [0, 2]
+    history = study.hypervolume_history()
+    assert server.paths == ["GET /v1/studies/mlp/best", "GET /v1/studies/mlp/hypervolume"]
+    assert history.reference_point == {"error": 1.0, "seconds": None} and history.hypervolume == 0.5
+    assert [(p.trial, p.hypervolume) for p in history.points] == [(0, 0.25), (2, 0.5)]
+    assert history.points[0].finished_at is not None and history.points[0].finished_at.second == 5
+
+
+async def test_async_pareto_front_and_hypervolume_history() -> None:
+    server = Server(ok(study_json()), ok({"trials": [trial_json(1, state="completed")]}), ok(HYPERVOLUME))
+    async with server.async_client() as client:
+        study = await client.get_study("mlp")
+        assert [t.number for t in await study.pareto_front()] == [1]
+        assert isinstance(await study.hypervolume_history(), asktell.HypervolumeHistory)
+
+
 # The CLI --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """asktell: the Python client of the asktell ask/tell optimization service."""
 
-from asktell._models import Decision
+from asktell._models import Decision, HypervolumeHistory, HypervolumePoint
 from asktell.aio import AsyncClient, AsyncStudy, AsyncTrial
 from asktell.client import Client, Study, Trial
 from asktell.errors import (
@@ -27,6 +27,8 @@ __all__ = [
     "Client",
     "ConflictError",
     "Decision",
+    "HypervolumeHistory",
+    "HypervolumePoint",
     "InvalidArgumentError",
     "NotFoundError",
     "ServerError",

@@ -29,6 +29,28 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+@dataclass(frozen=True)
+class HypervolumePoint:
+    trial: int
+    hypervolume: float
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HypervolumeHistory:
+    """How the dominated hypervolume grew: one point per completed trial, in finishing order."""
+
+    reference_point: dict[str, float | None]
+    hypervolume: float
+    points: list[HypervolumePoint]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HypervolumeHistory:
+        points = [HypervolumePoint(p["trial"], p["hypervolume"], _time(p.get("finished_at")))
+                  for p in data["history"]]
+        return cls(dict(data["reference_point"]), data["hypervolume"], points)
+
+
 class TrialFields:
     """A trial as last seen from the server."""
 

@@ -173,6 +173,10 @@ def best(name: str) -> Call:
     return Call("GET", f"{_study(name)}/best", idempotent=True)
 
 
+def hypervolume(name: str) -> Call:
+    return Call("GET", f"{_study(name)}/hypervolume", idempotent=True)
+
+
 def engine_status(name: str) -> Call:
     return Call("GET", f"{_study(name)}/engine", idempotent=True)
 

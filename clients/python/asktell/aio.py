@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from asktell import _protocol as api
-from asktell._models import Decision, StudyFields, TrialFields
+from asktell._models import Decision, HypervolumeHistory, StudyFields, TrialFields
 
 
 class AsyncClient:
@@ -123,6 +123,14 @@ class AsyncStudy(StudyFields):
         """The best feasible trial (one objective) or the Pareto-optimal trials (several)."""
         body = await self._client._call(api.best(self.name))
         return [AsyncTrial(self._client, self.name, t) for t in body["trials"]]
+
+    async def pareto_front(self) -> list[AsyncTrial]:
+        """The Pareto-optimal feasible trials (for one objective, the single best one)."""
+        return await self.best_trials()
+
+    async def hypervolume_history(self) -> HypervolumeHistory:
+        """The dominated hypervolume after each completed trial, against the study's reference point."""
+        return HypervolumeHistory.from_json(await self._client._call(api.hypervolume(self.name)))
 
     async def engine_status(self) -> dict[str, Any]:
         """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""

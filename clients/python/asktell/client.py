@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from asktell import _protocol as api
-from asktell._models import Decision, StudyFields, TrialFields
+from asktell._models import Decision, HypervolumeHistory, StudyFields, TrialFields
 
 
 class Client:
@@ -120,6 +120,14 @@ class Study(StudyFields):
     def best_trials(self) -> list[Trial]:
         """The best feasible trial (one objective) or the Pareto-optimal trials (several)."""
         return [Trial(self._client, self.name, t) for t in self._client._call(api.best(self.name))["trials"]]
+
+    def pareto_front(self) -> list[Trial]:
+        """The Pareto-optimal feasible trials (for one objective, the single best one)."""
+        return self.best_trials()
+
+    def hypervolume_history(self) -> HypervolumeHistory:
+        """The dominated hypervolume after each completed trial, against the study's reference point."""
+        return HypervolumeHistory.from_json(self._client._call(api.hypervolume(self.name)))
 
     def engine_status(self) -> dict[str, Any]:
         """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""
