@@ -140,6 +140,19 @@ def test_report_records_measurements_and_continues(api: httpx.Client, study_name
     assert api.post(f"{url}/report", json={"step": 4, "values": {"loss": 0.5}}).status_code == 409
 
 
+def test_heartbeats_and_reports_mark_an_active_trial_alive(api: httpx.Client, study: str) -> None:
+    (trial,) = _ask(api, study)
+    assert trial["heartbeat_at"] is None
+    beat = api.post(f"/v1/studies/{study}/trials/{trial['number']}/heartbeat")
+    assert beat.status_code == 200 and beat.json()["heartbeat_at"] is not None
+    report = api.post(f"/v1/studies/{study}/trials/{trial['number']}/report", json={"step": 1, "values": {"loss": 1}})
+    assert report.json()["trial"]["heartbeat_at"] > beat.json()["heartbeat_at"]
+    _tell(api, study, trial["number"], values={"loss": 0.5}).raise_for_status()
+    late = api.post(f"/v1/studies/{study}/trials/{trial['number']}/heartbeat")
+    assert late.status_code == 409 and "only an active trial" in late.json()["error"]["message"]
+    assert api.post(f"/v1/studies/{study}/trials/999/heartbeat").status_code == 404
+
+
 def test_best_single_objective_honours_constraints(api: httpx.Client, study_name: str) -> None:
     spec = make_spec(constraints=[{"name": "memory", "op": "<=", "bound": 10}])
     api.post("/v1/studies", json={"name": study_name, **spec}).raise_for_status()

@@ -78,6 +78,7 @@ class TrialOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    heartbeat_at: datetime | None = Field(default=None, description="Last report or heartbeat of an active trial.")
     measurements: list[MeasurementOut] | None = None
 
     @classmethod
@@ -87,7 +88,7 @@ class TrialOut(BaseModel):
         return cls(id=trial.id, number=trial.number, state=trial.state, params=trial.params, values=trial.values,
                    reason=trial.reason, worker_id=trial.worker_id, source=trial.source, budget=trial.budget,
                    resume_from=trial.resume_from, created_at=trial.created_at, started_at=trial.started_at,
-                   finished_at=trial.finished_at, measurements=measurements)
+                   finished_at=trial.finished_at, heartbeat_at=trial.heartbeat_at, measurements=measurements)
 
 
 class TrialPage(BaseModel):

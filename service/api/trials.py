@@ -86,6 +86,13 @@ async def report(study: str, number: int, body: ReportRequest, db: Db, who: Owne
                        trial=TrialOut.of(outcome.trial))
 
 
+@router.post("/trials/{number}/heartbeat", response_model=TrialOut,
+             responses={409: {"description": "The trial is not active (finished, paused or waiting)"}})
+async def heartbeat(study: str, number: int, db: Db, who: Owner) -> TrialOut:
+    """The job evaluating this trial is alive; reports count as heartbeats too."""
+    return TrialOut.of(await trials.heartbeat(db, who, study, number))
+
+
 @router.post("/trials/{number}/tell", response_model=TrialOut,
              responses={409: {"description": "The trial was already told something else"}})
 async def tell(study: str, number: int, body: TellRequest, db: Db, who: Owner) -> TrialOut:

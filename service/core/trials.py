@@ -155,8 +155,9 @@ async def report(
         if trial.state is not TrialState.ACTIVE:
             raise Conflict(f"trial {number} is {trial.state}; only an active trial reports measurements")
         await trial_store.upsert_measurement(conn, trial.id, step, values)
+        trial = await trial_store.record_heartbeat(conn, trial.id) or trial  # a report is a sign of life
         resolved = resolve_engine(study.spec, study.engine)
-        history = await history_of(conn, study, resolved.engine.needs_history)  # includes this report
+        history = await history_of(conn, study, resolved.engine.history_needed(resolved.options))  # with this report
         current = next((t for t in history if t.number == trial.number), trial.view())
         decision = resolved.engine.decide(study.spec, resolved.options, current, history)
         if decision.action is Action.PAUSE:
@@ -165,6 +166,16 @@ async def report(
             trial = await trial_store.finish_trial(conn, trial.id, state=TrialState.STOPPED, values=dict(values),
                                                    reason=decision.reason or "stopped early by the engine")
         return ReportOutcome(trial, decision)
+
+
+async def heartbeat(db: Database, owner: str, name: str, number: int) -> TrialRecord:
+    """Record that the job evaluating an active trial is alive (between reports, e.g. in a long epoch)."""
+    async with db.transaction() as conn:
+        _, trial = await trial_store.locate_trial(conn, owner, name, number)
+        alive = await trial_store.record_heartbeat(conn, trial.id)
+        if alive is None:
+            raise Conflict(f"trial {number} is {trial.state}; only an active trial sends heartbeats")
+        return alive
 
 
 async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],

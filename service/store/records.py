@@ -48,6 +48,7 @@ class TrialRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    heartbeat_at: datetime | None = None  # last sign of life from the job evaluating it (report or heartbeat)
     measurements: tuple[Measurement, ...] | None = None  # None: not loaded
 
     def view(self) -> TrialView:

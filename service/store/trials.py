@@ -26,7 +26,8 @@ def _record(row: Any, measurements: tuple[Measurement, ...] | None = None) -> Tr
         id=row.id, study_id=row.study_id, number=row.number, params=row.params, state=TrialState(row.state),
         worker_id=row.worker_id, values=row.values, reason=row.reason, source=row.source, budget=row.budget,
         resume_from=row.resume_from, created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, updated_at=row.updated_at, measurements=measurements,
+        finished_at=row.finished_at, updated_at=row.updated_at, heartbeat_at=row.heartbeat_at,
+        measurements=measurements,
     )
 
 
@@ -147,6 +148,14 @@ async def pause_trial(conn: AsyncConnection, trial_id: int, *, resume_from: floa
     query = (update(TrialRow).where(TrialRow.id == trial_id)
              .values(state=TrialState.PAUSED.value, resume_from=resume_from, worker_id=None, updated_at=utcnow()))
     await conn.execute(query)
+
+
+async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord | None:
+    """Note that the job evaluating an active trial is alive; None when the trial is no longer active."""
+    query = (update(TrialRow).where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value)
+             .values(heartbeat_at=utcnow()).returning(*_TRIAL_COLUMNS))
+    row = (await conn.execute(query)).one_or_none()
+    return None if row is None else _record(row)
 
 
 async def upsert_measurement(conn: AsyncConnection, trial_id: int, step: float, values: dict[str, float]) -> None:
