@@ -12,6 +12,7 @@ from service.engines.gp import GPEngine
 from service.engines.multiobjective import MultiObjectiveEngine
 from service.engines.random_search import RandomEngine
 from service.engines.sobol import SobolEngine
+from service.engines.stopping import StoppingOptions, stopping_problem
 from service.errors import FieldProblem, InvalidArgument
 
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (RandomEngine(), SobolEngine(), GPEngine(),
@@ -67,6 +68,8 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None) -> ResolvedE
         raise InvalidArgument(
             [FieldProblem(".".join(["engine_options", *map(str, e["loc"])]), e["msg"]) for e in error.errors()]
         ) from error
+    if isinstance(options, StoppingOptions) and (problem := stopping_problem(spec, options)):
+        raise InvalidArgument.one("engine_options.stopping", problem)
     return ResolvedEngine(engine, options)
 
 

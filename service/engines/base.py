@@ -10,37 +10,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialView
+from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
+from service.engines.stopping import StoppingOptions, median_stopping
+
+__all__ = ["CONTINUE", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions", "NoOptions",
+           "StoppingOptions", "SuggestRequest"]
 
 
-class NoOptions(BaseModel):
-    """Options model of an engine that takes none: any key is rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Action(StrEnum):
-    CONTINUE = "continue"
-    PAUSE = "pause"
-    STOP = "stop"
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    reason: str | None = None
-
-
-CONTINUE = Decision(Action.CONTINUE)
-
-
-class ModelEngineOptions(NoOptions):
+class ModelEngineOptions(StoppingOptions):
     """Options every worker-computed engine shares: how its ready pool behaves."""
 
     pool_freshness: int = Field(default=1, ge=0, description="A pooled suggestion may be this many tells old.")
@@ -81,7 +64,7 @@ class SuggestRequest:
 
 class Engine(ABC):
     name: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    Options: ClassVar[type[BaseModel]] = StoppingOptions
     needs_history: ClassVar[bool] = False
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
@@ -100,6 +83,12 @@ class Engine(ABC):
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
         """Return exactly `request.count` parameter dicts inside the search space."""
 
+    def history_needed(self, options: BaseModel) -> bool:
+        """Whether `suggest` or `decide` needs the study's trials (their loading is skipped otherwise)."""
+        return self.needs_history or (isinstance(options, StoppingOptions) and options.stopping != "none")
+
     def decide(self, spec: StudySpec, options: BaseModel, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
-        """Continue, pause or stop a trial that just reported; model-free engines always continue."""
+        """Continue, pause or stop a trial that just reported: the study's stopping rule, if it chose one."""
+        if isinstance(options, StoppingOptions) and options.stopping == "median":
+            return median_stopping(spec, options, trial, trials)
         return CONTINUE
