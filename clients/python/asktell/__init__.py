@@ -3,6 +3,7 @@
 from asktell._models import Decision, HypervolumeHistory, HypervolumePoint
 from asktell.aio import AsyncClient, AsyncStudy, AsyncTrial
 from asktell.client import Client, Study, Trial
+from asktell.current import current_trial
 from asktell.errors import (
     AlreadyExistsError,
     AsktellError,
@@ -35,4 +36,5 @@ __all__ = [
     "ServiceUnavailableError",
     "Study",
     "Trial",
+    "current_trial",
 ]

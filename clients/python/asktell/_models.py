@@ -103,8 +103,17 @@ class TrialFields:
         return self._data.get("resume_from")
 
     @property
+    def checkpoint(self) -> str | None:
+        """Where a paused trial's training state was saved (what the job last reported), if anywhere."""
+        return self._data.get("checkpoint")
+
+    @property
     def measurements(self) -> list[dict[str, Any]] | None:
         return self._data.get("measurements")
+
+    @property
+    def heartbeat_at(self) -> datetime | None:
+        return _time(self._data.get("heartbeat_at"))
 
     @property
     def created_at(self) -> datetime | None:

@@ -159,6 +159,14 @@ def report(name: str, number: int, step: float, values: dict[str, float]) -> Cal
                 idempotent=True)
 
 
+def heartbeat(name: str, number: int) -> Call:
+    return Call("POST", f"{_study(name)}/trials/{number}/heartbeat", idempotent=True)
+
+
+def list_workers() -> Call:
+    return Call("GET", "/v1/workers", idempotent=True)
+
+
 def tell(name: str, number: int, values: dict[str, float] | None, failed: bool, infeasible: bool, stopped: bool,
          reason: str | None) -> Call:
     chosen = [s for s, on in (("failed", failed), ("infeasible", infeasible), ("stopped", stopped)) if on]

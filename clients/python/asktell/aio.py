@@ -72,6 +72,10 @@ class AsyncClient:
         """Delete a study and all its trials."""
         await self._call(api.delete_study(name))
 
+    async def workers(self) -> list[dict[str, Any]]:
+        """The server's engine workers: device, jobs done, last heartbeat, alive."""
+        return list((await self._call(api.list_workers()))["workers"])
+
     async def close(self) -> None:
         """Close the pooled connections."""
         await self._http.aclose()
@@ -178,6 +182,11 @@ class AsyncTrial(TrialFields):
         """Finish the trial with its final values, or as failed / infeasible / stopped (with an optional reason)."""
         call = api.tell(self.study_name, self.number, values, failed, infeasible, stopped, reason)
         self._load(await self._client._call(call))
+        return self
+
+    async def heartbeat(self) -> AsyncTrial:
+        """Tell the server the job evaluating this trial is alive (reports count too): for long silent steps."""
+        self._load(await self._client._call(api.heartbeat(self.study_name, self.number)))
         return self
 
     async def refresh(self) -> AsyncTrial:

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from asktell.client import Client
@@ -85,6 +86,37 @@ def _studies_show(client: Client, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _studies_create(client: Client, args: argparse.Namespace) -> str:
+    try:
+        spec = json.loads(Path(args.spec).read_text())
+    except (OSError, ValueError) as error:
+        raise AsktellError(f"cannot read the spec {args.spec}: {error}") from error
+    study = client.create_study(args.name, **spec, if_exists=args.if_exists)
+    return _dump(study.to_dict()) if args.json else f"{study.name}: engine {study.engine}, {study.state}"
+
+
+def _studies_watch(client: Client, args: argparse.Namespace) -> str:
+    from asktell.watch import watch
+
+    watch(client, args.name, args.interval, args.once)
+    return ""
+
+
+def _agent(client: Client, args: argparse.Namespace) -> str:
+    from asktell.agent import AgentOptions, run_agent
+
+    if not args.program:
+        raise AsktellError("give the command to run after --, e.g. asktell agent STUDY -- python train.py --lr {lr}")
+    gpus = [g for g in (args.gpus or "").split(",") if g]
+    parallel = args.parallel or max(len(gpus), 1)
+    options = AgentOptions(study=args.study, command=args.program, count=args.count, parallel=parallel, gpus=gpus,
+                           grace_seconds=args.grace, heartbeat_seconds=args.heartbeat)
+    code = run_agent(client, options)
+    if code:
+        raise SystemExit(code)
+    return ""
+
+
 def _studies_delete(client: Client, args: argparse.Namespace) -> str:
     if not args.yes:
         if not sys.stdin.isatty():
@@ -133,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     leaf(studies, "list", _studies_list, "every study")
     leaf(studies, "show", _studies_show, "a study's spec, trial counts and best trials").add_argument("name")
+    create = leaf(studies, "create", _studies_create, "create a study from a JSON spec file")
+    create.add_argument("name")
+    create.add_argument("--spec", required=True, help="JSON file: params, objectives, constraints, fidelity, engine...")
+    create.add_argument("--if-exists", choices=["error", "get"], default="get",
+                        help="an identical existing study is fine (get, the default) or an error")
+    watching = leaf(studies, "watch", _studies_watch, "a live view: trials by state, best, workers, latest trials")
+    watching.add_argument("name")
+    watching.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    watching.add_argument("--once", action="store_true", help="print one frame and exit")
     delete = leaf(studies, "delete", _studies_delete, "delete a study and all its trials")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -143,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("study")
     listing.add_argument("--state", action="append", help="only trials in this state (repeatable)")
     listing.add_argument("--limit", type=_positive, help="only the last N trials")
+    agent = commands.add_parser("agent", parents=[common], help="run a command as the evaluation of each trial",
+                                usage="asktell agent STUDY [options] -- COMMAND [ARG ...]")
+    agent.set_defaults(func=_agent)
+    agent.add_argument("study")
+    agent.add_argument("--count", type=_positive, help="trials to run in all (default: until the study stops)")
+    agent.add_argument("--parallel", type=_positive, help="commands at once (default: one per --gpus entry, or 1)")
+    agent.add_argument("--gpus", help="comma-separated GPU ids, one slot each, set as CUDA_VISIBLE_DEVICES")
+    agent.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+    agent.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats of a quiet run")
+    agent.set_defaults(program=[])
     return parser
 
 
@@ -159,15 +210,23 @@ def _run_server(argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if "--" in args_list:  # everything after the first -- is the agent's command, untouched
+        cut = args_list.index("--")
+        args_list, program = args_list[:cut], args_list[cut + 1:]
     parser = build_parser()
     args, unknown = parser.parse_known_args(args_list)
+    if program:
+        args.program = program
     if args.command in SERVER_COMMANDS:
         return _run_server(args_list[args_list.index(args.command):])
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         with Client(args.url) as client:
-            print(args.func(client, args))
+            output = args.func(client, args)
+            if output:
+                print(output)
     except AsktellError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

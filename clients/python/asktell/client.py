@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -72,6 +73,10 @@ class Client:
         """Delete a study and all its trials."""
         self._call(api.delete_study(name))
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The server's engine workers: device, jobs done, last heartbeat, alive."""
+        return list(self._call(api.list_workers())["workers"])
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()
@@ -133,6 +138,25 @@ class Study(StudyFields):
         """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""
         return dict(self._client._call(api.engine_status(self.name)))
 
+    def optimize(self, objective: Callable[[Trial], float | dict[str, float] | None], n_trials: int,
+                 n_workers: int = 1, *, catch: tuple[type[BaseException], ...] = (),
+                 show_progress: bool = True) -> None:
+        """Ask, evaluate `objective(trial)` and tell, `n_trials` times on `n_workers` threads.
+
+        `objective` returns the value of the single objective, a dict of metric values, or None when it told
+        the trial itself. An exception marks the trial failed (with the exception as reason) and is raised
+        again unless it is an instance of `catch`. The progress bar (tqdm) shows the best value so far.
+        """
+        from asktell.optimize import optimize
+
+        optimize(self, objective, n_trials, n_workers, catch=catch, show_progress=show_progress)
+
+    def to_dataframe(self, *, measurements: bool = False) -> Any:
+        """Every trial as a pandas DataFrame: number, state, params_*, values_*, timing (needs pandas)."""
+        from asktell.optimize import trials_dataframe
+
+        return trials_dataframe(self.trials(measurements=measurements))
+
     def refresh(self) -> Study:
         """Re-read the study (state, trial counts) from the server."""
         self._load(self._client._call(api.get_study(self.name)))
@@ -175,6 +199,11 @@ class Trial(TrialFields):
         """Finish the trial with its final values, or as failed / infeasible / stopped (with an optional reason)."""
         call = api.tell(self.study_name, self.number, values, failed, infeasible, stopped, reason)
         self._load(self._client._call(call))
+        return self
+
+    def heartbeat(self) -> Trial:
+        """Tell the server the job evaluating this trial is alive (reports count too): for long silent steps."""
+        self._load(self._client._call(api.heartbeat(self.study_name, self.number)))
         return self
 
     def refresh(self) -> Trial:

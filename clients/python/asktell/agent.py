@@ -1,0 +1,375 @@
+"""`asktell agent STUDY -- COMMAND`: run any program as the evaluation of a study's trials.
+
+For each trial the agent fills the command's `{param}` placeholders (and `{trial_id}`, `{budget}`,
+`{resume_from}`, `{checkpoint}`), runs it, and turns what it prints into reports:
+
+- a line `asktell: step=3 val_loss=0.41` on stdout, or a JSON object per line in the file named by
+  `$ASKTELL_METRICS_FILE` (`{"step": 3, "val_loss": 0.41}`), is reported at that step; without a
+  `step` the values are final values;
+- when the program exits 0 the trial is told completed with, per metric, its final value or else its
+  latest reported one; a non-zero exit tells it failed with the tail of stderr as the reason.
+
+A `stop` or `pause` answer to a report ends the program (SIGTERM to its process group, SIGKILL after
+`--grace` seconds). The agent sends a heartbeat while a program runs silently, runs `--parallel`
+programs at once (one per GPU with `--gpus 0,1`, as CUDA_VISIBLE_DEVICES), and on Ctrl-C or SIGTERM
+stops its programs and tells their trials failed with reason `interrupted`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import math
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from asktell.client import Client, Study, Trial
+from asktell.errors import AsktellError, ConflictError
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:/\-]+)\}")
+TRIAL_KEYS = ("trial_id", "budget", "resume_from", "checkpoint")
+LINE_PREFIX = "asktell:"
+STDERR_TAIL_LINES = 20
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    study: str
+    command: list[str]
+    count: int | None = None  # trials to run in all (None: until the study stops handing them out)
+    parallel: int = 1
+    gpus: list[str] = field(default_factory=list)
+    grace_seconds: float = 10.0
+    heartbeat_seconds: float = 30.0
+    poll_seconds: float = 0.2
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One batch of values read from the program: a report at `step`, or final values when step is None."""
+
+    step: float | None
+    values: dict[str, float]
+
+
+def parse_metric_line(line: str) -> Metrics | None:
+    """`asktell: step=3 val_loss=0.41` → Metrics(3, {"val_loss": 0.41}); None for any other line."""
+    text = line.strip()
+    if not text.startswith(LINE_PREFIX):
+        return None
+    values: dict[str, float] = {}
+    for token in text[len(LINE_PREFIX):].split():
+        key, sep, raw = token.partition("=")
+        if not sep:
+            continue
+        try:
+            values[key] = float(raw)
+        except ValueError:
+            continue
+    return _metrics(values)
+
+
+def parse_metric_json(line: str) -> Metrics | None:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    values = {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return _metrics(values)
+
+
+def _metrics(values: dict[str, float]) -> Metrics | None:
+    step = values.pop("step", None)
+    values = {k: v for k, v in values.items() if math.isfinite(v)}
+    return Metrics(step, values) if values else None
+
+
+def placeholders(command: list[str]) -> set[str]:
+    return {name for arg in command for name in PLACEHOLDER.findall(arg)}
+
+
+def fill_command(command: list[str], trial: Trial) -> list[str]:
+    """The command with each `{name}` of a parameter or trial key replaced; other braces stay as they are
+    (so `python -c` code and shell `${VAR}` pass through)."""
+    data = trial.to_dict()
+    known: dict[str, Any] = {**trial.params, "trial_id": trial.number, "budget": data.get("budget"),
+                             "resume_from": data.get("resume_from"), "checkpoint": data.get("checkpoint")}
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in known:
+            return match.group(0)
+        filled = known[name]
+        if filled is None:
+            return "0" if name == "resume_from" else ""
+        if isinstance(filled, float) and filled.is_integer() and name in ("budget", "resume_from"):
+            return str(int(filled))
+        return str(filled)
+
+    return [PLACEHOLDER.sub(value, arg) for arg in command]
+
+
+def unknown_placeholders(study: Study, command: list[str]) -> list[str]:
+    """Brace names in the command that are neither parameters nor trial keys: typos, or code braces."""
+    params = {p["name"] for p in study.spec["params"]}
+    return sorted(placeholders(command) - params - set(TRIAL_KEYS))
+
+
+class _Run:
+    """One program evaluating one trial: its process, output readers and the metrics they found."""
+
+    def __init__(self, trial: Trial, argv: list[str], env: dict[str, str], metrics_file: Path) -> None:
+        self.trial = trial
+        self.metrics: queue.Queue[Metrics] = queue.Queue()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.metrics_file = metrics_file
+        self.metrics_offset = 0
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                        text=True, bufsize=1, start_new_session=True)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.readers = [threading.Thread(target=self._read_stdout, args=(self.process.stdout,), daemon=True),
+                        threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True)]
+        for reader in self.readers:
+            reader.start()
+
+    def _read_stdout(self, stream: IO[str]) -> None:
+        for line in stream:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            metrics = parse_metric_line(line)
+            if metrics is not None:
+                self.metrics.put(metrics)
+
+    def _read_stderr(self, stream: IO[str]) -> None:
+        for line in stream:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self.stderr_tail.append(line.rstrip("\n"))
+
+    def read_metrics_file(self) -> None:
+        """New complete JSON lines appended to $ASKTELL_METRICS_FILE since the last read."""
+        try:
+            with self.metrics_file.open("rb") as stream:
+                stream.seek(self.metrics_offset)
+                chunk = stream.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.metrics_offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            metrics = parse_metric_json(line)
+            if metrics is not None:
+                self.metrics.put(metrics)
+
+    def terminate(self, grace_seconds: float) -> None:
+        """SIGTERM the program's process group, SIGKILL it if still there after the grace period."""
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+    def finish_reading(self) -> None:
+        for reader in self.readers:
+            reader.join(timeout=5)
+        self.read_metrics_file()
+
+
+class Agent:
+    def __init__(self, client: Client, options: AgentOptions) -> None:
+        self.client = client
+        self.options = options
+        self.study = client.get_study(options.study)
+        unknown = unknown_placeholders(self.study, options.command)
+        if unknown:
+            print(f"asktell agent: warning: {', '.join('{' + u + '}' for u in unknown)} name no parameter of "
+                  f"{self.study.name} (nor trial_id, budget, resume_from, checkpoint) and are left as they are",
+                  file=sys.stderr)
+        self.interrupted = threading.Event()
+        self.lock = threading.Lock()
+        self.started = 0
+        self.finished: list[Trial] = []
+        self.errors: list[BaseException] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="asktell-agent-"))
+        self.worker_prefix = f"agent-{socket.gethostname()}-{os.getpid()}"
+
+    def run(self) -> int:
+        """Run trials until --count is reached, the study stops handing them out, or an interrupt; exit code."""
+        slots = [threading.Thread(target=self._slot, args=(i,), daemon=True) for i in range(self.options.parallel)]
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            for slot in slots:
+                slot.start()
+            _wait_for(slots)
+        except KeyboardInterrupt:
+            self.interrupted.set()
+            _wait_for(slots)  # each slot ends its program and fails its trial
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if self.interrupted.is_set():
+            return 130
+        return 1 if self.errors else 0
+
+    def _claim(self) -> bool:
+        with self.lock:
+            if self.interrupted.is_set() or self.errors:
+                return False
+            if self.options.count is not None and self.started >= self.options.count:
+                return False
+            self.started += 1
+            return True
+
+    def _slot(self, index: int) -> None:
+        worker_id = f"{self.worker_prefix}-{index}"
+        while self._claim():
+            try:
+                (trial,) = self.study.ask(worker_id=worker_id, fresh=True)
+            except ConflictError as error:  # the study is paused or completed: nothing more to run
+                print(f"asktell agent: {error}", file=sys.stderr)
+                return
+            except AsktellError as error:
+                self.errors.append(error)
+                print(f"asktell agent: ask failed: {error}", file=sys.stderr)
+                return
+            if self.interrupted.is_set():
+                self._tell(trial, failed=True, reason=INTERRUPTED)
+                return
+            try:
+                self._evaluate(trial, index)
+            except AsktellError as error:
+                self.errors.append(error)
+                print(f"asktell agent: trial {trial.number}: {error}", file=sys.stderr)
+            with self.lock:
+                self.finished.append(trial)
+
+    def _environment(self, trial: Trial, slot: int, metrics_file: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"ASKTELL_URL": self.client.url, "ASKTELL_STUDY": self.study.name,
+                    "ASKTELL_TRIAL_ID": str(trial.number), "ASKTELL_METRICS_FILE": str(metrics_file)})
+        if self.options.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = self.options.gpus[slot % len(self.options.gpus)]
+        return env
+
+    def _evaluate(self, trial: Trial, slot: int) -> None:
+        metrics_file = self.workdir / f"trial-{trial.number}.jsonl"
+        argv = fill_command(self.options.command, trial)
+        print(f"asktell agent: trial {trial.number} (slot {slot}): {' '.join(argv)}", file=sys.stderr)
+        try:
+            run = _Run(trial, argv, self._environment(trial, slot, metrics_file), metrics_file)
+        except OSError as error:
+            trial.tell(failed=True, reason=f"could not start {argv[0]!r}: {error}")
+            return
+        final: dict[str, float] = {}
+        reported: dict[float, dict[str, float]] = {}
+        decision: str | None = None
+        last_sign_of_life = time.monotonic()
+        while True:
+            exited = run.process.poll() is not None
+            if exited:
+                run.finish_reading()
+            else:
+                run.read_metrics_file()
+            while decision is None and not run.metrics.empty():
+                metrics = run.metrics.get()
+                if metrics.step is None:
+                    final.update(metrics.values)
+                    continue
+                # The server replaces a step's values when it is reported again: send the step's values so far.
+                reported.setdefault(metrics.step, {}).update(metrics.values)
+                decision = self._report(trial, Metrics(metrics.step, reported[metrics.step]))
+                last_sign_of_life = time.monotonic()
+            if decision is not None or exited:
+                break
+            if self.interrupted.is_set():
+                run.terminate(self.options.grace_seconds)
+                self._tell(trial, failed=True, reason=INTERRUPTED)
+                return
+            if time.monotonic() - last_sign_of_life >= self.options.heartbeat_seconds:
+                self._heartbeat(trial)
+                last_sign_of_life = time.monotonic()
+            time.sleep(self.options.poll_seconds)
+
+        if decision is not None:  # stop or pause: the server has already recorded it
+            run.terminate(self.options.grace_seconds)
+            run.finish_reading()
+            print(f"asktell agent: trial {trial.number}: {decision}", file=sys.stderr)
+            return
+        code = run.process.returncode
+        if code != 0:
+            tail = "\n".join(run.stderr_tail)
+            self._tell(trial, failed=True, reason=f"exit code {code}" + (f": {tail}" if tail else ""))
+            return
+        self._complete(trial, final)
+
+    def _report(self, trial: Trial, metrics: Metrics) -> str | None:
+        """Report one step; the engine's decision if it is stop or pause."""
+        assert metrics.step is not None
+        try:
+            decision = trial.report(metrics.step, metrics.values)
+        except ConflictError:
+            return None  # the program finished or paused the trial itself through the SDK
+        return decision.action if decision.action in ("stop", "pause") else None
+
+    def _heartbeat(self, trial: Trial) -> None:
+        with contextlib.suppress(ConflictError):  # the trial finished meanwhile
+            trial.heartbeat()
+
+    def _complete(self, trial: Trial, final: dict[str, float]) -> None:
+        trial.refresh()
+        if trial.state != "active":
+            return  # told (or paused) by the program itself through the SDK
+        values = _latest_values(trial.measurements or [])
+        values.update(final)
+        try:
+            trial.tell(values)
+        except AsktellError as error:
+            if error.status != 422:
+                raise
+            trial.tell(failed=True, reason=f"the program exited 0 but its results were refused: {error}")
+
+    def _tell(self, trial: Trial, *, failed: bool, reason: str) -> None:
+        with contextlib.suppress(ConflictError):  # already finished
+            trial.tell(failed=failed, reason=reason)
+
+
+def _latest_values(measurements: list[dict[str, Any]]) -> dict[str, float]:
+    """Per metric, its value at the latest step that reported it."""
+    values: dict[str, float] = {}
+    for measurement in sorted(measurements, key=lambda m: m["step"]):
+        values.update(measurement["values"])
+    return values
+
+
+def _wait_for(threads: list[threading.Thread]) -> None:
+    """Sleep until every thread has ended. Not Thread.join: a KeyboardInterrupt that lands inside join()
+    can leave the thread marked as ended while it still runs (CPython 3.11)."""
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(0.1)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_agent(client: Client, options: AgentOptions) -> int:
+    return Agent(client, options).run()

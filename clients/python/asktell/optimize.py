@@ -1,0 +1,141 @@
+"""`Study.optimize` (an ask/evaluate/tell loop on threads, with a progress bar) and `Study.to_dataframe`."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from asktell.errors import AsktellError
+
+if TYPE_CHECKING:
+    from asktell.client import Study, Trial
+
+Objective = Callable[["Trial"], "float | dict[str, float] | None"]
+
+
+class _Progress:
+    """Counts finished trials and the best value of the study's first objective, behind one lock."""
+
+    def __init__(self, study: Study, total: int, show: bool) -> None:
+        objective = study.spec["objectives"][0]
+        self.metric, self.maximize = objective["name"], objective["goal"] == "maximize"
+        self.several = len(study.spec["objectives"]) > 1
+        self.lock = threading.Lock()
+        self.started = 0
+        self.total = total
+        self.best: float | None = None
+        self.bar = None
+        if show:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+            self.bar = tqdm(total=total, desc=study.name, unit="trial")
+
+    def claim(self) -> bool:
+        with self.lock:
+            if self.started >= self.total:
+                return False
+            self.started += 1
+            return True
+
+    def finished(self, trial: Trial) -> None:
+        with self.lock:
+            value = (trial.values or {}).get(self.metric) if trial.state == "completed" else None
+            if value is not None and (self.best is None or (value > self.best) == self.maximize):
+                self.best = value
+            if self.bar is not None:
+                if self.best is not None and not self.several:
+                    self.bar.set_postfix({f"best {self.metric}": f"{self.best:.6g}"}, refresh=False)
+                self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _values_of(study: Study, result: float | dict[str, float]) -> dict[str, float]:
+    if isinstance(result, dict):
+        return {k: float(v) for k, v in result.items()}
+    objectives = study.spec["objectives"]
+    if len(objectives) != 1 or study.spec.get("constraints"):
+        raise TypeError("the objective returned one number, but this study needs a dict of metric values "
+                        f"({', '.join(o['name'] for o in objectives)} and its constrained metrics)")
+    return {objectives[0]["name"]: float(result)}
+
+
+def _evaluate(study: Study, trial: Trial, objective: Objective, catch: tuple[type[BaseException], ...]) -> None:
+    try:
+        result = objective(trial)
+        values = None if result is None else _values_of(study, result)
+    except BaseException as error:
+        reason = "".join(traceback.format_exception_only(type(error), error)).strip()
+        trial.tell(failed=True, reason=reason[-2000:])
+        if isinstance(error, catch) and not isinstance(error, KeyboardInterrupt):
+            return
+        raise
+    if values is None:
+        trial.refresh()  # the objective told the trial itself
+        return
+    trial.tell(values)
+
+
+def optimize(study: Study, objective: Objective, n_trials: int, n_workers: int, *,
+             catch: tuple[type[BaseException], ...], show_progress: bool) -> None:
+    if n_trials < 0 or n_workers < 1:
+        raise ValueError(f"need n_trials >= 0 and n_workers >= 1, got {n_trials} and {n_workers}")
+    progress = _Progress(study, n_trials, show_progress)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def work(slot: int) -> None:
+        worker_id = f"optimize-{threading.get_ident()}-{slot}"
+        while not stop.is_set() and progress.claim():
+            try:
+                (trial,) = study.ask(worker_id=worker_id, fresh=True)
+                _evaluate(study, trial, objective, catch)
+                progress.finished(trial)
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+
+    try:
+        if n_workers == 1:
+            work(0)
+        else:
+            threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(n_workers)]
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):  # not join(): Ctrl-C inside join() confuses it
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        progress.close()
+    if errors:
+        raise errors[0]
+
+
+def trials_dataframe(trials: Sequence[Trial]) -> Any:
+    try:
+        import pandas as pd  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise AsktellError("to_dataframe needs pandas: pip install pandas") from error
+    rows = []
+    for trial in trials:
+        row: dict[str, Any] = {"number": trial.number, "state": trial.state}
+        row.update({f"params_{k}": v for k, v in trial.params.items()})
+        row.update({f"values_{k}": v for k, v in (trial.values or {}).items()})
+        row.update({"source": trial.source, "worker_id": trial.worker_id, "reason": trial.reason,
+                    "created_at": trial.created_at, "started_at": trial.started_at,
+                    "finished_at": trial.finished_at})
+        if trial.measurements is not None:
+            row["measurements"] = trial.measurements
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        started = pd.to_datetime(frame["started_at"], utc=True)
+        frame["duration"] = pd.to_datetime(frame["finished_at"], utc=True) - started
+    return frame

@@ -1,0 +1,263 @@
+"""`asktell agent` with real subprocesses, and the SDK's job-side conveniences, against PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import asktell
+from asktell import Client, cli
+from tests.conftest import REPO, RunningServer, start_server, stop_server, wait_until
+
+SPACE = [{"name": "x", "type": "float", "low": 0, "high": 1}, {"name": "width", "type": "int", "low": 1, "high": 8}]
+LOSS = [{"name": "loss", "goal": "minimize"}]
+EPOCHS = {"name": "epoch", "min": 1, "max": 3}
+
+
+@pytest.fixture(scope="module")
+def pg(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_server(postgresql_factory(), tmp_path_factory.mktemp("agent") / "server.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def client(pg: RunningServer) -> Iterator[Client]:
+    with Client(pg.url, timeout=60) as connected:
+        yield connected
+
+
+def agent(pg: RunningServer, study: str, *args: str, program: str,
+          extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run `asktell agent STUDY ARGS -- python -c PROGRAM EXTRA` to the end."""
+    return subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study, *args, "--",
+                           sys.executable, "-c", textwrap.dedent(program), *extra],
+                          capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "ASKTELL_URL": pg.url})
+
+
+TRAIN = """
+import json, os, sys
+x, width = float(sys.argv[1]), int(sys.argv[2])
+for epoch in (1, 2, 3):
+    print(f"asktell: step={epoch} loss={x + 1 / epoch / width}", flush=True)
+with open(os.environ["ASKTELL_METRICS_FILE"], "a") as out:
+    out.write(json.dumps({"step": 3, "accuracy": 1 - x}) + "\\n")
+"""
+
+
+def test_agent_fills_placeholders_reports_printed_and_file_metrics(pg: RunningServer, client: Client,
+                                                                   study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, fidelity=EPOCHS, engine="random")
+    done = agent(pg, study_name, "--count", "3", program=TRAIN, extra=("{x}", "{width}"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("asktell: step=") == 9  # the program's output passes through
+    trials = study.trials(measurements=True)
+    assert [t.state for t in trials] == ["completed"] * 3
+    for trial in trials:
+        x, width = trial.params["x"], trial.params["width"]
+        assert [m["step"] for m in trial.measurements or []] == [1, 2, 3]
+        assert trial.values == pytest.approx({"loss": x + 1 / 3 / width, "accuracy": 1 - x})
+
+
+def test_a_crash_fails_the_trial_with_the_tail_of_stderr(pg: RunningServer, client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    done = agent(pg, study_name, "--count", "1", program="import sys; print('CUDA out of memory', file=sys.stderr); "
+                                                          "sys.exit(3)")
+    assert done.returncode == 0 and "CUDA out of memory" in done.stderr
+    (trial,) = study.trials()
+    assert trial.state == "failed" and trial.reason == "exit code 3: CUDA out of memory"
+
+
+def test_a_program_that_reports_too_little_is_failed_with_the_servers_reason(pg: RunningServer, client: Client,
+                                                                            study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    assert agent(pg, study_name, "--count", "1", program="print('asktell: accuracy=0.9')").returncode == 0
+    (trial,) = study.trials()
+    assert trial.state == "failed" and "loss" in (trial.reason or "")
+
+
+def test_a_stop_decision_ends_the_program(pg: RunningServer, client: Client, study_name: str, tmp_path: Path) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, fidelity={"name": "epoch", "min": 1, "max": 50},
+                                engine="random", engine_options={"stopping": "median", "stopping_min_trials": 1})
+    study.add_trial({"x": 0.0, "width": 1})  # a good run first, then a bad one the median rule stops
+    study.add_trial({"x": 1.0, "width": 1})
+    program = f"""
+        import pathlib, sys, time
+        x = float(sys.argv[1])
+        for epoch in range(1, 51):
+            print(f"asktell: step={{epoch}} loss={{x}}", flush=True)
+            time.sleep(0.02 if x == 0 else 0.2)
+        pathlib.Path(r"{tmp_path}", f"finished-{{x}}").touch()
+    """
+    done = agent(pg, study_name, "--count", "2", "--grace", "2", program=program, extra=("{x}",))
+    assert done.returncode == 0, done.stderr
+    good, bad = study.trials()
+    assert good.state == "completed" and bad.state == "stopped" and "median" in (bad.reason or "")
+    assert (tmp_path / "finished-0.0").exists() and not (tmp_path / "finished-1.0").exists()
+
+
+def test_parallel_slots_get_their_own_gpu_and_overlap(pg: RunningServer, client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    program = """
+        import os, time
+        time.sleep(1.0)
+        print(f"asktell: loss=1 gpu={os.environ['CUDA_VISIBLE_DEVICES']}", flush=True)
+    """
+    done = agent(pg, study_name, "--count", "4", "--gpus", "3,5", program=program)
+    assert done.returncode == 0, done.stderr
+    trials = study.trials()
+    assert [t.state for t in trials] == ["completed"] * 4
+    assert {t.values["gpu"] for t in trials} == {3.0, 5.0}  # type: ignore[index]
+    assert len({t.worker_id for t in trials}) == 2
+    first, second = trials[0], trials[1]
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at  # type: ignore[operator]
+
+
+def test_quiet_programs_send_heartbeats(pg: RunningServer, client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    done = agent(pg, study_name, "--count", "1", "--heartbeat", "0.3",
+                 program="import time; time.sleep(1.2); print('asktell: loss=2')")
+    assert done.returncode == 0, done.stderr
+    (trial,) = study.trials()
+    assert trial.state == "completed" and trial.heartbeat_at is not None
+    assert trial.heartbeat_at < trial.finished_at  # type: ignore[operator]
+
+
+def test_ctrl_c_stops_the_program_and_fails_its_trial(pg: RunningServer, client: Client, study_name: str,
+                                                    tmp_path: Path) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    pid_file = tmp_path / "pid"
+    program = f"import os, time, pathlib; pathlib.Path(r'{pid_file}').write_text(str(os.getpid())); time.sleep(60)"
+    running = subprocess.Popen([sys.executable, "-m", "asktell.cli", "agent", study_name, "--grace", "2", "--",
+                                sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=REPO, env={**os.environ, "ASKTELL_URL": pg.url})
+    wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, "the program to start")
+    running.send_signal(signal.SIGINT)
+    assert running.wait(timeout=30) == 130
+    (trial,) = study.trials()
+    assert trial.state == "failed" and trial.reason == "interrupted"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_unknown_placeholders_are_left_alone_with_a_warning(pg: RunningServer, client: Client,
+                                                           study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    done = agent(pg, study_name, "--count", "1", program="print('{lr}'); print('asktell: loss=1')")
+    assert done.returncode == 0 and "{lr} name no parameter" in done.stderr and "{lr}" in done.stdout
+    assert study.trials()[0].state == "completed"
+
+
+def test_a_job_using_the_sdk_itself_under_the_agent(pg: RunningServer, client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, fidelity=EPOCHS, engine="random")
+    program = """
+        import asktell
+        trial = asktell.current_trial()
+        for epoch in (1, 2):
+            trial.report(epoch, {"loss": trial.params["x"] + 1 / epoch})
+        trial.tell({"loss": trial.params["x"]})
+    """
+    assert agent(pg, study_name, "--count", "2", program=program).returncode == 0
+    trials = study.trials(measurements=True)
+    assert [t.values == {"loss": t.params["x"]} for t in trials] == [True, True]
+    assert [len(t.measurements or []) for t in trials] == [2, 2]
+
+
+def test_current_trial_is_none_outside_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ASKTELL_STUDY", raising=False)
+    monkeypatch.delenv("ASKTELL_TRIAL_ID", raising=False)
+    assert asktell.current_trial() is None
+
+
+def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """No engine pauses yet, so the server's side is scripted: report answers pause."""
+    from asktell.agent import AgentOptions, run_agent
+
+    spec = {"params": SPACE, "objectives": LOSS, "constraints": [], "fidelity": EPOCHS}
+    study = {"id": 1, "name": "s", "owner": "default", "state": "active", "engine": "random", "seed": 1,
+             "spec": spec, "created_at": None, "updated_at": None}
+    trial: dict[str, Any] = {"id": 1, "number": 0, "state": "active", "params": {"x": 0.5, "width": 2},
+                             "values": None, "budget": 3, "resume_from": 1, "checkpoint": "/ckpt/0"}
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/ask"):
+            return httpx.Response(200, json={"trials": [trial]})
+        if request.url.path.endswith("/report"):
+            return httpx.Response(200, json={"action": "pause", "reason": None,
+                                             "trial": {**trial, "state": "paused"}})
+        return httpx.Response(200, json=study)
+
+    program = ("import sys, time\nprint('asktell: step=2 loss=0.3 resume=' + sys.argv[1] + ' budget=' + sys.argv[2],"
+               " flush=True)\nprint(sys.argv[3], flush=True)\ntime.sleep(60)")
+    options = AgentOptions(study="s", command=[sys.executable, "-c", program, "{resume_from}", "{budget}",
+                                               "{checkpoint}"], count=1, grace_seconds=2)
+    started = time.monotonic()
+    with Client("http://asktell.test", transport=httpx.MockTransport(handle)) as scripted:
+        assert run_agent(scripted, options) == 0
+    assert time.monotonic() - started < 30  # the program was ended, not waited for
+    out = capsys.readouterr()
+    assert "resume=1 budget=3" in out.out and "/ckpt/0" in out.out and "trial 0: pause" in out.err
+    assert not any(s.endswith("/tell") for s in seen)  # a paused trial is not told
+
+
+def test_cli_creates_and_watches_a_study(pg: RunningServer, client: Client, study_name: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"params": SPACE, "objectives": LOSS, "engine": "random"}))
+    assert cli.main(["--url", pg.url, "studies", "create", study_name, "--spec", str(spec)]) == 0
+    study = client.get_study(study_name)
+    (trial,) = study.ask()
+    trial.tell({"loss": 0.25})
+    capsys.readouterr()
+    assert cli.main(["--url", pg.url, "studies", "watch", study_name, "--once"]) == 0
+    frame = capsys.readouterr().out
+    assert "trials by state" in frame and "loss=0.25" in frame and "completed" in frame
+
+
+def test_optimize_runs_threads_fails_raising_trials_and_frames_the_study(client: Client, study_name: str,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    study.optimize(lambda trial: (trial.params["x"] - 0.3) ** 2, n_trials=6, n_workers=3)
+    assert "6/6" in capsys.readouterr().err  # the progress bar, with the best value so far
+    assert [t.state for t in study.trials()] == ["completed"] * 6
+    assert len({t.worker_id for t in study.trials()}) == 3
+
+    def flaky(trial: asktell.Trial) -> float:
+        if trial.number % 2:
+            raise MemoryError("CUDA out of memory")
+        return 1.0
+
+    study.optimize(flaky, n_trials=4, catch=(MemoryError,), show_progress=False)
+    failed = study.trials(state="failed")
+    assert len(failed) == 2 and all("MemoryError: CUDA out of memory" in (t.reason or "") for t in failed)
+    with pytest.raises(ZeroDivisionError):
+        study.optimize(lambda trial: 1 / 0, n_trials=3, show_progress=False)
+    assert len(study.trials(state="failed")) == 3  # the first error stops the loop
+
+    frame = study.to_dataframe()
+    assert len(frame) == 11 and {"number", "state", "params_x", "params_width", "values_loss", "duration"} <= set(
+        frame.columns)
+    assert frame.loc[frame.state == "completed", "values_loss"].notna().all()
+
+
+def test_optimize_wants_a_dict_for_several_objectives(client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, [*LOSS, {"name": "seconds", "goal": "minimize"}], engine="random")
+    with pytest.raises(TypeError, match="dict of metric values"):
+        study.optimize(lambda trial: 1.0, n_trials=1, show_progress=False)
+    study.optimize(lambda trial: {"loss": 1.0, "seconds": 2.0}, n_trials=2, show_progress=False)
+    assert [t.state for t in study.trials()] == ["failed", "completed", "completed"]
