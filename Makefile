@@ -24,7 +24,7 @@ test: $(BIN)/.installed
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check service clients/python tests benchmarks
+	$(BIN)/ruff check service clients/python tests benchmarks examples
 	$(BIN)/mypy service
 
 bench: $(BIN)/.installed
