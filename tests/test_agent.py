@@ -139,8 +139,10 @@ def test_ctrl_c_stops_the_program_and_fails_its_trial(pg: RunningServer, client:
                                                     tmp_path: Path) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
     pid_file = tmp_path / "pid"
-    program = f"import os, time, pathlib; pathlib.Path(r'{pid_file}').write_text(str(os.getpid())); time.sleep(60)"
-    running = subprocess.Popen([sys.executable, "-m", "asktell.cli", "agent", study_name, "--grace", "2", "--",
+    # The program ignores SIGTERM, so the agent has to SIGKILL it after the grace period.
+    program = (f"import os, signal, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+               f"pathlib.Path(r'{pid_file}').write_text(str(os.getpid())); time.sleep(60)")
+    running = subprocess.Popen([sys.executable, "-m", "asktell.cli", "agent", study_name, "--grace", "1", "--",
                                 sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                cwd=REPO, env={**os.environ, "ASKTELL_URL": pg.url})
     wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, "the program to start")
