@@ -18,16 +18,12 @@ without loading the model stack; workers import `gp_model` on the first model-ba
 
 from __future__ import annotations
 
-import logging
-
 from pydantic import BaseModel, Field
 
 from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialState
 from service.engines.base import Engine, ModelEngineOptions, SuggestRequest
-from service.engines.sobol import SobolEngine
-
-log = logging.getLogger(__name__)
+from service.engines.sobol import model_or_sobol
 
 
 class GPOptions(ModelEngineOptions):
@@ -70,15 +66,11 @@ class GPEngine(Engine):
         objective = request.spec.objectives[0]
         completed = [t for t in request.trials
                      if t.state is TrialState.COMPLETED and t.values and objective.name in t.values]
-        if len(completed) < initial_design_size(request.spec, options):
-            request.notes.rung = "initial-design"
-            return SobolEngine().suggest(request)
-        from service.engines import gp_model
 
-        try:
+        def from_model() -> list[dict[str, Choice]]:
+            from service.engines import gp_model
+
             return gp_model.suggest(request, options, completed)
-        except gp_model.EngineFailure as failure:
-            log.warning("gp: every model rung failed, falling back to Sobol: %s", failure)
-            request.notes.rung = "sobol-fallback"
-            request.notes.fallback_reason = str(failure)
-            return SobolEngine().suggest(request)
+
+        return model_or_sobol(request, self.name, len(completed), initial_design_size(request.spec, options),
+                              from_model)

@@ -33,15 +33,12 @@ from linear_operator.utils.errors import NotPSDError
 
 from service.domain.spec import Choice, Param, ParamType, StudySpec
 from service.engines.encoding import decode_value, encode_value
+from service.engines.sobol import EngineFailure as EngineFailure  # raised here, caught by model_or_sobol
 
 log = logging.getLogger(__name__)
 
 DISCRETE_INT_LIMIT = 20
 DTYPE = torch.float64
-
-
-class EngineFailure(Exception):
-    """Every rung of the model ladder failed; the caller falls back to a model-free suggestion."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ stack; workers import `multiobjective_model` for model-based suggestions.
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -27,9 +26,7 @@ from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialState
 from service.engines.base import Engine, SuggestRequest
 from service.engines.gp import GPOptions, initial_design_size
-from service.engines.sobol import SobolEngine
-
-log = logging.getLogger(__name__)
+from service.engines.sobol import model_or_sobol
 
 NEHVI_MAX_OBJECTIVES = 4
 Method = Literal["nehvi", "parego"]
@@ -67,15 +64,11 @@ class MultiObjectiveEngine(Engine):
         metrics = request.spec.metric_names
         completed = [t for t in request.trials
                      if t.state is TrialState.COMPLETED and t.values and all(m in t.values for m in metrics)]
-        if len(completed) < initial_design_size(request.spec, options):
-            request.notes.rung = "initial-design"
-            return SobolEngine().suggest(request)
-        from service.engines import multiobjective_model
 
-        try:
+        def from_model() -> list[dict[str, Choice]]:
+            from service.engines import multiobjective_model
+
             return multiobjective_model.suggest(request, options, method_of(request.spec, options), completed)
-        except multiobjective_model.EngineFailure as failure:
-            log.warning("multiobjective: every model rung failed, falling back to Sobol: %s", failure)
-            request.notes.rung = "sobol-fallback"
-            request.notes.fallback_reason = str(failure)
-            return SobolEngine().suggest(request)
+
+        return model_or_sobol(request, self.name, len(completed), initial_design_size(request.spec, options),
+                              from_model)

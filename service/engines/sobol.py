@@ -6,7 +6,9 @@ low-discrepancy across concurrent asks served by different API replicas.
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Callable
 
 from scipy.stats import qmc
 
@@ -14,7 +16,29 @@ from service.domain.spec import Choice, StudySpec
 from service.engines.base import Engine, SuggestRequest
 from service.engines.encoding import from_unit
 
+log = logging.getLogger(__name__)
+
 MAX_SOBOL_DIMENSION = 21201  # scipy's direction numbers cover this many dimensions
+
+
+class EngineFailure(Exception):
+    """Every rung of the model ladder failed; the caller falls back to a model-free suggestion."""
+
+
+def model_or_sobol(request: SuggestRequest, engine: str, completed: int, design_size: int,
+                   model_suggestions: Callable[[], list[dict[str, Choice]]]) -> list[dict[str, Choice]]:
+    """A model engine's suggestions: Sobol until `design_size` trials completed, then the model, and Sobol again
+    (flagged in the notes) when every rung of the model ladder failed."""
+    if completed < design_size:
+        request.notes.rung = "initial-design"
+        return SobolEngine().suggest(request)
+    try:
+        return model_suggestions()
+    except EngineFailure as failure:
+        log.warning("%s: every model rung failed, falling back to Sobol: %s", engine, failure)
+        request.notes.rung = "sobol-fallback"
+        request.notes.fallback_reason = str(failure)
+        return SobolEngine().suggest(request)
 
 
 class SobolEngine(Engine):
