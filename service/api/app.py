@@ -13,6 +13,7 @@ from service.api import health, studies, trials, workers
 from service.api.errors import install_error_handlers
 from service.config import Settings
 from service.store.db import Database, upgrade
+from service.ui import routes as ui_routes
 from service.workers.device import configure_threads, resolve_device
 from service.workers.runner import Worker, WorkerSettings
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (studies.router, trials.router, workers.router, health.router):
+    for router in (studies.router, trials.router, workers.router, health.router, ui_routes.router):
         app.include_router(router)
+    app.mount(ui_routes.STATIC, ui_routes.static_files, name="ui-static")
     return app

@@ -18,10 +18,10 @@ from service.store.models import MeasurementRow, StudyRow, TrialRow, utcnow
 from service.store.records import StudyRecord, TrialRecord
 from service.store.studies import find_study, study_record
 
-_TRIAL_COLUMNS = TrialRow.__table__.c
+TRIAL_COLUMNS = TrialRow.__table__.c
 
 
-def _record(row: Any, measurements: tuple[Measurement, ...] | None = None) -> TrialRecord:
+def trial_record(row: Any, measurements: tuple[Measurement, ...] | None = None) -> TrialRecord:
     return TrialRecord(
         id=row.id, study_id=row.study_id, number=row.number, params=row.params, state=TrialState(row.state),
         worker_id=row.worker_id, values=row.values, reason=row.reason, source=row.source, budget=row.budget,
@@ -52,18 +52,18 @@ async def insert_trials(
              started_at=started, finished_at=finished, updated_at=now)
         for i, p in enumerate(params)
     ]
-    result = await conn.execute(insert(TrialRow).returning(*_TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
-    return [_record(row) for row in result]
+    result = await conn.execute(insert(TrialRow).returning(*TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
+    return [trial_record(row) for row in result]
 
 
 async def active_trials_of_worker(
     conn: AsyncConnection, study_id: int, worker_id: str, limit: int
 ) -> list[TrialRecord]:
-    query = (select(*_TRIAL_COLUMNS)
+    query = (select(*TRIAL_COLUMNS)
              .where(TrialRow.study_id == study_id, TrialRow.worker_id == worker_id,
                     TrialRow.state == TrialState.ACTIVE.value)
              .order_by(TrialRow.number).limit(limit))
-    return [_record(row) for row in await conn.execute(query)]
+    return [trial_record(row) for row in await conn.execute(query)]
 
 
 async def claim_waiting_trials(
@@ -81,18 +81,18 @@ async def claim_waiting_trials(
     now = utcnow()
     claim = (update(TrialRow).where(TrialRow.id == picked.c.id, TrialRow.state == TrialState.WAITING.value)
              .values(state=TrialState.ACTIVE.value, worker_id=worker_id, started_at=now, updated_at=now)
-             .returning(*_TRIAL_COLUMNS))
-    return sorted((_record(row) for row in await conn.execute(claim)), key=lambda t: t.number)
+             .returning(*TRIAL_COLUMNS))
+    return sorted((trial_record(row) for row in await conn.execute(claim)), key=lambda t: t.number)
 
 
 async def get_trial(conn: AsyncConnection, study_id: int, number: int, *, for_update: bool = False) -> TrialRecord:
-    query = select(*_TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number == number)
+    query = select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number == number)
     if for_update:
         query = query.with_for_update()
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise NotFound(f"trial {number} not found")
-    return _record(row)
+    return trial_record(row)
 
 
 async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, number: int, *,
@@ -102,7 +102,7 @@ async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, numbe
     With `for_update` the trial row is locked until the transaction ends, so two tells of one
     trial run one after the other and the second sees what the first did.
     """
-    trial_columns = [c.label(f"t_{c.name}") for c in _TRIAL_COLUMNS]
+    trial_columns = [c.label(f"t_{c.name}") for c in TRIAL_COLUMNS]
     query = (select(*StudyRow.__table__.c, *trial_columns).join_from(StudyRow, TrialRow)
              .where(StudyRow.owner == owner, StudyRow.name == study_name, TrialRow.number == number))
     if for_update:
@@ -111,8 +111,8 @@ async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, numbe
     if row is None:
         study = await find_study(conn, owner, study_name)
         raise NotFound(f"study {study_name!r} not found" if study is None else f"trial {number} not found")
-    trial = SimpleNamespace(**{c.name: row._mapping[f"t_{c.name}"] for c in _TRIAL_COLUMNS})
-    return study_record(row), _record(trial)
+    trial = SimpleNamespace(**{c.name: row._mapping[f"t_{c.name}"] for c in TRIAL_COLUMNS})
+    return study_record(row), trial_record(trial)
 
 
 async def finish_open_trial(
@@ -128,9 +128,9 @@ async def finish_open_trial(
              .where(TrialRow.study_id == known_study, TrialRow.number == number,
                     TrialRow.state.in_([TrialState.ACTIVE.value, TrialState.PAUSED.value]))
              .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now)
-             .returning(*_TRIAL_COLUMNS))
+             .returning(*TRIAL_COLUMNS))
     row = (await conn.execute(query)).one_or_none()
-    return _record(row) if row else None
+    return trial_record(row) if row else None
 
 
 async def finish_trial(
@@ -140,8 +140,8 @@ async def finish_trial(
     now = utcnow()
     query = (update(TrialRow).where(TrialRow.id == trial_id)
              .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now)
-             .returning(*_TRIAL_COLUMNS))
-    return _record((await conn.execute(query)).one())
+             .returning(*TRIAL_COLUMNS))
+    return trial_record((await conn.execute(query)).one())
 
 
 async def pause_trial(conn: AsyncConnection, trial_id: int, *, resume_from: float) -> None:
@@ -153,9 +153,9 @@ async def pause_trial(conn: AsyncConnection, trial_id: int, *, resume_from: floa
 async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord | None:
     """Note that the job evaluating an active trial is alive; None when the trial is no longer active."""
     query = (update(TrialRow).where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value)
-             .values(heartbeat_at=utcnow()).returning(*_TRIAL_COLUMNS))
+             .values(heartbeat_at=utcnow()).returning(*TRIAL_COLUMNS))
     row = (await conn.execute(query)).one_or_none()
-    return None if row is None else _record(row)
+    return None if row is None else trial_record(row)
 
 
 async def upsert_measurement(conn: AsyncConnection, trial_id: int, step: float, values: dict[str, float]) -> None:
@@ -190,7 +190,7 @@ async def list_trials(
     limit: int | None = None,
     with_measurements: bool = False,
 ) -> list[TrialRecord]:
-    query = select(*_TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number > after_number)
+    query = select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number > after_number)
     if states:
         query = query.where(TrialRow.state.in_([s.value for s in states]))
     if worker_id is not None:
@@ -200,9 +200,9 @@ async def list_trials(
         query = query.limit(limit)
     rows = list(await conn.execute(query))
     if not with_measurements:
-        return [_record(row) for row in rows]
+        return [trial_record(row) for row in rows]
     measurements = await measurements_of(conn, (row.id for row in rows))
-    return [_record(row, measurements[row.id]) for row in rows]
+    return [trial_record(row, measurements[row.id]) for row in rows]
 
 
 async def params_in_state(conn: AsyncConnection, study_id: int, state: TrialState) -> list[dict[str, Any]]:

@@ -1,0 +1,61 @@
+"""What the dashboard reads: each page's data in one transaction (the plots are drawn by the UI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from service.store import browsing
+from service.store import jobs as job_store
+from service.store import studies as study_store
+from service.store import trials as trial_store
+from service.store.browsing import StudySummary, TrialQuery
+from service.store.db import Database
+from service.store.jobs import EngineStatus
+from service.store.records import StudyRecord, TrialRecord
+
+CURVES_SHOWN = 200  # learning curves drawn on a study page: the latest trials that reported
+
+
+async def studies_page(db: Database, owner: str, *, search: str, offset: int,
+                       limit: int) -> tuple[list[StudySummary], int]:
+    async with db.transaction() as conn:
+        return await browsing.study_summaries(conn, owner, search=search, offset=offset, limit=limit)
+
+
+@dataclass(frozen=True)
+class StudyOverview:
+    study: StudyRecord
+    counts: dict[str, int]
+    engine: EngineStatus
+    pool_size: int
+    completed: list[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]]
+    curves: list[TrialRecord]
+
+
+async def study_overview(db: Database, owner: str, name: str) -> StudyOverview:
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        counts = await study_store.trial_counts(conn, study.id)
+        engine = await job_store.engine_status(conn, study.id)
+        pool = await job_store.pool_size(conn, study.id)
+        completed = await browsing.completed_points(conn, study.id)
+        curves = await browsing.curves(conn, study.id, CURVES_SHOWN) if study.spec.fidelity else []
+    return StudyOverview(study, counts, engine, pool, completed, curves)
+
+
+async def trials_table(db: Database, owner: str, name: str,
+                       query: TrialQuery) -> tuple[StudyRecord, list[TrialRecord], int]:
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        trials, total = await browsing.trial_page(conn, study, query)
+    return study, trials, total
+
+
+async def trial_detail(db: Database, owner: str, name: str, number: int) -> tuple[StudyRecord, TrialRecord]:
+    async with db.transaction() as conn:
+        study = await study_store.get_study(conn, owner, name)
+        trial = await trial_store.get_trial(conn, study.id, number)
+        measurements = await trial_store.measurements_of(conn, [trial.id])
+    return study, replace(trial, measurements=measurements[trial.id])

@@ -1,0 +1,158 @@
+"""Reads for people browsing studies: server-side sorted, filtered, counted pages and per-study summaries.
+
+Sorting and range filters on a parameter or metric read the JSON column in SQL (JSONB on PostgreSQL,
+JSON1 on SQLite), so a 50,000-trial study pages without loading its trials into the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.spec import Goal, ParamType, StudySpec
+from service.domain.trial import TrialState
+from service.store.models import MeasurementRow, StudyRow, TrialRow
+from service.store.records import StudyRecord, TrialRecord
+from service.store.studies import study_record
+from service.store.trials import TRIAL_COLUMNS, measurements_of, trial_record
+
+
+@dataclass(frozen=True)
+class Range:
+    """`field` is `param:NAME` or `value:METRIC`; either bound may be None."""
+
+    field: str
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class TrialQuery:
+    states: Sequence[TrialState] = ()
+    ranges: Sequence[Range] = ()
+    sort: str = "number"  # number, state, finished_at, param:NAME or value:METRIC
+    descending: bool = False
+    offset: int = 0
+    limit: int = 50
+
+
+def _field(spec: StudySpec, name: str) -> Any:
+    """The SQL expression for a sortable or filterable field; None for one the study does not have."""
+    kind, _, key = name.partition(":")
+    if kind == "param" and key in {p.name for p in spec.params}:
+        element = TrialRow.params[key]
+        return element.as_string() if spec.param(key).type is ParamType.CATEGORICAL else element.as_float()
+    if kind == "value" and key in spec.metric_names:
+        return TrialRow.values[key].as_float()
+    columns: dict[str, Any] = {"number": TrialRow.number, "state": TrialRow.state,
+                                              "finished_at": TrialRow.finished_at}
+    return columns.get(name)
+
+
+def _is_categorical(spec: StudySpec, name: str) -> bool:
+    return any(p.name == name and p.type is ParamType.CATEGORICAL for p in spec.params)
+
+
+def _conditions(study: StudyRecord, query: TrialQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [TrialRow.study_id == study.id]
+    if query.states:
+        conditions.append(TrialRow.state.in_([s.value for s in query.states]))
+    for bound in query.ranges:
+        element = _field(study.spec, bound.field)
+        categorical = bound.field.startswith("param:") and _is_categorical(study.spec, bound.field[6:])
+        if element is None or categorical:  # a range of a categorical parameter means nothing
+            continue
+        if bound.low is not None:
+            conditions.append(element >= bound.low)
+        if bound.high is not None:
+            conditions.append(element <= bound.high)
+    return conditions
+
+
+async def trial_page(conn: AsyncConnection, study: StudyRecord, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+    """One page of trials in the requested order, and how many trials match the filters in all."""
+    conditions = _conditions(study, query)
+    order = _field(study.spec, query.sort)
+    if order is None:  # an unknown sort field (a stale link) falls back to the trial number
+        order = TrialRow.number
+    ordering = (order.desc() if query.descending else order.asc()).nulls_last()
+    rows = await conn.execute(select(*TRIAL_COLUMNS).where(and_(*conditions))
+                              .order_by(ordering, TrialRow.number).offset(query.offset).limit(query.limit))
+    total = (await conn.execute(select(func.count()).select_from(TrialRow).where(and_(*conditions)))).scalar_one()
+    return [trial_record(row) for row in rows], int(total)
+
+
+async def completed_points(conn: AsyncConnection, study_id: int) -> list[tuple[int, dict[str, Any],
+                                                                               dict[str, float | None],
+                                                                               datetime | None]]:
+    """(number, params, values, finished_at) of every completed trial, in number order: what the plots draw."""
+    query = (select(TrialRow.number, TrialRow.params, TrialRow.values, TrialRow.finished_at)
+             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETED.value)
+             .order_by(TrialRow.number))
+    return [(n, p, v or {}, f) for n, p, v, f in await conn.execute(query)]
+
+
+async def curves(conn: AsyncConnection, study_id: int, limit: int) -> list[TrialRecord]:
+    """The latest `limit` trials that reported measurements, with their measurements."""
+    reporting = select(MeasurementRow.trial_id).distinct().scalar_subquery()
+    query = (select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.id.in_(reporting))
+             .order_by(TrialRow.number.desc()).limit(limit))
+    rows = list(await conn.execute(query))
+    measured = await measurements_of(conn, (row.id for row in rows))
+    return [trial_record(row, measured[row.id]) for row in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    study: StudyRecord
+    counts: dict[str, int]
+    best: float | None  # single objective: best feasible value; None otherwise or before any result
+    last_activity: datetime | None
+
+
+async def study_summaries(conn: AsyncConnection, owner: str, *, search: str, offset: int,
+                          limit: int) -> tuple[list[StudySummary], int]:
+    """A page of studies (newest first) whose name contains `search`, with counts, best value and last activity."""
+    where = [StudyRow.owner == owner]
+    if search:
+        where.append(StudyRow.name.contains(search, autoescape=True))
+    rows = list(await conn.execute(select(*StudyRow.__table__.c).where(*where)
+                                   .order_by(StudyRow.id.desc()).offset(offset).limit(limit)))
+    total = (await conn.execute(select(func.count()).select_from(StudyRow).where(*where))).scalar_one()
+    studies = [study_record(row) for row in rows]
+    ids = [s.id for s in studies]
+    counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+    activity: dict[int, datetime | None] = {}
+    if ids:
+        grouped = select(TrialRow.study_id, TrialRow.state, func.count(), func.max(TrialRow.updated_at)) \
+            .where(TrialRow.study_id.in_(ids)).group_by(TrialRow.study_id, TrialRow.state)
+        for study_id, state, count, latest in await conn.execute(grouped):
+            counts[study_id][state] = int(count)
+            previous = activity.get(study_id)
+            activity[study_id] = latest if previous is None or (latest and latest > previous) else previous
+    summaries = []
+    for study in studies:
+        best = await best_value(conn, study) if counts[study.id].get(TrialState.COMPLETED.value) else None
+        summaries.append(StudySummary(study, counts[study.id], best, activity.get(study.id) or study.updated_at))
+    return summaries, int(total)
+
+
+async def best_value(conn: AsyncConnection, study: StudyRecord) -> float | None:
+    """The best feasible completed value of a single-objective study, computed in SQL; None for several."""
+    spec = study.spec
+    if len(spec.objectives) != 1:
+        return None
+    objective = spec.objectives[0]
+    value = TrialRow.values[objective.name].as_float()
+    conditions = [TrialRow.study_id == study.id, TrialRow.state == TrialState.COMPLETED.value]
+    for constraint in spec.constraints:
+        metric = TrialRow.values[constraint.name].as_float()
+        conditions.append(metric <= constraint.bound if constraint.op == "<=" else metric >= constraint.bound)
+    aggregate = func.max(value) if objective.goal is Goal.MAXIMIZE else func.min(value)
+    best = (await conn.execute(select(aggregate).where(*conditions))).scalar_one_or_none()
+    return None if best is None else float(best)

@@ -1,0 +1,128 @@
+"""The dashboard at /ui: server-rendered pages over the same core operations as the REST API.
+
+Pages carry their data as HTML and inline SVG; `app.js` refreshes a running study's page in place and
+pages the trials table without reloads. Requests with the `X-Asktell-Fragment` header get just the part
+of the page that changes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from service.api.deps import database, owner
+from service.core import browsing
+from service.domain.trial import TrialState
+from service.store.db import Database
+from service.ui import plots, views
+from service.ui.table import TableParams, table_view
+
+ROOT = "/ui"
+STATIC = f"{ROOT}/static"
+STUDIES_PER_PAGE = 50
+HERE = Path(__file__).parent
+
+templates = Jinja2Templates(directory=HERE / "templates")
+static_files = StaticFiles(directory=HERE / "static")
+router = APIRouter(prefix=ROOT, include_in_schema=False)
+Db = Annotated[Database, Depends(database)]
+Owner = Annotated[str, Depends(owner)]
+
+
+def _fragment(request: Request) -> bool:
+    return request.headers.get("X-Asktell-Fragment") == "1"
+
+
+def _render(request: Request, template: str, context: dict[str, Any], started: float) -> HTMLResponse:
+    response = templates.TemplateResponse(request, template, {"root": ROOT, "static": STATIC, **context})
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _study_url(name: str) -> str:
+    return f"{ROOT}/studies/{quote(name, safe='')}"
+
+
+@router.get("", response_class=HTMLResponse)
+async def studies(request: Request, db: Db, who: Owner, q: str = "", page: int = 1) -> HTMLResponse:
+    started = time.perf_counter()
+    page = max(page, 1)
+    summaries, total = await browsing.studies_page(db, who, search=q.strip(), offset=(page - 1) * STUDIES_PER_PAGE,
+                                                   limit=STUDIES_PER_PAGE)
+
+    def page_url(number: int) -> str:
+        return f"{ROOT}?{urlencode({'q': q, 'page': number})}"
+
+    context = {"summaries": summaries, "total": total, "search": q.strip(),
+               "live_url": page_url(page), "prev_url": page_url(page - 1) if page > 1 else None,
+               "next_url": page_url(page + 1) if page * STUDIES_PER_PAGE < total else None}
+    return _render(request, "studies_table.html" if _fragment(request) else "studies.html", context, started)
+
+
+@router.get("/", include_in_schema=False)
+async def studies_slash() -> RedirectResponse:
+    return RedirectResponse(ROOT)
+
+
+async def _table(db: Database, who: str, name: str, request: Request) -> dict[str, Any]:
+    params = TableParams.parse(request.query_params)
+    study, trials, total = await browsing.trials_table(db, who, name, params.query())
+    url = _study_url(study.name)
+    return {"table": table_view(study, trials, total, params, url, f"{url}/table"), "study_url": url}
+
+
+@router.get("/studies/{name}", response_class=HTMLResponse)
+async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -> HTMLResponse:
+    started = time.perf_counter()
+    overview = await browsing.study_overview(db, who, name)
+    spec = overview.study.spec
+    url = _study_url(overview.study.name)
+    completed = overview.completed
+    context: dict[str, Any] = {
+        "study": overview.study, "counts": overview.counts, "engine": overview.engine,
+        "pool_size": overview.pool_size, "likely_infeasible": bool(overview.engine.memory.get("likely_infeasible")),
+        "best_text": views.best_value_text(spec, completed), "log": bool(log), "study_url": url,
+        "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "history": views.history_plots(spec, completed, bool(log)),
+        "parallel": views.parallel_plot(spec, completed), "slices": views.slice_plots(spec, completed),
+        "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
+        "all_states": [s.value for s in TrialState],
+    }
+    if len(spec.objectives) > 1:
+        context["pareto"], context["front_size"] = views.pareto_plots(spec, completed)
+        context["hypervolume_plot"], context["reference"], context["hypervolume"] = views.hypervolume_plot(
+            spec, completed)
+    if _fragment(request):
+        return _render(request, "study_live.html", context, started)
+    context.update(await _table(db, who, name, request))
+    return _render(request, "study.html", context, started)
+
+
+@router.get("/studies/{name}/table", response_class=HTMLResponse)
+async def trials_table(request: Request, name: str, db: Db, who: Owner) -> HTMLResponse:
+    started = time.perf_counter()
+    return _render(request, "trials_table.html", await _table(db, who, name, request), started)
+
+
+@router.get("/studies/{name}/trials/{number}", response_class=HTMLResponse)
+async def trial(request: Request, name: str, number: int, db: Db, who: Owner) -> HTMLResponse:
+    started = time.perf_counter()
+    study, found = await browsing.trial_detail(db, who, name, number)
+    metrics = sorted({k for m in found.measurements or () for k in m.values})
+    series = [(metric, color, [(m.step, m.values[metric]) for m in found.measurements or () if metric in m.values])
+              for metric, color in zip(metrics, ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed"] * 10,
+                                       strict=False)]
+    curve = views.Plot("measurements", plots.lines(series, x_label=study.spec.fidelity.name if study.spec.fidelity
+                                                   else "step", y_label="value", title="measurements"))
+    context = {"study": study, "trial": found, "study_url": _study_url(study.name), "metrics": metrics,
+               "curve": curve}
+    return _render(request, "trial.html", context, started)

@@ -1,0 +1,60 @@
+// Live pages without reloading: refresh the #live section of a page while its study runs, and page,
+// sort and filter the trials table in place. Every link and form also works without JavaScript.
+"use strict";
+
+const REFRESH_MS = 5000;
+
+async function fetchInto(element, url) {
+  const response = await fetch(url, { headers: { "X-Asktell-Fragment": "1" } });
+  if (response.ok) {
+    element.innerHTML = await response.text();
+    element.dataset.loadedAt = String(Date.now());
+  }
+}
+
+function tableUrl(href) {
+  const trials = document.getElementById("trials");
+  const base = new URL(trials.dataset.tableUrl, window.location.href);
+  const target = new URL(href, window.location.href);
+  base.search = target.search;
+  return base;
+}
+
+function wireTable() {
+  const trials = document.getElementById("trials");
+  if (!trials) return;
+  trials.addEventListener("click", (event) => {
+    const link = event.target.closest("a.table-link");
+    if (!link) return;
+    event.preventDefault();
+    const url = tableUrl(link.getAttribute("href"));
+    trials.dataset.tableUrl = url.pathname + url.search;
+    history.replaceState(null, "", window.location.pathname + url.search + "#trials-section");
+    fetchInto(trials, url);
+  });
+  const filters = document.getElementById("filters");
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(new FormData(filters));
+    const url = tableUrl("?" + query.toString());
+    trials.dataset.tableUrl = url.pathname + url.search;
+    history.replaceState(null, "", window.location.pathname + url.search + "#trials-section");
+    fetchInto(trials, url);
+  });
+}
+
+function startLive() {
+  const live = document.getElementById("live");
+  if (!live || live.hasAttribute("data-live-off")) return;
+  setInterval(() => {
+    if (document.hidden) return;
+    fetchInto(live, live.dataset.liveUrl);
+    const trials = document.getElementById("trials");
+    if (trials) fetchInto(trials, trials.dataset.tableUrl);
+  }, REFRESH_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wireTable();
+  startLive();
+});
