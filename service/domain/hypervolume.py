@@ -106,17 +106,39 @@ def hypervolume_history(spec: StudySpec, trials: Sequence[TrialView]) -> Hypervo
                  and all(o.name in t.values for o in spec.objectives)]
     points = maximized_objectives(spec, completed)
     feasible = np.array([is_feasible(spec, t.values or {}) for t in completed], dtype=bool)
+    reference = study_reference(spec, points, feasible)
+    return HypervolumeHistory(reference, [t.number for t in completed], hypervolume_trace(points, feasible, reference))
+
+
+def study_reference(spec: StudySpec, points: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """The study's reference point (maximized): thresholds, else inferred from the feasible front."""
     candidates = points[feasible] if feasible.any() else points[:0]
-    reference = reference_point(spec, candidates[pareto_mask(candidates)] if candidates.shape[0] else candidates)
+    return reference_point(spec, candidates[pareto_mask(candidates)] if candidates.shape[0] else candidates)
+
+
+def hypervolume_trace(points: np.ndarray, counted: np.ndarray, reference: np.ndarray,
+                      block: int = 256) -> list[float]:
+    """The hypervolume after each row of `points` (maximized, in order), counting the rows marked `counted`.
+
+    Rows are screened a block at a time against the front so far; only rows that may enlarge it are
+    handled one by one, so a long history with a small front costs a few vectorized comparisons.
+    """
     values: list[float] = []
-    front = np.empty((0, len(spec.objectives)))
+    if np.isnan(reference).any():
+        return [0.0] * points.shape[0]
+    front = np.empty((0, points.shape[1]))
     current = 0.0
-    for point, ok in zip(points, feasible, strict=True):
-        if ok and not np.isnan(reference).any() and np.all(point > reference) and not _dominated(point, front):
-            front = np.vstack([front[~_dominated_by(front, point)], point])
-            current = hypervolume(front, reference)
-        values.append(current)
-    return HypervolumeHistory(reference, [t.number for t in completed], values)
+    for start in range(0, points.shape[0], block):
+        chunk = points[start:start + block]
+        hopeful = counted[start:start + block] & np.all(chunk > reference, axis=1)
+        if front.shape[0]:
+            hopeful &= ~np.any(np.all(front[None, :, :] >= chunk[:, None, :], axis=2), axis=1)
+        for point, maybe in zip(chunk, hopeful, strict=True):
+            if maybe and not _dominated(point, front):
+                front = np.vstack([front[~_dominated_by(front, point)], point])
+                current = hypervolume(front, reference)
+            values.append(current)
+    return values
 
 
 def _dominated(point: np.ndarray, front: np.ndarray) -> bool:

@@ -13,7 +13,8 @@ from html import escape
 
 WIDTH, HEIGHT = 560, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 16, 44
-MAX_POINTS = 2000
+MAX_POINTS = 1000
+MAX_LINES = 400  # parallel-coordinates lines
 STATE_COLORS = {"completed": "#2563eb", "active": "#f59e0b", "paused": "#8b5cf6", "stopped": "#6b7280",
                 "failed": "#dc2626", "infeasible": "#be185d", "waiting": "#10b981"}
 ACCENT = "#dc2626"
@@ -125,19 +126,22 @@ def history(numbers: Sequence[int], values: Sequence[float], best: Sequence[floa
     step = max(1, len(values) // MAX_POINTS)
     parts += [f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="2.5" class="point"/>'
               for n, v in list(zip(numbers, values, strict=True))[::step]]
-    staircase: list[tuple[float, float]] = []
+    staircase: list[tuple[float, float]] = []  # a corner wherever the best value changes
     for n, b in zip(numbers, best, strict=True):
-        if staircase:
-            staircase.append((float(n), staircase[-1][1]))
-        staircase.append((float(n), b))
+        if not staircase or b != staircase[-1][1]:
+            if staircase:
+                staircase.append((float(n), staircase[-1][1]))
+            staircase.append((float(n), b))
+    staircase.append((float(numbers[-1]), best[-1]))
     parts.append(_polyline(staircase, x, y, ACCENT))
     return _svg(parts, title)
 
 
 def scatter(xs: Sequence[float], ys: Sequence[float], *, x_label: str, y_label: str, title: str,
             highlight: Sequence[bool] | None = None, categories: list[str] | None = None,
-            log_x: bool = False, width: int = WIDTH, height: int = HEIGHT) -> str:
-    """Points (categorical x given as category indices); highlighted ones drawn on top, in the accent color."""
+            log_x: bool = False, connect: bool = False, width: int = WIDTH, height: int = HEIGHT) -> str:
+    """Points (categorical x given as category indices); highlighted ones drawn on top, in the accent color,
+    joined by a dashed line when `connect` (a two-objective front)."""
     if not xs:
         return empty(title, "no completed trials yet")
     x, y = _axes(xs, ys, log_x=log_x, width=width, height=height)
@@ -151,14 +155,23 @@ def scatter(xs: Sequence[float], ys: Sequence[float], *, x_label: str, y_label: 
     offset = 0.5 if categories else 0.0
     parts += [f'<circle cx="{x(a + offset):.1f}" cy="{y(b):.1f}" r="2.5" class="point"/>' for a, b in plain]
     parts += [f'<circle cx="{x(a + offset):.1f}" cy="{y(b):.1f}" r="3.5" class="front"/>' for a, b in chosen]
-    if len(chosen) > 1:
+    if connect and len(chosen) > 1:
         parts.append(_polyline(sorted(chosen), x, y, ACCENT, "frontline"))
     return _svg(parts, title, width, height)
+
+
+def _thin(points: Sequence[tuple[float, float]]) -> Sequence[tuple[float, float]]:
+    """At most MAX_POINTS points of a long series, evenly spaced, the last one kept."""
+    if len(points) <= MAX_POINTS:
+        return points
+    step = math.ceil(len(points) / MAX_POINTS)
+    return [*points[::step], points[-1]]
 
 
 def lines(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]]], *, x_label: str, y_label: str,
           title: str, log: bool = False) -> str:
     """Several labelled polylines (label, color, points), e.g. learning curves or hypervolume over time."""
+    series = [(label, color, _thin(pts)) for label, color, pts in series]
     points = [p for _, _, pts in series for p in pts]
     if not points:
         return empty(title, "nothing reported yet")
@@ -182,24 +195,23 @@ def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float], list[str] | 
     width = max(WIDTH, 120 * len(axes))
     top, bottom = MARGIN_TOP + 14, HEIGHT - 24
     count = len(colour_by)
-    step = max(1, count // MAX_POINTS)
-    keep = range(0, count, step)
+    keep = range(0, count, max(1, count // MAX_LINES))
     columns = []
     for i, (name, values, categories, log) in enumerate(axes):
         position = MARGIN_LEFT + i * (width - MARGIN_LEFT - 56) / max(len(axes) - 1, 1)  # room for labels
         if categories:
             scale = Axis(0, len(categories), bottom, top, categories=categories)
-            mapped = [scale(v + 0.5) for v in values]
+            mapped = [scale(values[row] + 0.5) for row in keep]
         else:
             scale = Axis.fit(values, bottom, top, log)
-            mapped = [scale(v) for v in values]
+            mapped = [scale(values[row]) for row in keep]
         columns.append((position, name, scale, mapped))
     low, high = min(colour_by), max(colour_by)
     parts = []
-    for row in keep:
+    for k, row in enumerate(keep):
         shade = 0.0 if high == low else (colour_by[row] - low) / (high - low)
         color = f"rgb({int(37 + 183 * shade)},{int(99 - 61 * shade)},{int(235 - 197 * shade)})"
-        path = " ".join(f"{position:.1f},{mapped[row]:.1f}" for position, _, _, mapped in columns)
+        path = " ".join(f"{position:.1f},{mapped[k]:.1f}" for position, _, _, mapped in columns)
         parts.append(f'<polyline points="{path}" class="pc" stroke="{color}"/>')
     for position, name, scale, _ in columns:
         parts.append(f'<line x1="{position:.1f}" x2="{position:.1f}" y1="{top}" y2="{bottom}" class="pcaxis"/>')

@@ -86,21 +86,21 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -
     overview = await browsing.study_overview(db, who, name)
     spec = overview.study.spec
     url = _study_url(overview.study.name)
-    completed = overview.completed
+    points = views.Points.of(spec, overview.completed)
     context: dict[str, Any] = {
         "study": overview.study, "counts": overview.counts, "engine": overview.engine,
         "pool_size": overview.pool_size, "likely_infeasible": bool(overview.engine.memory.get("likely_infeasible")),
-        "best_text": views.best_value_text(spec, completed), "log": bool(log), "study_url": url,
+        "best_text": views.best_value_text(spec, points), "log": bool(log), "study_url": url,
         "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "history": views.history_plots(spec, completed, bool(log)),
-        "parallel": views.parallel_plot(spec, completed), "slices": views.slice_plots(spec, completed),
+        "history": views.history_plots(spec, points, bool(log)),
+        "parallel": views.parallel_plot(spec, points), "slices": views.slice_plots(spec, points),
         "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
         "all_states": [s.value for s in TrialState],
     }
     if len(spec.objectives) > 1:
-        context["pareto"], context["front_size"] = views.pareto_plots(spec, completed)
+        context["pareto"], context["front_size"] = views.pareto_plots(spec, points)
         context["hypervolume_plot"], context["reference"], context["hypervolume"] = views.hypervolume_plot(
-            spec, completed)
+            spec, points)
     if _fragment(request):
         return _render(request, "study_live.html", context, started)
     context.update(await _table(db, who, name, request))

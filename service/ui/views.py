@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 
 from service.core.browsing import StudyOverview
-from service.domain.hypervolume import hypervolume_history, oriented_reference
-from service.domain.ranking import is_feasible, pareto_mask
+from service.domain.hypervolume import hypervolume_trace, oriented_reference, study_reference
+from service.domain.ranking import pareto_mask
 from service.domain.spec import Goal, Param, ParamType, StudySpec
-from service.domain.trial import TrialState, TrialView
 from service.ui import plots
 
 Completed = list[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]]
@@ -25,40 +24,73 @@ class Plot:
     svg: str
 
 
-def _finite(values: dict[str, float | None], names: list[str]) -> bool:
-    return all(isinstance(values.get(n), int | float) and math.isfinite(values[n]) for n in names)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class Points:
+    """A study's completed trials as arrays, computed once per page: every plot reads from these.
+
+    Only trials carrying every objective as a finite number are kept, in trial-number order.
+    """
+
+    numbers: list[int]
+    params: list[dict[str, Any]]
+    objectives: np.ndarray  # (n, m) raw values, in spec.objectives order
+    feasible: np.ndarray  # (n,) outcome constraints hold
+    finished: list[datetime | None]
+
+    @classmethod
+    def of(cls, spec: StudySpec, completed: Completed) -> Points:
+        names = [o.name for o in spec.objectives]
+        rows = [r for r in completed if all(isinstance(r[2].get(n), int | float) for n in names)]
+        objectives = np.array([[float(r[2][n]) for n in names] for r in rows],  # type: ignore[arg-type]
+                              dtype=np.float64).reshape(len(rows), len(names))
+        finite = np.all(np.isfinite(objectives), axis=1)
+        rows = [r for r, ok in zip(rows, finite, strict=True) if ok]
+        objectives = objectives[finite]
+        feasible = np.ones(len(rows), dtype=bool)
+        for c in spec.constraints:
+            metric = np.array([v if isinstance(v := r[2].get(c.name), int | float) else np.nan for r in rows],
+                              dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                feasible &= (metric <= c.bound) if c.op == "<=" else (metric >= c.bound)
+        return cls([r[0] for r in rows], [r[1] for r in rows], objectives, feasible, [r[3] for r in rows])
+
+    @property
+    def count(self) -> int:
+        return len(self.numbers)
+
+    def maximized(self, spec: StudySpec) -> np.ndarray:
+        signs = np.array([1.0 if o.goal is Goal.MAXIMIZE else -1.0 for o in spec.objectives])
+        maximized: np.ndarray = self.objectives * signs
+        return maximized
+
+    def front_mask(self, spec: StudySpec) -> np.ndarray:
+        """Feasible and non-dominated (the Pareto set)."""
+        mask = np.zeros(self.count, dtype=bool)
+        if self.feasible.any():
+            feasible = np.flatnonzero(self.feasible)
+            mask[feasible[pareto_mask(self.maximized(spec)[feasible])]] = True
+        return mask
 
 
-def _usable(spec: StudySpec, completed: Completed) -> Completed:
-    """Completed trials carrying every objective as a finite number."""
-    names = [o.name for o in spec.objectives]
-    return [row for row in completed if _finite(row[2], names)]
-
-
-def history_plots(spec: StudySpec, completed: Completed, log: bool) -> list[Plot]:
+def history_plots(spec: StudySpec, points: Points, log: bool) -> list[Plot]:
     """Per objective: every completed value by trial, and the best feasible value so far."""
-    rows = _usable(spec, completed)
     out = []
-    for objective in spec.objectives:
-        numbers, values, best = [], [], []
-        incumbent: float | None = None
-        better = max if objective.goal is Goal.MAXIMIZE else min
-        for number, _, row_values, _ in rows:
-            value = float(row_values[objective.name])  # type: ignore[arg-type]
-            if is_feasible(spec, {k: v for k, v in row_values.items() if v is not None}):
-                incumbent = value if incumbent is None else better(incumbent, value)
-            if incumbent is not None:
-                numbers.append(number)
-                values.append(value)
-                best.append(incumbent)
-        use_log = log and all(v > 0 for v in values)
-        out.append(Plot(f"history: {objective.name}", plots.history(numbers, values, best, metric=objective.name,
-                                                                    log=use_log)))
+    for j, objective in enumerate(spec.objectives):
+        maximize = objective.goal is Goal.MAXIMIZE
+        values = points.objectives[:, j]
+        counted = np.where(points.feasible, values, -np.inf if maximize else np.inf)
+        best = np.maximum.accumulate(counted) if maximize else np.minimum.accumulate(counted)
+        shown = np.isfinite(best)  # from the first feasible result on
+        numbers = [n for n, ok in zip(points.numbers, shown, strict=True) if ok]
+        use_log = log and bool(np.all(values[shown] > 0))
+        out.append(Plot(f"history: {objective.name}",
+                        plots.history(numbers, values[shown].tolist(), best[shown].tolist(), metric=objective.name,
+                                      log=use_log)))
     return out
 
 
-def _param_axis(param: Param, rows: Completed) -> tuple[list[float], list[str] | None]:
-    raw = [row[1].get(param.name) for row in rows]
+def _param_axis(param: Param, points: Points) -> tuple[list[float], list[str] | None]:
+    raw = [p.get(param.name) for p in points.params]
     if param.type is ParamType.CATEGORICAL:
         assert param.choices is not None
         labels = [str(c) for c in param.choices]
@@ -67,27 +99,25 @@ def _param_axis(param: Param, rows: Completed) -> tuple[list[float], list[str] |
     return [float(v) if isinstance(v, int | float) else math.nan for v in raw], None
 
 
-def parallel_plot(spec: StudySpec, completed: Completed) -> Plot:
-    rows = _usable(spec, completed)
+def parallel_plot(spec: StudySpec, points: Points) -> Plot:
     objective = spec.objectives[0]
     axes: list[tuple[str, list[float], list[str] | None, bool]] = []
     for param in spec.params[:12]:
-        values, categories = _param_axis(param, rows)
+        values, categories = _param_axis(param, points)
         axes.append((param.name, values, categories, param.log))
-    scores = [float(row[2][objective.name]) for row in rows]  # type: ignore[arg-type]
+    scores = points.objectives[:, 0].tolist()
     axes.append((objective.name, scores, None, False))
     colour = scores if objective.goal is Goal.MINIMIZE else [-s for s in scores]
     title = f"parallel coordinates: parameters and {objective.name}"
     return Plot(title, plots.parallel_coordinates(axes, colour, title=title))
 
 
-def slice_plots(spec: StudySpec, completed: Completed) -> list[Plot]:
-    rows = _usable(spec, completed)
+def slice_plots(spec: StudySpec, points: Points) -> list[Plot]:
     objective = spec.objectives[0]
-    scores = [float(row[2][objective.name]) for row in rows]  # type: ignore[arg-type]
+    scores = points.objectives[:, 0].tolist()
     out = []
     for param in spec.params[:24]:
-        values, categories = _param_axis(param, rows)
+        values, categories = _param_axis(param, points)
         title = f"{objective.name} by {param.name}"
         out.append(Plot(title, plots.scatter(values, scores, x_label=param.name, y_label=objective.name,
                                              title=title, categories=categories, log_x=param.log,
@@ -95,46 +125,35 @@ def slice_plots(spec: StudySpec, completed: Completed) -> list[Plot]:
     return out
 
 
-def _front_mask(spec: StudySpec, rows: Completed) -> np.ndarray:
-    """Feasible and non-dominated rows (the Pareto set), as a mask over `rows`."""
-    signs = np.array([1.0 if o.goal is Goal.MAXIMIZE else -1.0 for o in spec.objectives])
-    points = np.array([[float(r[2][o.name]) for o in spec.objectives] for r in rows]) * signs  # type: ignore[arg-type]
-    feasible = np.array([is_feasible(spec, {k: v for k, v in r[2].items() if v is not None}) for r in rows])
-    mask = np.zeros(len(rows), dtype=bool)
-    if feasible.any():
-        mask[np.flatnonzero(feasible)[pareto_mask(points[feasible])]] = True
-    return mask
-
-
-def pareto_plots(spec: StudySpec, completed: Completed) -> tuple[list[Plot], int]:
+def pareto_plots(spec: StudySpec, points: Points) -> tuple[list[Plot], int]:
     """Two objectives: one scatter with the front highlighted; more: every pair. Also the front's size."""
-    rows = _usable(spec, completed)
-    if not rows:
+    if not points.count:
         return [Plot("Pareto front", plots.empty("Pareto front", "no completed trials yet"))], 0
-    mask = _front_mask(spec, rows)
+    mask = points.front_mask(spec).tolist()
     names = [o.name for o in spec.objectives]
     out = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
-            xs = [float(r[2][names[i]]) for r in rows]  # type: ignore[arg-type]
-            ys = [float(r[2][names[j]]) for r in rows]  # type: ignore[arg-type]
             title = f"Pareto front: {names[i]} vs {names[j]}"
             size = (plots.WIDTH, plots.HEIGHT) if len(names) == 2 else (360, 260)
-            out.append(Plot(title, plots.scatter(xs, ys, x_label=names[i], y_label=names[j], title=title,
-                                                 highlight=mask.tolist(), width=size[0], height=size[1])))
-    return out, int(mask.sum())
+            out.append(Plot(title, plots.scatter(points.objectives[:, i].tolist(), points.objectives[:, j].tolist(),
+                                                 x_label=names[i], y_label=names[j], title=title, highlight=mask,
+                                                 connect=len(names) == 2, width=size[0], height=size[1])))
+    return out, int(sum(mask))
 
 
-def hypervolume_plot(spec: StudySpec, completed: Completed) -> tuple[Plot, dict[str, float | None], float]:
-    rows = sorted(_usable(spec, completed), key=lambda r: (r[3] or datetime.min.replace(tzinfo=UTC), r[0]))
-    views = [TrialView(n, p, TrialState.COMPLETED, {k: v for k, v in vals.items() if v is not None})
-             for n, p, vals, _ in rows]
-    history = hypervolume_history(spec, views)
-    points = [(float(i + 1), v) for i, v in enumerate(history.values)]
+def hypervolume_plot(spec: StudySpec, points: Points) -> tuple[Plot, dict[str, float | None], float]:
+    """Hypervolume after each completed trial in finishing order, against the study's reference point."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    order = sorted(range(points.count), key=lambda i: (points.finished[i] or oldest, points.numbers[i]))
+    maximized = points.maximized(spec)[order]
+    feasible = points.feasible[order]
+    reference = study_reference(spec, maximized, feasible)
+    trace = hypervolume_trace(maximized, feasible, reference)
     title = "dominated hypervolume over completed trials"
-    svg = plots.lines([("hypervolume", plots.ACCENT, points)], x_label="completed trials", y_label="hypervolume",
-                      title=title)
-    return Plot(title, svg), oriented_reference(spec, history.reference), history.final
+    svg = plots.lines([("hypervolume", plots.ACCENT, [(float(i + 1), v) for i, v in enumerate(trace)])],
+                      x_label="completed trials", y_label="hypervolume", title=title)
+    return Plot(title, svg), oriented_reference(spec, reference), trace[-1] if trace else 0.0
 
 
 def learning_curve_plot(overview: StudyOverview) -> Plot:
@@ -143,23 +162,20 @@ def learning_curve_plot(overview: StudyOverview) -> Plot:
     axis = spec.fidelity.name if spec.fidelity else "step"
     series = []
     for trial in overview.curves:
-        points = [(m.step, m.values[metric]) for m in trial.measurements or () if metric in m.values]
-        if points:
+        curve = [(m.step, m.values[metric]) for m in trial.measurements or () if metric in m.values]
+        if curve:
             series.append((f"trial {trial.number} ({trial.state})",
-                           plots.STATE_COLORS.get(trial.state.value, "#999"), points))
+                           plots.STATE_COLORS.get(trial.state.value, "#999"), curve))
     title = f"learning curves: {metric} by {axis} (latest {len(series)} trials; colour = state)"
     return Plot(title, plots.lines(series, x_label=axis, y_label=metric, title=title))
 
 
-def best_value_text(spec: StudySpec, completed: Completed) -> str:
-    """The best feasible value of a single-objective study, as shown in headers."""
-    rows = _usable(spec, completed)
+def best_value_text(spec: StudySpec, points: Points) -> str:
+    """The best feasible value of a single-objective study, or the size of the front of several."""
     if len(spec.objectives) != 1:
-        return f"{int(_front_mask(spec, rows).sum()) if rows else 0} Pareto-optimal trials"
-    objective = spec.objectives[0]
-    feasible = [float(r[2][objective.name]) for r in rows  # type: ignore[arg-type]
-                if is_feasible(spec, {k: v for k, v in r[2].items() if v is not None})]
-    if not feasible:
+        return f"{int(points.front_mask(spec).sum())} Pareto-optimal trials"
+    values = points.objectives[points.feasible, 0]
+    if not values.size:
         return "none yet"
-    best = max(feasible) if objective.goal is Goal.MAXIMIZE else min(feasible)
-    return f"{best:.6g}"
+    best = values.max() if spec.objectives[0].goal is Goal.MAXIMIZE else values.min()
+    return f"{float(best):.6g}"

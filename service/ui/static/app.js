@@ -36,6 +36,9 @@ function wireTable() {
   filters.addEventListener("submit", (event) => {
     event.preventDefault();
     const query = new URLSearchParams(new FormData(filters));
+    const current = new URL(trials.dataset.tableUrl, window.location.href).searchParams;
+    query.set("sort", current.get("sort") || "number");  // keep the order chosen in the table
+    query.set("desc", current.get("desc") || "0");
     const url = tableUrl("?" + query.toString());
     trials.dataset.tableUrl = url.pathname + url.search;
     history.replaceState(null, "", window.location.pathname + url.search + "#trials-section");
