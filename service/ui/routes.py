@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from service.api.deps import database, owner
-from service.core import browsing
+from service.core import browsing, engines
 from service.domain.trial import TrialState
 from service.store.db import Database
 from service.ui import plots, views
@@ -87,7 +87,9 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -
     spec = overview.study.spec
     url = _study_url(overview.study.name)
     points = views.Points.of(spec, overview.completed)
+    workers = [w for w in await engines.list_workers(db) if w.alive]
     context: dict[str, Any] = {
+        "workers": workers,
         "study": overview.study, "counts": overview.counts, "engine": overview.engine,
         "pool_size": overview.pool_size, "likely_infeasible": bool(overview.engine.memory.get("likely_infeasible")),
         "best_text": views.best_value_text(spec, points), "log": bool(log), "study_url": url,
