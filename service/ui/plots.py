@@ -21,11 +21,21 @@ ACCENT = "#dc2626"
 
 
 def _fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
     if value == 0:
         return "0"
     if abs(value) >= 1e4 or abs(value) < 1e-3:
         return f"{value:.2e}"
     return f"{value:.4g}"
+
+
+PLOT_LIMIT = 1e150
+MAX_TICKS = 50
+
+
+def _clamp(value: float) -> float:
+    return min(max(value, -PLOT_LIMIT), PLOT_LIMIT)
 
 
 @dataclass
@@ -44,15 +54,19 @@ class Axis:
         finite = [v for v in values if math.isfinite(v) and (v > 0 or not log)]
         if not finite:
             return cls(0.0, 1.0, start, end)
-        low, high = min(finite), max(finite)
+        # Clamped so that the span stays finite: no plot can tell 1e200 from 1e300 apart anyway.
+        low, high = _clamp(min(finite)), _clamp(max(finite))
         if log:
             low, high = math.log10(low), math.log10(high)
-        if high - low < 1e-12:
-            low, high = low - 0.5, high + 0.5
+        magnitude = max(abs(low), abs(high), 1.0)
+        if high - low <= magnitude * 1e-9:  # one value (or floats one ulp apart): widen around it
+            half = max(magnitude * 1e-6, 0.5) if not log else 0.5
+            low, high = low - half, high + half
         pad = (high - low) * 0.04
         return cls(low - pad, high + pad, start, end, log)
 
     def __call__(self, value: float) -> float:
+        value = _clamp(value)
         if self.log:
             value = math.log10(value) if value > 0 else self.low
         return self.start + (value - self.low) / (self.high - self.low) * (self.end - self.start)
@@ -62,16 +76,30 @@ class Axis:
         if self.categories:
             return [(self.start + (i + 0.5) / len(self.categories) * (self.end - self.start), c)
                     for i, c in enumerate(self.categories)]
-        rough = (self.high - self.low) / max(count - 1, 1)
+        span = self.high - self.low
+        if not (math.isfinite(span) and span > 0):
+            return []
+        rough = span / max(count - 1, 1)
         magnitude = 10 ** math.floor(math.log10(rough))
         step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
         if self.log:
             step = max(1.0, round(step))
-        ticks = []
+        ticks: list[tuple[float, str]] = []
+        largest = max(abs(self.low), abs(self.high))
+        # Steps far below the values (1.0000001e16, 1.0000002e16) need more digits than _fmt gives.
+        digits = min(15, 2 + math.ceil(math.log10(largest / step))) if step < largest * 1e-3 else 0
         value = math.ceil(self.low / step) * step
-        while value <= self.high + 1e-12:
-            position = self.start + (value - self.low) / (self.high - self.low) * (self.end - self.start)
-            ticks.append((position, _fmt(10 ** value if self.log else round(value, 12))))
+        while value <= self.high + 1e-12 and len(ticks) < MAX_TICKS:
+            position = self.start + (value - self.low) / span * (self.end - self.start)
+            if self.log:
+                label = _fmt(10**value if value < 308 else math.inf)
+            elif digits:
+                label = f"{value:.{digits}e}"
+            else:
+                label = _fmt(round(value, 12))
+            ticks.append((position, label))
+            if value + step == value:  # the step vanished in the value's precision
+                break
             value += step
         return ticks
 
@@ -206,10 +234,10 @@ def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float], list[str] | 
             scale = Axis.fit(values, bottom, top, log)
             mapped = [scale(values[row]) for row in keep]
         columns.append((position, name, scale, mapped))
-    low, high = min(colour_by), max(colour_by)
+    low, high = _clamp(min(colour_by)), _clamp(max(colour_by))
     parts = []
     for k, row in enumerate(keep):
-        shade = 0.0 if high == low else (colour_by[row] - low) / (high - low)
+        shade = 0.0 if high == low else (_clamp(colour_by[row]) - low) / (high - low)
         color = f"rgb({int(37 + 183 * shade)},{int(99 - 61 * shade)},{int(235 - 197 * shade)})"
         path = " ".join(f"{position:.1f},{mapped[k]:.1f}" for position, _, _, mapped in columns)
         parts.append(f'<polyline points="{path}" class="pc" stroke="{color}"/>')
