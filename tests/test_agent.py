@@ -154,6 +154,60 @@ def test_ctrl_c_stops_the_program_and_fails_its_trial(pg: RunningServer, client:
         os.kill(int(pid_file.read_text()), 0)
 
 
+def test_a_stopped_programs_children_that_ignore_sigterm_are_killed(pg: RunningServer, client: Client,
+                                                                   study_name: str, tmp_path: Path) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, fidelity={"name": "epoch", "min": 1, "max": 50},
+                                engine="random", engine_options={"stopping": "median", "stopping_min_trials": 1})
+    study.add_trial({"x": 0.0, "width": 1})
+    study.add_trial({"x": 1.0, "width": 1})
+    pid_file = tmp_path / "child"
+    # The program (which exits on SIGTERM) starts a data-loader-like child that ignores SIGTERM.
+    program = f"""
+        import pathlib, subprocess, sys, time
+        x = float(sys.argv[1])
+        if x == 1.0:
+            child = subprocess.Popen([sys.executable, "-c",
+                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+            pathlib.Path(r"{pid_file}").write_text(str(child.pid))
+        for epoch in range(1, 51):
+            print(f"asktell: step={{epoch}} loss={{x}}", flush=True)
+            time.sleep(0.02 if x == 0 else 0.2)
+    """
+    done = agent(pg, study_name, "--count", "2", "--grace", "1", program=program, extra=("{x}",))
+    assert done.returncode == 0, done.stderr
+    assert [t.state for t in study.trials()] == ["completed", "stopped"]
+    child = int(pid_file.read_text())
+    wait_until(lambda: not _process_exists(child), 10, "the child to be killed")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for init to reap it is gone too
+        return stat.read().split(") ")[-1][0] != "Z"
+
+
+def test_odd_output_neither_stops_the_readers_nor_reports_garbage(pg: RunningServer, client: Client,
+                                                                   study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    program = """
+        import json, os, sys
+        sys.stdout.buffer.write(b"\\xff\\xfe progress \\x1b[2K\\r\\n")
+        sys.stdout.flush()
+        print("asktell: step=inf loss=5")
+        with open(os.environ["ASKTELL_METRICS_FILE"], "a") as out:
+            out.write(json.dumps({"step": 1, "loss": 10 ** 400}) + "\\n")
+        print("asktell: loss=0.5")
+    """
+    done = agent(pg, study_name, "--count", "1", program=program)
+    assert done.returncode == 0, done.stderr
+    (trial,) = study.trials(measurements=True)
+    assert trial.state == "completed" and trial.values == {"loss": 0.5}
+    assert trial.measurements == []
+
+
 def test_unknown_placeholders_are_left_alone_with_a_warning(pg: RunningServer, client: Client,
                                                            study_name: str) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")

@@ -7,6 +7,7 @@ tells of one trial serialize and the second sees the first.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -236,6 +237,7 @@ async def hypervolume(db: Database, owner: str, name: str) -> HypervolumeReport:
         study = await study_store.get_study(conn, owner, name)
         completed = await trial_store.list_trials(conn, study.id, states=[TrialState.COMPLETED])
     completed.sort(key=lambda t: (t.finished_at or t.created_at, t.number))
-    history = hypervolume_history(study.spec, [t.view() for t in completed])
+    # Off the event loop: thousands of trials with three or more objectives take a noticeable while.
+    history = await asyncio.to_thread(hypervolume_history, study.spec, [t.view() for t in completed])
     by_number = {t.number: t for t in completed}
     return HypervolumeReport(study, history, [by_number[n] for n in history.numbers])

@@ -121,7 +121,9 @@ def hypervolume_trace(points: np.ndarray, counted: np.ndarray, reference: np.nda
     """The hypervolume after each row of `points` (maximized, in order), counting the rows marked `counted`.
 
     Rows are screened a block at a time against the front so far; only rows that may enlarge it are
-    handled one by one, so a long history with a small front costs a few vectorized comparisons.
+    handled one by one, so a long history with a small front costs a few vectorized comparisons. A new
+    point adds its own box minus the part of it the front already covers (the front clipped to the box),
+    which is far cheaper than the whole front's hypervolume anew when there are three or more objectives.
     """
     values: list[float] = []
     if np.isnan(reference).any():
@@ -135,8 +137,9 @@ def hypervolume_trace(points: np.ndarray, counted: np.ndarray, reference: np.nda
             hopeful &= ~np.any(np.all(front[None, :, :] >= chunk[:, None, :], axis=2), axis=1)
         for point, maybe in zip(chunk, hopeful, strict=True):
             if maybe and not _dominated(point, front):
+                covered = hypervolume(np.minimum(front, point), reference) if front.shape[0] else 0.0
+                current += float(np.prod(point - reference)) - covered
                 front = np.vstack([front[~_dominated_by(front, point)], point])
-                current = hypervolume(front, reference)
             values.append(current)
     return values
 

@@ -99,8 +99,9 @@ async def completed_points(conn: AsyncConnection, study_id: int) -> list[tuple[i
 
 async def curves(conn: AsyncConnection, study_id: int, limit: int) -> list[TrialRecord]:
     """The latest `limit` trials that reported measurements, with their measurements."""
-    reporting = select(MeasurementRow.trial_id).distinct().scalar_subquery()
-    query = (select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.id.in_(reporting))
+    # EXISTS per trial of this study (index on measurements.trial_id), not a scan of every measurement.
+    reporting = select(MeasurementRow.id).where(MeasurementRow.trial_id == TrialRow.id).exists()
+    query = (select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, reporting)
              .order_by(TrialRow.number.desc()).limit(limit))
     rows = list(await conn.execute(query))
     measured = await measurements_of(conn, (row.id for row in rows))

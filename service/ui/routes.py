@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import database, owner
 from service.core import browsing, engines
@@ -28,6 +29,7 @@ from service.ui.table import TableParams, table_view
 ROOT = "/ui"
 STATIC = f"{ROOT}/static"
 STUDIES_PER_PAGE = 50
+MAX_STUDIES_PAGE = 1_000_000
 HERE = Path(__file__).parent
 
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -55,7 +57,7 @@ def _study_url(name: str) -> str:
 @router.get("", response_class=HTMLResponse)
 async def studies(request: Request, db: Db, who: Owner, q: str = "", page: int = 1) -> HTMLResponse:
     started = time.perf_counter()
-    page = max(page, 1)
+    page = min(max(page, 1), MAX_STUDIES_PAGE)  # an absurd page number is the last possible page, not an error
     summaries, total = await browsing.studies_page(db, who, search=q.strip(), offset=(page - 1) * STUDIES_PER_PAGE,
                                                    limit=STUDIES_PER_PAGE)
 
@@ -80,29 +82,37 @@ async def _table(db: Database, who: str, name: str, request: Request) -> dict[st
     return {"table": table_view(study, trials, total, params, url, f"{url}/table"), "study_url": url}
 
 
+def _study_plots(overview: browsing.StudyOverview, log: bool) -> dict[str, Any]:
+    """Every plot of the study page: numpy and string work, run off the event loop."""
+    spec = overview.study.spec
+    points = views.Points.of(spec, overview.completed)
+    plots: dict[str, Any] = {
+        "best_text": views.best_value_text(spec, points),
+        "history": views.history_plots(spec, points, log),
+        "parallel": views.parallel_plot(spec, points), "slices": views.slice_plots(spec, points),
+        "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
+    }
+    if len(spec.objectives) > 1:
+        plots["pareto"], plots["front_size"] = views.pareto_plots(spec, points)
+        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, points)
+    return plots
+
+
 @router.get("/studies/{name}", response_class=HTMLResponse)
 async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -> HTMLResponse:
     started = time.perf_counter()
     overview = await browsing.study_overview(db, who, name)
-    spec = overview.study.spec
     url = _study_url(overview.study.name)
-    points = views.Points.of(spec, overview.completed)
     workers = [w for w in await engines.list_workers(db) if w.alive]
     context: dict[str, Any] = {
         "workers": workers,
         "study": overview.study, "counts": overview.counts, "engine": overview.engine,
         "pool_size": overview.pool_size, "likely_infeasible": bool(overview.engine.memory.get("likely_infeasible")),
-        "best_text": views.best_value_text(spec, points), "log": bool(log), "study_url": url,
+        "log": bool(log), "study_url": url,
         "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "history": views.history_plots(spec, points, bool(log)),
-        "parallel": views.parallel_plot(spec, points), "slices": views.slice_plots(spec, points),
-        "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
         "all_states": [s.value for s in TrialState],
     }
-    if len(spec.objectives) > 1:
-        context["pareto"], context["front_size"] = views.pareto_plots(spec, points)
-        context["hypervolume_plot"], context["reference"], context["hypervolume"] = views.hypervolume_plot(
-            spec, points)
+    context.update(await run_in_threadpool(_study_plots, overview, bool(log)))
     if _fragment(request):
         return _render(request, "study_live.html", context, started)
     context.update(await _table(db, who, name, request))

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import math
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,12 +91,18 @@ def parse_metric_json(line: str) -> Metrics | None:
         return None
     if not isinstance(data, dict):
         return None
-    values = {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    values: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            with contextlib.suppress(OverflowError):  # an integer too large for a float
+                values[key] = float(value)
     return _metrics(values)
 
 
 def _metrics(values: dict[str, float]) -> Metrics | None:
     step = values.pop("step", None)
+    if step is not None and not math.isfinite(step):
+        return None  # no step to report it at, and not meant as final values either
     values = {k: v for k, v in values.items() if math.isfinite(v)}
     return Metrics(step, values) if values else None
 
@@ -139,8 +147,9 @@ class _Run:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.metrics_file = metrics_file
         self.metrics_offset = 0
+        # Output that is not UTF-8 (a progress bar's control bytes, a Latin-1 log) must not end the readers.
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                        text=True, bufsize=1, start_new_session=True)
+                                        encoding="utf-8", errors="replace", bufsize=1, start_new_session=True)
         assert self.process.stdout is not None and self.process.stderr is not None
         self.readers = [threading.Thread(target=self._read_stdout, args=(self.process.stdout,), daemon=True),
                         threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True)]
@@ -149,16 +158,14 @@ class _Run:
 
     def _read_stdout(self, stream: IO[str]) -> None:
         for line in stream:
-            sys.stdout.write(line)
-            sys.stdout.flush()
+            _echo(sys.stdout, line)
             metrics = parse_metric_line(line)
             if metrics is not None:
                 self.metrics.put(metrics)
 
     def _read_stderr(self, stream: IO[str]) -> None:
         for line in stream:
-            sys.stderr.write(line)
-            sys.stderr.flush()
+            _echo(sys.stderr, line)
             self.stderr_tail.append(line.rstrip("\n"))
 
     def read_metrics_file(self) -> None:
@@ -176,18 +183,22 @@ class _Run:
             if metrics is not None:
                 self.metrics.put(metrics)
 
-    def terminate(self, grace_seconds: float) -> None:
-        """SIGTERM the program's process group, SIGKILL it if still there after the grace period."""
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+    def terminate(self, grace_seconds: float, hurry: threading.Event | None = None) -> None:
+        """SIGTERM the program's process group; SIGKILL whatever of the group is left after the grace
+        period (children that ignore SIGTERM outlive their parent), or at once when `hurry` is set."""
+        group = self.process.pid
+        if not _group_alive(group):
             self.process.wait()
-        except ProcessLookupError:
-            pass
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while _group_alive(group) and time.monotonic() < deadline and not (hurry and hurry.is_set()):
+            self.process.poll()  # reap the leader, so that a dead group reads as gone
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
 
     def finish_reading(self) -> None:
         for reader in self.readers:
@@ -210,6 +221,8 @@ class Agent:
         self.started = 0
         self.finished: list[Trial] = []
         self.errors: list[BaseException] = []
+        self.hurry = threading.Event()  # a second interrupt: SIGKILL programs without the grace period
+        self.runs = itertools.count()
         self.workdir = Path(tempfile.mkdtemp(prefix="asktell-agent-"))
         self.worker_prefix = f"agent-{socket.gethostname()}-{os.getpid()}"
 
@@ -223,9 +236,15 @@ class Agent:
             _wait_for(slots)
         except KeyboardInterrupt:
             self.interrupted.set()
-            _wait_for(slots)  # each slot ends its program and fails its trial
+            print("asktell agent: stopping (interrupt again to kill the programs at once)", file=sys.stderr)
+            try:
+                _wait_for(slots)  # each slot ends its program and fails its trial
+            except KeyboardInterrupt:
+                self.hurry.set()
+                _wait_for(slots)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            shutil.rmtree(self.workdir, ignore_errors=True)
         if self.interrupted.is_set():
             return 130
         return 1 if self.errors else 0
@@ -256,9 +275,9 @@ class Agent:
                 return
             try:
                 self._evaluate(trial, index)
-            except AsktellError as error:
+            except Exception as error:  # recorded; it ends the agent with exit code 1
                 self.errors.append(error)
-                print(f"asktell agent: trial {trial.number}: {error}", file=sys.stderr)
+                print(f"asktell agent: trial {trial.number}: {type(error).__name__}: {error}", file=sys.stderr)
             with self.lock:
                 self.finished.append(trial)
 
@@ -271,14 +290,29 @@ class Agent:
         return env
 
     def _evaluate(self, trial: Trial, slot: int) -> None:
-        metrics_file = self.workdir / f"trial-{trial.number}.jsonl"
+        # A file of its own per run: a resumed trial runs again under the same number.
+        metrics_file = self.workdir / f"trial-{trial.number}-run-{next(self.runs)}.jsonl"
         argv = fill_command(self.options.command, trial)
         print(f"asktell agent: trial {trial.number} (slot {slot}): {' '.join(argv)}", file=sys.stderr)
         try:
             run = _Run(trial, argv, self._environment(trial, slot, metrics_file), metrics_file)
         except OSError as error:
-            trial.tell(failed=True, reason=f"could not start {argv[0]!r}: {error}")
+            self._tell(trial, failed=True, reason=f"could not start {argv[0]!r}: {error}")
             return
+        try:
+            self._supervise(trial, run)
+        except BaseException as error:
+            # Whatever went wrong in the agent, the program must not run on unsupervised, and the
+            # trial must not stay active until its heartbeat times out.
+            run.terminate(self.options.grace_seconds, self.hurry)
+            with contextlib.suppress(Exception):
+                self._tell(trial, failed=True, reason=f"agent error: {type(error).__name__}: {error}")
+            raise
+        finally:
+            metrics_file.unlink(missing_ok=True)
+
+    def _supervise(self, trial: Trial, run: _Run) -> None:
+        """Relay the program's metrics until it exits or the study decides; then finish the trial."""
         final: dict[str, float] = {}
         reported: dict[float, dict[str, float]] = {}
         decision: str | None = None
@@ -301,7 +335,7 @@ class Agent:
             if decision is not None or exited:
                 break
             if self.interrupted.is_set():
-                run.terminate(self.options.grace_seconds)
+                run.terminate(self.options.grace_seconds, self.hurry)
                 self._tell(trial, failed=True, reason=INTERRUPTED)
                 return
             if time.monotonic() - last_sign_of_life >= self.options.heartbeat_seconds:
@@ -310,7 +344,7 @@ class Agent:
             time.sleep(self.options.poll_seconds)
 
         if decision is not None:  # stop or pause: the server has already recorded it
-            run.terminate(self.options.grace_seconds)
+            run.terminate(self.options.grace_seconds, self.hurry)
             run.finish_reading()
             print(f"asktell agent: trial {trial.number}: {decision}", file=sys.stderr)
             return
@@ -358,6 +392,23 @@ def _latest_values(measurements: list[dict[str, Any]]) -> dict[str, float]:
     for measurement in sorted(measurements, key=lambda m: m["step"]):
         values.update(measurement["values"])
     return values
+
+
+def _echo(stream: IO[str], line: str) -> None:
+    """Pass the program's output through; a closed or broken terminal must not stop the metrics."""
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(line)
+        stream.flush()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _wait_for(threads: list[threading.Thread]) -> None:

@@ -4,12 +4,31 @@
 
 const REFRESH_MS = 5000;
 
+// One request in flight per element: a newer one aborts the older, so a slow answer can never
+// overwrite a newer one (a sort clicked while a refresh was still loading).
+const inFlight = new WeakMap();
+
 async function fetchInto(element, url) {
-  const response = await fetch(url, { headers: { "X-Asktell-Fragment": "1" } });
-  if (response.ok) {
-    element.innerHTML = await response.text();
-    element.dataset.loadedAt = String(Date.now());
+  inFlight.get(element)?.abort();
+  const controller = new AbortController();
+  inFlight.set(element, controller);
+  try {
+    const response = await fetch(url, { headers: { "X-Asktell-Fragment": "1" }, signal: controller.signal });
+    const html = response.ok ? await response.text() : null;
+    if (html !== null && inFlight.get(element) === controller) {
+      element.innerHTML = html;
+      element.dataset.loadedAt = String(Date.now());
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("refresh failed", url, error);
+  } finally {
+    if (inFlight.get(element) === controller) inFlight.delete(element);
   }
+}
+
+// A periodic refresh skips an element whose last request is still loading, rather than piling up.
+function refresh(element, url) {
+  if (!inFlight.has(element)) fetchInto(element, url);
 }
 
 function tableUrl(href) {
@@ -51,9 +70,9 @@ function startLive() {
   if (!live || live.hasAttribute("data-live-off")) return;
   setInterval(() => {
     if (document.hidden) return;
-    fetchInto(live, live.dataset.liveUrl);
+    refresh(live, live.dataset.liveUrl);
     const trials = document.getElementById("trials");
-    if (trials) fetchInto(trials, trials.dataset.tableUrl);
+    if (trials) refresh(trials, trials.dataset.tableUrl);
   }, REFRESH_MS);
 }
 
