@@ -274,15 +274,22 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
 def test_cli_creates_and_watches_a_study(pg: RunningServer, client: Client, study_name: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"params": SPACE, "objectives": LOSS, "engine": "random"}))
+    spec.write_text(json.dumps({"params": SPACE, "objective": LOSS}))
+    assert cli.main(["--url", pg.url, "studies", "create", study_name, "--spec", str(spec)]) != 0
+    assert "unknown key(s) objective; missing objectives" in capsys.readouterr().err
+    # A categorical value that looks like rich markup is shown as it is.
+    space = [*SPACE, {"name": "act", "type": "categorical", "choices": ["[red]", "relu"]}]
+    spec.write_text(json.dumps({"params": space, "objectives": LOSS, "engine": "random"}))
     assert cli.main(["--url", pg.url, "studies", "create", study_name, "--spec", str(spec)]) == 0
     study = client.get_study(study_name)
+    study.add_trial({"x": 0.5, "width": 2, "act": "[red]"})
     (trial,) = study.ask()
     trial.tell({"loss": 0.25})
     capsys.readouterr()
     assert cli.main(["--url", pg.url, "studies", "watch", study_name, "--once"]) == 0
     frame = capsys.readouterr().out
     assert "trials by state" in frame and "loss=0.25" in frame and "completed" in frame
+    assert "act=[red]" in frame
 
 
 def test_optimize_runs_threads_fails_raising_trials_and_frames_the_study(client: Client, study_name: str,
@@ -317,3 +324,24 @@ def test_optimize_wants_a_dict_for_several_objectives(client: Client, study_name
         study.optimize(lambda trial: 1.0, n_trials=1, show_progress=False)
     study.optimize(lambda trial: {"loss": 1.0, "seconds": 2.0}, n_trials=2, show_progress=False)
     assert [t.state for t in study.trials()] == ["failed", "completed", "completed"]
+
+
+def test_ctrl_c_in_optimize_fails_the_trials_of_every_thread(client: Client, study_name: str) -> None:
+    import _thread
+    import threading
+
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    both_running = threading.Barrier(2, timeout=30)
+
+    def objective(trial: asktell.Trial) -> float:
+        if both_running.wait() == 0:
+            _thread.interrupt_main()  # Ctrl-C, while both threads evaluate
+        time.sleep(2)
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(objective, n_trials=2, n_workers=2, show_progress=False)
+    trials = study.trials()
+    assert [(t.state, t.reason) for t in trials] == [("failed", "interrupted")] * 2
+    time.sleep(2.5)  # the threads finish and find their trials already told: nothing changes
+    assert [t.state for t in study.trials()] == ["failed"] * 2

@@ -115,8 +115,10 @@ def fill_command(command: list[str], trial: Trial) -> list[str]:
     """The command with each `{name}` of a parameter or trial key replaced; other braces stay as they are
     (so `python -c` code and shell `${VAR}` pass through)."""
     data = trial.to_dict()
-    known: dict[str, Any] = {**trial.params, "trial_id": trial.number, "budget": data.get("budget"),
-                             "resume_from": data.get("resume_from"), "checkpoint": data.get("checkpoint")}
+    # A parameter named like a trial key wins: the user named it in the search space (the agent warns).
+    known: dict[str, Any] = {"trial_id": trial.number, "budget": data.get("budget"),
+                             "resume_from": data.get("resume_from"), "checkpoint": data.get("checkpoint"),
+                             **trial.params}
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -216,6 +218,10 @@ class Agent:
             print(f"asktell agent: warning: {', '.join('{' + u + '}' for u in unknown)} name no parameter of "
                   f"{self.study.name} (nor trial_id, budget, resume_from, checkpoint) and are left as they are",
                   file=sys.stderr)
+        shadowing = sorted({p["name"] for p in self.study.spec["params"]} & set(TRIAL_KEYS))
+        if shadowing:
+            print(f"asktell agent: warning: {', '.join('{' + n + '}' for n in shadowing)} will be the parameter "
+                  f"of that name, not the trial's {'/'.join(shadowing)}", file=sys.stderr)
         self.interrupted = threading.Event()
         self.lock = threading.Lock()
         self.started = 0

@@ -86,11 +86,23 @@ def _studies_show(client: Client, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+SPEC_KEYS = {"params", "objectives", "constraints", "fidelity", "engine", "engine_options", "seed"}
+
+
 def _studies_create(client: Client, args: argparse.Namespace) -> str:
     try:
         spec = json.loads(Path(args.spec).read_text())
     except (OSError, ValueError) as error:
         raise AsktellError(f"cannot read the spec {args.spec}: {error}") from error
+    if not isinstance(spec, dict):
+        raise AsktellError(f"the spec {args.spec} must be a JSON object with params and objectives")
+    unknown = sorted(set(spec) - SPEC_KEYS)
+    missing = sorted({"params", "objectives"} - set(spec))
+    if unknown or missing:
+        problems = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + \
+                   ([f"missing {', '.join(missing)}"] if missing else [])
+        raise AsktellError(f"the spec {args.spec}: {'; '.join(problems)} "
+                           f"(keys: {', '.join(sorted(SPEC_KEYS))})")
     study = client.create_study(args.name, **spec, if_exists=args.if_exists)
     return _dump(study.to_dict()) if args.json else f"{study.name}: engine {study.engine}, {study.state}"
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asktell.errors import AsktellError
+from asktell.errors import AsktellError, ConflictError
 
 if TYPE_CHECKING:
     from asktell.client import Study, Trial
@@ -71,7 +72,8 @@ def _evaluate(study: Study, trial: Trial, objective: Objective, catch: tuple[typ
         values = None if result is None else _values_of(study, result)
     except BaseException as error:
         reason = "".join(traceback.format_exception_only(type(error), error)).strip()
-        trial.tell(failed=True, reason=reason[-2000:])
+        with contextlib.suppress(ConflictError):  # the objective had told the trial itself before raising
+            trial.tell(failed=True, reason=reason[-2000:])
         if isinstance(error, catch) and not isinstance(error, KeyboardInterrupt):
             return
         raise
@@ -88,17 +90,21 @@ def optimize(study: Study, objective: Objective, n_trials: int, n_workers: int, 
     progress = _Progress(study, n_trials, show_progress)
     errors: list[BaseException] = []
     stop = threading.Event()
+    running: dict[int, Trial] = {}  # by slot: the trials the threads are evaluating
 
     def work(slot: int) -> None:
         worker_id = f"optimize-{threading.get_ident()}-{slot}"
         while not stop.is_set() and progress.claim():
             try:
                 (trial,) = study.ask(worker_id=worker_id, fresh=True)
+                running[slot] = trial
                 _evaluate(study, trial, objective, catch)
                 progress.finished(trial)
             except BaseException as error:
                 errors.append(error)
                 stop.set()
+            finally:
+                running.pop(slot, None)
 
     try:
         if n_workers == 1:
@@ -110,7 +116,12 @@ def optimize(study: Study, objective: Objective, n_trials: int, n_workers: int, 
             while any(thread.is_alive() for thread in threads):  # not join(): Ctrl-C inside join() confuses it
                 time.sleep(0.1)
     except KeyboardInterrupt:
+        # Ctrl-C reaches only this thread: the others' trials would stay active until their heartbeat
+        # runs out, so they are told failed here (a thread that finishes first gets a conflict, ignored).
         stop.set()
+        for trial in list(running.values()):
+            with contextlib.suppress(AsktellError):
+                trial.tell(failed=True, reason="interrupted")
         raise
     finally:
         progress.close()
