@@ -6,12 +6,14 @@ JSON1 on SQLite), so a 50,000-trial study pages without loading its trials into 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Text, and_, cast, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.spec import Goal, ParamType, StudySpec
@@ -91,9 +93,18 @@ async def completed_points(conn: AsyncConnection, study_id: int) -> list[tuple[i
                                                                                dict[str, float | None],
                                                                                datetime | None]]:
     """(number, params, values, finished_at) of every completed trial, in number order: what the plots draw."""
-    query = (select(TrialRow.number, TrialRow.params, TrialRow.values, TrialRow.finished_at)
-             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETED.value)
-             .order_by(TrialRow.number))
+    where = (TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETED.value)
+    if conn.dialect.name == "postgresql":
+        # One JSON document for the whole set, parsed once: half the time of 50,000 rows of two JSON
+        # columns each decoded on their own.
+        row = func.json_build_array(TrialRow.number, TrialRow.params, TrialRow.values,
+                                    func.extract("epoch", TrialRow.finished_at))
+        document = (await conn.execute(select(cast(func.json_agg(aggregate_order_by(row, TrialRow.number)), Text))
+                                       .where(*where))).scalar_one()
+        return [(n, p, v or {}, None if f is None else datetime.fromtimestamp(f, UTC))
+                for n, p, v, f in json.loads(document or "[]")]
+    query = select(TrialRow.number, TrialRow.params, TrialRow.values, TrialRow.finished_at).where(*where) \
+        .order_by(TrialRow.number)
     return [(n, p, v or {}, f) for n, p, v, f in await conn.execute(query)]
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+import numpy as np
+
 WIDTH, HEIGHT = 560, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 16, 44
 MAX_POINTS = 1000
@@ -50,12 +52,14 @@ class Axis:
     categories: list[str] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, values: Sequence[float], start: float, end: float, log: bool = False) -> Axis:
-        finite = [v for v in values if math.isfinite(v) and (v > 0 or not log)]
-        if not finite:
+    def fit(cls, values: Sequence[float] | np.ndarray, start: float, end: float, log: bool = False) -> Axis:
+        array = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            finite = array[np.isfinite(array) & ((array > 0) if log else True)]
+        if not finite.size:
             return cls(0.0, 1.0, start, end)
         # Clamped so that the span stays finite: no plot can tell 1e200 from 1e300 apart anyway.
-        low, high = _clamp(min(finite)), _clamp(max(finite))
+        low, high = _clamp(float(finite.min())), _clamp(float(finite.max()))
         if log:
             low, high = math.log10(low), math.log10(high)
         magnitude = max(abs(low), abs(high), 1.0)
@@ -126,7 +130,7 @@ def _frame(x: Axis, y: Axis, x_label: str, y_label: str) -> list[str]:
     return parts
 
 
-def _axes(xs: Sequence[float], ys: Sequence[float], log_x: bool = False, log_y: bool = False,
+def _axes(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, log_x: bool = False, log_y: bool = False,
           width: int = WIDTH, height: int = HEIGHT) -> tuple[Axis, Axis]:
     x = Axis.fit(xs, MARGIN_LEFT, width - MARGIN_RIGHT, log_x)
     y = Axis.fit(ys, height - MARGIN_BOTTOM, MARGIN_TOP, log_y)
@@ -143,43 +147,49 @@ def empty(title: str, message: str) -> str:
                  f"{escape(message)}</text>"], title)
 
 
-def history(numbers: Sequence[int], values: Sequence[float], best: Sequence[float], *, metric: str,
-            log: bool = False) -> str:
+def history(numbers: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
+            best: Sequence[float] | np.ndarray, *, metric: str, log: bool = False) -> str:
     """Every completed trial's value by trial number, and the best-so-far line."""
     title = f"optimization history of {metric}"
-    if not values:
+    numbers = np.asarray(numbers, dtype=np.float64)
+    values, best = np.asarray(values, dtype=np.float64), np.asarray(best, dtype=np.float64)
+    if not values.size:
         return empty(title, "no completed trials yet")
-    x, y = _axes([float(n) for n in numbers], [*values, *best], log_y=log)
+    x, y = _axes(numbers, np.concatenate([values, best]), log_y=log)
     parts = _frame(x, y, "trial", metric + (" (log scale)" if log else ""))
-    step = max(1, len(values) // MAX_POINTS)
+    step = max(1, values.size // MAX_POINTS)
     parts += [f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="2.5" class="point"/>'
-              for n, v in list(zip(numbers, values, strict=True))[::step]]
-    staircase: list[tuple[float, float]] = []  # a corner wherever the best value changes
-    for n, b in zip(numbers, best, strict=True):
-        if not staircase or b != staircase[-1][1]:
-            if staircase:
-                staircase.append((float(n), staircase[-1][1]))
-            staircase.append((float(n), b))
-    staircase.append((float(numbers[-1]), best[-1]))
+              for n, v in zip(numbers[::step].tolist(), values[::step].tolist(), strict=True)]
+    # A staircase: a corner wherever the best value changes, then on to the last trial.
+    with np.errstate(over="ignore", invalid="ignore"):  # -1e308 to 1e308 overflows and still differs
+        changes = np.concatenate([[0], np.flatnonzero(best[1:] != best[:-1]) + 1])
+    staircase: list[tuple[float, float]] = []
+    for n, b in zip(numbers[changes].tolist(), best[changes].tolist(), strict=True):
+        if staircase:
+            staircase.append((n, staircase[-1][1]))
+        staircase.append((n, b))
+    staircase.append((float(numbers[-1]), float(best[-1])))
     parts.append(_polyline(staircase, x, y, ACCENT))
     return _svg(parts, title)
 
 
-def scatter(xs: Sequence[float], ys: Sequence[float], *, x_label: str, y_label: str, title: str,
-            highlight: Sequence[bool] | None = None, categories: list[str] | None = None,
+def scatter(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, *, x_label: str, y_label: str,
+            title: str, highlight: Sequence[bool] | np.ndarray | None = None, categories: list[str] | None = None,
             log_x: bool = False, connect: bool = False, width: int = WIDTH, height: int = HEIGHT) -> str:
     """Points (categorical x given as category indices); highlighted ones drawn on top, in the accent color,
     joined by a dashed line when `connect` (a two-objective front)."""
-    if not xs:
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    if not xs.size:
         return empty(title, "no completed trials yet")
     x, y = _axes(xs, ys, log_x=log_x, width=width, height=height)
     if categories:
         x = Axis(0, len(categories), MARGIN_LEFT, width - MARGIN_RIGHT, categories=categories)
     parts = _frame(x, y, x_label, y_label)
-    marks = highlight or [False] * len(xs)
-    step = max(1, len(xs) // MAX_POINTS)
-    plain = [(a, b) for i, (a, b, m) in enumerate(zip(xs, ys, marks, strict=True)) if not m and i % step == 0]
-    chosen = [(a, b) for a, b, m in zip(xs, ys, marks, strict=True) if m]
+    marks = np.zeros(xs.size, dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
+    thinned = np.zeros(xs.size, dtype=bool)
+    thinned[::max(1, xs.size // MAX_POINTS)] = True
+    plain = list(zip(xs[thinned & ~marks].tolist(), ys[thinned & ~marks].tolist(), strict=True))
+    chosen = list(zip(xs[marks].tolist(), ys[marks].tolist(), strict=True))
     offset = 0.5 if categories else 0.0
     parts += [f'<circle cx="{x(a + offset):.1f}" cy="{y(b):.1f}" r="2.5" class="point"/>' for a, b in plain]
     parts += [f'<circle cx="{x(a + offset):.1f}" cy="{y(b):.1f}" r="3.5" class="front"/>' for a, b in chosen]
@@ -214,11 +224,12 @@ def lines(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]]], *, x
     return _svg(parts, title)
 
 
-def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float], list[str] | None, bool]],
-                         colour_by: Sequence[float], *, title: str) -> str:
+def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float] | np.ndarray, list[str] | None, bool]],
+                         colour_by: Sequence[float] | np.ndarray, *, title: str) -> str:
     """One vertical axis per (name, values, categories, log); one line per trial, coloured by `colour_by`
     (blue for the best values, red for the worst)."""
-    if not colour_by:
+    colour_by = np.asarray(colour_by, dtype=np.float64)
+    if not colour_by.size:
         return empty(title, "no completed trials yet")
     width = max(WIDTH, 120 * len(axes))
     top, bottom = MARGIN_TOP + 14, HEIGHT - 24
@@ -234,7 +245,7 @@ def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float], list[str] | 
             scale = Axis.fit(values, bottom, top, log)
             mapped = [scale(values[row]) for row in keep]
         columns.append((position, name, scale, mapped))
-    low, high = _clamp(min(colour_by)), _clamp(max(colour_by))
+    low, high = _clamp(float(colour_by.min())), _clamp(float(colour_by.max()))
     parts = []
     for k, row in enumerate(keep):
         shade = 0.0 if high == low else (_clamp(colour_by[row]) - low) / (high - low)

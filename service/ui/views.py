@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from service.domain.spec import Goal, Param, ParamType, StudySpec
 from service.ui import plots
 
 Completed = list[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]]
+NUMBER_TYPES = (int, float)  # exact types: bool is not a number here
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Points:
     """
 
     numbers: list[int]
-    params: list[dict[str, Any]]
+    params: dict[str, np.ndarray]  # per parameter: its values (categoricals as choice indices), NaN if absent
     objectives: np.ndarray  # (n, m) raw values, in spec.objectives order
     feasible: np.ndarray  # (n,) outcome constraints hold
     finished: list[datetime | None]
@@ -40,19 +42,19 @@ class Points:
     @classmethod
     def of(cls, spec: StudySpec, completed: Completed) -> Points:
         names = [o.name for o in spec.objectives]
-        rows = [r for r in completed if all(isinstance(r[2].get(n), int | float) for n in names)]
-        objectives = np.array([[float(r[2][n]) for n in names] for r in rows],  # type: ignore[arg-type]
-                              dtype=np.float64).reshape(len(rows), len(names))
-        finite = np.all(np.isfinite(objectives), axis=1)
-        rows = [r for r, ok in zip(rows, finite, strict=True) if ok]
-        objectives = objectives[finite]
+        objectives = np.stack([_column([r[2] for r in completed], n) for n in names], axis=1) \
+            if completed else np.empty((0, len(names)))
+        keep = np.flatnonzero(np.all(np.isfinite(objectives), axis=1))
+        rows = [completed[i] for i in keep]
+        values = [r[2] for r in rows]
         feasible = np.ones(len(rows), dtype=bool)
         for c in spec.constraints:
-            metric = np.array([v if isinstance(v := r[2].get(c.name), int | float) else np.nan for r in rows],
-                              dtype=np.float64)
+            metric = _column(values, c.name)
             with np.errstate(invalid="ignore"):
                 feasible &= (metric <= c.bound) if c.op == "<=" else (metric >= c.bound)
-        return cls([r[0] for r in rows], [r[1] for r in rows], objectives, feasible, [r[3] for r in rows])
+        params = [r[1] for r in rows]
+        columns = {param.name: _param_column(param, params) for param in spec.params}
+        return cls([r[0] for r in rows], columns, objectives[keep], feasible, [r[3] for r in rows])
 
     @property
     def count(self) -> int:
@@ -81,40 +83,48 @@ def history_plots(spec: StudySpec, points: Points, log: bool) -> list[Plot]:
         counted = np.where(points.feasible, values, -np.inf if maximize else np.inf)
         best = np.maximum.accumulate(counted) if maximize else np.minimum.accumulate(counted)
         shown = np.isfinite(best)  # from the first feasible result on
-        numbers = [n for n, ok in zip(points.numbers, shown, strict=True) if ok]
         use_log = log and bool(np.all(values[shown] > 0))
         out.append(Plot(f"history: {objective.name}",
-                        plots.history(numbers, values[shown].tolist(), best[shown].tolist(), metric=objective.name,
-                                      log=use_log)))
+                        plots.history(np.asarray(points.numbers)[shown], values[shown], best[shown],
+                                      metric=objective.name, log=use_log)))
     return out
 
 
-def _param_axis(param: Param, points: Points) -> tuple[list[float], list[str] | None]:
-    raw = [p.get(param.name) for p in points.params]
-    if param.type is ParamType.CATEGORICAL:
-        assert param.choices is not None
-        labels = [str(c) for c in param.choices]
-        index = {str(c): i for i, c in enumerate(param.choices)}
-        return [float(index.get(str(v), 0)) for v in raw], labels
-    return [float(v) if isinstance(v, int | float) else math.nan for v in raw], None
+def _column(dicts: list[dict[str, Any]], key: str) -> np.ndarray:
+    """dicts[i][key] as floats; NaN where absent or not a number."""
+    return np.fromiter((v if type(v) in NUMBER_TYPES else math.nan for v in (d.get(key) for d in dicts)),
+                       dtype=np.float64, count=len(dicts))
+
+
+def _param_column(param: Param, params: list[dict[str, Any]]) -> np.ndarray:
+    if param.type is not ParamType.CATEGORICAL:
+        return _column(params, param.name)
+    assert param.choices is not None
+    index = {str(c): i for i, c in enumerate(param.choices)}
+    return np.fromiter((index.get(str(p.get(param.name)), 0) for p in params), dtype=np.float64, count=len(params))
+
+
+def _param_axis(param: Param, points: Points) -> tuple[np.ndarray, list[str] | None]:
+    labels = [str(c) for c in param.choices or ()] if param.type is ParamType.CATEGORICAL else None
+    return points.params[param.name], labels
 
 
 def parallel_plot(spec: StudySpec, points: Points) -> Plot:
     objective = spec.objectives[0]
-    axes: list[tuple[str, list[float], list[str] | None, bool]] = []
+    axes: list[tuple[str, Sequence[float] | np.ndarray, list[str] | None, bool]] = []
     for param in spec.params[:12]:
         values, categories = _param_axis(param, points)
         axes.append((param.name, values, categories, param.log))
-    scores = points.objectives[:, 0].tolist()
+    scores = points.objectives[:, 0]
     axes.append((objective.name, scores, None, False))
-    colour = scores if objective.goal is Goal.MINIMIZE else [-s for s in scores]
+    colour = scores if objective.goal is Goal.MINIMIZE else -scores
     title = f"parallel coordinates: parameters and {objective.name}"
     return Plot(title, plots.parallel_coordinates(axes, colour, title=title))
 
 
 def slice_plots(spec: StudySpec, points: Points) -> list[Plot]:
     objective = spec.objectives[0]
-    scores = points.objectives[:, 0].tolist()
+    scores = points.objectives[:, 0]
     out = []
     for param in spec.params[:24]:
         values, categories = _param_axis(param, points)
