@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from service.domain.trial import FINISHED_STATES
 from service.store.models import (
@@ -24,6 +25,7 @@ from service.store.models import (
     EngineStateRow,
     JobRow,
     PooledSuggestionRow,
+    StudyRow,
     TrialRow,
     WorkerRow,
     utcnow,
@@ -120,16 +122,29 @@ async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
 
 
 async def claim_job(conn: AsyncConnection, owner: str, lease: timedelta) -> Job | None:
-    """Take the most urgent queued job, or one whose worker stopped renewing its lease."""
+    """Take the most urgent queued job, or one whose worker stopped renewing its lease.
+
+    A study's computations run one at a time: a queued job waits while another job of its study is running
+    under a live lease. Two jobs computed side by side would both see the same trials, and with them the same
+    model and the same seed they would hand two clients the same point; in turn each sees the trials the
+    previous one created as pending. The study row is locked before the claim is written, so two workers
+    claiming jobs of one study at once are serialized and the second sees the first's claim.
+    """
     now = utcnow()
-    claimable = or_(JobRow.state == JobState.QUEUED.value,
+    running = aliased(JobRow)
+    study_busy = (select(running.id)
+                  .where(running.study_id == JobRow.study_id, running.id != JobRow.id,
+                         running.state == JobState.RUNNING.value, running.lease_expires_at >= now)
+                  .exists())
+    claimable = or_(and_(JobRow.state == JobState.QUEUED.value, ~study_busy),
                     and_(JobRow.state == JobState.RUNNING.value, JobRow.lease_expires_at < now))
-    query = (select(JobRow.id).where(claimable).order_by(JobRow.priority, JobRow.id).limit(1)
-             .with_for_update(skip_locked=True))
-    job_id = (await conn.execute(query)).scalar_one_or_none()
-    if job_id is None:
+    query = (select(JobRow.id, JobRow.study_id).where(claimable).order_by(JobRow.priority, JobRow.id).limit(1)
+             .with_for_update(skip_locked=True, of=JobRow))
+    found = (await conn.execute(query)).one_or_none()
+    if found is None:
         return None
-    claim = (update(JobRow).where(JobRow.id == job_id, claimable)
+    await conn.execute(select(StudyRow.id).where(StudyRow.id == found.study_id).with_for_update())
+    claim = (update(JobRow).where(JobRow.id == found.id, claimable)
              .values(state=JobState.RUNNING.value, lease_owner=owner, lease_expires_at=now + lease,
                      attempts=JobRow.attempts + 1, started_at=now)
              .returning(*_JOB_COLUMNS))
