@@ -80,6 +80,8 @@ class TrialOut(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None = Field(default=None, description="Last report or heartbeat of an active trial.")
     measurements: list[MeasurementOut] | None = None
+    engine_info: dict[str, Any] | None = Field(
+        default=None, description="What the engine said of this suggestion, e.g. `branch` for engine egreedy.")
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
@@ -88,7 +90,8 @@ class TrialOut(BaseModel):
         return cls(id=trial.id, number=trial.number, state=trial.state, params=trial.params, values=trial.values,
                    reason=trial.reason, worker_id=trial.worker_id, source=trial.source, budget=trial.budget,
                    resume_from=trial.resume_from, created_at=trial.created_at, started_at=trial.started_at,
-                   finished_at=trial.finished_at, heartbeat_at=trial.heartbeat_at, measurements=measurements)
+                   finished_at=trial.finished_at, heartbeat_at=trial.heartbeat_at, measurements=measurements,
+                   engine_info=trial.engine_info)
 
 
 class TrialPage(BaseModel):
@@ -160,6 +163,11 @@ class EngineStatusOut(BaseModel):
     updated_at: datetime | None
     pool_size: int = Field(description="Suggestions ready to hand out.")
     jobs: dict[str, int] = Field(description="The study's jobs per state.")
+    likely_infeasible: bool = Field(default=False, description="Engine constrained found no optimistically "
+                                                               "feasible point for several rounds in a row.")
+    infeasibility: dict[str, Any] | None = Field(
+        default=None, description="The evidence for `likely_infeasible`: consecutive rounds and the trial that "
+                                  "came closest to feasibility.")
 
 
 class TellRequest(_Body):

@@ -136,7 +136,8 @@ async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedE
     suggestions = resolved.engine.suggest(request)
     return await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
-        source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study.spec))
+        source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study.spec),
+        engine_info=request.notes.suggestion_info)
 
 
 def _pool_max(options: BaseModel) -> int:
@@ -172,7 +173,8 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
     trials = await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
-        source=study.engine, worker_id=worker_id, budget=budget_of(study.spec))
+        source=study.engine, worker_id=worker_id, budget=budget_of(study.spec),
+        engine_info=[p.engine_info for p in chosen])
     return trials, bool(running)
 
 

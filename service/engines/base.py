@@ -19,8 +19,8 @@ from service.domain.trial import TrialView
 from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
 from service.engines.stopping import StoppingOptions, median_stopping
 
-__all__ = ["CONTINUE", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions", "NoOptions",
-           "StoppingOptions", "SuggestRequest"]
+__all__ = ["CONTINUE", "STATUS_KEY", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions",
+           "NoOptions", "StoppingOptions", "SuggestRequest"]
 
 
 class ModelEngineOptions(StoppingOptions):
@@ -36,11 +36,19 @@ class EngineNotes:
 
     `memory` comes in as what the engine kept last time (warm-start state) and goes out as what it
     wants next time; `rung` names the step of the model-failure ladder that produced the answer.
+    `suggestion_info`, when the engine fills it, holds one dict per returned suggestion (e.g. which
+    branch of a randomized rule produced it); it is stored with the trial. `status` holds facts the
+    engine wants users to see in the study's engine status (e.g. `likely_infeasible`); it is kept in
+    memory under `STATUS_KEY`.
     """
 
     memory: dict[str, Any] = field(default_factory=dict)
     rung: str | None = None
     fallback_reason: str | None = None
+    suggestion_info: list[dict[str, Any]] | None = None
+
+
+STATUS_KEY = "status"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ def model_or_sobol(request: SuggestRequest, engine: str, completed: int, design_
         log.warning("%s: every model rung failed, falling back to Sobol: %s", engine, failure)
         request.notes.rung = "sobol-fallback"
         request.notes.fallback_reason = str(failure)
+        request.notes.suggestion_info = None
         return SobolEngine().suggest(request)
 
 

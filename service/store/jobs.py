@@ -202,6 +202,7 @@ class PooledSuggestion:
     id: int
     params: dict[str, Any]
     data_version: int
+    engine_info: dict[str, Any] | None = None
 
 
 async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshness: int,
@@ -209,7 +210,8 @@ async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshne
     """Pooled suggestions at most `freshness` results behind the study's data, locked for this
     transaction; concurrent asks skip each other's."""
     min_version = _finished_count_query(study_id).scalar_subquery() - freshness
-    query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version)
+    query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version,
+                    PooledSuggestionRow.engine_info)
              .where(PooledSuggestionRow.study_id == study_id, PooledSuggestionRow.data_version >= min_version)
              .order_by(PooledSuggestionRow.id).limit(limit).with_for_update(skip_locked=True))
     return [PooledSuggestion(*row) for row in await conn.execute(query)]
@@ -221,13 +223,15 @@ async def delete_pooled(conn: AsyncConnection, ids: Sequence[int]) -> None:
 
 
 async def replace_pool(conn: AsyncConnection, study_id: int, params: Sequence[dict[str, Any]], data_version: int,
-                       job_id: int) -> None:
+                       job_id: int, engine_info: Sequence[dict[str, Any] | None] | None = None) -> None:
     await conn.execute(delete(PooledSuggestionRow).where(PooledSuggestionRow.study_id == study_id))
     if params:
         now = utcnow()
+        infos = list(engine_info) if engine_info is not None else [None] * len(params)
         await conn.execute(insert(PooledSuggestionRow), [
-            dict(study_id=study_id, params=p, data_version=data_version, job_id=job_id, created_at=now)
-            for p in params])
+            dict(study_id=study_id, params=p, data_version=data_version, job_id=job_id, created_at=now,
+                 engine_info=info)
+            for p, info in zip(params, infos, strict=True)])
 
 
 async def pool_size(conn: AsyncConnection, study_id: int) -> int:

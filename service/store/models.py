@@ -95,6 +95,7 @@ class TrialRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    engine_info: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
 
 
 class MeasurementRow(Base):
@@ -162,6 +163,7 @@ class PooledSuggestionRow(Base):
     data_version: Mapped[int] = mapped_column(Integer)
     job_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    engine_info: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
 
 
 class EngineStateRow(Base):

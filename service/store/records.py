@@ -50,6 +50,7 @@ class TrialRecord:
     updated_at: datetime
     heartbeat_at: datetime | None = None  # last sign of life from the job evaluating it (report or heartbeat)
     measurements: tuple[Measurement, ...] | None = None  # None: not loaded
+    engine_info: dict[str, Any] | None = None  # what the engine said about this suggestion (e.g. its branch)
 
     def view(self) -> TrialView:
         finite = {k: v for k, v in (self.values or {}).items() if v is not None}

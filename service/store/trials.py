@@ -27,7 +27,7 @@ def trial_record(row: Any, measurements: tuple[Measurement, ...] | None = None) 
         worker_id=row.worker_id, values=row.values, reason=row.reason, source=row.source, budget=row.budget,
         resume_from=row.resume_from, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, updated_at=row.updated_at, heartbeat_at=row.heartbeat_at,
-        measurements=measurements,
+        measurements=measurements, engine_info=row.engine_info,
     )
 
 
@@ -42,15 +42,18 @@ async def insert_trials(
     worker_id: str | None = None,
     budget: float | None = None,
     values: dict[str, float] | None = None,
+    engine_info: Sequence[dict[str, Any] | None] | None = None,
 ) -> list[TrialRecord]:
+    """`engine_info`, when given, holds one entry per row of `params` (what the engine said of each)."""
     now = utcnow()
+    infos = list(engine_info) if engine_info is not None else [None] * len(params)
     started = now if state is TrialState.ACTIVE else None
     finished = now if state in (TrialState.COMPLETED, TrialState.INFEASIBLE, TrialState.FAILED) else None
     rows = [
         dict(study_id=study_id, number=first_number + i, params=p, state=state.value, worker_id=worker_id,
              values=values, reason=None, source=source, budget=budget, resume_from=None, created_at=now,
-             started_at=started, finished_at=finished, updated_at=now)
-        for i, p in enumerate(params)
+             started_at=started, finished_at=finished, updated_at=now, engine_info=info)
+        for i, (p, info) in enumerate(zip(params, infos, strict=True))
     ]
     result = await conn.execute(insert(TrialRow).returning(*TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
     return [trial_record(row) for row in result]

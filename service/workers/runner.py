@@ -167,7 +167,8 @@ class Worker:
         seconds = time.perf_counter() - started
         notes = loaded.request.notes
         await self._store(job, loaded, suggestions, seconds=seconds, rung=notes.rung, memory=notes.memory,
-                          error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+                          error=notes.fallback_reason, fallback=notes.fallback_reason is not None,
+                          engine_info=notes.suggestion_info)
         self._done += 1
 
     async def _load(self, job: Job) -> _Loaded | None:
@@ -202,7 +203,7 @@ class Worker:
 
     async def _store(self, job: Job, loaded: _Loaded, suggestions: list[dict[str, Any]], *, seconds: float | None,
                      rung: str | None, memory: dict[str, Any] | None, error: str | None, fallback: bool,
-                     state: JobState = JobState.DONE) -> None:
+                     state: JobState = JobState.DONE, engine_info: list[dict[str, Any]] | None = None) -> None:
         study = loaded.study
         engine_name = study.engine
 
@@ -210,13 +211,14 @@ class Worker:
             await job_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung, error=error,
                                                fallback=fallback)
             if job.kind is JobKind.REFILL:
-                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id)
+                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info)
                 return {"pooled": len(suggestions)}
             first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
             budget = study.spec.fidelity.max if study.spec.fidelity else None
             created = await trial_store.insert_trials(
                 conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
-                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget)
+                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget,
+                engine_info=engine_info)
             return {"trials": [t.number for t in created]}
 
         await self._finish(job, write, fallback=fallback, error=error, state=state)

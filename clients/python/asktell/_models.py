@@ -112,6 +112,12 @@ class TrialFields:
         return self._data.get("measurements")
 
     @property
+    def engine_info(self) -> dict[str, Any]:
+        """What the engine said of this suggestion, e.g. `{"branch": "thompson"}` for engine egreedy; empty
+        for trials the engine said nothing of (added by hand, initial design)."""
+        return dict(self._data.get("engine_info") or {})
+
+    @property
     def heartbeat_at(self) -> datetime | None:
         return _time(self._data.get("heartbeat_at"))
 

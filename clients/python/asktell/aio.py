@@ -140,6 +140,10 @@ class AsyncStudy(StudyFields):
         """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""
         return dict(await self._client._call(api.engine_status(self.name)))
 
+    async def status(self) -> dict[str, Any]:
+        """The engine's status as a dict, including `likely_infeasible` (engine constrained) and its evidence."""
+        return await self.engine_status()
+
     async def refresh(self) -> AsyncStudy:
         """Re-read the study (state, trial counts) from the server."""
         self._load(await self._client._call(api.get_study(self.name)))

@@ -138,6 +138,10 @@ class Study(StudyFields):
         """How the study's engine is doing (last fit, fallbacks, ready pool, jobs): for dashboards and debugging."""
         return dict(self._client._call(api.engine_status(self.name)))
 
+    def status(self) -> dict[str, Any]:
+        """The engine's status as a dict, including `likely_infeasible` (engine constrained) and its evidence."""
+        return self.engine_status()
+
     def optimize(self, objective: Callable[[Trial], float | dict[str, float] | None], n_trials: int,
                  n_workers: int = 1, *, catch: tuple[type[BaseException], ...] = (),
                  show_progress: bool = True) -> None:
