@@ -8,6 +8,8 @@ from pydantic import BaseModel, ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.base import Engine
+from service.engines.constrained import ConstrainedEngine
+from service.engines.egreedy import EGreedyEngine
 from service.engines.gp import GPEngine
 from service.engines.multiobjective import MultiObjectiveEngine
 from service.engines.random_search import RandomEngine
@@ -15,8 +17,8 @@ from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions, stopping_problem
 from service.errors import FieldProblem, InvalidArgument
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (RandomEngine(), SobolEngine(), GPEngine(),
-                                                          MultiObjectiveEngine())}
+ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
+    RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine())}
 AUTO = "auto"
 
 
@@ -27,12 +29,12 @@ class ResolvedEngine:
 
 
 def auto_engine_name(spec: StudySpec) -> str:
-    """The best installed engine for this spec: `multiobjective` for several objectives, `gp` where it
-    applies, else `sobol`."""
+    """The best installed engine for this spec: `multiobjective` for several objectives, `constrained` for one
+    with outcome constraints, `gp` for one without, and `sobol` where none applies (studies with a fidelity)."""
     if len(spec.objectives) > 1:
         return MultiObjectiveEngine.name
-    if len(spec.objectives) == 1 and not spec.constraints and spec.fidelity is None:
-        return GPEngine.name
+    if len(spec.objectives) == 1 and spec.fidelity is None:
+        return ConstrainedEngine.name if spec.constraints else GPEngine.name
     return SobolEngine.name
 
 

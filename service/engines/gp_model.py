@@ -17,15 +17,11 @@ from service.domain.trial import TrialView
 from service.engines.base import SuggestRequest
 from service.engines.gp import GPOptions
 from service.engines.modeling import DTYPE, EngineFailure, Features, fit_with_ladder
-from service.engines.optimizing import fit_success_model, optimize, pending_inputs, separated
+from service.engines.optimizing import first_output, fit_success_model, optimize, pending_inputs, separated
 
 __all__ = ["EngineFailure", "suggest"]
 
 EXACT_POSTERIOR_LIMIT = 4000
-
-
-def _objective_output(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
-    return samples[..., 0]
 
 
 def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
@@ -64,7 +60,7 @@ def _model_suggestions(request: SuggestRequest, options: GPOptions,
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         model = ModelListGP(fit.model, success_fit.model)
-        acquisition_args = dict(objective=GenericMCObjective(_objective_output),
+        acquisition_args = dict(objective=GenericMCObjective(first_output),
                                 constraints=[_success_constraint])
     request.notes.memory = memory
     request.notes.rung = fit.rung

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import gpytorch
@@ -23,14 +21,21 @@ from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import SuggestRequest
 from service.engines.gp_model import EXACT_POSTERIOR_LIMIT
-from service.engines.modeling import DTYPE, EngineFailure, Features, FitOutcome, fit_with_ladder
+from service.engines.modeling import DTYPE, EngineFailure, Features
 from service.engines.multiobjective import Method, MultiObjectiveOptions
-from service.engines.optimizing import fit_success_model, optimize, pending_inputs, separated
+from service.engines.optimizing import (
+    OutcomeBound,
+    fit_outcomes,
+    fit_success_model,
+    optimize,
+    outcome_constraints,
+    pending_inputs,
+    separated,
+    worst_rung,
+)
 
 __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 
-RUNG_ORDER = ("fit", "fit-warm", "last-good", "prior-modes")  # from best to worst
-Constraint = Callable[[torch.Tensor], torch.Tensor]
 
 
 def suggest(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
@@ -64,35 +69,6 @@ def model_reference_point(spec: StudySpec, completed: list[TrialView]) -> list[f
     return mapped
 
 
-def _constraints(spec: StudySpec, first_output: int) -> tuple[list[str], list[Constraint]]:
-    """The constrained metrics (one model output each, after the objectives) and BoTorch constraint callables
-    (feasible where <= 0)."""
-    metrics: list[str] = []
-    for c in spec.constraints:
-        if c.name not in metrics:
-            metrics.append(c.name)
-    callables: list[Constraint] = [
-        _OutcomeBound(first_output + metrics.index(c.name), c.bound, upper=c.op == "<=") for c in spec.constraints]
-    return metrics, callables
-
-
-@dataclass(frozen=True)
-class _OutcomeBound:
-    """Constraint `output <= bound` (upper) or `output >= bound` on model samples, feasible where <= 0."""
-
-    output: int
-    bound: float
-    upper: bool
-
-    def __call__(self, samples: torch.Tensor) -> torch.Tensor:
-        value = samples[..., self.output]
-        return value - self.bound if self.upper else self.bound - value
-
-
-def _worst_rung(fits: list[FitOutcome]) -> str:
-    return max((f.rung for f in fits), key=RUNG_ORDER.index)
-
-
 def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
                  completed: list[TrialView]) -> list[dict[str, Choice]]:
     spec, device = request.spec, torch.device(request.device)
@@ -101,26 +77,22 @@ def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method
     X_pending = pending_inputs(request, features, device)
     objectives = torch.tensor(objective_columns(spec, completed), dtype=DTYPE, device=device)
     m = len(spec.objectives)
-    constrained_metrics, constraints = _constraints(spec, first_output=m)
+    constrained_metrics, constraints = outcome_constraints(spec, first_output=m)
     outputs = [(o.name, objectives[:, [i]]) for i, o in enumerate(spec.objectives)]
     outputs += [(name, torch.tensor([[(t.values or {})[name]] for t in completed], dtype=DTYPE, device=device))
                 for name in constrained_metrics]
 
     fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
                                     max_fit_points=options.max_fit_points, seed=request.seed)
-    warm = request.notes.memory.get("outcomes", {})
-    fits = [fit_with_ladder(X, Y, sorted(features.cat_dims), warm_start=warm.get(name), **fit_args)
-            for name, Y in outputs]
-    memory: dict[str, Any] = {"outcomes": {name: f.hyperparameters for (name, _), f in zip(outputs, fits,
-                                                                                            strict=True)}}
+    fits, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
     models = [f.model for f in fits]
     success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         models.append(success_fit.model)
-        constraints.append(_OutcomeBound(len(models) - 1, 0.5, upper=False))  # P(success) above an even chance
+        constraints.append(OutcomeBound(len(models) - 1, 0.5, upper=False))  # P(success) above an even chance
     request.notes.memory = memory
-    request.notes.rung = _worst_rung(fits)
+    request.notes.rung = worst_rung(fits)
 
     model = ModelListGP(*models)
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))

@@ -3,20 +3,28 @@ keeping proposals apart from known points, and the success model for failed tria
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from botorch.acquisition.acquisition import AcquisitionFunction
+from botorch.models.model import Model
 from botorch.optim.optimize import optimize_acqf
 from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
+from scipy.stats import qmc
 
+from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines.base import SuggestRequest
-from service.engines.encoding import MIN_SEPARATION
+from service.engines.encoding import MIN_SEPARATION, from_unit
 from service.engines.modeling import DTYPE, Features, FitOutcome, fit_with_ladder, min_linf_distance
 
 PENDING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 FAILURE_STATES = (TrialState.FAILED, TrialState.INFEASIBLE)
+POSTERIOR_CHUNK = 4096
+RUNG_ORDER = ("fit", "fit-warm", "last-good", "prior-modes")  # from best to worst
 
 
 def pending_inputs(request: SuggestRequest, features: Features, device: torch.device) -> torch.Tensor | None:
@@ -40,6 +48,44 @@ def optimize(acquisition: AcquisitionFunction, features: Features, count: int, *
             cat_dims=features.cat_dims or None, q=count, num_restarts=num_restarts,
             raw_samples=raw_samples, options={"maxiter_alternating": 32})
     return candidates.detach()
+
+
+def space_pool(features: Features, size: int, seed: int, device: torch.device) -> torch.Tensor:
+    """`size` encoded points of the study's space (valid categories and integers): a scrambled Sobol sequence,
+    or one uniform point when `size` is 1."""
+    if size == 1:
+        points = np.random.default_rng(seed).random((1, features.dim))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # balance warning: sizes are not powers of 2
+            points = qmc.Sobol(d=features.dim, scramble=True, seed=seed).random(size)
+    return features.encode(from_unit(features.spec, points), device)
+
+
+def first_output(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+    """The MC objective of a single-objective model list: its first output (the objective's GP)."""
+    return samples[..., 0]
+
+
+def mean_and_std(model: Model, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and standard deviation at the rows of X (n x outputs each), in chunks, without gradients."""
+    means, stds = [], []
+    with torch.no_grad():
+        for chunk in torch.split(X, POSTERIOR_CHUNK):
+            posterior: Any = model.posterior(chunk)
+            means.append(posterior.mean)
+            stds.append(posterior.variance.clamp_min(0).sqrt())
+    return torch.cat(means), torch.cat(stds)
+
+
+def kriging_believer(model: Model, busy: torch.Tensor | None) -> Model:
+    """The model conditioned on its own posterior mean at the busy points: the mean stays, the std shrinks there."""
+    if busy is None or busy.shape[0] == 0:
+        return model
+    believed, _ = mean_and_std(model, busy)
+    conditioned = model.condition_on_observations(busy, believed)
+    conditioned.eval()
+    return conditioned
 
 
 def separated(candidates: torch.Tensor, taken: torch.Tensor, features: Features,
@@ -75,3 +121,43 @@ def fit_success_model(request: SuggestRequest, features: Features, X_completed: 
     success = torch.cat([torch.ones(X_completed.shape[0], 1), torch.zeros(len(failures), 1)]).to(X_completed)
     return fit_with_ladder(X_all, success, sorted(features.cat_dims), warm_start=request.notes.memory.get("success"),
                            **fit_args)
+
+
+def fit_outcomes(X: torch.Tensor, outputs: list[tuple[str, torch.Tensor]], features: Features,
+                 memory: dict[str, Any], fit_args: dict[str, Any]) -> tuple[list[FitOutcome], dict[str, Any]]:
+    """One GP per named outcome column, each warm-started from its last hyperparameters; returns the fits
+    and the memory to keep for next time."""
+    warm = memory.get("outcomes", {})
+    fits = [fit_with_ladder(X, Y, sorted(features.cat_dims), warm_start=warm.get(name), **fit_args)
+            for name, Y in outputs]
+    return fits, {"outcomes": {name: f.hyperparameters for (name, _), f in zip(outputs, fits, strict=True)}}
+
+
+def worst_rung(fits: list[FitOutcome]) -> str:
+    """The ladder step to report for several models: the worst one used."""
+    return max((f.rung for f in fits), key=RUNG_ORDER.index)
+
+
+def outcome_constraints(spec: StudySpec, first_output: int) -> tuple[list[str], list[OutcomeBound]]:
+    """The constrained metrics (one model output each, after the objectives) and BoTorch constraint callables
+    (feasible where <= 0)."""
+    metrics: list[str] = []
+    for c in spec.constraints:
+        if c.name not in metrics:
+            metrics.append(c.name)
+    callables = [
+        OutcomeBound(first_output + metrics.index(c.name), c.bound, upper=c.op == "<=") for c in spec.constraints]
+    return metrics, callables
+
+
+@dataclass(frozen=True)
+class OutcomeBound:
+    """Constraint `output <= bound` (upper) or `output >= bound` on model samples, feasible where <= 0."""
+
+    output: int
+    bound: float
+    upper: bool
+
+    def __call__(self, samples: torch.Tensor) -> torch.Tensor:
+        value = samples[..., self.output]
+        return value - self.bound if self.upper else self.bound - value

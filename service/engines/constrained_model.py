@@ -1,0 +1,203 @@
+"""The torch half of engine `constrained`: one GP per outcome, then CONFIG's optimistic auxiliary problem or
+constrained qLogNEI."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, cast
+
+import gpytorch
+import torch
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.objective import GenericMCObjective
+from botorch.models.gpytorch import GPyTorchModel
+from botorch.models.model import Model
+from botorch.models.model_list_gp_regression import ModelListGP
+from botorch.utils.sampling import manual_seed
+
+from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.trial import TrialView
+from service.engines.base import STATUS_KEY, SuggestRequest
+from service.engines.constrained import ConstrainedOptions
+from service.engines.gp_model import EXACT_POSTERIOR_LIMIT
+from service.engines.modeling import DTYPE, EngineFailure, Features
+from service.engines.optimizing import (
+    FAILURE_STATES,
+    OutcomeBound,
+    first_output,
+    fit_outcomes,
+    fit_success_model,
+    kriging_believer,
+    mean_and_std,
+    optimize,
+    outcome_constraints,
+    pending_inputs,
+    separated,
+    space_pool,
+    worst_rung,
+)
+
+__all__ = ["EngineFailure", "OptimisticProblem", "suggest"]
+
+MAX_POOL = 20_000
+LOCAL_STEPS = (0.05, 0.01, 0.002)  # std of the local search around the pool's best point, per round (unit cube)
+LOCAL_SAMPLES = 256
+
+
+def suggest(request: SuggestRequest, options: ConstrainedOptions,
+            completed: list[TrialView]) -> list[dict[str, Choice]]:
+    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
+            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
+        return _suggestions(request, options, completed)
+
+
+@dataclass
+class OptimisticProblem:
+    """CONFIG's auxiliary problem over one set of models (objective first, then one per constrained metric and
+    maybe P(success)): maximize UCB of the objective where every constraint's optimistic violation is <= 0."""
+
+    models: list[Model]
+    bounds: list[OutcomeBound]
+    sqrt_beta: float
+
+    def score(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Optimistic objective (n,) and the largest optimistic violation (n,) at the rows of X."""
+        mean, std = mean_and_std(self.models[0], X)
+        ucb = (mean + self.sqrt_beta * std).reshape(-1)
+        violations = [torch.full_like(ucb, -math.inf)]
+        for bound in self.bounds:
+            mean, std = mean_and_std(self.models[bound.output], X)
+            mean, std = mean.reshape(-1), std.reshape(-1)
+            # The most favourable value within the band: low for an upper bound, high for a lower one.
+            optimistic = mean - self.sqrt_beta * std if bound.upper else mean + self.sqrt_beta * std
+            violations.append(optimistic - bound.bound if bound.upper else bound.bound - optimistic)
+        return ucb, torch.stack(violations).amax(dim=0)
+
+    def best(self, X: torch.Tensor) -> tuple[int, bool, float]:
+        """Index of the best row of X: the highest optimistic objective among optimistically feasible rows, else
+        the least optimistic violation; whether it is feasible; its violation."""
+        ucb, violation = self.score(X)
+        feasible = violation <= 0
+        if bool(feasible.any()):
+            index = int(torch.where(feasible, ucb, torch.full_like(ucb, -math.inf)).argmax())
+        else:
+            index = int(violation.argmin())
+        return index, bool(feasible[index]), float(violation[index])
+
+
+def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
+                 completed: list[TrialView]) -> list[dict[str, Choice]]:
+    spec, device = request.spec, torch.device(request.device)
+    features = Features.of(spec)
+    objective = spec.objectives[0]
+    sign = 1.0 if objective.goal is Goal.MAXIMIZE else -1.0  # engines maximize internally
+    X = features.encode([t.params for t in completed], device)
+    X_pending = pending_inputs(request, features, device)
+    metrics, bounds = outcome_constraints(spec, first_output=1)
+    outputs = [(objective.name, torch.tensor([[sign * t.values[objective.name]] for t in completed],  # type: ignore[index]
+                                             dtype=DTYPE, device=device))]
+    outputs += [(name, torch.tensor([[t.values[name]] for t in completed], dtype=DTYPE, device=device))  # type: ignore[index]
+                for name in metrics]
+    fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
+                                    max_fit_points=options.max_fit_points, seed=request.seed)
+    fits, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
+    models: list[Model] = [f.model for f in fits]
+    success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
+    if success_fit is not None:
+        memory["success"] = success_fit.hyperparameters
+        models.append(success_fit.model)
+        bounds.append(OutcomeBound(len(models) - 1, 0.5, upper=False))  # P(success) above an even chance
+    request.notes.rung = worst_rung(fits)
+    taken = torch.cat([X, X_pending]) if X_pending is not None else X
+
+    if options.method == "cei":
+        request.notes.memory = memory
+        acquisition = qLogNoisyExpectedImprovement(
+            ModelListGP(*cast(list[GPyTorchModel], models)), X_baseline=X, X_pending=X_pending, prune_baseline=True,
+            objective=GenericMCObjective(first_output), constraints=list(bounds))
+        candidates = optimize(acquisition, features, request.count, num_restarts=options.num_restarts,
+                              raw_samples=options.raw_samples, timeout_seconds=options.acq_timeout_seconds,
+                              device=device)
+        request.notes.suggestion_info = [{"method": "cei"}] * request.count
+        return features.decode(separated(candidates, taken, features, request))
+
+    rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
+    pool = space_pool(features, min(options.pool_points * features.dim, MAX_POOL), rng.randrange(2**32), device)
+    # The infeasibility test sees the models as fitted: pending trials say nothing about feasibility.
+    test = OptimisticProblem(models, bounds, options.sqrt_beta)
+    _, feasible, violation = _solve(test, pool, features, rng)
+    memory[STATUS_KEY] = _infeasibility_status(request, options, completed, feasible, violation)
+    memory["infeasible"] = {"rounds": memory[STATUS_KEY]["rounds"], "data": _data_version(request, completed)}
+    request.notes.memory = memory
+
+    chosen: list[torch.Tensor] = []
+    infos: list[dict[str, Any]] = []
+    for _ in range(request.count):
+        busy_parts = [p for p in (X_pending, *chosen) if p is not None]
+        busy = torch.cat(busy_parts) if busy_parts else None
+        problem = OptimisticProblem([kriging_believer(m, busy) for m in models], bounds, options.sqrt_beta)
+        point, feasible, violation = _solve(problem, pool, features, rng)
+        chosen.append(point)
+        infos.append({"method": "config", "optimistically_feasible": feasible,
+                      **({} if feasible else {"optimistic_violation": violation})})
+    request.notes.suggestion_info = infos
+    return features.decode(separated(torch.cat(chosen), taken, features, request))
+
+
+def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features,
+           rng: random.Random) -> tuple[torch.Tensor, bool, float]:
+    """The auxiliary problem's solution over the pool, refined by a shrinking Gaussian search around it in the
+    continuous dimensions (categorical and discrete ones stay as the pool point has them)."""
+    index, feasible, violation = problem.best(pool)
+    point = pool[index][None]
+    continuous = [i for i in range(features.dim) if i not in features.cat_dims and i not in features.discrete_dims]
+    if not continuous:
+        return point, feasible, violation
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    for step in LOCAL_STEPS:
+        around = point.repeat(LOCAL_SAMPLES, 1)
+        noise = torch.randn(LOCAL_SAMPLES, len(continuous), generator=generator, dtype=DTYPE).to(point.device)
+        around[:, continuous] = (around[:, continuous] + step * noise).clamp(0.0, 1.0)
+        candidates = torch.cat([point, around])
+        index, feasible, violation = problem.best(candidates)
+        point = candidates[index][None]
+    return point, feasible, violation
+
+
+def _data_version(request: SuggestRequest, completed: list[TrialView]) -> int:
+    return len(completed) + sum(t.state in FAILURE_STATES for t in request.trials)
+
+
+def _infeasibility_status(request: SuggestRequest, options: ConstrainedOptions, completed: list[TrialView],
+                          feasible: bool, violation: float) -> dict[str, Any]:
+    """Count consecutive rounds (model fits on new data) whose auxiliary problem had no feasible point (D5)."""
+    last = request.notes.memory.get("infeasible") or {}
+    rounds = int(last.get("rounds", 0))
+    if feasible:
+        rounds = 0
+    elif last.get("data") != _data_version(request, completed):
+        rounds += 1
+    likely = rounds >= options.infeasible_rounds
+    evidence = None
+    if rounds:
+        evidence = {"rounds": rounds, "rounds_needed": options.infeasible_rounds,
+                    "least_optimistic_violation": violation, **_least_violating(request.spec, completed)}
+    return {"likely_infeasible": likely, "rounds": rounds, "infeasibility": evidence}
+
+
+def _least_violating(spec: StudySpec, completed: list[TrialView]) -> dict[str, Any]:
+    """The completed trial closest to feasibility (smallest largest violation) and its violations."""
+    best: tuple[float, TrialView, dict[str, float]] | None = None
+    for trial in completed:
+        values = trial.values or {}
+        violations = {f"{c.name} {c.op} {c.bound:g}": max(0.0, values[c.name] - c.bound if c.op == "<="
+                                                            else c.bound - values[c.name])
+                      for c in spec.constraints}
+        worst = max(violations.values())
+        if best is None or worst < best[0]:
+            best = (worst, trial, violations)
+    if best is None:
+        return {}
+    return {"least_violating_trial": best[1].number, "violations": best[2]}

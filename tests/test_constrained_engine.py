@@ -1,0 +1,134 @@
+"""Engine constrained alone: CONFIG's auxiliary problem, the infeasibility declaration, constrained LogNEI."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import pytest
+
+from service.domain.spec import StudySpec
+from service.domain.trial import TrialState, TrialView
+from service.engines import auto_engine_name, resolve_engine
+from service.engines.base import STATUS_KEY, EngineNotes, SuggestRequest
+from service.engines.encoding import to_unit
+from service.errors import InvalidArgument
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+FAST = {"initial_design": 5, "raw_samples": 64, "num_restarts": 2, "pool_points": 500}
+Metrics = Callable[[dict[str, object]], dict[str, float]]
+
+
+def spec_of(constraints: list[dict[str, object]], **options: object) -> StudySpec:
+    return StudySpec.model_validate({
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1},
+                   {"name": "y", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "loss", "goal": "minimize"}], "constraints": constraints,
+        "engine_options": {**FAST, **options}})
+
+
+def bowl(params: dict[str, object]) -> dict[str, float]:
+    """Unconstrained minimum at (0.3, 0.7); with x >= 0.5 the optimum is (0.5, 0.7), loss 0.04."""
+    x, y = float(params["x"]), float(params["y"])  # type: ignore[arg-type]
+    return {"loss": (x - 0.3) ** 2 + (y - 0.7) ** 2, "x_value": x}
+
+
+def never_feasible(params: dict[str, object]) -> dict[str, float]:
+    x, y = float(params["x"]), float(params["y"])  # type: ignore[arg-type]
+    return {"loss": (x - 0.3) ** 2, "c": 2 + math.sin(3 * x) + y ** 2}  # c in [2, 4]; c <= 0 is wanted
+
+
+def step(spec: StudySpec, trials: list[TrialView], notes: EngineNotes, count: int = 1) -> list[dict[str, object]]:
+    resolved = resolve_engine(spec)
+    request = SuggestRequest(spec, resolved.options, count, 4, len(trials), trials=trials, notes=notes)
+    return resolved.engine.suggest(request)  # type: ignore[return-value]
+
+
+def run(spec: StudySpec, metrics: Metrics, n: int) -> tuple[list[TrialView], list[EngineNotes]]:
+    trials: list[TrialView] = []
+    seen: list[EngineNotes] = []
+    memory: dict[str, object] = {}
+    for _ in range(n):
+        notes = EngineNotes(memory=dict(memory))
+        (params,) = step(spec, trials, notes)
+        memory = notes.memory
+        seen.append(notes)
+        trials.append(TrialView(len(trials), params, TrialState.COMPLETED, metrics(params)))
+    return trials, seen
+
+
+def test_auto_picks_constrained_for_one_objective_with_constraints() -> None:
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
+    assert auto_engine_name(spec) == "constrained"
+    assert resolve_engine(spec).engine.name == "constrained"
+
+
+def test_config_finds_the_constrained_optimum_of_a_tiny_problem() -> None:
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
+    trials, notes = run(spec, bowl, 16)
+    assert notes[-1].suggestion_info == [{"method": "config", "optimistically_feasible": True}]
+    for trial in trials[-3:]:  # settled on the constrained optimum, not the unconstrained one at (0.3, 0.7)
+        x, y = float(trial.params["x"]), float(trial.params["y"])  # type: ignore[arg-type]
+        assert abs(x - 0.5) < 0.03 and abs(y - 0.7) < 0.05
+    assert notes[-1].memory[STATUS_KEY]["likely_infeasible"] is False
+
+
+def test_infeasible_problem_is_declared_after_three_rounds_with_evidence() -> None:
+    spec = spec_of([{"name": "c", "op": "<=", "bound": 0}])
+    trials, notes = run(spec, never_feasible, 9)
+    statuses = [n.memory.get(STATUS_KEY) for n in notes]
+    assert statuses[:5] == [None] * 5  # initial design: no model, no verdict
+    assert [s["rounds"] for s in statuses[5:]] == [1, 2, 3, 4]  # type: ignore[index]
+    assert [s["likely_infeasible"] for s in statuses[5:]] == [False, False, True, True]  # type: ignore[index]
+    evidence = statuses[-1]["infeasibility"]  # type: ignore[index]
+    best = min(trials[:-1], key=lambda t: t.values["c"])  # type: ignore[index]
+    assert evidence["least_violating_trial"] == best.number
+    assert evidence["violations"] == {"c <= 0": pytest.approx(best.values["c"])}  # type: ignore[index]
+    assert evidence["rounds"] == 4 and evidence["least_optimistic_violation"] > 0
+    # The engine keeps suggesting the point of least optimistic violation: c near its minimum 2 (at x = y = 0).
+    assert notes[-1].suggestion_info[0]["optimistically_feasible"] is False  # type: ignore[index]
+    assert never_feasible(trials[-1].params)["c"] < 2.2
+
+    again = EngineNotes(memory=dict(notes[-1].memory))  # a pool refill on the same data: not a new round
+    step(spec, trials[:-1], again)
+    assert again.memory[STATUS_KEY]["rounds"] == 4
+
+
+def test_a_feasible_round_resets_the_count() -> None:
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
+    trials, _ = run(spec, bowl, 6)
+    notes = EngineNotes(memory={"infeasible": {"rounds": 2, "data": 0}})
+    step(spec, trials, notes)
+    assert notes.memory[STATUS_KEY] == {"likely_infeasible": False, "rounds": 0, "infeasibility": None}
+
+
+def test_concurrent_suggestions_spread_out_and_failures_become_a_constraint() -> None:
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], failure_model_after=2)
+    trials, notes = run(spec, bowl, 8)
+    rng = random.Random(1)
+    trials += [TrialView(len(trials) + i, {"x": rng.random(), "y": rng.random()}, TrialState.FAILED) for i in range(2)]
+    trials.append(TrialView(len(trials), dict(trials[-3].params), TrialState.ACTIVE))
+    notes_now = EngineNotes(memory=dict(notes[-1].memory))
+    batch = step(spec, trials, notes_now, count=3)
+    assert "success" in notes_now.memory
+    points = to_unit(spec, [*batch, trials[-1].params])
+    gaps = [abs(points[i] - points[j]).max() for i in range(4) for j in range(i + 1, 4)]
+    assert min(gaps) > 1e-3
+
+
+def test_cei_method_gives_feasibility_weighted_suggestions() -> None:
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], method="cei")
+    trials, notes = run(spec, bowl, 10)
+    assert notes[-1].suggestion_info == [{"method": "cei"}]
+    assert STATUS_KEY not in notes[-1].memory
+    late = [t.values for t in trials[5:] if t.values]
+    assert sum(v["x_value"] >= 0.45 for v in late) >= 3
+
+
+def test_constrained_refuses_what_it_cannot_serve() -> None:
+    with pytest.raises(InvalidArgument, match="needs outcome constraints"):
+        resolve_engine(StudySpec.model_validate({**spec_of([]).model_dump(), "engine": "constrained"}))
+    with pytest.raises(InvalidArgument) as error:
+        resolve_engine(spec_of([{"name": "c", "op": "<=", "bound": 0}], method="eci", sqrt_beta=0))
+    assert {p.field for p in error.value.problems} == {"engine_options.method", "engine_options.sqrt_beta"}
