@@ -68,13 +68,17 @@ def first_output(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.
 
 
 def mean_and_std(model: Model, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and standard deviation at the rows of X (n x outputs each), in chunks, without gradients."""
+    """Posterior mean and standard deviation at the rows of X (n x outputs each), in chunks, without gradients.
+
+    Each row is its own batch (n x 1 x d): only marginal variances are computed, never the n x n joint
+    covariance, which made scoring a pool of thousands of points cost seconds.
+    """
     means, stds = [], []
     with torch.no_grad():
         for chunk in torch.split(X, POSTERIOR_CHUNK):
-            posterior: Any = model.posterior(chunk)
-            means.append(posterior.mean)
-            stds.append(posterior.variance.clamp_min(0).sqrt())
+            posterior: Any = model.posterior(chunk.unsqueeze(-2))
+            means.append(posterior.mean.squeeze(-2))
+            stds.append(posterior.variance.clamp_min(0).sqrt().squeeze(-2))
     return torch.cat(means), torch.cat(stds)
 
 
