@@ -202,7 +202,8 @@ class PooledSuggestion:
     id: int
     params: dict[str, Any]
     data_version: int
-    engine_info: dict[str, Any] | None = None
+    engine_info: dict[str, Any] | None
+    created_at: datetime
 
 
 async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshness: int,
@@ -211,7 +212,7 @@ async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshne
     transaction; concurrent asks skip each other's."""
     min_version = _finished_count_query(study_id).scalar_subquery() - freshness
     query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version,
-                    PooledSuggestionRow.engine_info)
+                    PooledSuggestionRow.engine_info, PooledSuggestionRow.created_at)
              .where(PooledSuggestionRow.study_id == study_id, PooledSuggestionRow.data_version >= min_version)
              .order_by(PooledSuggestionRow.id).limit(limit).with_for_update(skip_locked=True))
     return [PooledSuggestion(*row) for row in await conn.execute(query)]

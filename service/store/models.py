@@ -76,6 +76,7 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
         Index("ix_trials_study_state_number", "study_id", "state", "number"),
         Index("ix_trials_study_worker", "study_id", "worker_id"),
+        Index("ix_trials_study_created", "study_id", "created_at"),
         {"sqlite_autoincrement": True},
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -211,6 +212,12 @@ async def list_trials(
 async def params_in_state(conn: AsyncConnection, study_id: int, state: TrialState) -> list[dict[str, Any]]:
     """Just the params of a study's trials in one state (what distance checks need)."""
     query = select(TrialRow.params).where(TrialRow.study_id == study_id, TrialRow.state == state.value)
+    return list((await conn.execute(query)).scalars())
+
+
+async def params_created_since(conn: AsyncConnection, study_id: int, since: datetime) -> list[dict[str, Any]]:
+    """The params of a study's trials created at or after `since`, whatever their state."""
+    query = select(TrialRow.params).where(TrialRow.study_id == study_id, TrialRow.created_at >= since)
     return list((await conn.execute(query)).scalars())
 
 
