@@ -84,6 +84,8 @@ def test_egreedy_study_with_concurrent_jobs_records_each_branch(server: RunningS
 
     rest = httpx.get(f"{server.url}/v1/studies/{study_name}/trials/{model_trials[0].number}").json()
     assert rest["engine_info"] == model_trials[0].engine_info
+    page = httpx.get(f"{server.url}/ui/studies/{study_name}/trials/{model_trials[0].number}").text
+    assert f"branch: {model_trials[0].engine_info['branch']}" in page
     points = np.array([[t.params["x"], t.params["y"]] for t in trials])
     gaps = np.abs(points[:, None, :] - points[None, :, :]).max(axis=-1) + np.eye(len(points))
     assert gaps.min() > 1e-3  # concurrent asks never got the same point, exploit included
@@ -130,4 +132,5 @@ def test_an_infeasible_study_says_so_in_its_status(server: RunningServer, study_
     closest = min(study.trials(), key=lambda t: t.values["c"])  # type: ignore[index]
     assert evidence["least_violating_trial"] == closest.number
     assert study.best_trials() == []  # nothing feasible: no best trial
+    assert "likely infeasible" in httpx.get(f"{server.url}/ui/studies/{study_name}").text
     client.close()

@@ -118,6 +118,7 @@ def test_concurrent_asks_never_share_an_exploit_point() -> None:
     distance = abs(to_unit(spec, [first]) - to_unit(spec, [second])).max()
     assert distance > 1e-3
     batch, notes = suggest(spec, trials, count=3)  # one pool refill: the same rule inside the batch
+    assert len(batch) == 3
     assert [info["branch"] for info in notes.suggestion_info or []] == ["exploit", "thompson", "thompson"]
 
 
@@ -152,6 +153,7 @@ def test_initial_design_and_refusals() -> None:
     with pytest.raises(InvalidArgument) as error:
         resolve_engine(spec_of(2, epsilon=1.5))
     assert error.value.problems[0].field == "engine_options.epsilon"
-    constrained = StudySpec.model_validate({**spec.model_dump(), "constraints": [{"name": "c", "op": "<=", "bound": 0}]})
+    bound = {"name": "c", "op": "<=", "bound": 0}
+    constrained = StudySpec.model_validate({**spec.model_dump(), "constraints": [bound]})
     with pytest.raises(InvalidArgument, match="constrained"):
         resolve_engine(constrained)

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import database, owner
 from service.core import browsing, engines
 from service.domain.trial import TrialState
+from service.engines.base import STATUS_KEY
 from service.store.db import Database
 from service.ui import plots, views
 from service.ui.table import TableParams, table_view
@@ -104,10 +105,11 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -
     overview = await browsing.study_overview(db, who, name)
     url = _study_url(overview.study.name)
     workers = [w for w in await engines.list_workers(db) if w.alive]
+    published = overview.engine.memory.get(STATUS_KEY) or {}
     context: dict[str, Any] = {
         "workers": workers,
         "study": overview.study, "counts": overview.counts, "engine": overview.engine,
-        "pool_size": overview.pool_size, "likely_infeasible": bool(overview.engine.memory.get("likely_infeasible")),
+        "pool_size": overview.pool_size, "likely_infeasible": bool(published.get("likely_infeasible")),
         "log": bool(log), "study_url": url,
         "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "all_states": [s.value for s in TrialState],

@@ -111,6 +111,12 @@ class TableView:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _source(trial: TrialRecord) -> str:
+    """The engine that produced the trial, with the branch of a randomized rule (engine egreedy) when it said."""
+    branch = (trial.engine_info or {}).get("branch")
+    return f"{trial.source} · {branch}" if branch else trial.source
+
+
 def table_view(study: StudyRecord, trials: list[TrialRecord], total: int, params: TableParams, study_url: str,
                fragment_url: str) -> TableView:
     spec = study.spec
@@ -126,7 +132,7 @@ def table_view(study: StudyRecord, trials: list[TrialRecord], total: int, params
               and not (key.startswith("param:") and spec.param(key[6:]).choices)]
     rows = [Row(t.number, t.state.value,
                 [_cell(t.params.get(p.name)) for p in spec.params]
-                + [_cell((t.values or {}).get(m)) for m in spec.metric_names], t.source) for t in trials]
+                + [_cell((t.values or {}).get(m)) for m in spec.metric_names], _source(t)) for t in trials]
     pages = max(1, math.ceil(total / params.page_size))
     page = min(params.page, pages)
 
