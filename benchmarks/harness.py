@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -119,3 +123,34 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+class RunLog:
+    """Finished benchmark runs as JSON lines: each run is appended as it ends and skipped next time, so an
+    interrupted benchmark resumes where it stopped and its tables cover every run so far."""
+
+    def __init__(self, path: Path | None, key_fields: tuple[str, ...]) -> None:
+        self.path, self.key_fields = path, key_fields
+        self.runs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                run = json.loads(line)
+                self.runs.setdefault(self.key(run), run)
+
+    def key(self, run: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(run[f] for f in self.key_fields)
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return key in self.runs
+
+    def add(self, run: dict[str, Any]) -> None:
+        self.runs[self.key(run)] = run
+        if self.path is not None:
+            with self.path.open("a") as out:
+                out.write(json.dumps(run) + "\n")
+
+
+def mean_and_error(values: list[float], digits: int = 3) -> str:
+    """`mean ± standard error` of a sample, for result tables."""
+    error = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {error:.{digits}f}"
