@@ -21,13 +21,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from service.domain.spec import Choice, StudySpec
-from service.domain.trial import TrialState
-from service.engines.base import Engine, SuggestRequest
-from service.engines.gp import GPOptions, initial_design_size
-from service.engines.sobol import model_or_sobol
+from service.domain.spec import StudySpec
+from service.engines.gp import GPOptions, ModelEngine
 
 Method = Literal["config", "cei"]
 
@@ -45,10 +42,10 @@ class ConstrainedOptions(GPOptions):
                                          "at 20,000 in all).")
 
 
-class ConstrainedEngine(Engine):
+class ConstrainedEngine(ModelEngine):
     name = "constrained"
+    model_module = "constrained_model"
     Options = ConstrainedOptions
-    needs_history = True
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         if len(spec.objectives) != 1:
@@ -56,22 +53,3 @@ class ConstrainedEngine(Engine):
         if not spec.constraints:
             return "constrained needs outcome constraints; use engine 'gp' for a study without them"
         return None
-
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
-        assert isinstance(options, ConstrainedOptions)
-        return finished >= initial_design_size(spec, options)
-
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        options = request.options
-        assert isinstance(options, ConstrainedOptions)
-        metrics = request.spec.metric_names
-        completed = [t for t in request.trials
-                     if t.state is TrialState.COMPLETED and t.values and all(m in t.values for m in metrics)]
-
-        def from_model() -> list[dict[str, Choice]]:
-            from service.engines import constrained_model
-
-            return constrained_model.suggest(request, options, completed)
-
-        return model_or_sobol(request, self.name, len(completed), initial_design_size(request.spec, options),
-                              from_model)

@@ -8,20 +8,17 @@ import random
 from dataclasses import dataclass
 from typing import Any, cast
 
-import gpytorch
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.gpytorch import GPyTorchModel
 from botorch.models.model import Model
 from botorch.models.model_list_gp_regression import ModelListGP
-from botorch.utils.sampling import manual_seed
 
-from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import STATUS_KEY, SuggestRequest
 from service.engines.constrained import ConstrainedOptions
-from service.engines.gp_model import EXACT_POSTERIOR_LIMIT
 from service.engines.modeling import DTYPE, EngineFailure, Features
 from service.engines.optimizing import (
     FAILURE_STATES,
@@ -31,6 +28,8 @@ from service.engines.optimizing import (
     fit_success_model,
     kriging_believer,
     mean_and_std,
+    model_session,
+    objective_targets,
     optimize,
     outcome_constraints,
     pending_inputs,
@@ -48,8 +47,7 @@ LOCAL_SAMPLES = 256
 
 def suggest(request: SuggestRequest, options: ConstrainedOptions,
             completed: list[TrialView]) -> list[dict[str, Choice]]:
-    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
-            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
+    with model_session(request):
         return _suggestions(request, options, completed)
 
 
@@ -91,13 +89,10 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
                  completed: list[TrialView]) -> list[dict[str, Choice]]:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
-    objective = spec.objectives[0]
-    sign = 1.0 if objective.goal is Goal.MAXIMIZE else -1.0  # engines maximize internally
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     metrics, bounds = outcome_constraints(spec, first_output=1)
-    outputs = [(objective.name, torch.tensor([[sign * t.values[objective.name]] for t in completed],  # type: ignore[index]
-                                             dtype=DTYPE, device=device))]
+    outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device))]
     outputs += [(name, torch.tensor([[t.values[name]] for t in completed], dtype=DTYPE, device=device))  # type: ignore[index]
                 for name in metrics]
     fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,

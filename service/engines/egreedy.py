@@ -30,13 +30,10 @@ import math
 import random
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from service.domain.spec import Choice, StudySpec
-from service.domain.trial import TrialState
-from service.engines.base import Engine, SuggestRequest
-from service.engines.gp import GPOptions, initial_design_size
-from service.engines.sobol import model_or_sobol
+from service.domain.spec import StudySpec
+from service.engines.gp import GPOptions, ModelEngine
 
 Variant = Literal["aegis", "eps_pf", "eps_rs"]
 Branch = Literal["exploit", "thompson", "pareto", "random"]
@@ -78,10 +75,10 @@ def choose_branch(variant: Variant, epsilon: float, eta: float, selections: int,
     return "pareto" if variant == "eps_pf" else "random"
 
 
-class EGreedyEngine(Engine):
+class EGreedyEngine(ModelEngine):
     name = "egreedy"
+    model_module = "egreedy_model"
     Options = EGreedyOptions
-    needs_history = True
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         if len(spec.objectives) > 1:
@@ -89,22 +86,3 @@ class EGreedyEngine(Engine):
         if spec.constraints:
             return "egreedy does not model outcome constraints; use engine 'constrained'"
         return None
-
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
-        assert isinstance(options, EGreedyOptions)
-        return finished >= initial_design_size(spec, options)
-
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        options = request.options
-        assert isinstance(options, EGreedyOptions)
-        objective = request.spec.objectives[0]
-        completed = [t for t in request.trials
-                     if t.state is TrialState.COMPLETED and t.values and objective.name in t.values]
-
-        def from_model() -> list[dict[str, Choice]]:
-            from service.engines import egreedy_model
-
-            return egreedy_model.suggest(request, options, completed)
-
-        return model_or_sobol(request, self.name, len(completed), initial_design_size(request.spec, options),
-                              from_model)

@@ -5,21 +5,27 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import gpytorch
 import torch
 from botorch.acquisition.analytic import PosteriorMean
 from botorch.acquisition.thompson_sampling import PathwiseThompsonSampling
 from botorch.models.model import Model
 from botorch.utils.multi_objective.pareto import is_non_dominated
-from botorch.utils.sampling import manual_seed
 
-from service.domain.spec import Choice, Goal
+from service.domain.spec import Choice
 from service.domain.trial import TrialView
 from service.engines.base import SuggestRequest
 from service.engines.egreedy import EXPLOIT_TOLERANCE, Branch, EGreedyOptions, choose_branch, default_epsilon
-from service.engines.gp_model import EXACT_POSTERIOR_LIMIT
-from service.engines.modeling import DTYPE, EngineFailure, Features, fit_with_ladder, min_linf_distance
-from service.engines.optimizing import kriging_believer, mean_and_std, optimize, pending_inputs, separated, space_pool
+from service.engines.modeling import EngineFailure, Features, fit_with_ladder, min_linf_distance
+from service.engines.optimizing import (
+    kriging_believer,
+    mean_and_std,
+    model_session,
+    objective_targets,
+    optimize,
+    pending_inputs,
+    separated,
+    space_pool,
+)
 
 __all__ = ["EngineFailure", "suggest"]
 
@@ -28,8 +34,7 @@ THOMPSON_POOL = 1024  # mixed spaces: Thompson sampling jointly over this many S
 
 
 def suggest(request: SuggestRequest, options: EGreedyOptions, completed: list[TrialView]) -> list[dict[str, Choice]]:
-    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
-            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
+    with model_session(request):
         return _suggestions(request, options, completed)
 
 
@@ -37,11 +42,8 @@ def _suggestions(request: SuggestRequest, options: EGreedyOptions,
                  completed: list[TrialView]) -> list[dict[str, Choice]]:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
-    objective = spec.objectives[0]
-    sign = 1.0 if objective.goal is Goal.MAXIMIZE else -1.0  # engines maximize internally
     X = features.encode([t.params for t in completed], device)
-    Y = torch.tensor([[sign * t.values[objective.name]] for t in completed],  # type: ignore[index]
-                     dtype=DTYPE, device=device)
+    Y = objective_targets(spec, completed, device)
     fit = fit_with_ladder(X, Y, sorted(features.cat_dims), warm_start=request.notes.memory.get("objective"),
                           timeout_seconds=options.fit_timeout_seconds, max_fit_points=options.max_fit_points,
                           seed=request.seed)

@@ -13,10 +13,14 @@ so concurrent workers get jointly diverse suggestions (ALGORITHMS.md §1, §0.3)
 - The model-failure ladder (modeling.fit_with_ladder); when every rung fails, Sobol, flagged.
 
 This module holds no torch import: API processes validate options and serve the initial design
-without loading the model stack; workers import `gp_model` on the first model-based suggestion.
+without loading the model stack; workers import `gp_model` (and the other engines' torch halves, through
+ModelEngine) on the first model-based suggestion.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -44,17 +48,14 @@ def initial_design_size(spec: StudySpec, options: GPOptions) -> int:
     return min(max(len(spec.params) + 1, 5), 10)
 
 
-class GPEngine(Engine):
-    name = "gp"
-    Options = GPOptions
-    needs_history = True
+class ModelEngine(Engine):
+    """An engine that models the study's results: a Sobol initial design answered inline, then suggestions
+    from its torch half (`service.engines.<model_module>.suggest`), computed by a worker, over the completed
+    trials that reported every metric of the spec."""
 
-    def unsupported_reason(self, spec: StudySpec) -> str | None:
-        if len(spec.objectives) > 1:
-            return "gp optimizes one objective; use engine 'multiobjective' for several"
-        if spec.constraints:
-            return "gp does not model outcome constraints; use engine 'constrained'"
-        return None
+    Options: ClassVar[type[BaseModel]] = GPOptions
+    needs_history = True
+    model_module: ClassVar[str]
 
     def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
         assert isinstance(options, GPOptions)
@@ -63,14 +64,26 @@ class GPEngine(Engine):
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
         options = request.options
         assert isinstance(options, GPOptions)
-        objective = request.spec.objectives[0]
+        metrics = request.spec.metric_names
         completed = [t for t in request.trials
-                     if t.state is TrialState.COMPLETED and t.values and objective.name in t.values]
+                     if t.state is TrialState.COMPLETED and t.values and all(m in t.values for m in metrics)]
 
         def from_model() -> list[dict[str, Choice]]:
-            from service.engines import gp_model
-
-            return gp_model.suggest(request, options, completed)
+            module = importlib.import_module(f"service.engines.{self.model_module}")
+            suggestions: list[dict[str, Choice]] = module.suggest(request, options, completed)
+            return suggestions
 
         return model_or_sobol(request, self.name, len(completed), initial_design_size(request.spec, options),
                               from_model)
+
+
+class GPEngine(ModelEngine):
+    name = "gp"
+    model_module = "gp_model"
+
+    def unsupported_reason(self, spec: StudySpec) -> str | None:
+        if len(spec.objectives) > 1:
+            return "gp optimizes one objective; use engine 'multiobjective' for several"
+        if spec.constraints:
+            return "gp does not model outcome constraints; use engine 'constrained'"
+        return None

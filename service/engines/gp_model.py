@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-import gpytorch
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.models.model_list_gp_regression import ModelListGP
-from botorch.utils.sampling import manual_seed
 
-from service.domain.spec import Choice, Goal
+from service.domain.spec import Choice
 from service.domain.trial import TrialView
 from service.engines.base import SuggestRequest
 from service.engines.gp import GPOptions
-from service.engines.modeling import DTYPE, EngineFailure, Features, fit_with_ladder
-from service.engines.optimizing import first_output, fit_success_model, optimize, pending_inputs, separated
+from service.engines.modeling import EngineFailure, Features, fit_with_ladder
+from service.engines.optimizing import (
+    first_output,
+    fit_success_model,
+    model_session,
+    objective_targets,
+    optimize,
+    pending_inputs,
+    separated,
+)
 
 __all__ = ["EngineFailure", "suggest"]
 
-EXACT_POSTERIOR_LIMIT = 4000
 
 
 def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
@@ -30,11 +35,7 @@ def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
 
 
 def suggest(request: SuggestRequest, options: GPOptions, completed: list[TrialView]) -> list[dict[str, Choice]]:
-    # Exact Cholesky up to EXACT_POSTERIOR_LIMIT points instead of GPyTorch's default switch to
-    # iterative solvers above 800: measured here as fast or faster at n = 1000 and 2000 (fits use a
-    # subset of at most max_fit_points anyway), and the acquisition sees an exact posterior.
-    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
-            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
+    with model_session(request):
         return _model_suggestions(request, options, completed)
 
 
@@ -42,11 +43,8 @@ def _model_suggestions(request: SuggestRequest, options: GPOptions,
                        completed: list[TrialView]) -> list[dict[str, Choice]]:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
-    objective = spec.objectives[0]
-    sign = 1.0 if objective.goal is Goal.MAXIMIZE else -1.0  # engines maximize internally
     X = features.encode([t.params for t in completed], device)
-    Y = torch.tensor([[sign * t.values[objective.name]] for t in completed],  # type: ignore[index]
-                     dtype=DTYPE, device=device)
+    Y = objective_targets(spec, completed, device)
     X_pending = pending_inputs(request, features, device)
     fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
                                     max_fit_points=options.max_fit_points, seed=request.seed)

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from service.domain.spec import Choice, StudySpec
-from service.domain.trial import TrialState
-from service.engines.base import Engine, SuggestRequest
-from service.engines.gp import GPOptions, initial_design_size
-from service.engines.sobol import model_or_sobol
+from service.domain.spec import StudySpec
+from service.engines.gp import GPOptions, ModelEngine
 
 NEHVI_MAX_OBJECTIVES = 4
 Method = Literal["nehvi", "parego"]
@@ -44,31 +41,12 @@ def method_of(spec: StudySpec, options: MultiObjectiveOptions) -> Method:
     return "nehvi" if len(spec.objectives) <= NEHVI_MAX_OBJECTIVES else "parego"
 
 
-class MultiObjectiveEngine(Engine):
+class MultiObjectiveEngine(ModelEngine):
     name = "multiobjective"
+    model_module = "multiobjective_model"
     Options = MultiObjectiveOptions
-    needs_history = True
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         if len(spec.objectives) < 2:
             return "multiobjective needs two or more objectives; use engine 'gp' for one"
         return None
-
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
-        assert isinstance(options, MultiObjectiveOptions)
-        return finished >= initial_design_size(spec, options)
-
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        options = request.options
-        assert isinstance(options, MultiObjectiveOptions)
-        metrics = request.spec.metric_names
-        completed = [t for t in request.trials
-                     if t.state is TrialState.COMPLETED and t.values and all(m in t.values for m in metrics)]
-
-        def from_model() -> list[dict[str, Choice]]:
-            from service.engines import multiobjective_model
-
-            return multiobjective_model.suggest(request, options, method_of(request.spec, options), completed)
-
-        return model_or_sobol(request, self.name, len(completed), initial_design_size(request.spec, options),
-                              from_model)

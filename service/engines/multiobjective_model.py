@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gpytorch
 import numpy as np
 import torch
 from botorch.acquisition.acquisition import AcquisitionFunction
@@ -13,20 +12,20 @@ from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolu
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.models.model_list_gp_regression import ModelListGP
-from botorch.utils.sampling import manual_seed, sample_simplex
+from botorch.utils.sampling import sample_simplex
 
 from service.domain.hypervolume import reference_point
 from service.domain.ranking import is_feasible, maximized_objectives, pareto_mask
 from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import SuggestRequest
-from service.engines.gp_model import EXACT_POSTERIOR_LIMIT
 from service.engines.modeling import DTYPE, EngineFailure, Features
-from service.engines.multiobjective import Method, MultiObjectiveOptions
+from service.engines.multiobjective import Method, MultiObjectiveOptions, method_of
 from service.engines.optimizing import (
     OutcomeBound,
     fit_outcomes,
     fit_success_model,
+    model_session,
     optimize,
     outcome_constraints,
     pending_inputs,
@@ -38,11 +37,10 @@ __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 
 
 
-def suggest(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
+def suggest(request: SuggestRequest, options: MultiObjectiveOptions,
             completed: list[TrialView]) -> list[dict[str, Choice]]:
-    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
-            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
-        return _suggestions(request, options, method, completed)
+    with model_session(request):
+        return _suggestions(request, options, method_of(request.spec, options), completed)
 
 
 def objective_columns(spec: StudySpec, completed: list[TrialView]) -> np.ndarray:
