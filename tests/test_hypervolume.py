@@ -63,6 +63,16 @@ def test_inferred_reference_is_the_nadir_minus_a_tenth_of_the_range() -> None:
     assert oriented_reference(spec, reference_point(spec, np.empty((0, 2)))) == {"loss": None, "seconds": None}
 
 
+def test_inferred_reference_keeps_a_width_where_the_front_does_not_vary() -> None:
+    spec = MINIMIZE_BOTH.model_copy(update={"objectives": [o.model_copy(update={"threshold": None})
+                                                           for o in MINIMIZE_BOTH.objectives]})
+    flat = np.array([[-1.0, -5.0], [-3.0, -5.0]])  # every point took 5 seconds: a tenth of |5| below
+    assert reference_point(spec, flat).tolist() == pytest.approx([-3.2, -5.5])
+    single_at_zero = np.array([[0.0, -2.0]])  # a tenth of max(|value|, 1)
+    assert reference_point(spec, single_at_zero).tolist() == pytest.approx([-0.1, -2.2])
+    assert hypervolume(single_at_zero, reference_point(spec, single_at_zero)) == pytest.approx(0.1 * 0.2)
+
+
 def _trial(number: int, state: TrialState = TrialState.COMPLETED, **values: float) -> TrialView:
     return TrialView(number, {"x": 0.5}, state, values or None)
 

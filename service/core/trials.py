@@ -158,7 +158,7 @@ async def report(
         await trial_store.upsert_measurement(conn, trial.id, step, values)
         trial = await trial_store.record_heartbeat(conn, trial.id) or trial  # a report is a sign of life
         resolved = resolve_engine(study.spec, study.engine)
-        history = await history_of(conn, study, resolved.engine.history_needed(resolved.options))  # with this report
+        history = await history_of(conn, study, resolved.engine.decision_needs_history(resolved.options))
         current = next((t for t in history if t.number == trial.number), trial.view())
         decision = resolved.engine.decide(study.spec, resolved.options, current, history)
         if decision.action is Action.PAUSE:

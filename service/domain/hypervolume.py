@@ -68,9 +68,12 @@ def reference_point(spec: StudySpec, front: np.ndarray) -> np.ndarray:
     front = np.asarray(front, dtype=np.float64).reshape(-1, m)
     if front.shape[0]:
         nadir, ideal = front.min(axis=0), front.max(axis=0)
-        spread = np.maximum(ideal - nadir, MIN_RANGE)
-        if front.shape[0] == 1:
-            spread = np.maximum(np.abs(nadir), MIN_RANGE)
+        spread = ideal - nadir
+        # An objective on which the front does not vary (one point, or all equal) has no range to take a
+        # tenth of: use its magnitude (at least 1), else the reference would sit on the front and every
+        # box would have almost no width in that objective.
+        flat = spread <= MIN_RANGE * np.maximum(1.0, np.abs(nadir))
+        spread = np.where(flat, np.maximum(np.abs(nadir), 1.0), spread)
         inferred = nadir - REFERENCE_SCALE * spread
     else:
         inferred = np.full(m, np.nan)

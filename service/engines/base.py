@@ -91,9 +91,10 @@ class Engine(ABC):
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
         """Return exactly `request.count` parameter dicts inside the search space."""
 
-    def history_needed(self, options: BaseModel) -> bool:
-        """Whether `suggest` or `decide` needs the study's trials (their loading is skipped otherwise)."""
-        return self.needs_history or (isinstance(options, StoppingOptions) and options.stopping != "none")
+    def decision_needs_history(self, options: BaseModel) -> bool:
+        """Whether `decide` compares the reporting trial with the others: only a stopping rule does. A report
+        on a study without one skips loading every trial's measurements."""
+        return isinstance(options, StoppingOptions) and options.stopping != "none"
 
     def decide(self, spec: StudySpec, options: BaseModel, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
         """Continue, pause or stop a trial that just reported: the study's stopping rule, if it chose one."""
