@@ -7,7 +7,14 @@ import pytest
 import torch
 from botorch.utils.multi_objective.hypervolume import Hypervolume
 
-from service.domain.hypervolume import hypervolume, hypervolume_history, oriented_reference, reference_point
+from service.domain.hypervolume import (
+    estimated_trace,
+    hypervolume,
+    hypervolume_history,
+    hypervolume_trace,
+    oriented_reference,
+    reference_point,
+)
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 
@@ -92,3 +99,22 @@ def test_history_has_one_value_per_completed_trial_and_skips_infeasible_points()
     assert history.numbers == [0, 1, 3, 4, 5, 7]
     assert history.values == pytest.approx([8.0, 8.0, 16.0, 16.0, 16.0, 64.0])
     assert history.final == pytest.approx(64.0)
+
+
+def test_estimated_trace_tracks_the_exact_one_and_many_objectives_are_estimated() -> None:
+    rng = np.random.default_rng(3)
+    points = -rng.random((60, 3))  # maximized; the reference lies below every point
+    counted = rng.random(60) > 0.2
+    reference = np.full(3, -1.0)
+    exact = hypervolume_trace(points, counted, reference)
+    estimate = estimated_trace(points, counted, reference)
+    assert all(b >= a for a, b in zip(estimate, estimate[1:], strict=False))
+    assert np.allclose(estimate, exact, rtol=0.03, atol=1e-3)
+
+    spec = StudySpec.model_validate({
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(8)]})
+    trials = [TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
+              for i, row in enumerate(rng.random((60, 8)))]
+    history = hypervolume_history(spec, trials)
+    assert history.approximate and len(history.values) == 60 and 0 < history.final < 1

@@ -210,6 +210,9 @@ class HypervolumeOut(BaseModel):
                     "(nadir minus 10% of the range; null before any feasible result).")
     hypervolume: float = Field(description="The current dominated hypervolume.")
     history: list[HypervolumePoint] = Field(description="One entry per completed trial, in finishing order.")
+    approximate: bool = Field(default=False, description="True for more than 5 objectives: a quasi-Monte Carlo "
+                                                         "estimate (2^15 points), exact computation being "
+                                                         "exponential in the objectives.")
 
     @classmethod
     def of(cls, report: HypervolumeReport) -> HypervolumeOut:
@@ -217,7 +220,7 @@ class HypervolumeOut(BaseModel):
         points = [HypervolumePoint(trial=t.number, finished_at=t.finished_at, hypervolume=v)
                   for t, v in zip(report.trials, history.values, strict=True)]
         return cls(reference_point=oriented_reference(report.study.spec, history.reference),
-                   hypervolume=history.final, history=points)
+                   hypervolume=history.final, history=points, approximate=history.approximate)
 
 
 class ProblemDetail(BaseModel):

@@ -11,6 +11,7 @@ from botorch.acquisition.acquisition import AcquisitionFunction
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from botorch.acquisition.multi_objective.utils import get_default_partitioning_alpha
 from botorch.models.model_list_gp_regression import ModelListGP
 from botorch.utils.sampling import sample_simplex
 
@@ -99,7 +100,8 @@ def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method
                                          timeout_seconds=options.acq_timeout_seconds, device=device)
     if method == "nehvi":
         acquisition: AcquisitionFunction = qLogNoisyExpectedHypervolumeImprovement(
-            model, ref_point=model_reference_point(spec, completed), X_baseline=X, X_pending=X_pending, **common)
+            model, ref_point=model_reference_point(spec, completed), X_baseline=X, X_pending=X_pending,
+            alpha=get_default_partitioning_alpha(m), **common)  # approximate box partitions from 5 objectives
         candidates = optimize(acquisition, features, request.count, **optimize_args)
     else:
         chosen: list[torch.Tensor] = []

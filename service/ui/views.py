@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from service.core.browsing import StudyOverview
-from service.domain.hypervolume import hypervolume_trace, oriented_reference, study_reference
+from service.domain.hypervolume import (
+    EXACT_MAX_OBJECTIVES,
+    estimated_trace,
+    hypervolume_trace,
+    oriented_reference,
+    study_reference,
+)
 from service.domain.ranking import pareto_mask
 from service.domain.spec import Goal, Param, ParamType, StudySpec
 from service.ui import plots
@@ -159,8 +165,12 @@ def hypervolume_plot(spec: StudySpec, points: Points) -> tuple[Plot, dict[str, f
     maximized = points.maximized(spec)[order]
     feasible = points.feasible[order]
     reference = study_reference(spec, maximized, feasible)
-    trace = hypervolume_trace(maximized, feasible, reference)
-    title = "dominated hypervolume over completed trials"
+    if len(spec.objectives) > EXACT_MAX_OBJECTIVES:
+        trace = estimated_trace(maximized, feasible, reference)
+        title = "dominated hypervolume over completed trials (quasi-Monte Carlo estimate)"
+    else:
+        trace = hypervolume_trace(maximized, feasible, reference)
+        title = "dominated hypervolume over completed trials"
     svg = plots.lines([("hypervolume", plots.ACCENT, [(float(i + 1), v) for i, v in enumerate(trace)])],
                       x_label="completed trials", y_label="hypervolume", title=title)
     return Plot(title, svg), oriented_reference(spec, reference), trace[-1] if trace else 0.0

@@ -43,12 +43,13 @@ class HypervolumeHistory:
     reference_point: dict[str, float | None]
     hypervolume: float
     points: list[HypervolumePoint]
+    approximate: bool = False  # estimated (more than 5 objectives), not exact
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HypervolumeHistory:
         points = [HypervolumePoint(p["trial"], p["hypervolume"], _time(p.get("finished_at")))
                   for p in data["history"]]
-        return cls(dict(data["reference_point"]), data["hypervolume"], points)
+        return cls(dict(data["reference_point"]), data["hypervolume"], points, bool(data.get("approximate")))
 
 
 class TrialFields:
