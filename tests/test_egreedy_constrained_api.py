@@ -84,6 +84,8 @@ def test_egreedy_study_with_concurrent_jobs_records_each_branch(server: RunningS
 
     rest = httpx.get(f"{server.url}/v1/studies/{study_name}/trials/{model_trials[0].number}").json()
     assert rest["engine_info"] == model_trials[0].engine_info
+    frame = study.to_dataframe()
+    assert set(frame["engine_branch"].dropna()) == {t.engine_info["branch"] for t in model_trials}
     page = httpx.get(f"{server.url}/ui/studies/{study_name}/trials/{model_trials[0].number}").text
     assert f"branch: {model_trials[0].engine_info['branch']}" in page
     points = np.array([[t.params["x"], t.params["y"]] for t in trials])

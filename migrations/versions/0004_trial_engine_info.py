@@ -1,4 +1,4 @@
-"""per-trial engine info (e.g. which epsilon-greedy branch proposed it); trials by creation time
+"""per-trial engine info (e.g. which epsilon-greedy branch proposed it); which trials a pooled suggestion knew of
 
 Revision ID: 0004
 Revises: 0003
@@ -22,10 +22,10 @@ JSON_VALUE = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'po
 def upgrade() -> None:
     op.add_column('trials', sa.Column('engine_info', JSON_VALUE, nullable=True))
     op.add_column('pooled_suggestions', sa.Column('engine_info', JSON_VALUE, nullable=True))
-    op.create_index('ix_trials_study_created', 'trials', ['study_id', 'created_at'])
+    op.add_column('pooled_suggestions', sa.Column('as_of_number', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_index('ix_trials_study_created', table_name='trials')
+    op.drop_column('pooled_suggestions', 'as_of_number')
     op.drop_column('pooled_suggestions', 'engine_info')
     op.drop_column('trials', 'engine_info')

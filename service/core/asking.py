@@ -146,9 +146,9 @@ def _pool_max(options: BaseModel) -> int:
 
 async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int,
                      worker_id: str | None) -> tuple[list[TrialRecord], bool]:
-    """Take fresh pooled suggestions, skipping any that sit on top of a running trial or of a trial created
-    after the pool was computed (another job may have proposed the same point meanwhile, and it may have
-    finished already).
+    """Take fresh pooled suggestions, skipping any that sit on top of a running trial or of a trial the engine
+    did not know of when it computed the pool (another job may have proposed the same point meanwhile, and
+    that trial may have finished already).
 
     Also says whether other trials are running, which decides if the pool should be refilled now.
     """
@@ -157,8 +157,9 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     pooled = await job_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
     if not pooled:
         return [], bool(running)
-    since = min(p.created_at for p in pooled)
-    taken_points = to_unit(study.spec, running + await trial_store.params_created_since(conn, study.id, since))
+    first_unknown = min(p.as_of_number if p.as_of_number is not None else 0 for p in pooled)
+    unknown = await trial_store.params_numbered_from(conn, study.id, first_unknown)
+    taken_points = to_unit(study.spec, running + unknown)
     chosen: list[job_store.PooledSuggestion] = []
     used: list[int] = []
     for suggestion in pooled:

@@ -203,7 +203,7 @@ class PooledSuggestion:
     params: dict[str, Any]
     data_version: int
     engine_info: dict[str, Any] | None
-    created_at: datetime
+    as_of_number: int | None
 
 
 async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshness: int,
@@ -212,7 +212,7 @@ async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshne
     transaction; concurrent asks skip each other's."""
     min_version = _finished_count_query(study_id).scalar_subquery() - freshness
     query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version,
-                    PooledSuggestionRow.engine_info, PooledSuggestionRow.created_at)
+                    PooledSuggestionRow.engine_info, PooledSuggestionRow.as_of_number)
              .where(PooledSuggestionRow.study_id == study_id, PooledSuggestionRow.data_version >= min_version)
              .order_by(PooledSuggestionRow.id).limit(limit).with_for_update(skip_locked=True))
     return [PooledSuggestion(*row) for row in await conn.execute(query)]
@@ -224,14 +224,16 @@ async def delete_pooled(conn: AsyncConnection, ids: Sequence[int]) -> None:
 
 
 async def replace_pool(conn: AsyncConnection, study_id: int, params: Sequence[dict[str, Any]], data_version: int,
-                       job_id: int, engine_info: Sequence[dict[str, Any] | None] | None = None) -> None:
+                       job_id: int, engine_info: Sequence[dict[str, Any] | None] | None = None,
+                       as_of_number: int | None = None) -> None:
+    """Replace the study's pool; `as_of_number` is the study's next trial number when the engine read its data."""
     await conn.execute(delete(PooledSuggestionRow).where(PooledSuggestionRow.study_id == study_id))
     if params:
         now = utcnow()
         infos = list(engine_info) if engine_info is not None else [None] * len(params)
         await conn.execute(insert(PooledSuggestionRow), [
             dict(study_id=study_id, params=p, data_version=data_version, job_id=job_id, created_at=now,
-                 engine_info=info)
+                 engine_info=info, as_of_number=as_of_number)
             for p, info in zip(params, infos, strict=True)])
 
 

@@ -76,7 +76,6 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
         Index("ix_trials_study_state_number", "study_id", "state", "number"),
         Index("ix_trials_study_worker", "study_id", "worker_id"),
-        Index("ix_trials_study_created", "study_id", "created_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -165,6 +164,9 @@ class PooledSuggestionRow(Base):
     job_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     engine_info: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    # The study's next trial number when the data behind this suggestion was read: trials numbered from
+    # here on were unknown to the engine.
+    as_of_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class EngineStateRow(Base):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -215,9 +214,9 @@ async def params_in_state(conn: AsyncConnection, study_id: int, state: TrialStat
     return list((await conn.execute(query)).scalars())
 
 
-async def params_created_since(conn: AsyncConnection, study_id: int, since: datetime) -> list[dict[str, Any]]:
-    """The params of a study's trials created at or after `since`, whatever their state."""
-    query = select(TrialRow.params).where(TrialRow.study_id == study_id, TrialRow.created_at >= since)
+async def params_numbered_from(conn: AsyncConnection, study_id: int, first: int) -> list[dict[str, Any]]:
+    """The params of a study's trials numbered `first` or later, whatever their state."""
+    query = select(TrialRow.params).where(TrialRow.study_id == study_id, TrialRow.number >= first)
     return list((await conn.execute(query)).scalars())
 
 

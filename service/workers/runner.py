@@ -21,15 +21,17 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import FINISHED_STATES, TrialState
 from service.engines import resolve_engine, warm_up
 from service.engines.base import Engine, EngineNotes, SuggestRequest
+from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
 from service.store import jobs as job_store
 from service.store import signals
@@ -211,14 +213,17 @@ class Worker:
             await job_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung, error=error,
                                                fallback=fallback)
             if job.kind is JobKind.REFILL:
-                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info)
+                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info,
+                                             as_of_number=loaded.request.sequence_start)
                 return {"pooled": len(suggestions)}
             first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
+            unknown = await trial_store.params_numbered_from(conn, study.id, loaded.request.sequence_start)
+            kept, infos = _apart_from(loaded.request, suggestions, engine_info, unknown, first)
             budget = study.spec.fidelity.max if study.spec.fidelity else None
             created = await trial_store.insert_trials(
-                conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
+                conn, study_id=study.id, first_number=first, params=kept, state=TrialState.ACTIVE,
                 source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget,
-                engine_info=engine_info)
+                engine_info=infos)
             return {"trials": [t.number for t in created]}
 
         await self._finish(job, write, fallback=fallback, error=error, state=state)
@@ -235,6 +240,29 @@ class Worker:
                 await job_store.set_job_result(conn, job.id, await write(conn))
         except LeaseLost:
             log.warning("job %d was taken over by another worker or its study deleted; result discarded", job.id)
+
+
+def _apart_from(request: SuggestRequest, suggestions: list[dict[str, Any]], infos: list[dict[str, Any]] | None,
+                unknown: list[dict[str, Any]],
+                first_number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
+    """Suggestions kept apart from trials created while they were computed (from the pool, say, whose engine
+    read the same data and so proposed the same point): one that lands on such a trial is replaced by the
+    study's Sobol point for its trial number, and says so in its engine info."""
+    kept: list[dict[str, Any]] = []
+    kept_infos: list[dict[str, Any] | None] = []
+    taken = to_unit(request.spec, unknown)
+    for i, params in enumerate(suggestions):
+        info = infos[i] if infos is not None else None
+        point = to_unit(request.spec, [params])
+        if taken.size and np.abs(taken - point).max(axis=1).min() < MIN_SEPARATION:
+            redraw = replace(request, count=1, sequence_start=first_number + i)
+            (params,) = SobolEngine().suggest(redraw)
+            info = {**(info or {}), "redrawn": "sobol"}
+            point = to_unit(request.spec, [params])
+        kept.append(params)
+        kept_infos.append(info)
+        taken = np.vstack([taken, point]) if taken.size else point
+    return kept, kept_infos
 
 
 async def _no_result(_: AsyncConnection) -> dict[str, Any]:

@@ -156,7 +156,8 @@ class Study(StudyFields):
         optimize(self, objective, n_trials, n_workers, catch=catch, show_progress=show_progress)
 
     def to_dataframe(self, *, measurements: bool = False) -> Any:
-        """Every trial as a pandas DataFrame: number, state, params_*, values_*, timing (needs pandas)."""
+        """Every trial as a pandas DataFrame: number, state, params_*, values_*, engine_* (what the engine said,
+        e.g. engine_branch), source, timing (needs pandas)."""
         from asktell.optimize import trials_dataframe
 
         return trials_dataframe(self.trials(measurements=measurements))

@@ -139,6 +139,7 @@ def trials_dataframe(trials: Sequence[Trial]) -> Any:
         row: dict[str, Any] = {"number": trial.number, "state": trial.state}
         row.update({f"params_{k}": v for k, v in trial.params.items()})
         row.update({f"values_{k}": v for k, v in (trial.values or {}).items()})
+        row.update({f"engine_{k}": v for k, v in trial.engine_info.items()})  # e.g. engine_branch
         row.update({"source": trial.source, "worker_id": trial.worker_id, "reason": trial.reason,
                     "created_at": trial.created_at, "started_at": trial.started_at,
                     "finished_at": trial.finished_at})
