@@ -3,10 +3,10 @@
 Problems from botorch.test_functions (minimized, constraints as slacks that must be >= 0): ConstrainedGramacy
 (d=2, 2 constraints), PressureVessel (d=4, 4), WeldedBeamSO (d=4, 6), ConstrainedHartmann (d=6, 1) and
 SpeedReducer (d=7, 11). Methods: `config` and `cei` (asktell's engine constrained, run in-process exactly as a
-worker runs it), Optuna's GPSampler (`optuna-gp`) and TPESampler (`tpe`) with constraints_func, and `random`.
-The tables give the mean best feasible value ± s.e. after 25 and 50 evaluations over the seeds that found a
-feasible point by then (the others are counted), the fraction of feasible suggestions, and seconds per
-suggestion.
+worker runs it; `config-b<x>` sets sqrt(beta) = x instead of 3), Optuna's GPSampler (`optuna-gp`) and
+TPESampler (`tpe`) with constraints_func, and `random`. The tables give the mean best feasible value ± s.e.
+after 25 and 50 evaluations over the seeds that found a feasible point by then (the others are counted),
+the fraction of feasible suggestions, and seconds per suggestion.
 
 With --infeasible, problems whose constraint no point meets (Gramacy with an unreachable bound, Hartmann6 with
 sum(x) >= 6.5) measure when a `config` study declares `likely_infeasible` (budget 30).
@@ -83,6 +83,13 @@ class Problem:
                 "engine": engine, "engine_options": options, "seed": seed}
 
 
+def engine_options(method: str) -> dict[str, Any]:
+    """`config`, `cei`, or `config-b<sqrt_beta>` (e.g. config-b1.5) for CONFIG with another sqrt(beta)."""
+    if method.startswith("config-b"):
+        return {"method": "config", "sqrt_beta": float(method.removeprefix("config-b"))}
+    return {"method": method}
+
+
 def run_asktell(problem: Problem, method: str, seed: int, budget: int) -> tuple[list[Evaluation], list[float],
                                                                                   int | None]:
     """Returns the evaluations, seconds per suggestion, and the evaluation after which the study was first
@@ -93,7 +100,7 @@ def run_asktell(problem: Problem, method: str, seed: int, budget: int) -> tuple[
     from service.engines.base import STATUS_KEY, EngineNotes, SuggestRequest
 
     spec = StudySpec.model_validate(problem.spec({}, seed, "random") if method == "random"
-                                    else problem.spec({"method": method}, seed))
+                                    else problem.spec(engine_options(method), seed))
     resolved = resolve_engine(spec)
     trials: list[TrialView] = []
     evaluations, seconds = [], []
