@@ -19,7 +19,8 @@ from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import STATUS_KEY, SuggestRequest
 from service.engines.constrained import ConstrainedOptions
-from service.engines.modeling import DTYPE, EngineFailure, Features
+from service.engines.encoding import MIN_SEPARATION
+from service.engines.modeling import DTYPE, EngineFailure, Features, min_linf_distance
 from service.engines.optimizing import (
     FAILURE_STATES,
     OutcomeBound,
@@ -73,10 +74,14 @@ class OptimisticProblem:
             violations.append(optimistic - bound.bound if bound.upper else bound.bound - optimistic)
         return ucb, torch.stack(violations).amax(dim=0)
 
-    def best(self, X: torch.Tensor) -> tuple[int, bool, float]:
-        """Index of the best row of X: the highest optimistic objective among optimistically feasible rows, else
-        the least optimistic violation; whether it is feasible; its violation."""
+    def best(self, X: torch.Tensor, allowed: torch.Tensor | None = None) -> tuple[int, bool, float]:
+        """Index of the best row of X (among the `allowed` ones, when some are): the highest optimistic objective
+        among optimistically feasible rows, else the least optimistic violation; whether it is feasible; its
+        violation."""
         ucb, violation = self.score(X)
+        if allowed is not None and bool(allowed.any()):
+            ucb = torch.where(allowed, ucb, torch.full_like(ucb, -math.inf))
+            violation = torch.where(allowed, violation, torch.full_like(violation, math.inf))
         feasible = violation <= 0
         if bool(feasible.any()):
             index = int(torch.where(feasible, ucb, torch.full_like(ucb, -math.inf)).argmax())
@@ -121,7 +126,7 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
     pool = space_pool(features, min(options.pool_points * features.dim, MAX_POOL), rng.randrange(2**32), device)
     # The infeasibility test sees the models as fitted: pending trials say nothing about feasibility.
-    test = OptimisticProblem(models, bounds, options.sqrt_beta)
+    test = OptimisticProblem(models, bounds, options.infeasibility_sqrt_beta)
     _, feasible, violation = _solve(test, pool, features, rng)
     memory[STATUS_KEY] = _infeasibility_status(request, options, completed, feasible, violation)
     memory["infeasible"] = {"rounds": memory[STATUS_KEY]["rounds"], "data": _data_version(request, completed)}
@@ -133,7 +138,7 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
         busy_parts = [p for p in (X_pending, *chosen) if p is not None]
         busy = torch.cat(busy_parts) if busy_parts else None
         problem = OptimisticProblem([kriging_believer(m, busy) for m in models], bounds, options.sqrt_beta)
-        point, feasible, violation = _solve(problem, pool, features, rng)
+        point, feasible, violation = _solve(problem, pool, features, rng, torch.cat([taken, *chosen]))
         chosen.append(point)
         infos.append({"method": "config", "optimistically_feasible": feasible,
                       **({} if feasible else {"optimistic_violation": violation})})
@@ -141,11 +146,20 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     return features.decode(separated(torch.cat(chosen), taken, features, request))
 
 
-def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features,
-           rng: random.Random) -> tuple[torch.Tensor, bool, float]:
+def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features, rng: random.Random,
+           taken: torch.Tensor | None = None) -> tuple[torch.Tensor, bool, float]:
     """The auxiliary problem's solution over the pool, refined by a shrinking Gaussian search around it in the
-    continuous dimensions (categorical and discrete ones stay as the pool point has them)."""
-    index, feasible, violation = problem.best(pool)
+    continuous dimensions (categorical and discrete ones stay as the pool point has them).
+
+    Points within MIN_SEPARATION of a `taken` one (observed, pending or already chosen) are left out: the
+    least-violation point of an infeasible study, say, would otherwise be the same corner every round.
+    """
+    def apart(candidates: torch.Tensor) -> torch.Tensor | None:
+        if taken is None or taken.shape[0] == 0:
+            return None
+        return min_linf_distance(features.unit(candidates), features.unit(taken)) >= MIN_SEPARATION
+
+    index, feasible, violation = problem.best(pool, apart(pool))
     point = pool[index][None]
     continuous = [i for i in range(features.dim) if i not in features.cat_dims and i not in features.discrete_dims]
     if not continuous:
@@ -156,7 +170,7 @@ def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features,
         noise = torch.randn(LOCAL_SAMPLES, len(continuous), generator=generator, dtype=DTYPE).to(point.device)
         around[:, continuous] = (around[:, continuous] + step * noise).clamp(0.0, 1.0)
         candidates = torch.cat([point, around])
-        index, feasible, violation = problem.best(candidates)
+        index, feasible, violation = problem.best(candidates, apart(candidates))
         point = candidates[index][None]
     return point, feasible, violation
 
