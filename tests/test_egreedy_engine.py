@@ -70,8 +70,10 @@ def test_aegis_warm_up_exploits_only_the_first_selection() -> None:
     epsilon = default_epsilon("aegis", 9)
     first = [choose_branch("aegis", epsilon, 0.5, t, 8, rng) for t in range(9)]
     assert first[0] == "exploit" and "exploit" not in first[1:]
-    # d <= 4: epsilon is 0.5 and the faithful rule never exploits (D3), not even first.
-    assert default_epsilon("aegis", 2) == 0.5
+    # With epsilon 0.5 (the paper's value up to d = 4) the rule never exploits, not even first; so the default
+    # there is 0.1 (D3).
+    assert default_epsilon("aegis", 2) == 0.1 and default_epsilon("aegis", 4) == 0.1
+    assert default_epsilon("aegis", 16) == 0.25
     assert frequencies("aegis", 0.5)["exploit"] == 0
     assert choose_branch("aegis", 0.5, 0.5, 0, 8, rng) != "exploit"
 
@@ -128,7 +130,7 @@ def test_categorical_spaces_use_pool_thompson_sampling() -> None:
                    {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]},
                    {"name": "k", "type": "int", "low": 1, "high": 4}],
         "objectives": [{"name": "loss", "goal": "minimize"}],
-        "engine": "egreedy", "engine_options": {**FAST, "variant": "aegis"}})
+        "engine": "egreedy", "engine_options": {**FAST, "variant": "aegis", "epsilon": 0.5}})
     rng = random.Random(2)
     trials = []
     for i in range(8):

@@ -11,7 +11,11 @@ Each suggestion comes from one branch, chosen at random and recorded with the tr
 Variants (`engine_options.variant`):
 - `aegis` (default; "Asynchronous epsilon-Greedy Bayesian Optimisation", De Ath et al., 2021): exploit with
   probability 1 - 2·eps, else Thompson or Pareto half and half (eta). While the first W selections fill the
-  workers, only the very first one may exploit. eps defaults to the paper's min(1/sqrt(max(d, 4)), 0.5).
+  workers, only the very first one may exploit. eps defaults to the paper's min(1/sqrt(d), 0.5) above d = 4;
+  up to d = 4 the paper's rule gives 0.5, which never exploits, and eps defaults to 0.1 instead (D3): on
+  Branin (d = 2, benchmarks/quality_egreedy.py, 5 seeds) the final regret at 50 evaluations fell from 0.0060
+  to 0.0017 serially and from 0.0245 to 0.0025 on 8 asynchronous workers; at d = 6 and 10 the two were
+  within a standard error of each other. `epsilon: 0.5` restores the faithful rule.
 - `eps_pf` / `eps_rs` ("Greed is Good", De Ath et al., 2021): exploit with probability 1 - eps, else a
   random point of the Pareto front (`eps_pf`) or of the whole space (`eps_rs`); eps defaults to 0.1.
 
@@ -38,6 +42,7 @@ from service.engines.gp import GPOptions, ModelEngine
 Variant = Literal["aegis", "eps_pf", "eps_rs"]
 Branch = Literal["exploit", "thompson", "pareto", "random"]
 GREEDY_EPSILON = 0.1  # "Greed is Good": the reference runs use eps = 0.1
+SMALL_DIMENSION = 4  # up to here AEGiS's own eps is 0.5: it would never exploit
 EXPLOIT_TOLERANCE = 1e-2  # normalized L-infinity distance at which an exploit point duplicates a pending one
 
 
@@ -45,8 +50,8 @@ class EGreedyOptions(GPOptions):
     variant: Variant = Field(default="aegis", description="aegis (asynchronous), eps_pf or eps_rs.")
     epsilon: float | None = Field(default=None, ge=0, le=1,
                                   description="Exploration probability: aegis explores with 2·eps (default "
-                                              "min(1/sqrt(max(d, 4)), 0.5)); eps_pf and eps_rs with eps (default "
-                                              "0.1).")
+                                              "min(1/sqrt(d), 0.5) above d = 4, else 0.1); eps_pf and eps_rs "
+                                              "with eps (default 0.1).")
     eta: float = Field(default=0.5, ge=0, le=1, description="aegis: share of exploration done by Thompson "
                                                              "sampling (the rest draws from the Pareto front).")
     workers: int | None = Field(default=None, ge=1, le=10_000,
@@ -58,8 +63,9 @@ class EGreedyOptions(GPOptions):
 
 
 def default_epsilon(variant: Variant, dimension: int) -> float:
-    if variant == "aegis":
-        return min(1.0 / math.sqrt(max(dimension, 4)), 0.5)
+    """The paper's eps for aegis, except up to SMALL_DIMENSION where its 0.5 never exploits (D3)."""
+    if variant == "aegis" and dimension > SMALL_DIMENSION:
+        return min(1.0 / math.sqrt(dimension), 0.5)
     return GREEDY_EPSILON
 
 
