@@ -3,7 +3,7 @@
 Problems from botorch.test_functions (minimized, constraints as slacks that must be >= 0): ConstrainedGramacy
 (d=2, 2 constraints), PressureVessel (d=4, 4), WeldedBeamSO (d=4, 6), ConstrainedHartmann (d=6, 1) and
 SpeedReducer (d=7, 11). Methods: `config` and `cei` (asktell's engine constrained, run in-process exactly as a
-worker runs it; `config-b<x>` sets sqrt(beta) = x instead of 3), Optuna's GPSampler (`optuna-gp`) and
+worker runs it; `config-b<x>` sets sqrt(beta) = x instead of the default 1), Optuna's GPSampler (`optuna-gp`) and
 TPESampler (`tpe`) with constraints_func, and `random`. The tables give the mean best feasible value ± s.e.
 after 25 and 50 evaluations over the seeds that found a feasible point by then (the others are counted),
 the fraction of feasible suggestions, and seconds per suggestion.

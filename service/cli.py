@@ -6,8 +6,13 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from service.config import Settings
+
+T = TypeVar("T")
+GRACEFUL_SHUTDOWN_SECONDS = 40  # longer than an ask's default long poll (30 s)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,16 +23,117 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.database_url:
         os.environ["ASKTELL_DATABASE_URL"] = args.database_url
+    if args.insecure:
+        os.environ["ASKTELL_INSECURE"] = "true"
     settings = Settings()
     if args.workers > 1 and is_sqlite(settings.database_url):
         print("--workers > 1 needs PostgreSQL: an SQLite database is served by one process", file=sys.stderr)
         return 2
     upgrade(settings.database_url)  # once, before any worker process starts
     os.environ["ASKTELL_MIGRATE_ON_START"] = "false"
+    if not _loopback(args.host) and not settings.insecure and not _auth_configured(settings):
+        print(f"refusing to serve {args.host} without authentication: create an admin token first "
+              "(`asktell tokens create --admin`, or set ASKTELL_ADMIN_TOKEN), or pass --insecure to serve it "
+              "open to anyone who can reach it", file=sys.stderr)
+        return 2
     print(f"asktell serving on http://{args.host}:{args.port} (database: {_safe(settings.database_url)})",
           file=sys.stderr)
     uvicorn.run("service.api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+                workers=args.workers, log_level=args.log_level, access_log=args.access_log,
+                # SIGTERM: stop accepting, let requests in flight (long-polled asks included) finish.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_configured(settings: Settings) -> bool:
+    from service.core.access import auth_configured
+
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+    return _with_database(settings.database_url, lambda db: auth_configured(db, admin))
+
+
+def _with_database(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run one coroutine against the database from a synchronous command."""
+    import asyncio
+
+    from service.store.db import Database
+
+    async def main() -> T:
+        db = Database(url, pool_size=1)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    from service.store.db import upgrade
+
+    url: str = args.database_url or Settings().database_url
+    upgrade(url)
+    return url
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    from service.core import access
+    from service.domain.access import DEFAULT_NAMESPACE, Role
+
+    role = Role.ADMIN if args.admin else Role(args.role)
+    namespace = args.namespace or DEFAULT_NAMESPACE
+    issued = _with_database(_database_url(args), lambda db: access.create_token(
+        db, namespace=namespace, role=role, name=args.name))
+    record = issued.record
+    print(f"token {record.id} ({record.role} of namespace {record.namespace}); shown only this once:",
+          file=sys.stderr)
+    print(issued.secret)
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    from service.core import access
+
+    tokens = _with_database(_database_url(args), lambda db: access.list_tokens(db, args.namespace))
+    print(f"{'ID':>4}  {'NAMESPACE':<20} {'ROLE':<7} {'PREFIX':<11} {'REVOKED':<8} NAME")
+    for t in tokens:
+        print(f"{t.id:>4}  {t.namespace:<20} {t.role:<7} {t.prefix:<11} {'yes' if t.revoked_at else 'no':<8} "
+              f"{t.name}")
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    from service.core import access
+
+    revoked = _with_database(_database_url(args), lambda db: access.revoke_token(db, args.id))
+    print(f"token {revoked.id} ({revoked.prefix}...) revoked")
+    return 0
+
+
+def _namespaces(args: argparse.Namespace) -> int:
+    from service.core import access
+
+    url = _database_url(args)
+    if args.namespace_command == "create":
+        created = _with_database(url, lambda db: access.create_namespace(db, args.name))
+        print(f"namespace {created.name} created")
+    elif args.namespace_command == "delete":
+        _with_database(url, lambda db: access.delete_namespace(db, args.name))
+        print(f"namespace {args.name} deleted; its tokens are revoked")
+    else:
+        for n in _with_database(url, access.list_namespaces):
+            print(f"{n.name:<20} {n.studies:>6} studies {n.tokens:>4} tokens")
     return 0
 
 
@@ -88,6 +194,8 @@ def build_parser(prog: str = "asktell-server") -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="API processes (PostgreSQL only for more than 1)")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.add_argument("--insecure", action="store_true",
+                       help="serve a non-loopback address with authentication off (no token exists)")
     serve.set_defaults(func=_serve)
 
     worker = commands.add_parser("worker", help="run an engine worker (computes model-based suggestions)")
@@ -104,6 +212,34 @@ def build_parser(prog: str = "asktell-server") -> argparse.ArgumentParser:
     up.add_argument("--database-url")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=_db_upgrade)
+
+    tokens = commands.add_parser("tokens", help="bearer tokens, straight on the database (the bootstrap path)")
+    token_commands = tokens.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="create a token and print it (the only time it is shown)")
+    create.add_argument("--database-url")
+    create.add_argument("--namespace", help="default: the default namespace")
+    create.add_argument("--role", choices=["reader", "writer", "admin"], default="writer")
+    create.add_argument("--admin", action="store_true", help="an admin token (same as --role admin)")
+    create.add_argument("--name", default="", help="what the token is for")
+    create.set_defaults(func=_tokens_create)
+    listing = token_commands.add_parser("list", help="tokens (never their secrets)")
+    listing.add_argument("--database-url")
+    listing.add_argument("--namespace")
+    listing.set_defaults(func=_tokens_list)
+    revoke = token_commands.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("--database-url")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(func=_tokens_revoke)
+
+    namespaces = commands.add_parser("namespaces", help="namespaces (teams), straight on the database")
+    namespace_commands = namespaces.add_subparsers(dest="namespace_command", required=True)
+    for verb, text in (("create", "create a namespace"), ("delete", "delete an empty namespace"),
+                       ("list", "namespaces with their study and token counts")):
+        command = namespace_commands.add_parser(verb, help=text)
+        command.add_argument("--database-url")
+        if verb != "list":
+            command.add_argument("name")
+        command.set_defaults(func=_namespaces)
     return parser
 
 
@@ -114,7 +250,13 @@ def main(argv: list[str] | None = None, prog: str = "asktell-server") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser(prog).parse_args(argv)
-    return int(args.func(args))
+    from service.errors import AsktellError
+
+    try:
+        return int(args.func(args))
+    except AsktellError as error:
+        print(f"{prog}: {error.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -49,3 +49,19 @@ class Conflict(AsktellError):
 
 class AlreadyExists(Conflict):
     code = "already_exists"
+
+
+class Unauthenticated(AsktellError):
+    """No bearer token, or one that is unknown or revoked."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(AsktellError):
+    """The token is valid but its role may not do this (a reader writing, a writer managing tokens)."""
+
+    code = "permission_denied"
+
+
+class TooLarge(AsktellError):
+    code = "too_large"

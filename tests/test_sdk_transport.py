@@ -39,15 +39,25 @@ def test_idempotent_calls_are_retried_with_bounded_backoff(no_sleep: list[float]
     assert len(no_sleep) == 3 and all(0 < s <= api.RetryPolicy().cap_seconds for s in no_sleep)
 
 
-def test_a_plain_ask_is_never_retried_but_a_worker_ask_is() -> None:
+def test_asks_and_tells_are_retried_with_one_request_id() -> None:
+    """Every ask and tell carries a request id, the same on each retry: the server applies it once."""
+    import json
+
     transport, seen = _flaky(1)
     study = Study(Client("http://x", transport=transport), STUDY)
-    with pytest.raises(ServerError, match="try later"):
-        study.ask()
-    transport, seen = _flaky(1)
-    study = Study(Client("http://x", transport=transport), STUDY)
-    study.ask(worker_id="w")
+    study.ask()
     assert [r.url.path for r in seen] == ["/v1/studies/s/ask", "/v1/studies/s/ask"]
+    ids = [json.loads(r.content)["request_id"] for r in seen]
+    assert ids[0] == ids[1] and len(ids[0]) == 32
+    transport, seen = _flaky(0)
+    Study(Client("http://x", transport=transport), STUDY).ask()
+    assert json.loads(seen[0].content)["request_id"] != ids[0]  # a new ask, a new id
+
+    transport, seen = _flaky(2)
+    client = Client("http://x", transport=transport)
+    client._call(api.tell("s", 3, {"loss": 1.0}, False, False, False, None))
+    tell_ids = {json.loads(r.content)["request_id"] for r in seen}
+    assert len(seen) == 3 and len(tell_ids) == 1
 
 
 def test_client_errors_are_not_retried() -> None:

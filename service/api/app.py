@@ -1,21 +1,31 @@
-"""The FastAPI application: routers, error handlers, and the database's lifetime."""
+"""The FastAPI application: routers, error handlers, limits, and the lifetime of the database and background tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import health, studies, trials, workers
+from service.api import access, health, studies, trials, workers
 from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit
 from service.config import Settings
+from service.core import access as access_core
+from service.core.stale import sweep_forever
 from service.store.db import Database, upgrade
 from service.ui import routes as ui_routes
 from service.workers.device import configure_threads, resolve_device
 from service.workers.runner import Worker, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+AUTH_OFF_WARNING = ("AUTHENTICATION IS OFF: anyone who can reach this server has admin rights. Turn it on with "
+                    "`asktell tokens create --admin` (or ASKTELL_ADMIN_TOKEN) before exposing it.")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,22 +35,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await asyncio.to_thread(upgrade, settings.database_url)
-        app.state.db = Database(settings.database_url, pool_size=settings.pool_size)
-        await app.state.db.signals.start()
+        app.state.db = db = Database(settings.database_url, pool_size=settings.pool_size)
+        app.state.auth = access_core.Authenticator(db, cache_seconds=settings.auth_cache_seconds)
+        if settings.admin_token is not None and await access_core.install_token(
+                db, settings.admin_token.get_secret_value()):
+            log.info("installed the admin token from ASKTELL_ADMIN_TOKEN (namespace default)")
+        if not await app.state.auth.enabled():
+            log.warning(AUTH_OFF_WARNING)
+        await db.signals.start()
         stop = asyncio.Event()
-        embedded = None
+        tasks = [asyncio.create_task(sweep_forever(db, settings.stale_sweep_seconds, stop), name="stale-sweep")]
         if settings.runs_embedded_worker:
             device = resolve_device(settings.worker_device)
             await asyncio.to_thread(configure_threads, 1, 1)  # leave a core to the API
-            worker = Worker(app.state.db, WorkerSettings(device=device, concurrency=1))
-            embedded = asyncio.create_task(worker.run(stop), name="embedded-engine-worker")
+            worker = Worker(db, WorkerSettings(device=device, concurrency=1))
+            tasks.append(asyncio.create_task(worker.run(stop), name="embedded-engine-worker"))
         try:
             yield
         finally:
             stop.set()
-            if embedded is not None:
-                await embedded
-            await app.state.db.dispose()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await db.dispose()
 
     app = FastAPI(
         title="asktell",
@@ -49,7 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (studies.router, trials.router, workers.router, health.router, ui_routes.router):
+    for router in (studies.router, trials.router, workers.router, access.router, health.router, ui_routes.router):
         app.include_router(router)
     app.mount(ui_routes.STATIC, ui_routes.static_files, name="ui-static")
+    if settings.cors_origins:  # closed unless origins are named: no wildcard default
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization",
+                                                                                          "Content-Type"])
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -1,12 +1,16 @@
-"""Request-scoped dependencies: the database and the caller's namespace."""
+"""Request-scoped dependencies: the database, and who is calling (their namespace and role)."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from service.core.access import Authenticator
+from service.domain.access import Caller, Role
+from service.errors import PermissionDenied
 from service.store.db import Database
 
-DEFAULT_OWNER = "default"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOKEN_COOKIE = "asktell_token"  # the dashboard's copy of the token, set by its sign-in form
 
 
 async def database(request: Request) -> Database:
@@ -14,6 +18,27 @@ async def database(request: Request) -> Database:
     return db
 
 
-async def owner() -> str:
-    """The namespace studies live in; every caller shares one until authentication assigns owners."""
-    return DEFAULT_OWNER
+async def caller(request: Request) -> Caller:
+    authenticator: Authenticator = request.app.state.auth
+    header = request.headers.get("Authorization")
+    if header is None and request.method in READ_METHODS and TOKEN_COOKIE in request.cookies:
+        header = f"Bearer {request.cookies[TOKEN_COOKIE]}"  # the dashboard only reads
+    found = await authenticator.caller(header)
+    request.state.caller = found
+    return found
+
+
+async def owner(request: Request) -> str:
+    """The caller's namespace, which scopes every study lookup; reading needs a reader, anything else a writer."""
+    found = await caller(request)
+    needed = Role.READER if request.method in READ_METHODS else Role.WRITER
+    if not found.role.allows(needed):
+        raise PermissionDenied(f"a {found.role} token may not {request.method} {request.url.path}")
+    return found.namespace
+
+
+async def admin(request: Request) -> Caller:
+    found = await caller(request)
+    if not found.role.allows(Role.ADMIN):
+        raise PermissionDenied("managing namespaces and tokens needs an admin token")
+    return found

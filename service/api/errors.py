@@ -7,14 +7,25 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import AlreadyExists, AsktellError, Conflict, InvalidArgument, NotFound
+from service.errors import (
+    AlreadyExists,
+    AsktellError,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    TooLarge,
+    Unauthenticated,
+)
 
 log = logging.getLogger(__name__)
+UI_ROOT = "/ui"
 
-STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409}
+STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409, Unauthenticated: 401,
+          PermissionDenied: 403, TooLarge: 413}
 _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_argument"}
 
@@ -34,11 +45,14 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AsktellError)
-    async def domain_error(_: Request, error: AsktellError) -> JSONResponse:
+    async def domain_error(request: Request, error: AsktellError) -> Response:
         status = next((s for cls, s in STATUS.items() if isinstance(error, cls)), 500)
+        if status == 401 and request.url.path.startswith(UI_ROOT) and request.method == "GET":
+            return RedirectResponse(f"{UI_ROOT}/sign-in", status_code=303)
         details = ([{"field": p.field, "reason": p.reason} for p in error.problems]
                    if isinstance(error, InvalidArgument) else None)
-        return JSONResponse(_body(error.code, error.message, details), status_code=status)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(_body(error.code, error.message, details), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.asking import AskOutcome
 from service.core.trials import HypervolumeReport
 from service.domain.hypervolume import oriented_reference
-from service.domain.spec import STUDY_NAME_PATTERN, Choice, StudySpec
+from service.domain.spec import STUDY_NAME_PATTERN, Choice, Name, StudySpec
 from service.domain.trial import TrialState
 from service.engines.base import Action
 from service.store.jobs import Job
@@ -19,6 +19,13 @@ from service.store.records import StudyRecord, StudyState, TrialRecord
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Metric names as in a study spec; at most 256 metrics per report or tell.
+MetricValues = Annotated[dict[Name, float], Field(max_length=256)]
+RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$",
+                                 description="The client's id for this request: a retry with the same id returns "
+                                             "the first attempt's result and changes nothing.")]
 
 
 class StudyCreate(StudySpec):
@@ -108,6 +115,7 @@ class AskRequest(_Body):
     wait_seconds: float = Field(default=30.0, ge=0, le=300,
                                 description="How long to wait for a worker-computed suggestion before answering "
                                             "202 with a pending job to poll.")
+    request_id: RequestId | None = None
 
 
 class PendingJob(BaseModel):
@@ -172,14 +180,15 @@ class EngineStatusOut(BaseModel):
 
 class TellRequest(_Body):
     state: Literal["completed", "failed", "infeasible", "stopped"] = "completed"
-    values: dict[str, float] | None = Field(default=None, description="Final metric values (all objectives and "
-                                                                      "constrained metrics when completed).")
+    values: MetricValues | None = Field(default=None, description="Final metric values (all objectives and "
+                                                                  "constrained metrics when completed).")
     reason: str | None = Field(default=None, max_length=10_000, description="Why it failed / was infeasible.")
+    request_id: RequestId | None = None
 
 
 class ReportRequest(_Body):
     step: float = Field(description="Training progress (the fidelity axis: step, epoch...).")
-    values: dict[str, float] = Field(min_length=1)
+    values: MetricValues = Field(min_length=1)
 
 
 class DecisionOut(BaseModel):
@@ -189,8 +198,8 @@ class DecisionOut(BaseModel):
 
 
 class AddTrialRequest(_Body):
-    params: dict[str, Choice]
-    values: dict[str, float] | None = Field(default=None, description="If given, the trial is recorded as "
+    params: dict[str, Choice] = Field(max_length=1000)
+    values: MetricValues | None = Field(default=None, description="If given, the trial is recorded as "
                                                                       "completed; otherwise it is enqueued.")
 
 

@@ -34,7 +34,7 @@ Owner = Annotated[str, Depends(owner)]
 async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Owner) -> AskResponse:
     """Hand out `count` trials: the worker's own active ones, then enqueued ones, then new suggestions."""
     outcome = await asking.ask(db, who, study, count=body.count, worker_id=body.worker_id, fresh=body.fresh,
-                               wait_seconds=body.wait_seconds)
+                               wait_seconds=body.wait_seconds, request_id=body.request_id)
     if outcome.pending is not None:
         response.status_code = status.HTTP_202_ACCEPTED
     return AskResponse.of(outcome)
@@ -97,7 +97,8 @@ async def heartbeat(study: str, number: int, db: Db, who: Owner) -> TrialOut:
              responses={409: {"description": "The trial was already told something else"}})
 async def tell(study: str, number: int, body: TellRequest, db: Db, who: Owner) -> TrialOut:
     """Finish a trial. Repeating the same tell is harmless (200); a different second tell gets 409."""
-    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason)
+    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason,
+                       request_id=body.request_id)
     return TrialOut.of(await trials.tell(db, who, study, number, told))
 
 

@@ -18,7 +18,7 @@ Owner = Annotated[str, Depends(owner)]
 
 
 @router.get("/workers", response_model=WorkersResponse)
-async def list_workers(db: Db) -> WorkersResponse:
+async def list_workers(db: Db, _: Owner) -> WorkersResponse:
     """Engine workers: alive or recently stopped, their device, jobs done and last heartbeat."""
     views = await engines.list_workers(db)
     return WorkersResponse(workers=[WorkerOut(alive=v.alive, **v.info.__dict__) for v in views])

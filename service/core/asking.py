@@ -53,21 +53,27 @@ class _NewTrials:
 
 
 async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
-              wait_seconds: float) -> AskOutcome:
+              wait_seconds: float, request_id: str | None = None) -> AskOutcome:
+    """With a `request_id`, a retry of an ask gets what the first attempt handed out (and, if that attempt
+    stopped half-way, the rest): never more than `count` trials carry one request id."""
     deadline = time.monotonic() + wait_seconds
     async with db.transaction() as conn:
         context = await study_store.ask_context(conn, owner, name, worker_id)
         study = context.study
-        if study.state is not StudyState.ACTIVE:
-            raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
-        trials: list[TrialRecord] = []
-        if worker_id is not None and not fresh and context.worker_has_active:
-            trials += await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
-        if len(trials) < count and context.has_waiting:
-            trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id)
-        step = _NewTrials([])
-        if len(trials) < count:
-            step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=True)
+        trials, step = await _earlier_attempt(conn, study.id, request_id)
+        if step.job is None and len(trials) < count:
+            if study.state is not StudyState.ACTIVE:
+                raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
+            if worker_id is not None and not fresh and context.worker_has_active:
+                known = {t.number for t in trials}
+                trials += [t for t in await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
+                           if t.number not in known][:count - len(trials)]
+            if len(trials) < count and context.has_waiting:
+                trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id,
+                                                                 request_id)
+            if len(trials) < count:
+                step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=True,
+                                         request_id=request_id)
     trials += step.trials
     if step.queued_work:
         await db.signals.publish(JOBS_QUEUED)
@@ -75,8 +81,13 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
         # One computation instead of two: the refill a recent tell queued is computing from the
         # newest data; wait for it and take from its pool, then queue a job of our own if needed.
         await wait_for_job(db, step.refill.id, deadline - time.monotonic())
+        step = _NewTrials([])
         async with db.transaction() as conn:
-            step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=False)
+            if request_id is not None:
+                trials, step = await _earlier_attempt(conn, study.id, request_id)
+            if step.job is None and len(trials) < count:
+                step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=False,
+                                         request_id=request_id)
         trials += step.trials
         if step.queued_work:
             await db.signals.publish(JOBS_QUEUED)
@@ -85,7 +96,21 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
     done = await wait_for_job(db, step.job.id, deadline - time.monotonic())
     if done is None or not _finished(done):
         return AskOutcome(trials, done or step.job)
-    return AskOutcome(trials + await job_trials(db, done), None)
+    known = {t.number for t in trials}
+    return AskOutcome(trials + [t for t in await job_trials(db, done) if t.number not in known], None)
+
+
+async def _earlier_attempt(conn: AsyncConnection, study_id: int,
+                           request_id: str | None) -> tuple[list[TrialRecord], _NewTrials]:
+    """What earlier attempts of this ask handed out, and their job still computing, if any.
+
+    Takes the study's lock first, so two attempts arriving together run one after the other.
+    """
+    if request_id is None:
+        return [], _NewTrials([])
+    await study_store.lock_study(conn, study_id)
+    job = await job_store.unfinished_suggest_of_request(conn, study_id, request_id)
+    return await trial_store.trials_of_request(conn, study_id, request_id), _NewTrials([], job=job)
 
 
 def _finished(job: Job) -> bool:
@@ -94,12 +119,12 @@ def _finished(job: Job) -> bool:
 
 
 async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, worker_id: str | None, *,
-                      wait_for_refill: bool) -> _NewTrials:
+                      wait_for_refill: bool, request_id: str | None) -> _NewTrials:
     """New trials made here from the pool or inline, or the job that will compute them."""
     resolved = resolve_engine(study.spec, study.engine)
     pool_max = _pool_max(resolved.options)
-    trials, others_running = await _from_pool(conn, study, resolved.options, count, worker_id) if pool_max \
-        else ([], False)
+    trials, others_running = await _from_pool(conn, study, resolved.options, count, worker_id, request_id) \
+        if pool_max else ([], False)
     # Refill on an ask only when other trials run: they will ask before the next tell does. A lone
     # sequential client is served by the refill its tell queues.
     refill_now = bool(pool_max) and others_running
@@ -109,11 +134,12 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
         return _NewTrials(trials, queued_work=refill_now)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
-        return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id))
+        return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id,
+                                                 request_id=request_id))
 
     if not await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
         trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
-                                worker_id, source="sobol-fallback")
+                                worker_id, source="sobol-fallback", request_id=request_id)
         await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
                                            error=NO_WORKER, fallback=True)
         return _NewTrials(trials)
@@ -121,14 +147,15 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
         refill = await job_store.unfinished_refill(conn, study.id)
         if refill is not None:
             return _NewTrials(trials, refill=refill)
-    job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id)
+    job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id, request_id)
     if refill_now:
         await job_store.enqueue_refill(conn, study.id)
     return _NewTrials(trials, job=job, queued_work=True)
 
 
 async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
-                  worker_id: str | None, source: str | None = None) -> list[TrialRecord]:
+                  worker_id: str | None, source: str | None = None,
+                  request_id: str | None = None) -> list[TrialRecord]:
     first = await study_store.allocate_trial_numbers(conn, study.id, count)
     history = await history_of(conn, study, resolved.engine.needs_history)
     request = SuggestRequest(spec=study.spec, options=resolved.options, count=count, seed=study.seed,
@@ -137,7 +164,7 @@ async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedE
     return await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
         source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study.spec),
-        engine_info=request.notes.suggestion_info)
+        engine_info=request.notes.suggestion_info, request_id=request_id)
 
 
 def _pool_max(options: BaseModel) -> int:
@@ -145,7 +172,7 @@ def _pool_max(options: BaseModel) -> int:
 
 
 async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int,
-                     worker_id: str | None) -> tuple[list[TrialRecord], bool]:
+                     worker_id: str | None, request_id: str | None) -> tuple[list[TrialRecord], bool]:
     """Take fresh pooled suggestions, skipping any that sit on top of a running trial or of a trial the engine
     did not know of when it computed the pool (another job may have proposed the same point meanwhile, and
     that trial may have finished already).
@@ -178,7 +205,7 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     trials = await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
         source=study.engine, worker_id=worker_id, budget=budget_of(study.spec),
-        engine_info=[p.engine_info for p in chosen])
+        engine_info=[p.engine_info for p in chosen], request_id=request_id)
     return trials, bool(running)
 
 

@@ -52,6 +52,7 @@ class Tell:
     state: TrialState
     values: dict[str, float] | None
     reason: str | None
+    request_id: str | None = None  # the client's id: a retry of the same tell returns the trial it finished
 
 
 def _stored_values(study: StudyRecord, tell: Tell, trial: TrialRecord | None) -> dict[str, float | None] | None:
@@ -89,12 +90,16 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
         if trial.state is TrialState.STOPPED and told.state in (TrialState.COMPLETED, TrialState.STOPPED):
             return trial  # the engine stopped it first; the worker's closing tell just acknowledges that
         if trial.state in FINISHED_STATES:
+            if told.request_id is not None and trial.tell_request_id == told.request_id:
+                return trial  # a retry of the tell that finished it
             if trial.state is told.state and trial.values == values and (told.reason or None) == trial.reason:
                 return trial
             raise Conflict(f"trial {number} is already {trial.state}; a finished trial cannot be told again")
         if trial.state is TrialState.WAITING:
             raise Conflict(f"trial {number} is waiting to be handed out by an ask; it cannot be told yet")
-        finished = await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason)
+        finished = await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason,
+                                                  request_id=told.request_id)
+        await retry_if_failed(conn, study, finished)
         refill = await _refresh_pool(conn, study)
     if refill:
         await db.signals.publish(JOBS_QUEUED)
@@ -111,12 +116,31 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
     study = db.known_studies.get((owner, name))
     if study is None or (told.state is TrialState.STOPPED and not told.values):
         return None
+    if told.state is TrialState.FAILED and study.spec.retry_failed:
+        return None  # a failure may be re-queued: the careful path does that in the same transaction
     if isinstance(resolve_engine(study.spec, study.engine).options, ModelEngineOptions):
         return None
     values = _stored_values(study, told, None)
     async with db.autocommit() as conn:
         return await trial_store.finish_open_trial(conn, study, number, state=told.state, values=values,
-                                                   reason=told.reason)
+                                                   reason=told.reason, request_id=told.request_id)
+
+
+async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: TrialRecord) -> TrialRecord | None:
+    """With the study's `retry_failed: N`, enqueue a failed trial's params again, up to N times per original
+    trial (each retry's engine_info names the trial it retries and its attempt number)."""
+    if trial.state is not TrialState.FAILED or not study.spec.retry_failed:
+        return None
+    earlier = trial.engine_info or {}
+    attempt = int(earlier.get("retry_attempt", 0)) + 1
+    if attempt > study.spec.retry_failed:
+        return None
+    first = await study_store.allocate_trial_numbers(conn, study.id, 1)
+    info = {"retry_of": int(earlier.get("retry_of", trial.number)), "retry_attempt": attempt}
+    (retry,) = await trial_store.insert_trials(
+        conn, study_id=study.id, first_number=first, params=[trial.params], state=TrialState.WAITING,
+        source="retry", budget=budget_of(study.spec), engine_info=[info])
+    return retry
 
 
 async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:

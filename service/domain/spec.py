@@ -99,6 +99,13 @@ class StudySpec(_Strict):
     engine: str = Field(default="auto", description="auto, random, sobol, or another installed engine.")
     engine_options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    stale_after: float = Field(
+        default=1800.0, ge=1, le=30 * 86400,
+        description="Seconds an active trial may go without a report or heartbeat before it is failed as stale "
+                    "(a resumed trial goes back to paused instead).")
+    retry_failed: int = Field(
+        default=0, ge=0, le=100,
+        description="Re-queue the params of a failed trial (told failed, or stale) up to this many times.")
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)

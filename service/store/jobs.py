@@ -62,12 +62,14 @@ class Job:
     fallback: bool
     created_at: datetime
     finished_at: datetime | None
+    request_id: str | None = None
 
 
 def _job(row: Any) -> Job:
     return Job(id=row.id, study_id=row.study_id, kind=JobKind(row.kind), state=JobState(row.state), count=row.count,
                worker_id=row.worker_id, attempts=row.attempts, lease_owner=row.lease_owner, result=row.result,
-               error=row.error, fallback=row.fallback, created_at=row.created_at, finished_at=row.finished_at)
+               error=row.error, fallback=row.fallback, created_at=row.created_at, finished_at=row.finished_at,
+               request_id=row.request_id)
 
 
 _JOB_COLUMNS = JobRow.__table__.c
@@ -87,12 +89,22 @@ async def finished_count(conn: AsyncConnection, study_id: int) -> int:
     return int((await conn.execute(_finished_count_query(study_id))).scalar_one())
 
 
-async def enqueue_suggest(conn: AsyncConnection, study_id: int, count: int, worker_id: str | None) -> Job:
+async def enqueue_suggest(conn: AsyncConnection, study_id: int, count: int, worker_id: str | None,
+                          request_id: str | None = None) -> Job:
     query = insert(JobRow).values(
         study_id=study_id, kind=JobKind.SUGGEST.value, state=JobState.QUEUED.value,
         priority=PRIORITY[JobKind.SUGGEST], count=count, worker_id=worker_id, attempts=0, fallback=False,
-        created_at=utcnow()).returning(*_JOB_COLUMNS)
+        created_at=utcnow(), request_id=request_id).returning(*_JOB_COLUMNS)
     return _job((await conn.execute(query)).one())
+
+
+async def unfinished_suggest_of_request(conn: AsyncConnection, study_id: int, request_id: str) -> Job | None:
+    """A suggest job an earlier attempt of this ask queued and that is still computing."""
+    query = (select(*_JOB_COLUMNS).where(JobRow.study_id == study_id, JobRow.request_id == request_id,
+                                         JobRow.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]))
+             .order_by(JobRow.id).limit(1))
+    row = (await conn.execute(query)).first()
+    return _job(row) if row is not None else None
 
 
 async def enqueue_refill(conn: AsyncConnection, study_id: int) -> None:

@@ -76,6 +76,11 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
         Index("ix_trials_study_state_number", "study_id", "state", "number"),
         Index("ix_trials_study_worker", "study_id", "worker_id"),
+        Index("ix_trials_study_request", "study_id", "request_id", postgresql_where=text("request_id IS NOT NULL"),
+              sqlite_where=text("request_id IS NOT NULL")),
+        # The stale-trial sweep reads active trials of every study.
+        Index("ix_trials_active_seen", "state", postgresql_where=text("state = 'active'"),
+              sqlite_where=text("state = 'active'")),
         {"sqlite_autoincrement": True},
     )
 
@@ -96,6 +101,10 @@ class TrialRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     engine_info: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    # The client's id of the ask (or add) that created the trial: a retry with the same id finds it instead
+    # of creating another. And the id of the tell that finished it.
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    tell_request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class MeasurementRow(Base):
@@ -136,6 +145,7 @@ class JobRow(Base):
     priority: Mapped[int] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
     worker_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # of the ask that queued it
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(256), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -199,3 +209,36 @@ class WorkerRow(Base):
     jobs_failed: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class NamespaceRow(Base):
+    """A team: its studies and tokens are invisible to every other namespace."""
+
+    __tablename__ = "namespaces"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TokenRow(Base):
+    """A bearer token, stored only as its SHA-256 (tokens are 256 random bits, so no slow hash is needed).
+
+    Rows are never deleted, only revoked (also when their namespace is deleted): authentication is on from
+    the first token ever created, so removing tokens can never open the service by accident.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        Index("ix_api_tokens_namespace", "namespace"),
+        UniqueConstraint("secret_hash", name="uq_api_tokens_secret_hash"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings so a token can be recognised
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

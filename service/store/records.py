@@ -51,6 +51,8 @@ class TrialRecord:
     heartbeat_at: datetime | None = None  # last sign of life from the job evaluating it (report or heartbeat)
     measurements: tuple[Measurement, ...] | None = None  # None: not loaded
     engine_info: dict[str, Any] | None = None  # what the engine said about this suggestion (e.g. its branch)
+    request_id: str | None = None  # the client's id of the ask that handed it out
+    tell_request_id: str | None = None  # the client's id of the tell that finished it
 
     def view(self) -> TrialView:
         finite = {k: v for k, v in (self.values or {}).items() if v is not None}

@@ -109,3 +109,13 @@ async def trial_counts(conn: AsyncConnection, study_id: int) -> dict[str, int]:
 async def get_study_by_id(conn: AsyncConnection, study_id: int) -> StudyRecord | None:
     row = (await conn.execute(select(*_STUDY_COLUMNS).where(StudyRow.id == study_id))).one_or_none()
     return study_record(row) if row else None
+
+
+async def lock_study(conn: AsyncConnection, study_id: int) -> None:
+    """Serialize with other writers of this study until the transaction ends (SQLite serializes anyway)."""
+    await conn.execute(select(StudyRow.id).where(StudyRow.id == study_id).with_for_update())
+
+
+async def studies_by_id(conn: AsyncConnection, ids: list[int]) -> dict[int, StudyRecord]:
+    rows = await conn.execute(select(*_STUDY_COLUMNS).where(StudyRow.id.in_(ids)))
+    return {row.id: study_record(row) for row in rows}

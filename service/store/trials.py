@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +28,8 @@ def trial_record(row: Any, measurements: tuple[Measurement, ...] | None = None) 
         worker_id=row.worker_id, values=row.values, reason=row.reason, source=row.source, budget=row.budget,
         resume_from=row.resume_from, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, updated_at=row.updated_at, heartbeat_at=row.heartbeat_at,
-        measurements=measurements, engine_info=row.engine_info,
+        measurements=measurements, engine_info=row.engine_info, request_id=row.request_id,
+        tell_request_id=row.tell_request_id,
     )
 
 
@@ -43,6 +45,7 @@ async def insert_trials(
     budget: float | None = None,
     values: dict[str, float] | None = None,
     engine_info: Sequence[dict[str, Any] | None] | None = None,
+    request_id: str | None = None,
 ) -> list[TrialRecord]:
     """`engine_info`, when given, holds one entry per row of `params` (what the engine said of each)."""
     now = utcnow()
@@ -52,7 +55,7 @@ async def insert_trials(
     rows = [
         dict(study_id=study_id, number=first_number + i, params=p, state=state.value, worker_id=worker_id,
              values=values, reason=None, source=source, budget=budget, resume_from=None, created_at=now,
-             started_at=started, finished_at=finished, updated_at=now, engine_info=info)
+             started_at=started, finished_at=finished, updated_at=now, engine_info=info, request_id=request_id)
         for i, (p, info) in enumerate(zip(params, infos, strict=True))
     ]
     result = await conn.execute(insert(TrialRow).returning(*TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
@@ -69,8 +72,15 @@ async def active_trials_of_worker(
     return [trial_record(row) for row in await conn.execute(query)]
 
 
+async def trials_of_request(conn: AsyncConnection, study_id: int, request_id: str) -> list[TrialRecord]:
+    """The trials an earlier attempt of this ask handed out (a retry returns them instead of new ones)."""
+    query = (select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.request_id == request_id)
+             .order_by(TrialRow.number))
+    return [trial_record(row) for row in await conn.execute(query)]
+
+
 async def claim_waiting_trials(
-    conn: AsyncConnection, study_id: int, limit: int, worker_id: str | None
+    conn: AsyncConnection, study_id: int, limit: int, worker_id: str | None, request_id: str | None = None
 ) -> list[TrialRecord]:
     """Hand out enqueued trials; SKIP LOCKED lets concurrent asks take different ones without waiting.
 
@@ -83,7 +93,8 @@ async def claim_waiting_trials(
               .with_for_update(skip_locked=True)).cte("picked")
     now = utcnow()
     claim = (update(TrialRow).where(TrialRow.id == picked.c.id, TrialRow.state == TrialState.WAITING.value)
-             .values(state=TrialState.ACTIVE.value, worker_id=worker_id, started_at=now, updated_at=now)
+             .values(state=TrialState.ACTIVE.value, worker_id=worker_id, started_at=now, updated_at=now,
+                     **({"request_id": request_id} if request_id is not None else {}))
              .returning(*TRIAL_COLUMNS))
     return sorted((trial_record(row) for row in await conn.execute(claim)), key=lambda t: t.number)
 
@@ -120,7 +131,7 @@ async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, numbe
 
 async def finish_open_trial(
     conn: AsyncConnection, study: StudyRecord, number: int, *, state: TrialState,
-    values: dict[str, float | None] | None, reason: str | None,
+    values: dict[str, float | None] | None, reason: str | None, request_id: str | None = None,
 ) -> TrialRecord | None:
     """Finish the trial in one statement if it is still open (active or paused) and the study is
     still the one we know; None otherwise, and the caller takes the careful path."""
@@ -130,7 +141,8 @@ async def finish_open_trial(
     query = (update(TrialRow)
              .where(TrialRow.study_id == known_study, TrialRow.number == number,
                     TrialRow.state.in_([TrialState.ACTIVE.value, TrialState.PAUSED.value]))
-             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now)
+             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now,
+                     tell_request_id=request_id)
              .returning(*TRIAL_COLUMNS))
     row = (await conn.execute(query)).one_or_none()
     return trial_record(row) if row else None
@@ -138,11 +150,12 @@ async def finish_open_trial(
 
 async def finish_trial(
     conn: AsyncConnection, trial_id: int, *, state: TrialState, values: dict[str, float | None] | None,
-    reason: str | None,
+    reason: str | None, request_id: str | None = None,
 ) -> TrialRecord:
     now = utcnow()
     query = (update(TrialRow).where(TrialRow.id == trial_id)
-             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now)
+             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now,
+                     tell_request_id=request_id)
              .returning(*TRIAL_COLUMNS))
     return trial_record((await conn.execute(query)).one())
 
@@ -222,3 +235,31 @@ async def params_numbered_from(conn: AsyncConnection, study_id: int, first: int)
 
 def latest_measurement(measurements: Sequence[Measurement]) -> Measurement | None:
     return max(measurements, key=lambda m: m.step, default=None)
+
+
+def _last_seen() -> Any:
+    return func.coalesce(TrialRow.heartbeat_at, TrialRow.started_at, TrialRow.created_at)
+
+
+async def silent_active_trials(conn: AsyncConnection, silent_since: datetime) -> list[tuple[int, int, datetime]]:
+    """(trial id, study id, last sign of life) of active trials with no sign of life since `silent_since`."""
+    query = (select(TrialRow.id, TrialRow.study_id, _last_seen())
+             .where(TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since))
+    return [(i, s, seen) for i, s, seen in await conn.execute(query)]
+
+
+async def give_up_if_silent(conn: AsyncConnection, trial_id: int, silent_since: datetime, *,
+                            reason: str) -> TrialRecord | None:
+    """Fail a trial still active and silent since `silent_since`, or pause it again if it was resumed (its
+    checkpoint is still good). None if it spoke up or finished meanwhile."""
+    now = utcnow()
+    resumed = TrialRow.resume_from.is_not(None)
+    query = (update(TrialRow)
+             .where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since)
+             .values(state=case((resumed, TrialState.PAUSED.value), else_=TrialState.FAILED.value),
+                     reason=case((resumed, TrialRow.reason), else_=reason),
+                     finished_at=case((resumed, TrialRow.finished_at), else_=now),
+                     worker_id=case((resumed, None), else_=TrialRow.worker_id), updated_at=now)
+             .returning(*TRIAL_COLUMNS))
+    row = (await conn.execute(query)).one_or_none()
+    return trial_record(row) if row is not None else None

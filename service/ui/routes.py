@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -19,10 +19,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import database, owner
+from service.api.deps import TOKEN_COOKIE, database, owner
 from service.core import browsing, engines
+from service.core.access import Authenticator
 from service.domain.trial import TrialState
 from service.engines.base import STATUS_KEY
+from service.errors import AsktellError
 from service.store.db import Database
 from service.ui import plots, views
 from service.ui.table import TableParams, table_view
@@ -69,6 +71,28 @@ async def studies(request: Request, db: Db, who: Owner, q: str = "", page: int =
                "live_url": page_url(page), "prev_url": page_url(page - 1) if page > 1 else None,
                "next_url": page_url(page + 1) if page * STUDIES_PER_PAGE < total else None}
     return _render(request, "studies_table.html" if _fragment(request) else "studies.html", context, started)
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+async def sign_in_page(request: Request) -> HTMLResponse:
+    return _render(request, "sign_in.html", {"problem": None}, time.perf_counter())
+
+
+@router.post("/sign-in", response_class=HTMLResponse, response_model=None)
+async def sign_in(request: Request) -> HTMLResponse | RedirectResponse:
+    """Check the pasted token and keep it in an HttpOnly cookie, which the dashboard's (read-only) pages accept."""
+    token = (parse_qs((await request.body()).decode(errors="replace")).get("token") or [""])[0].strip()
+    authenticator: Authenticator = request.app.state.auth
+    try:
+        await authenticator.caller(f"Bearer {token}")
+    except AsktellError as error:
+        response = _render(request, "sign_in.html", {"problem": error.message}, time.perf_counter())
+        response.status_code = 401
+        return response
+    redirect = RedirectResponse(ROOT, status_code=303)
+    redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path=ROOT,
+                        secure=request.url.scheme == "https")
+    return redirect
 
 
 @router.get("/", include_in_schema=False)

@@ -223,7 +223,7 @@ class Worker:
             created = await trial_store.insert_trials(
                 conn, study_id=study.id, first_number=first, params=kept, state=TrialState.ACTIVE,
                 source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget,
-                engine_info=infos)
+                engine_info=infos, request_id=job.request_id)
             return {"trials": [t.number for t in created]}
 
         await self._finish(job, write, fallback=fallback, error=error, state=state)

@@ -11,6 +11,7 @@ import os
 import random
 import ssl
 import time
+import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -122,14 +123,18 @@ def set_study_state(name: str, state: str) -> Call:
     return Call("PUT", f"{_study(name)}/state", json={"state": state}, idempotent=True)
 
 
+def request_id() -> str:
+    """A fresh id for one logical request; every retry of it sends the same id, so the server applies it once."""
+    return uuid.uuid4().hex
+
+
 def ask(name: str, count: int, worker_id: str | None, fresh: bool, timeout: float) -> Call:
-    body: dict[str, Any] = {"count": count, "worker_id": worker_id, "fresh": fresh}
+    body: dict[str, Any] = {"count": count, "worker_id": worker_id, "fresh": fresh, "request_id": request_id()}
     if timeout < LONG_POLL_SECONDS:
         # Only a caller in more of a hurry than the server's default long poll needs to say so.
         body["wait_seconds"] = timeout
-    # With a worker_id a repeated ask returns that worker's active trials, so a retry hands out nothing twice;
-    # `fresh` asks for new trials every time, so it is not.
-    return Call("POST", f"{_study(name)}/ask", json=body, idempotent=worker_id is not None and not fresh)
+    # The request id makes a retry return what the first attempt handed out.
+    return Call("POST", f"{_study(name)}/ask", json=body, idempotent=True)
 
 
 def poll_job(name: str, job_id: int, wait_seconds: float) -> Call:
@@ -172,8 +177,9 @@ def tell(name: str, number: int, values: dict[str, float] | None, failed: bool, 
     chosen = [s for s, on in (("failed", failed), ("infeasible", infeasible), ("stopped", stopped)) if on]
     if len(chosen) > 1:
         raise ValueError(f"tell one of failed, infeasible or stopped, not {' and '.join(chosen)}")
-    body = {"state": chosen[0] if chosen else "completed", "values": values, "reason": reason}
-    # The server accepts an identical repeated tell, so a retry after a lost response is safe.
+    body = {"state": chosen[0] if chosen else "completed", "values": values, "reason": reason,
+            "request_id": request_id()}
+    # The server answers a retry (same request id) with the trial as the first attempt left it.
     return Call("POST", f"{_study(name)}/trials/{number}/tell", json=body, idempotent=True)
 
 
@@ -191,9 +197,41 @@ def engine_status(name: str) -> Call:
 
 def study_spec(params: list[dict[str, Any]], objectives: list[dict[str, Any]], constraints: list[dict[str, Any]] | None,
                fidelity: dict[str, Any] | None, engine: str, engine_options: dict[str, Any] | None,
-               seed: int | None) -> dict[str, Any]:
-    return {"params": params, "objectives": objectives, "constraints": constraints or [], "fidelity": fidelity,
-            "engine": engine, "engine_options": engine_options or {}, "seed": seed}
+               seed: int | None, stale_after: float | None = None, retry_failed: int | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"params": params, "objectives": objectives, "constraints": constraints or [],
+                            "fidelity": fidelity, "engine": engine, "engine_options": engine_options or {},
+                            "seed": seed}
+    if stale_after is not None:
+        spec["stale_after"] = stale_after
+    if retry_failed is not None:
+        spec["retry_failed"] = retry_failed
+    return spec
+
+
+# Administration (admin tokens): namespaces and tokens ------------------------------------------------------
+
+def create_namespace(name: str) -> Call:
+    return Call("POST", "/v1/namespaces", json={"name": name})
+
+
+def list_namespaces() -> Call:
+    return Call("GET", "/v1/namespaces", idempotent=True)
+
+
+def delete_namespace(name: str) -> Call:
+    return Call("DELETE", f"/v1/namespaces/{quote(name, safe='')}", idempotent=True)
+
+
+def create_token(namespace: str, role: str, name: str) -> Call:
+    return Call("POST", "/v1/tokens", json={"namespace": namespace, "role": role, "name": name})
+
+
+def list_tokens(namespace: str | None) -> Call:
+    return Call("GET", "/v1/tokens", params={"namespace": namespace} if namespace else None, idempotent=True)
+
+
+def revoke_token(token_id: int) -> Call:
+    return Call("DELETE", f"/v1/tokens/{token_id}", idempotent=True)
 
 
 # Operations of one or more requests, written once as generators: they yield calls and receive responses. ------

@@ -54,10 +54,15 @@ class AsyncClient:
     async def create_study(self, name: str, params: list[dict[str, Any]], objectives: list[dict[str, Any]], *,
                            constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
                            engine: str = "auto", engine_options: dict[str, Any] | None = None,
-                           seed: int | None = None, if_exists: str = "get") -> AsyncStudy:
+                           seed: int | None = None, if_exists: str = "get", stale_after: float | None = None,
+                           retry_failed: int | None = None) -> AsyncStudy:
         """Create a study. With if_exists="get" (the default) every worker can run the same line at start-up:
-        an identical existing study is returned, a different one with that name raises ConflictError."""
-        spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed)
+        an identical existing study is returned, a different one with that name raises ConflictError.
+
+        `stale_after` (seconds, default 30 min): an active trial with no report or heartbeat for that long is
+        failed as stale; `retry_failed: N` re-queues a failed trial's params up to N times."""
+        spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed, stale_after,
+                              retry_failed)
         return AsyncStudy(self, await self._call(api.create_study(name, spec, if_exists)))
 
     async def get_study(self, name: str) -> AsyncStudy:
@@ -75,6 +80,30 @@ class AsyncClient:
     async def workers(self) -> list[dict[str, Any]]:
         """The server's engine workers: device, jobs done, last heartbeat, alive."""
         return list((await self._call(api.list_workers()))["workers"])
+
+    # Administration: needs an admin token (or a server with authentication off). ---------------------------
+
+    async def create_namespace(self, name: str) -> dict[str, Any]:
+        """A new namespace (team): its studies and tokens are invisible to every other namespace."""
+        return dict(await self._call(api.create_namespace(name)))
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        return list((await self._call(api.list_namespaces()))["namespaces"])
+
+    async def delete_namespace(self, name: str) -> None:
+        """Delete an empty namespace; its tokens are revoked."""
+        await self._call(api.delete_namespace(name))
+
+    async def create_token(self, namespace: str, role: str = "writer", name: str = "") -> dict[str, Any]:
+        """A new token of `namespace` with `role` (reader, writer or admin). Its `secret` is shown only here."""
+        return dict(await self._call(api.create_token(namespace, role, name)))
+
+    async def list_tokens(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Tokens (never their secrets), optionally of one namespace."""
+        return list((await self._call(api.list_tokens(namespace)))["tokens"])
+
+    async def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return dict(await self._call(api.revoke_token(token_id)))
 
     async def close(self) -> None:
         """Close the pooled connections."""

@@ -20,6 +20,8 @@ SERVER_COMMANDS = {
     "serve": "run the REST API (needs asktell-server)",
     "worker": "run an engine worker (needs asktell-server)",
     "db": "manage the server's database schema (needs asktell-server)",
+    "tokens": "create, list or revoke bearer tokens, on the database (needs asktell-server)",
+    "namespaces": "create, list or delete namespaces, on the database (needs asktell-server)",
 }
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from asktell import _protocol as api
 from asktell._models import Decision, HypervolumeHistory, StudyFields, TrialFields
+from asktell.errors import AsktellError
 
 
 class Client:
@@ -55,10 +58,15 @@ class Client:
     def create_study(self, name: str, params: list[dict[str, Any]], objectives: list[dict[str, Any]], *,
                      constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
                      engine: str = "auto", engine_options: dict[str, Any] | None = None, seed: int | None = None,
-                     if_exists: str = "get") -> Study:
+                     if_exists: str = "get", stale_after: float | None = None,
+                     retry_failed: int | None = None) -> Study:
         """Create a study. With if_exists="get" (the default) every worker can run the same line at start-up:
-        an identical existing study is returned, a different one with that name raises ConflictError."""
-        spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed)
+        an identical existing study is returned, a different one with that name raises ConflictError.
+
+        `stale_after` (seconds, default 30 min): an active trial with no report or heartbeat for that long is
+        failed as stale; `retry_failed: N` re-queues a failed trial's params up to N times."""
+        spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed, stale_after,
+                              retry_failed)
         return Study(self, self._call(api.create_study(name, spec, if_exists)))
 
     def get_study(self, name: str) -> Study:
@@ -76,6 +84,30 @@ class Client:
     def workers(self) -> list[dict[str, Any]]:
         """The server's engine workers: device, jobs done, last heartbeat, alive."""
         return list(self._call(api.list_workers())["workers"])
+
+    # Administration: needs an admin token (or a server with authentication off). ---------------------------
+
+    def create_namespace(self, name: str) -> dict[str, Any]:
+        """A new namespace (team): its studies and tokens are invisible to every other namespace."""
+        return dict(self._call(api.create_namespace(name)))
+
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        return list((self._call(api.list_namespaces()))["namespaces"])
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete an empty namespace; its tokens are revoked."""
+        self._call(api.delete_namespace(name))
+
+    def create_token(self, namespace: str, role: str = "writer", name: str = "") -> dict[str, Any]:
+        """A new token of `namespace` with `role` (reader, writer or admin). Its `secret` is shown only here."""
+        return dict(self._call(api.create_token(namespace, role, name)))
+
+    def list_tokens(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Tokens (never their secrets), optionally of one namespace."""
+        return list((self._call(api.list_tokens(namespace)))["tokens"])
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return dict(self._call(api.revoke_token(token_id)))
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -210,6 +242,28 @@ class Trial(TrialFields):
         """Tell the server the job evaluating this trial is alive (reports count too): for long silent steps."""
         self._load(self._client._call(api.heartbeat(self.study_name, self.number)))
         return self
+
+    @contextmanager
+    def keep_alive(self, interval: float = 60.0) -> Iterator[Trial]:
+        """Send a heartbeat every `interval` seconds from a background thread while the block runs, so a long
+        step with nothing to report is not failed as stale. Heartbeat errors are retried, never raised here."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self._client._call(api.heartbeat(self.study_name, self.number))
+                except AsktellError:
+                    if stop.is_set():
+                        return  # the trial was told meanwhile: nothing left to keep alive
+
+        thread = threading.Thread(target=beat, name=f"asktell-heartbeat-{self.number}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(timeout=interval + 5)
 
     def refresh(self) -> Trial:
         """Re-read the trial (state, values, measurements) from the server."""
