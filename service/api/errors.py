@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import (
@@ -27,7 +29,8 @@ UI_ROOT = "/ui"
 STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409, Unauthenticated: 401,
           PermissionDenied: 403, TooLarge: 413}
 _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_argument"}
+               405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_argument",
+               503: "unavailable"}
 
 
 def _body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -41,6 +44,13 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in parts:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "body"
+
+
+def _database_unreachable(error: BaseException) -> bool:
+    """Lost or refused database connections (a restart, a failover), as opposed to a bug."""
+    if isinstance(error, OperationalError | InterfaceError | SqlTimeoutError | OSError | TimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,5 +77,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
+        if _database_unreachable(error):
+            # Retryable by design: nothing was committed. Logged without the (driver-specific) details.
+            log.warning("database unavailable: %s", type(error).__name__)
+            return JSONResponse(_body("unavailable", "the database is unavailable; nothing was changed, retry"),
+                                status_code=503, headers={"Retry-After": "1"})
         log.exception("unhandled error", exc_info=error)
         return JSONResponse(_body("internal", "internal server error; nothing was changed"), status_code=500)

@@ -166,14 +166,15 @@ IDEMPOTENT: dict[str, Callable[[Server], Any]] = {
     "pause (PUT)": lambda s: s.study().pause(),
     "create if_exists=get": lambda s: s.client().create_study(name="mlp", params=[], objectives=[], if_exists="get"),
     "ask with a worker_id": lambda s: s.study().ask(n=1, worker_id="node-7"),
+    # Every ask carries a request id (the same on each retry), so the server hands its trials out once.
+    "plain ask": lambda s: s.study().ask(),
+    "fresh ask": lambda s: s.study().ask(worker_id="node-7", fresh=True),
     "report": lambda s: s.trial().report(step=1, values={"val_loss": 0.5}),
     "tell": lambda s: s.trial().tell({"val_loss": 0.4}),
     "get trial": lambda s: s.study().trial(0),
     "best": lambda s: s.study().best_trials(),
 }
 NOT_IDEMPOTENT: dict[str, Callable[[Server], Any]] = {
-    "plain ask": lambda s: s.study().ask(),
-    "fresh ask": lambda s: s.study().ask(worker_id="node-7", fresh=True),
     "create if_exists=error": lambda s: s.client().create_study(name="mlp", params=[], objectives=[],
                                                                   if_exists="error"),
     "add trial": lambda s: s.study().add_trial(params={"lr": 0.01}),
@@ -309,7 +310,8 @@ def test_listings_walk_every_page_and_keep_their_filters() -> None:
 def test_ask_report_tell_update_the_trial_in_place() -> None:
     server = Server(ok({"trials": [trial_json(3, budget=9.0, resume_from=2.0)]}))
     (trial,) = server.study().ask(n=1, worker_id="node-7")
-    assert server.bodies[0] == {"count": 1, "worker_id": "node-7", "fresh": False}
+    assert server.bodies[0] == {"count": 1, "worker_id": "node-7", "fresh": False,
+                                "request_id": server.bodies[0]["request_id"]}
     assert (trial.id, trial.number, trial.params, trial.budget, trial.resume_from, trial.state, trial.worker_id) == (
         103, 3, {"lr": 0.01, "act": "relu"}, 9.0, 2.0, "active", "node-7")
 
@@ -325,7 +327,8 @@ def test_ask_report_tell_update_the_trial_in_place() -> None:
 
     server.replies = [ok(trial_json(3, state="completed", values={"val_loss": 0.38}))]
     assert trial.tell({"val_loss": 0.38}) is trial
-    assert server.bodies[-1] == {"state": "completed", "values": {"val_loss": 0.38}, "reason": None}
+    assert server.bodies[-1] == {"state": "completed", "values": {"val_loss": 0.38}, "reason": None,
+                                 "request_id": server.bodies[-1]["request_id"]}
     assert (trial.state, trial.values) == ("completed", {"val_loss": 0.38})
 
 
@@ -335,7 +338,8 @@ def test_tell_without_values(flags: dict[str, Any], state: str) -> None:
     server = Server(ok(trial_json(0, state=state, reason=flags.get("reason"))))
     trial = server.trial()
     trial.tell(**flags)
-    assert server.bodies[0] == {"state": state, "values": None, "reason": flags.get("reason")}
+    assert server.bodies[0] == {"state": state, "values": None, "reason": flags.get("reason"),
+                                "request_id": server.bodies[0]["request_id"]}
     assert (trial.state, trial.reason) == (state, flags.get("reason"))
 
 
@@ -382,8 +386,12 @@ async def test_async_client_maps_errors_and_retries_like_the_sync_one(slept: lis
     server = Server(UNAVAILABLE, ok({"trials": []}))
     async with server.async_client() as client:
         with pytest.raises(ServerError, match="database restarting"):
-            await asktell.AsyncStudy(client, study_json()).ask()
+            await asktell.AsyncStudy(client, study_json()).add_trial({"lr": 0.1})
     assert len(server.requests) == 1
+    server = Server(UNAVAILABLE, ok({"trials": []}))
+    async with server.async_client() as client:
+        await asktell.AsyncStudy(client, study_json()).ask()  # an ask carries a request id: retried
+    assert len(server.requests) == 2 and server.bodies[0]["request_id"] == server.bodies[1]["request_id"]
 
     server = Server(error(404, "not_found", "study 'nope' not found"))
     async with server.async_client() as client:
