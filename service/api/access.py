@@ -16,6 +16,7 @@ from service.api.access_schemas import (
     TokenOut,
 )
 from service.api.deps import admin, database
+from service.api.paths import RowId
 from service.core import access
 from service.core.access import Authenticator
 from service.domain.access import Caller
@@ -58,7 +59,7 @@ async def list_tokens(db: Db, _: Admin, namespace: str | None = None) -> TokenLi
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-async def revoke_token(token_id: int, request: Request, db: Db, _: Admin) -> TokenOut:
+async def revoke_token(token_id: RowId, request: Request, db: Db, _: Admin) -> TokenOut:
     """Revoke a token: this replica refuses it at once, the others within the token cache time."""
     revoked = await access.revoke_token(db, token_id)
     _authenticator(request).forget()

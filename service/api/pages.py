@@ -16,7 +16,7 @@ def decode(token: str | None, start: int) -> int:
         return start
     try:
         prefix, position = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split(":")
-        if prefix != "v1":
+        if prefix != "v1" or not -1 <= int(position) < 2**63:
             raise ValueError(prefix)
         return int(position)
     except (ValueError, UnicodeDecodeError) as error:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from service.api import pages
 from service.api.deps import database, owner
+from service.api.paths import RowId, TrialNumber
 from service.api.schemas import (
     AddTrialRequest,
     AskRequest,
@@ -42,7 +43,7 @@ async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Own
 
 @router.get("/jobs/{job_id}", response_model=AskResponse,
             responses={202: {"model": AskResponse, "description": "Still being computed"}})
-async def get_job(study: str, job_id: int, response: Response, db: Db, who: Owner,
+async def get_job(study: str, job_id: RowId, response: Response, db: Db, who: Owner,
                   wait_seconds: Annotated[float, Query(ge=0, le=300)] = 0.0) -> AskResponse:
     """Poll a pending ask (optionally waiting): its trials once a worker has computed them."""
     outcome = await asking.get_study_job(db, who, study, job_id, wait_seconds)
@@ -74,12 +75,12 @@ async def list_trials(
 
 
 @router.get("/trials/{number}", response_model=TrialOut)
-async def get_trial(study: str, number: int, db: Db, who: Owner) -> TrialOut:
+async def get_trial(study: str, number: TrialNumber, db: Db, who: Owner) -> TrialOut:
     return TrialOut.of(await trials.get_trial(db, who, study, number))
 
 
 @router.post("/trials/{number}/report", response_model=DecisionOut)
-async def report(study: str, number: int, body: ReportRequest, db: Db, who: Owner) -> DecisionOut:
+async def report(study: str, number: TrialNumber, body: ReportRequest, db: Db, who: Owner) -> DecisionOut:
     """Record an intermediate value; the answer says whether to continue, pause or stop training."""
     outcome = await trials.report(db, who, study, number, body.step, body.values)
     return DecisionOut(action=outcome.decision.action, reason=outcome.decision.reason,
@@ -88,14 +89,14 @@ async def report(study: str, number: int, body: ReportRequest, db: Db, who: Owne
 
 @router.post("/trials/{number}/heartbeat", response_model=TrialOut,
              responses={409: {"description": "The trial is not active (finished, paused or waiting)"}})
-async def heartbeat(study: str, number: int, db: Db, who: Owner) -> TrialOut:
+async def heartbeat(study: str, number: TrialNumber, db: Db, who: Owner) -> TrialOut:
     """The job evaluating this trial is alive; reports count as heartbeats too."""
     return TrialOut.of(await trials.heartbeat(db, who, study, number))
 
 
 @router.post("/trials/{number}/tell", response_model=TrialOut,
              responses={409: {"description": "The trial was already told something else"}})
-async def tell(study: str, number: int, body: TellRequest, db: Db, who: Owner) -> TrialOut:
+async def tell(study: str, number: TrialNumber, body: TellRequest, db: Db, who: Owner) -> TrialOut:
     """Finish a trial. Repeating the same tell is harmless (200); a different second tell gets 409."""
     told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason,
                        request_id=body.request_id)

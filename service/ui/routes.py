@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import TOKEN_COOKIE, database, owner
+from service.api.paths import TrialNumber
 from service.core import browsing, engines
 from service.core.access import Authenticator
 from service.domain.trial import TrialState
@@ -152,7 +153,7 @@ async def trials_table(request: Request, name: str, db: Db, who: Owner) -> HTMLR
 
 
 @router.get("/studies/{name}/trials/{number}", response_class=HTMLResponse)
-async def trial(request: Request, name: str, number: int, db: Db, who: Owner) -> HTMLResponse:
+async def trial(request: Request, name: str, number: TrialNumber, db: Db, who: Owner) -> HTMLResponse:
     started = time.perf_counter()
     study, found = await browsing.trial_detail(db, who, name, number)
     metrics = sorted({k for m in found.measurements or () for k in m.values})
