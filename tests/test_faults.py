@@ -203,3 +203,37 @@ def test_a_database_restart_under_load_loses_no_acknowledged_write(cluster: Priv
         stop.set()
         server.kill()
         server.wait(timeout=10)
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
+    """A long-polled job request is answered after SIGTERM, then the server exits by itself."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "server.log").open("ab") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url",
+             f"sqlite:///{tmp_path / 'drain.db'}"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "ASKTELL_EMBEDDED_WORKER": "off"})
+    try:
+        wait_until(lambda: _ready(url), 60, "the server to start")
+        with httpx.Client(base_url=url, timeout=30) as api:
+            spec = make_spec(engine="gp", engine_options={"initial_design": 1},
+                             params=[{"name": "x", "type": "float", "low": 0, "high": 1}])
+            api.post("/v1/studies", json={"name": "drain", **spec}).raise_for_status()
+            (trial,) = api.post("/v1/studies/drain/ask", json={}).json()["trials"]
+            # The tell queues a refill job (job 1) that no worker will compute: a poll of it waits its full time.
+            api.post(f"/v1/studies/drain/trials/{trial['number']}/tell", json={"values": {"loss": 1.0}})
+            answer: dict[str, Any] = {}
+
+            def poll() -> None:
+                answer["response"] = api.get("/v1/studies/drain/jobs/1", params={"wait_seconds": 3})
+
+            poller = threading.Thread(target=poll)
+            poller.start()
+            time.sleep(1.0)
+            server.send_signal(signal.SIGTERM)
+            poller.join(timeout=30)
+        assert answer["response"].status_code == 202  # answered in full, not cut off
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
+    finally:
+        server.kill()

@@ -87,3 +87,31 @@ def test_if_exists_get_returns_an_identical_study(api: httpx.Client, study: str)
     different = api.post("/v1/studies", json={"name": study, "if_exists": "get", **make_spec(engine="random")})
     assert different.status_code == 409
     assert "different spec" in different.json()["error"]["message"]
+
+
+def test_limits_answer_422_naming_the_field(api: httpx.Client, study: str) -> None:
+    too_many = {"name": "limits", "params": [{"name": f"p{i}", "type": "float", "low": 0, "high": 1}
+                                             for i in range(1001)], "objectives": [{"name": "y", "goal": "minimize"}]}
+    cases = [
+        ("/v1/studies", too_many, "params"),
+        ("/v1/studies", {**too_many, "params": [{"name": "c", "type": "categorical",
+                                                 "choices": [f"v{i}" for i in range(10_001)]}]}, "params[0].choices"),
+        ("/v1/studies", {**too_many, "params": too_many["params"][:1],
+                         "objectives": [{"name": f"o{i}", "goal": "minimize"} for i in range(17)]}, "objectives"),
+        (f"/v1/studies/{study}/ask", {"count": 1001}, "count"),
+        (f"/v1/studies/{study}/ask", {"wait_seconds": 1e9}, "wait_seconds"),
+    ]
+    for path, body, field in cases:
+        response = api.post(path, json=body)
+        assert response.status_code == 422, (field, response.text)
+        assert response.json()["error"]["details"][0]["field"] == field
+    (trial,) = api.post(f"/v1/studies/{study}/ask", json={}).json()["trials"]
+    report = api.post(f"/v1/studies/{study}/trials/{trial['number']}/report",
+                      content=b'{"step": Infinity, "values": {"loss": 1}}',
+                      headers={"Content-Type": "application/json"})
+    assert report.status_code == 422 and report.json()["error"]["details"][0]["field"] == "step"
+    bad_metric = api.post(f"/v1/studies/{study}/trials/{trial['number']}/report",
+                          json={"step": 1, "values": {"bad name!": 1.0}})
+    assert bad_metric.status_code == 422 and "values" in bad_metric.json()["error"]["details"][0]["field"]
+    assert api.get(f"/v1/studies/{study}/trials", params={"page_size": 10_001}).status_code == 422
+    assert api.get(f"/v1/studies/{study}/trials/{2**40}").status_code == 422

@@ -187,7 +187,7 @@ class TellRequest(_Body):
 
 
 class ReportRequest(_Body):
-    step: float = Field(description="Training progress (the fidelity axis: step, epoch...).")
+    step: float = Field(allow_inf_nan=False, description="Training progress (the fidelity axis: step, epoch...).")
     values: MetricValues = Field(min_length=1)
 
 

@@ -53,7 +53,8 @@ class Param(_Strict):
     low: Annotated[int | float | None, Finite] = Field(default=None, description="Lower bound, inclusive.")
     high: Annotated[int | float | None, Finite] = Field(default=None, description="Upper bound, inclusive.")
     log: bool = Field(default=False, description="Search on a log scale (float/int, needs low > 0).")
-    choices: list[Choice] | None = Field(default=None, description="The values of a categorical parameter.")
+    choices: list[Annotated[str, Field(max_length=1024)] | int | float | bool] | None = Field(
+        default=None, max_length=10_000, description="The values of a categorical parameter (at most 10,000).")
 
 
 class Objective(_Strict):
