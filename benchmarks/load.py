@@ -163,22 +163,34 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its reaped children, from /proc (Linux); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str, server_pid: int) -> dict[str, Any]:
     async with AsyncClient(url) as client:
         await client.create_study("load-random", PARAMS, [{"name": "loss", "goal": "minimize"}], engine="random")
         await client.create_study("load-gp", PARAMS, [{"name": "loss", "goal": "minimize"}], engine="gp")
     recorder, told = Recorder(), []
     gp_jobs = round(args.jobs * args.gp_share)
     started = time.monotonic()
+    server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
     deadline = started + args.seconds
     await asyncio.gather(*(training_job(url, "load-gp" if i < gp_jobs else "load-random", args.steps, deadline,
                                         recorder, told) for i in range(args.jobs)))
     elapsed = time.monotonic() - started
+    server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     problems = await audit(url, told)
     requests = sum(len(v) for v in recorder.latencies.values())
     routes = {f"{study} {route}": {"count": len(v), "p50_ms": round(_percentile(v, 0.5) * 1000, 1),
@@ -187,6 +199,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
               for (study, route), v in sorted(recorder.latencies.items())}
     return {"seconds": round(elapsed, 1), "jobs": args.jobs, "gp_jobs": gp_jobs, "requests": requests,
             "requests_per_second": round(requests / elapsed, 1), "trials_told": len(told),
+            "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 2),
+            "client_cpu_ms_per_request": round(client_cpu / requests * 1000, 2),
             "errors": len(recorder.errors), "error_samples": recorder.errors[:10],
             "statuses": dict(recorder.statuses), "routes": routes, "audit_problems": problems}
 
@@ -225,7 +239,7 @@ def main() -> int:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("the server did not start")
             time.sleep(0.2)
-        results = asyncio.run(run(args, url))
+        results = asyncio.run(run(args, url, server.pid))
     finally:
         for process in (worker, server):
             process.terminate()
@@ -239,7 +253,8 @@ def main() -> int:
 
     print(f"{results['jobs']} jobs ({results['gp_jobs']} on gp) for {results['seconds']} s: "
           f"{results['requests']} requests ({results['requests_per_second']}/s), {results['trials_told']} trials told, "
-          f"{results['errors']} errors")
+          f"{results['errors']} errors; CPU per request: server {results['server_cpu_ms_per_request']} ms, "
+          f"these clients {results['client_cpu_ms_per_request']} ms")
     print(f"{'route':<18} {'count':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for route, row in results["routes"].items():
         print(f"{route:<18} {row['count']:>7} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['max_ms']:>8}")

@@ -46,11 +46,17 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path or "body"
 
 
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
 def _database_unreachable(error: BaseException) -> bool:
-    """Lost or refused database connections (a restart, a failover), as opposed to a bug."""
+    """Lost or refused database connections (a restart, a failover) and transactions the database aborted to
+    break a deadlock: nothing was committed and a retry succeeds, as opposed to a bug."""
     if isinstance(error, OperationalError | InterfaceError | SqlTimeoutError | OSError | TimeoutError):
         return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    if not isinstance(error, DBAPIError):
+        return False
+    return bool(error.connection_invalidated) or getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def install_error_handlers(app: FastAPI) -> None:

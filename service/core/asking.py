@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.core.trials import budget_of, history_of
+from service.core.trials import budget_of, history_of, queue_refill
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
 from service.engines.base import ModelEngineOptions, SuggestRequest
@@ -48,8 +48,9 @@ class AskOutcome:
 class _NewTrials:
     trials: list[TrialRecord]
     job: Job | None = None  # a suggest job computing the rest for this caller
-    refill: Job | None = None  # a refill already under way whose pool will serve the rest
+    refill_job: Job | None = None  # a refill already under way whose pool will serve the rest
     queued_work: bool = False  # workers have something new to do
+    refill: bool = False  # queue a refill once the transaction has committed (see trials.queue_refill)
 
 
 async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
@@ -75,12 +76,11 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
                 step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=True,
                                          request_id=request_id)
     trials += step.trials
-    if step.queued_work:
-        await db.signals.publish(JOBS_QUEUED)
-    if step.refill is not None:
+    await _announce(db, study.id, step)
+    if step.refill_job is not None:
         # One computation instead of two: the refill a recent tell queued is computing from the
         # newest data; wait for it and take from its pool, then queue a job of our own if needed.
-        await wait_for_job(db, step.refill.id, deadline - time.monotonic())
+        await wait_for_job(db, step.refill_job.id, deadline - time.monotonic())
         step = _NewTrials([])
         async with db.transaction() as conn:
             if request_id is not None:
@@ -89,8 +89,7 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
                 step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=False,
                                          request_id=request_id)
         trials += step.trials
-        if step.queued_work:
-            await db.signals.publish(JOBS_QUEUED)
+        await _announce(db, study.id, step)
     if step.job is None:
         return AskOutcome(trials, None)
     done = await wait_for_job(db, step.job.id, deadline - time.monotonic())
@@ -113,6 +112,14 @@ async def _earlier_attempt(conn: AsyncConnection, study_id: int,
     return await trial_store.trials_of_request(conn, study_id, request_id), _NewTrials([], job=job)
 
 
+async def _announce(db: Database, study_id: int, step: _NewTrials) -> None:
+    """After commit: queue the refill the step asked for, and wake workers."""
+    if step.refill:
+        await queue_refill(db, study_id)  # publishes too
+    elif step.queued_work:
+        await db.signals.publish(JOBS_QUEUED)
+
+
 def _finished(job: Job) -> bool:
     """Done, or failed for good (its result then holds the Sobol fallback trials)."""
     return job.state in (JobState.DONE, JobState.FAILED)
@@ -129,9 +136,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
     # sequential client is served by the refill its tell queues.
     refill_now = bool(pool_max) and others_running
     if len(trials) == count:  # the common case under load: the pool answered
-        if refill_now:
-            await job_store.enqueue_refill(conn, study.id)
-        return _NewTrials(trials, queued_work=refill_now)
+        return _NewTrials(trials, refill=refill_now)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
         return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id,
@@ -146,11 +151,9 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
     if pool_max and wait_for_refill:
         refill = await job_store.unfinished_refill(conn, study.id)
         if refill is not None:
-            return _NewTrials(trials, refill=refill)
+            return _NewTrials(trials, refill_job=refill)
     job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id, request_id)
-    if refill_now:
-        await job_store.enqueue_refill(conn, study.id)
-    return _NewTrials(trials, job=job, queued_work=True)
+    return _NewTrials(trials, job=job, queued_work=True, refill=refill_now)
 
 
 async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,

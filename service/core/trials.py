@@ -102,7 +102,7 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
         await retry_if_failed(conn, study, finished)
         refill = await _refresh_pool(conn, study)
     if refill:
-        await db.signals.publish(JOBS_QUEUED)
+        await queue_refill(db, study.id)
     return finished
 
 
@@ -144,15 +144,25 @@ async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: Tria
 
 
 async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
-    """New data makes pooled suggestions stale: have a worker precompute the next ones (True if asked)."""
+    """New data makes pooled suggestions stale: whether a worker should precompute the next ones."""
     resolved = resolve_engine(study.spec, study.engine)
     options = resolved.options
     if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
         return False
-    if not resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id)):
-        return False
-    await job_store.enqueue_refill(conn, study.id)
-    return True
+    return bool(resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id)))
+
+
+async def queue_refill(db: Database, study_id: int) -> None:
+    """Queue a refill after the caller's transaction committed, in a statement of its own.
+
+    Inside the transaction, the insert could wait on another transaction's queued refill (the unique index
+    coalesces them) while holding trial and study locks that one needs: a deadlock under load. Alone it holds
+    nothing. A refill is a hint: if this one is lost (a crash right here), the next tell or ask queues another,
+    and an ask that finds the pool empty queues a job of its own.
+    """
+    async with db.autocommit() as conn:
+        await job_store.enqueue_refill(conn, study_id)
+    await db.signals.publish(JOBS_QUEUED)
 
 
 def _with_measurements(trial: TrialRecord, measurements: tuple[Measurement, ...]) -> TrialRecord:
@@ -218,7 +228,7 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
             budget=budget_of(study.spec), values=values)
         refill = values is not None and await _refresh_pool(conn, study)
     if refill:
-        await db.signals.publish(JOBS_QUEUED)
+        await queue_refill(db, study.id)
     return trial
 
 
