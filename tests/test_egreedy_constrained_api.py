@@ -127,6 +127,12 @@ def test_an_infeasible_study_says_so_in_its_status(server: RunningServer, study_
     for _ in range(8):
         (trial,) = study.ask(worker_id="solo")
         trial.tell(never_feasible(trial.params))
+
+    def settled() -> bool:  # the refill queued by the last tell has run: the status has seen every trial
+        jobs = study.status()["jobs"]
+        return not jobs.get("queued") and not jobs.get("running")
+
+    wait_until(settled, 120, "the last refill to finish")
     status = study.status()
     assert status["likely_infeasible"] is True
     evidence = status["infeasibility"]
