@@ -89,6 +89,7 @@ class TrialOut(BaseModel):
     measurements: list[MeasurementOut] | None = None
     engine_info: dict[str, Any] | None = Field(
         default=None, description="What the engine said of this suggestion, e.g. `branch` for engine egreedy.")
+    checkpoint: str | None = Field(default=None, description="The last checkpoint reported (resume from it).")
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
@@ -98,7 +99,7 @@ class TrialOut(BaseModel):
                    reason=trial.reason, worker_id=trial.worker_id, source=trial.source, budget=trial.budget,
                    resume_from=trial.resume_from, created_at=trial.created_at, started_at=trial.started_at,
                    finished_at=trial.finished_at, heartbeat_at=trial.heartbeat_at, measurements=measurements,
-                   engine_info=trial.engine_info)
+                   engine_info=trial.engine_info, checkpoint=trial.checkpoint)
 
 
 class TrialPage(BaseModel):
@@ -189,6 +190,9 @@ class TellRequest(_Body):
 class ReportRequest(_Body):
     step: float = Field(allow_inf_nan=False, description="Training progress (the fidelity axis: step, epoch...).")
     values: MetricValues = Field(min_length=1)
+    checkpoint: str | None = Field(default=None, max_length=4096,
+                                   description="Where the client saved its training state (opaque to the service); "
+                                               "handed back when a paused trial is resumed.")
 
 
 class DecisionOut(BaseModel):

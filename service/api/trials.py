@@ -82,7 +82,7 @@ async def get_trial(study: str, number: TrialNumber, db: Db, who: Owner) -> Tria
 @router.post("/trials/{number}/report", response_model=DecisionOut)
 async def report(study: str, number: TrialNumber, body: ReportRequest, db: Db, who: Owner) -> DecisionOut:
     """Record an intermediate value; the answer says whether to continue, pause or stop training."""
-    outcome = await trials.report(db, who, study, number, body.step, body.values)
+    outcome = await trials.report(db, who, study, number, body.step, body.values, checkpoint=body.checkpoint)
     return DecisionOut(action=outcome.decision.action, reason=outcome.decision.reason,
                        trial=TrialOut.of(outcome.trial))
 

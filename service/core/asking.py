@@ -73,6 +73,8 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
                 trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id,
                                                                  request_id)
             if len(trials) < count:
+                trials += await _resume_paused(conn, study, count - len(trials), worker_id, request_id)
+            if len(trials) < count:
                 step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=True,
                                          request_id=request_id)
     trials += step.trials
@@ -110,6 +112,26 @@ async def _earlier_attempt(conn: AsyncConnection, study_id: int,
     await study_store.lock_study(conn, study_id)
     job = await job_store.unfinished_suggest_of_request(conn, study_id, request_id)
     return await trial_store.trials_of_request(conn, study_id, request_id), _NewTrials([], job=job)
+
+
+async def _resume_paused(conn: AsyncConnection, study: StudyRecord, count: int, worker_id: str | None,
+                         request_id: str | None) -> list[TrialRecord]:
+    """Paused trials the engine wants resumed now (same number, params and checkpoint; a larger budget)."""
+    resolved = resolve_engine(study.spec, study.engine)
+    if not resolved.engine.resumes_paused:
+        return []
+    history = await history_of(conn, study, True)
+    resumed: list[TrialRecord] = []
+    by_number = {t.number: t for t in await trial_store.list_trials(conn, study.id, states=[TrialState.PAUSED])}
+    for choice in resolved.engine.resumes(study.spec, resolved.options, history, count):
+        paused = by_number.get(choice.number)
+        if paused is None:
+            continue
+        trial = await trial_store.resume_paused(conn, paused.id, budget=choice.budget, worker_id=worker_id,
+                                                request_id=request_id)
+        if trial is not None:  # None: a concurrent ask resumed it first
+            resumed.append(trial)
+    return resumed
 
 
 async def _announce(db: Database, study_id: int, step: _NewTrials) -> None:
@@ -166,7 +188,7 @@ async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedE
     suggestions = resolved.engine.suggest(request)
     return await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
-        source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study.spec),
+        source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study),
         engine_info=request.notes.suggestion_info, request_id=request_id)
 
 
@@ -207,7 +229,7 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
     trials = await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
-        source=study.engine, worker_id=worker_id, budget=budget_of(study.spec),
+        source=study.engine, worker_id=worker_id, budget=budget_of(study),
         engine_info=[p.engine_info for p in chosen], request_id=request_id)
     return trials, bool(running)
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.hypervolume import HypervolumeHistory, hypervolume_history
 from service.domain.ranking import best_trials
-from service.domain.spec import StudySpec
+from service.domain.spec import Fidelity
 from service.domain.trial import (
     FINISHED_STATES,
     Measurement,
@@ -43,8 +43,10 @@ async def history_of(conn: AsyncConnection, study: StudyRecord, needed: bool) ->
     return [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
 
 
-def budget_of(spec: StudySpec) -> float | None:
-    return spec.fidelity.max if spec.fidelity else None
+def budget_of(study: StudyRecord) -> float | None:
+    """The step a new trial of this study trains to (its engine may pause runs before the fidelity's max)."""
+    resolved = resolve_engine(study.spec, study.engine)
+    return resolved.engine.first_budget(study.spec, resolved.options)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: Tria
     info = {"retry_of": int(earlier.get("retry_of", trial.number)), "retry_attempt": attempt}
     (retry,) = await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=[trial.params], state=TrialState.WAITING,
-        source="retry", budget=budget_of(study.spec), engine_info=[info])
+        source="retry", budget=budget_of(study), engine_info=[info])
     return retry
 
 
@@ -176,9 +178,14 @@ class ReportOutcome:
 
 
 async def report(
-    db: Database, owner: str, name: str, number: int, step: float, values: dict[str, float]
+    db: Database, owner: str, name: str, number: int, step: float, values: dict[str, float], *,
+    checkpoint: str | None = None,
 ) -> ReportOutcome:
-    """Record an intermediate measurement and ask the engine whether training should go on."""
+    """Record an intermediate measurement and ask the engine whether training should go on.
+
+    A trial that reaches its budget before the fidelity's max pauses (its job saves a checkpoint and stops; a
+    later ask may resume it); below the budget the engine's stopping rule may stop it.
+    """
     check_values(values)
     if not math.isfinite(step) or step < 0:
         raise InvalidArgument.one("step", f"must be a finite number >= 0, got {step}")
@@ -190,17 +197,29 @@ async def report(
         if trial.state is not TrialState.ACTIVE:
             raise Conflict(f"trial {number} is {trial.state}; only an active trial reports measurements")
         await trial_store.upsert_measurement(conn, trial.id, step, values)
+        if checkpoint is not None:
+            await trial_store.set_checkpoint(conn, trial.id, checkpoint)
         trial = await trial_store.record_heartbeat(conn, trial.id) or trial  # a report is a sign of life
         resolved = resolve_engine(study.spec, study.engine)
         history = await history_of(conn, study, resolved.engine.decision_needs_history(resolved.options))
         current = next((t for t in history if t.number == trial.number), trial.view())
         decision = resolved.engine.decide(study.spec, resolved.options, current, history)
+        if decision.action is Action.CONTINUE and _at_budget(trial, fidelity, step):
+            decision = Decision(Action.PAUSE, f"reached its budget ({fidelity.name if fidelity else 'step'} "
+                                              f"{trial.budget:g}): save a checkpoint and stop; an ask may resume it")
         if decision.action is Action.PAUSE:
             await trial_store.pause_trial(conn, trial.id, resume_from=step)
+            trial = replace(trial, state=TrialState.PAUSED, resume_from=step, worker_id=None)
         elif decision.action is Action.STOP:
             trial = await trial_store.finish_trial(conn, trial.id, state=TrialState.STOPPED, values=dict(values),
                                                    reason=decision.reason or "stopped early by the engine")
         return ReportOutcome(trial, decision)
+
+
+def _at_budget(trial: TrialRecord, fidelity: Fidelity | None, step: float) -> bool:
+    """A run trained to its budget pauses there, unless that is the end of training (then it is told)."""
+    return (fidelity is not None and trial.budget is not None and step >= trial.budget - 1e-9
+            and trial.budget < fidelity.max)
 
 
 async def heartbeat(db: Database, owner: str, name: str, number: int) -> TrialRecord:
@@ -225,7 +244,7 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
         state = TrialState.WAITING if values is None else TrialState.COMPLETED
         (trial,) = await trial_store.insert_trials(
             conn, study_id=study.id, first_number=first, params=[normalized], state=state, source="user",
-            budget=budget_of(study.spec), values=values)
+            budget=budget_of(study), values=values)
         refill = values is not None and await _refresh_pool(conn, study)
     if refill:
         await queue_refill(db, study.id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
+from service.engines.asha import AshaEngine
 from service.engines.base import Engine
 from service.engines.constrained import ConstrainedEngine
 from service.engines.egreedy import EGreedyEngine
@@ -18,7 +19,8 @@ from service.engines.stopping import StoppingOptions, stopping_problem
 from service.errors import FieldProblem, InvalidArgument
 
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
-    RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine())}
+    RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
+    AshaEngine())}
 AUTO = "auto"
 
 

@@ -20,7 +20,7 @@ from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
 from service.engines.stopping import StoppingOptions, median_stopping
 
 __all__ = ["CONTINUE", "STATUS_KEY", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions",
-           "NoOptions", "StoppingOptions", "SuggestRequest"]
+           "NoOptions", "Resume", "StoppingOptions", "SuggestRequest"]
 
 
 class ModelEngineOptions(StoppingOptions):
@@ -52,6 +52,15 @@ STATUS_KEY = "status"
 
 
 @dataclass(frozen=True)
+class Resume:
+    """A paused trial an ask should hand out again, to train on until `budget`."""
+
+    number: int
+    budget: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class SuggestRequest:
     """What an engine gets to propose `count` new trials.
 
@@ -74,6 +83,7 @@ class Engine(ABC):
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = StoppingOptions
     needs_history: ClassVar[bool] = False
+    resumes_paused: ClassVar[bool] = False  # asks consult `resumes` (with the study's history) before new trials
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         """Why this engine cannot serve `spec`, or None when it can."""
@@ -90,6 +100,14 @@ class Engine(ABC):
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
         """Return exactly `request.count` parameter dicts inside the search space."""
+
+    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
+        """The step a new trial trains to: the fidelity's max, unless the engine pauses runs on the way."""
+        return spec.fidelity.max if spec.fidelity else None
+
+    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
+        """Up to `count` paused trials to resume now, best first; an engine that never pauses resumes none."""
+        return []
 
     def decision_needs_history(self, options: BaseModel) -> bool:
         """Whether `decide` compares the reporting trial with the others: only a stopping rule does. A report

@@ -105,6 +105,8 @@ class TrialRow(Base):
     # of creating another. And the id of the tell that finished it.
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tell_request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Opaque to the service (a URI or path the client owns): the last one reported, handed back on resume.
+    checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class MeasurementRow(Base):

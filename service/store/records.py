@@ -53,6 +53,7 @@ class TrialRecord:
     engine_info: dict[str, Any] | None = None  # what the engine said about this suggestion (e.g. its branch)
     request_id: str | None = None  # the client's id of the ask that handed it out
     tell_request_id: str | None = None  # the client's id of the tell that finished it
+    checkpoint: str | None = None  # the last checkpoint its training job reported
 
     def view(self) -> TrialView:
         finite = {k: v for k, v in (self.values or {}).items() if v is not None}

@@ -29,7 +29,7 @@ def trial_record(row: Any, measurements: tuple[Measurement, ...] | None = None) 
         resume_from=row.resume_from, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, updated_at=row.updated_at, heartbeat_at=row.heartbeat_at,
         measurements=measurements, engine_info=row.engine_info, request_id=row.request_id,
-        tell_request_id=row.tell_request_id,
+        tell_request_id=row.tell_request_id, checkpoint=row.checkpoint,
     )
 
 
@@ -158,6 +158,23 @@ async def finish_trial(
                      tell_request_id=request_id)
              .returning(*TRIAL_COLUMNS))
     return trial_record((await conn.execute(query)).one())
+
+
+async def resume_paused(conn: AsyncConnection, trial_id: int, *, budget: float, worker_id: str | None,
+                        request_id: str | None) -> TrialRecord | None:
+    """Hand a paused trial out again to train on to `budget`; None if another ask took it first (the condition
+    on the state makes the claim atomic: a paused trial never goes to two workers)."""
+    now = utcnow()
+    query = (update(TrialRow).where(TrialRow.id == trial_id, TrialRow.state == TrialState.PAUSED.value)
+             .values(state=TrialState.ACTIVE.value, budget=budget, worker_id=worker_id, heartbeat_at=now,
+                     updated_at=now, **({"request_id": request_id} if request_id is not None else {}))
+             .returning(*TRIAL_COLUMNS))
+    row = (await conn.execute(query)).one_or_none()
+    return trial_record(row) if row is not None else None
+
+
+async def set_checkpoint(conn: AsyncConnection, trial_id: int, checkpoint: str) -> None:
+    await conn.execute(update(TrialRow).where(TrialRow.id == trial_id).values(checkpoint=checkpoint))
 
 
 async def pause_trial(conn: AsyncConnection, trial_id: int, *, resume_from: float) -> None:

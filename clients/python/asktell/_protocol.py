@@ -158,10 +158,12 @@ def get_trial(name: str, number: int) -> Call:
     return Call("GET", f"{_study(name)}/trials/{number}", idempotent=True)
 
 
-def report(name: str, number: int, step: float, values: dict[str, float]) -> Call:
+def report(name: str, number: int, step: float, values: dict[str, float], checkpoint: str | None = None) -> Call:
     # Reporting a step again replaces its values: safe to retry.
-    return Call("POST", f"{_study(name)}/trials/{number}/report", json={"step": step, "values": values},
-                idempotent=True)
+    body: dict[str, Any] = {"step": step, "values": values}
+    if checkpoint is not None:
+        body["checkpoint"] = checkpoint
+    return Call("POST", f"{_study(name)}/trials/{number}/report", json=body, idempotent=True)
 
 
 def heartbeat(name: str, number: int) -> Call:

@@ -225,9 +225,12 @@ class Trial(TrialFields):
         self.study_name = study
         self._load(data)
 
-    def report(self, step: float, values: dict[str, float]) -> Decision:
-        """Record an intermediate value; the decision says whether to continue, pause or stop training."""
-        body = self._client._call(api.report(self.study_name, self.number, step, values))
+    def report(self, step: float, values: dict[str, float], checkpoint: str | None = None) -> Decision:
+        """Record an intermediate value; the decision says whether to continue, pause or stop training.
+
+        `checkpoint` (a path or URI you own) is kept with the trial and handed back as `trial.checkpoint` when a
+        paused trial is resumed: report it with the step at which you saved it."""
+        body = self._client._call(api.report(self.study_name, self.number, step, values, checkpoint))
         self._load(body["trial"])
         return Decision(body["action"], body.get("reason"))
 

@@ -1,0 +1,94 @@
+"""Engine `asha`: asynchronous successive halving in which a promotion resumes a paused run.
+
+"A System for Massively Parallel Hyperparameter Tuning" (Li et al., 2020): rungs at steps r_k = min_step · eta^k
+(the last one at the fidelity's max). A new trial trains to r_0 and pauses there; whenever a worker asks, the
+highest rung with a paused trial in the top 1/eta of every trial that reached that rung promotes it, and the
+trial *resumes* from its checkpoint to the next rung instead of starting over. With nothing to promote, a new
+configuration starts (a scrambled Sobol point). Runs are never stopped: those not promoted stay paused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.trial import TrialState, TrialView
+from service.engines.base import Engine, Resume, SuggestRequest
+from service.engines.sobol import SobolEngine
+from service.engines.stopping import StoppingOptions
+
+
+class AshaOptions(StoppingOptions):
+    eta: int = Field(default=3, ge=2, le=10, description="Reduction factor: the top 1/eta of a rung is promoted.")
+    min_step: float | None = Field(default=None, gt=0, description="The first rung (default: the fidelity's "
+                                                                   "max / eta^3, at least its min).")
+
+
+def rungs(spec: StudySpec, options: AshaOptions) -> list[float]:
+    """The rung steps, rising to the fidelity's max (always the last rung)."""
+    assert spec.fidelity is not None
+    top = spec.fidelity.max
+    first = options.min_step or max(spec.fidelity.min, top / options.eta ** 3)
+    first = min(max(first, spec.fidelity.min), top)
+    steps: list[float] = []
+    step = first
+    while step < top * (1 - 1e-9):
+        steps.append(step)
+        step *= options.eta
+    return [*steps, top]
+
+
+def _progress(trial: TrialView) -> float:
+    return max((m.step for m in trial.measurements), default=-math.inf)
+
+
+def _value_at(trial: TrialView, metric: str, step: float) -> float | None:
+    """The metric as last reported at or before `step` (None if never)."""
+    seen = [m for m in trial.measurements if m.step <= step + 1e-9 and metric in m.values]
+    return max(seen, key=lambda m: m.step).values[metric] if seen else None
+
+
+class AshaEngine(Engine):
+    name = "asha"
+    Options = AshaOptions
+    resumes_paused = True
+
+    def unsupported_reason(self, spec: StudySpec) -> str | None:
+        if spec.fidelity is None:
+            return "asha needs a fidelity: trials train step by step and pause at each rung"
+        if len(spec.objectives) > 1:
+            return "asha ranks one objective; this study has several"
+        return None
+
+    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
+        assert isinstance(options, AshaOptions)
+        return rungs(spec, options)[0]
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        return SobolEngine().suggest(request)
+
+    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
+        """Promotions, best first: from the highest rung down, paused trials in the top 1/eta of their rung."""
+        assert isinstance(options, AshaOptions)
+        objective = spec.objectives[0]
+        sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0
+        steps = rungs(spec, options)
+        chosen: list[Resume] = []
+        for k in range(len(steps) - 2, -1, -1):
+            rung, above = steps[k], steps[k + 1]
+            reached = [(sign * v, t) for t in trials if _progress(t) >= rung - 1e-9
+                       and (v := _value_at(t, objective.name, rung)) is not None]
+            keep = len(reached) // options.eta
+            if keep == 0:
+                continue
+            ranked = sorted(reached, key=lambda pair: (pair[0], pair[1].number))[:keep]
+            for _, trial in ranked:
+                if trial.state is TrialState.PAUSED and _progress(trial) < above - 1e-9:
+                    chosen.append(Resume(trial.number, above, f"asha: top {keep} of {len(reached)} at step "
+                                                              f"{rung:g}, promoted to {above:g}"))
+                    if len(chosen) == count:
+                        return chosen
+        return chosen
