@@ -160,7 +160,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
     if len(trials) == count:  # the common case under load: the pool answered
         return _NewTrials(trials, refill=refill_now)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
-    if not resolved.engine.needs_worker(study.spec, resolved.options, finished):
+    if not resolved.engine.needs_worker(study.spec, resolved.options, finished, created=study.next_trial_number):
         return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id,
                                                  request_id=request_id))
 

@@ -11,6 +11,7 @@ from service.engines.asha import AshaEngine
 from service.engines.base import Engine
 from service.engines.constrained import ConstrainedEngine
 from service.engines.egreedy import EGreedyEngine
+from service.engines.freeze_thaw import FreezeThawEngine
 from service.engines.gp import GPEngine
 from service.engines.multiobjective import MultiObjectiveEngine
 from service.engines.random_search import RandomEngine
@@ -20,7 +21,7 @@ from service.errors import FieldProblem, InvalidArgument
 
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
     RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
-    AshaEngine())}
+    AshaEngine(), FreezeThawEngine())}
 AUTO = "auto"
 
 

@@ -20,7 +20,7 @@ from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
 from service.engines.stopping import StoppingOptions, median_stopping
 
 __all__ = ["CONTINUE", "STATUS_KEY", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions",
-           "NoOptions", "Resume", "StoppingOptions", "SuggestRequest"]
+           "NewRun", "NoOptions", "Resume", "StoppingOptions", "SuggestRequest"]
 
 
 class ModelEngineOptions(StoppingOptions):
@@ -61,6 +61,15 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class NewRun:
+    """A new trial with an explicit budget (engines that plan runs step by step)."""
+
+    params: dict[str, Choice]
+    budget: float
+    info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class SuggestRequest:
     """What an engine gets to propose `count` new trials.
 
@@ -84,18 +93,23 @@ class Engine(ABC):
     Options: ClassVar[type[BaseModel]] = StoppingOptions
     needs_history: ClassVar[bool] = False
     resumes_paused: ClassVar[bool] = False  # asks consult `resumes` (with the study's history) before new trials
+    plans_runs: ClassVar[bool] = False  # a worker's job calls `plan` (resume or start runs) instead of `suggest`
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         """Why this engine cannot serve `spec`, or None when it can."""
         return None
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         """True when the next suggestion needs a model, so a worker computes it, never an API request.
 
-        `finished` counts the study's trials with a final result; model-based engines answer their
-        initial design inline and need a worker once there is data to model.
+        `finished` counts the study's trials with a final result and `created` all its trials; model-based
+        engines answer their initial design inline and need a worker once there is data to model.
         """
         return False
+
+    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+        """For engines with `plans_runs`: up to `request.count` runs to resume or start, best first."""
+        raise NotImplementedError(f"engine {self.name} does not plan runs")
 
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:

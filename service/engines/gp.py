@@ -57,7 +57,7 @@ class ModelEngine(Engine):
     needs_history = True
     model_module: ClassVar[str]
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         assert isinstance(options, GPOptions)
         return finished >= initial_design_size(spec, options)
 

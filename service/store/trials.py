@@ -100,13 +100,19 @@ async def claim_waiting_trials(
 
 
 async def get_trial(conn: AsyncConnection, study_id: int, number: int, *, for_update: bool = False) -> TrialRecord:
+    found = await find_trial(conn, study_id, number, for_update=for_update)
+    if found is None:
+        raise NotFound(f"trial {number} not found")
+    return found
+
+
+async def find_trial(conn: AsyncConnection, study_id: int, number: int, *,
+                     for_update: bool = False) -> TrialRecord | None:
     query = select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number == number)
     if for_update:
         query = query.with_for_update()
     row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFound(f"trial {number} not found")
-    return trial_record(row)
+    return None if row is None else trial_record(row)
 
 
 async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, number: int, *,

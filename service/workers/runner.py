@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import FINISHED_STATES, TrialState
 from service.engines import resolve_engine, warm_up
-from service.engines.base import Engine, EngineNotes, SuggestRequest
+from service.engines.base import Engine, EngineNotes, NewRun, Resume, SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
 from service.store import jobs as job_store
@@ -154,6 +154,11 @@ class Worker:
             return
         started = time.perf_counter()
         try:
+            if loaded.engine.plans_runs and job.kind is JobKind.SUGGEST:
+                planned = await asyncio.to_thread(loaded.engine.plan, loaded.request)
+                await self._store_plan(job, loaded, planned, seconds=time.perf_counter() - started)
+                self._done += 1
+                return
             suggestions = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
@@ -219,7 +224,7 @@ class Worker:
             first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
             unknown = await trial_store.params_numbered_from(conn, study.id, loaded.request.sequence_start)
             kept, infos = _apart_from(loaded.request, suggestions, engine_info, unknown, first)
-            budget = study.spec.fidelity.max if study.spec.fidelity else None
+            budget = loaded.engine.first_budget(study.spec, loaded.request.options)
             created = await trial_store.insert_trials(
                 conn, study_id=study.id, first_number=first, params=kept, state=TrialState.ACTIVE,
                 source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget,
@@ -227,6 +232,44 @@ class Worker:
             return {"trials": [t.number for t in created]}
 
         await self._finish(job, write, fallback=fallback, error=error, state=state)
+
+    async def _store_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *,
+                          seconds: float) -> None:
+        """Apply an engine's plan: resume the paused runs it chose (one another ask resumed meanwhile is replaced by
+        a new Sobol run) and start the new ones, each with its own budget."""
+        study, notes = loaded.study, loaded.request.notes
+
+        async def write(conn: AsyncConnection) -> dict[str, Any]:
+            await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
+                                               error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+            numbers: list[int] = []
+            starts: list[NewRun | None] = []
+            for item in planned:
+                if isinstance(item, NewRun):
+                    starts.append(item)
+                    continue
+                paused = await trial_store.find_trial(conn, study.id, item.number)
+                resumed = None if paused is None else await trial_store.resume_paused(
+                    conn, paused.id, budget=item.budget, worker_id=job.worker_id, request_id=job.request_id)
+                if resumed is None:
+                    starts.append(None)
+                else:
+                    numbers.append(resumed.number)
+            if starts:
+                first = await study_store.allocate_trial_numbers(conn, study.id, len(starts))
+                for i, start in enumerate(starts):
+                    if start is None:
+                        (params,) = SobolEngine().suggest(replace(loaded.request, count=1, sequence_start=first + i))
+                        start = NewRun(params, loaded.engine.first_budget(study.spec, loaded.request.options) or 0,
+                                       {"redrawn": "sobol"})
+                    (trial,) = await trial_store.insert_trials(
+                        conn, study_id=study.id, first_number=first + i, params=[start.params], state=TrialState.ACTIVE,
+                        source=study.engine, worker_id=job.worker_id, budget=start.budget, engine_info=[start.info],
+                        request_id=job.request_id)
+                    numbers.append(trial.number)
+            return {"trials": numbers}
+
+        await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
 
     async def _finish(self, job: Job, write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]], *,
                       fallback: bool, error: str | None, state: JobState = JobState.DONE) -> None:

@@ -1,0 +1,96 @@
+"""Engine `freeze_thaw`: decide which training run to thaw (resume) or whether to start a new one, from a model of
+the learning curves (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4).
+
+Every run trains `increment` steps at a time and pauses (its job saves a checkpoint). At each ask, a worker fits
+the curve model (freeze_thaw_model) and chooses among a basket of paused runs and fresh candidates the one whose
+next increment is expected to tell most about where the best asymptote lies (`rule: entropy`, the paper's
+information gain), or the one with the highest expected improvement of its asymptote (`rule: ei`, cheaper). With
+several workers, runs being trained elsewhere count as pending: their next increment is fantasized at its
+predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are Sobol points, answered inline.
+
+This module holds no torch import (API processes validate options and serve the warm-up); the decision lives in
+`freeze_thaw_decision`, imported by workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from service.domain.spec import Choice, StudySpec
+from service.domain.trial import TrialView
+from service.engines.base import Engine, NewRun, Resume, SuggestRequest
+from service.engines.sobol import SobolEngine
+from service.engines.stopping import StoppingOptions
+
+
+class FreezeThawOptions(StoppingOptions):
+    rule: Literal["entropy", "ei"] = Field(default="entropy", description="`entropy`: information gain on the "
+                                           "location of the best asymptote; `ei`: expected improvement of it.")
+    increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "
+                                                                      "a tenth of the fidelity's range).")
+    warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")
+    new_candidates: int = Field(default=3, ge=1, le=20, description="Fresh configurations in the basket.")
+    old_candidates: int = Field(default=10, ge=1, le=100, description="Paused runs in the basket.")
+    candidate_pool: int = Field(default=512, ge=16, le=16384, description="Sobol points the fresh ones come from.")
+    fantasies: int = Field(default=8, ge=2, le=64, description="Fantasized outcomes per basket member (entropy).")
+    pmin_samples: int = Field(default=1000, ge=100, le=20000, description="Monte Carlo draws of P_min.")
+
+
+def increment_of(spec: StudySpec, options: FreezeThawOptions) -> float:
+    """Steps per decision: the option, else a tenth of the fidelity's range, whole steps on a whole-step axis."""
+    assert spec.fidelity is not None
+    if options.increment is not None:
+        return options.increment
+    tenth = (spec.fidelity.max - spec.fidelity.min) / 10
+    return float(max(1, round(tenth))) if _whole(spec) else max(tenth, spec.fidelity.max / 100)
+
+
+def _whole(spec: StudySpec) -> bool:
+    assert spec.fidelity is not None
+    return float(spec.fidelity.min).is_integer() and float(spec.fidelity.max).is_integer()
+
+
+def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | None) -> float:
+    """The step a run trains to next: one increment past its progress (a new run: the first increment, at least
+    the fidelity's min), at most the max."""
+    assert spec.fidelity is not None
+    target = increment_of(spec, options) if progress is None else progress + increment_of(spec, options)
+    return float(min(spec.fidelity.max, max(spec.fidelity.min, target)))
+
+
+class FreezeThawEngine(Engine):
+    name = "freeze_thaw"
+    Options = FreezeThawOptions
+    needs_history = True
+    plans_runs = True
+
+    def unsupported_reason(self, spec: StudySpec) -> str | None:
+        if spec.fidelity is None:
+            return "freeze_thaw needs a fidelity: it models learning curves along a step axis"
+        if len(spec.objectives) > 1:
+            return "freeze_thaw models one objective; this study has several"
+        return None
+
+    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
+        assert isinstance(options, FreezeThawOptions)
+        return next_budget(spec, options, None)
+
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
+        assert isinstance(options, FreezeThawOptions)
+        return created >= options.warmup_configs
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        """The warm-up (and the fallback when the model fails): Sobol configurations."""
+        return SobolEngine().suggest(request)
+
+    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+        module = importlib.import_module("service.engines.freeze_thaw_decision")
+        planned: list[Resume | NewRun] = module.plan(request)
+        return planned
+
+    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
+        return []  # decided by a worker, in `plan`

@@ -1,0 +1,155 @@
+"""Engine freeze_thaw: the warm-up, the basket decision (entropy and EI rules), pending runs, and the whole loop
+through the SDK with an engine worker on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import threading
+from pathlib import Path
+
+import pytest
+
+from asktell import Client
+from service.domain.spec import StudySpec
+from service.domain.trial import Measurement, TrialState, TrialView
+from service.engines import resolve_engine
+from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
+from service.engines.freeze_thaw import FreezeThawOptions, increment_of, next_budget
+from tests.conftest import RunningServer, start_worker, wait_until
+
+FIDELITY = {"name": "epoch", "min": 1, "max": 30}
+PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
+OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
+
+
+def _spec(**options: object) -> StudySpec:
+    return StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
+                                     "engine": "freeze_thaw", "engine_options": options})
+
+
+def curve(x: float, epoch: float) -> float:
+    """Crossing curves: the best asymptote (x = 0.3) is not the fastest starter (large x starts lower)."""
+    return 4 * (x - 0.3) ** 2 + (1.2 - x) * math.exp(-epoch / 6)
+
+
+def _run(number: int, x: float, epochs: int, state: TrialState = TrialState.PAUSED) -> TrialView:
+    return TrialView(number, {"x": x}, state, None,
+                     tuple(Measurement(float(e), {"loss": curve(x, e)}) for e in range(1, epochs + 1)))
+
+
+def _plan(trials: list[TrialView], count: int = 1, **options: object) -> list[Resume | NewRun]:
+    spec = _spec(**options)
+    resolved = resolve_engine(spec)
+    request = SuggestRequest(spec, resolved.options, count, seed=3, sequence_start=len(trials), trials=trials,
+                             notes=EngineNotes())
+    planned = resolved.engine.plan(request)
+    assert request.notes.rung == "freeze-thaw" and "freeze_thaw_hyperparameters" in request.notes.memory
+    return planned
+
+
+def test_budgets_move_one_increment_at_a_time() -> None:
+    spec, options = _spec(), FreezeThawOptions()
+    assert increment_of(spec, options) == 3.0
+    assert next_budget(spec, options, None) == 3.0 and next_budget(spec, options, 27.0) == 30.0
+    engine = resolve_engine(spec).engine
+    assert engine.first_budget(spec, options) == 3.0
+    assert not engine.needs_worker(spec, options, 0, created=3) and engine.needs_worker(spec, options, 0, created=4)
+
+
+def test_a_hopeless_paused_run_is_not_thawed() -> None:
+    runs = [_run(0, 0.3, 9), _run(1, 0.95, 9), _run(2, 0.5, 3), _run(3, 0.05, 3), _run(4, 0.7, 3)]
+    for rule in ("entropy", "ei"):
+        planned = _plan(runs, rule=rule)
+        assert len(planned) == 1
+        assert not (isinstance(planned[0], Resume) and planned[0].number == 1), (rule, planned)
+
+
+def test_several_choices_are_distinct_and_skip_running_runs() -> None:
+    runs = [_run(0, 0.3, 6, TrialState.ACTIVE), _run(1, 0.35, 6), _run(2, 0.6, 3), _run(3, 0.1, 3),
+            _run(4, 0.8, 3), _run(5, 0.25, 3, TrialState.COMPLETED)]
+    planned = _plan(runs, count=3)
+    resumed = [p.number for p in planned if isinstance(p, Resume)]
+    assert len(planned) == 3 and len(set(resumed)) == len(resumed)
+    assert 0 not in resumed and 5 not in resumed  # one is being trained elsewhere, one is finished
+    for p in planned:
+        if isinstance(p, Resume):
+            progress = max(m.step for m in runs[p.number].measurements)
+            assert p.budget == progress + 3
+        else:
+            assert p.budget == 3.0 and 0 <= float(p.params["x"]) <= 1
+
+
+def test_too_little_data_starts_sobol_runs() -> None:
+    spec = _spec()
+    resolved = resolve_engine(spec)
+    request = SuggestRequest(spec, resolved.options, 2, seed=1, sequence_start=1, trials=[_run(0, 0.5, 3)],
+                             notes=EngineNotes())
+    planned = resolved.engine.plan(request)
+    assert request.notes.rung == "warm-up" and all(isinstance(p, NewRun) and p.budget == 3.0 for p in planned)
+
+
+def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path) -> None:
+    """Two training threads on PostgreSQL with one engine worker: runs pause every 3 epochs, resumed runs continue
+    from their checkpoint, and the study finds a configuration near the best asymptote."""
+    if not server.database_url.startswith("postgresql"):
+        pytest.skip("engine workers in their own processes need PostgreSQL")
+    name = f"freeze-{secrets.token_hex(4)}"
+    with Client(server.url) as client:
+        client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="freeze_thaw", seed=5,
+                            engine_options={"candidate_pool": 128, "pmin_samples": 400})
+        worker = start_worker(server.database_url, tmp_path / "worker.log")
+    problems: list[str] = []
+    epochs = [0]
+    lock = threading.Lock()
+
+    def train(worker_id: str) -> None:
+        with Client(server.url) as own:
+            study = own.get_study(name)
+            while True:
+                with lock:
+                    if epochs[0] >= 120:
+                        return
+                (trial,) = study.ask(worker_id=worker_id, timeout=120)
+                start = 1
+                if trial.resume_from:
+                    saved = json.loads(Path(trial.checkpoint or "").read_text())
+                    if saved["epoch"] != trial.resume_from:
+                        problems.append(f"trial {trial.number}: checkpoint at {saved['epoch']}, "
+                                        f"resume_from {trial.resume_from}")
+                    start = int(trial.resume_from) + 1
+                for epoch in range(start, int(trial.budget or 0) + 1):
+                    path = tmp_path / f"ckpt-{trial.number}.json"
+                    path.write_text(json.dumps({"epoch": epoch}))
+                    with lock:
+                        epochs[0] += 1
+                    decision = trial.report(epoch, {"loss": curve(trial.params["x"], epoch)}, checkpoint=str(path))
+                    if decision.should_pause or decision.should_stop:
+                        break
+                else:
+                    trial.tell({"loss": curve(trial.params["x"], int(trial.budget or 0))})
+
+    try:
+        wait_until(lambda: any(w["alive"] for w in Client(server.url).workers()), 60, "the worker to start")
+        threads = [threading.Thread(target=train, args=(f"gpu-{i}",)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=600)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert not problems, problems
+    with Client(server.url) as client:
+        study = client.get_study(name)
+        trials = study.trials(measurements=True)
+        status = study.status()
+    assert status["computations"] > 0 and status["last_rung"] == "freeze-thaw"
+    resumed = [t for t in trials if t.measurements and len(t.measurements) > 3]
+    assert resumed, "no run was ever thawed"
+    for trial in trials:
+        steps = [m["step"] for m in trial.measurements or []]
+        assert steps == [float(e) for e in range(1, len(steps) + 1)]
+    deepest = max(trials, key=lambda t: len(t.measurements or []))
+    assert abs(float(deepest.params["x"]) - 0.3) < 0.3
