@@ -2,14 +2,17 @@
 configuration to start. The torch half of engine `freeze_thaw`, run by workers.
 
 1. Fit the curve model to every run that reported the objective (MAP, warm-started from the last fit).
-2. Basket: the `old_candidates` paused runs and the `new_candidates` fresh Sobol points whose asymptotes have the
-   highest expected improvement over the best asymptote mean so far.
-3. `entropy`: P_min, the probability that each basket member has the lowest asymptote, by Monte Carlo over their
-   joint Gaussian posterior; for each member, fantasize its next increment (a rank-one update of that Gaussian:
-   the observation is linear in the asymptotes) and measure the expected drop of P_min's entropy, under common
-   random numbers. The member with the largest information gain is chosen. `ei`: the largest asymptote EI.
-4. Several runs at once (other workers' runs, or count > 1): Kriging believer, the chosen or running member's next
-   observation is fantasized at its mean, which shrinks the basket's covariance, and the choice is made again.
+2. Basket: the `old_candidates` paused runs and the `new_candidates` fresh Sobol points with the highest expected
+   improvement of their final value.
+3. The target is each member's value at the end of training (the fidelity's max): the paper's asymptote when
+   training runs to convergence, and what a study with a bounded budget is judged by. An old run's final value is
+   its asymptote weighted by Omega(max) plus its own curve's residual; a new run's is its asymptote plus a fresh
+   residual. So the basket's final values, and each member's next observation, are one joint Gaussian.
+4. `entropy`: P_min, the probability that each member ends lowest, by Monte Carlo; for each member, fantasize its
+   next increment (a rank-one update of that Gaussian) and measure the expected drop of P_min's entropy under
+   common random numbers; the largest information gain wins. `ei`: the largest expected improvement.
+5. Several runs at once (other workers' runs, or count > 1): Kriging believer, the chosen or running member's next
+   observation is fantasized at its mean, which shrinks the covariances, and the choice is made again (D9).
 """
 
 from __future__ import annotations
@@ -42,14 +45,24 @@ JITTER = 1e-9
 
 @dataclass
 class Basket:
-    """The basket's asymptotes as one Gaussian, and how each member's next observation relates to them."""
+    """The basket as one Gaussian: members' final values, and each member's next observation.
+
+    `values_cov` is cov(final values), `gains[:, b]` = cov(final values, y_b) and `observations` = cov(y_b, y_b'),
+    where y_b is member b's next observation (its next increment, or a new run's first).
+    """
 
     mean: Tensor  # B
-    cov: Tensor  # B x B
+    values_cov: Tensor  # B x B
+    gains: Tensor  # B x B
+    observations: Tensor  # B x B
     labels: list[int | np.ndarray]  # a trial number (paused run) or a unit-cube point (new configuration)
-    gain_of_observing: list[Tensor]  # per member: cov(basket asymptotes, its next observation), B
-    observation_variance: list[Tensor]  # per member: the variance of that observation
-    omega: list[Tensor]  # per member: the weight of its asymptote in its next observation (1 for a new run)
+
+    def condition(self, gain: Tensor, cross: Tensor, variance: Tensor) -> None:
+        """Kriging believer: an observation with cov(final values) = `gain`, cov(members' observations) = `cross`
+        and `variance`, fantasized at its mean, leaves the means alone and shrinks every covariance."""
+        self.values_cov = self.values_cov - torch.outer(gain, gain) / variance
+        self.gains = self.gains - torch.outer(gain, cross) / variance
+        self.observations = self.observations - torch.outer(cross, cross) / variance
 
 
 def _ei(mean: Tensor, variance: Tensor, best: float) -> Tensor:
@@ -77,27 +90,14 @@ def _entropy_of_pmin(mean: Tensor, cov: Tensor, draws: Tensor) -> Tensor:
 
 def _information_gains(basket: Basket, draws: Tensor, fantasies: Tensor) -> Tensor:
     """H(P_min) minus its expectation after fantasizing each member's next observation."""
-    now = _entropy_of_pmin(basket.mean, basket.cov, draws)
+    now = _entropy_of_pmin(basket.mean, basket.values_cov, draws)
     gains = []
     for b in range(len(basket.mean)):
-        c, v = basket.gain_of_observing[b], basket.observation_variance[b]
-        cov = basket.cov - torch.outer(c, c) / v
+        c, v = basket.gains[:, b], basket.observations[b, b].clamp_min(1e-12)
+        cov = basket.values_cov - torch.outer(c, c) / v
         after = [_entropy_of_pmin(basket.mean + c / v.sqrt() * z, cov, draws) for z in fantasies]
         gains.append(now - torch.stack(after).mean())
     return torch.stack(gains)
-
-
-def _believe(basket: Basket, c: Tensor, v: Tensor) -> None:
-    """Kriging believer: an observation fantasized at its mean leaves means alone and shrinks the covariance.
-
-    `c` is cov(basket asymptotes, the observation). Member b's own next observation covaries with it through its
-    asymptote only (curves are independent given the asymptotes): cov = omega_b * c_b.
-    """
-    basket.cov = basket.cov - torch.outer(c, c) / v
-    for b in range(len(basket.mean)):
-        shared = basket.omega[b] * c[b]
-        basket.gain_of_observing[b] = basket.gain_of_observing[b] - c * (shared / v)
-        basket.observation_variance[b] = (basket.observation_variance[b] - shared**2 / v).clamp_min(1e-9)
 
 
 def plan(request: SuggestRequest) -> list[Resume | NewRun]:
@@ -118,19 +118,19 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
     request.notes.memory[MEMORY_KEY] = hyper.to_dict()
     request.notes.rung = "freeze-thaw"
     posterior = FreezeThawPosterior(curves, hyper)
-    basket = _basket(request, options, started, progress, posterior)
-    _believe_running(request, options, started, progress, posterior, basket)
+    basket, links = _basket(request, options, started, progress, posterior)
+    _believe_running(request, options, started, progress, posterior, basket, links)
     generator = torch.Generator().manual_seed(request.seed % 2**31 + request.sequence_start)
     draws = torch.randn(options.pmin_samples, len(basket.mean), generator=generator, dtype=torch.float64)
     quantiles = torch.special.ndtri((torch.arange(options.fantasies, dtype=torch.float64) + 0.5) / options.fantasies)
-    best = float(posterior.mu.min())
+    best = _best_final(posterior)
     chosen: list[Resume | NewRun] = []
     available = list(range(len(basket.mean)))
     while len(chosen) < request.count and available:
         if options.rule == "entropy":
             scores = _information_gains(basket, draws, quantiles)
         else:
-            scores = _ei(basket.mean, basket.cov.diagonal(), best)
+            scores = _ei(basket.mean, basket.values_cov.diagonal(), best)
         b = max(available, key=lambda i: float(scores[i]))
         available.remove(b)
         label = basket.labels[b]
@@ -140,7 +140,8 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
         else:
             (params,) = from_unit(spec, label[None, :])
             chosen.append(NewRun(params, next_budget(spec, options, None), info))
-        _believe(basket, basket.gain_of_observing[b], basket.observation_variance[b])
+        basket.condition(basket.gains[:, b].clone(), basket.observations[:, b].clone(),
+                         basket.observations[b, b].clamp_min(1e-12))
     if len(chosen) < request.count:
         chosen += _sobol_runs(request, request.count - len(chosen))
     return chosen
@@ -170,81 +171,125 @@ def _curves(request: SuggestRequest, started: list[TrialView], sign: float) -> t
     return Curves(x, steps, ys), progress
 
 
+def _best_final(posterior: FreezeThawPosterior) -> float:
+    """The lowest predicted final value among the runs seen so far: what a new final value must improve on."""
+    end = torch.ones(1, dtype=torch.float64)
+    return min(float(posterior.curve(n, end)[0][0]) for n in range(posterior.curves.count))
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """How one run's final value (at t = 1) and next observation (at t_next) depend on its asymptote (weights) and
+    on its own curve's residual process (variances and covariance), given its observed points."""
+
+    at_end: Tensor
+    at_next: Tensor
+    residual_end: Tensor
+    residual_cross: Tensor
+    residual_next: Tensor
+    mean_end: Tensor
+
+
+@dataclass(frozen=True)
+class _Links:
+    """How the basket's members relate to every run's asymptote: old members are runs `rows`, new members covary
+    with the runs' asymptotes by `across`; `w_end`, `w_next` weigh each member's asymptote in its final value and
+    in its next observation."""
+
+    rows: list[int]
+    across: Tensor
+    w_end: Tensor
+    w_next: Tensor
+
+
+def _old_weights(posterior: FreezeThawPosterior, n: int, t_next: float) -> _Weights:
+    points = torch.tensor([1.0, t_next], dtype=torch.float64)
+    seen = posterior.curves.t[n]
+    cross = decay_kernel(points, seen, posterior.hyper)
+    solved = torch.cholesky_solve(cross.T, posterior.chol[n])  # K_n⁻¹ k(t_n, points)
+    omega = 1 - solved.sum(0)
+    residual = decay_kernel(points, points, posterior.hyper) - cross @ solved
+    mean_end = (solved[:, 0] * posterior.curves.y[n]).sum() + omega[0] * posterior.mu[n]
+    return _Weights(omega[0], omega[1], residual[0, 0], residual[0, 1], residual[1, 1], mean_end)
+
+
 def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
-            posterior: FreezeThawPosterior) -> Basket:
+            posterior: FreezeThawPosterior) -> tuple[Basket, _Links]:
     spec = request.spec
     assert spec.fidelity is not None
-    best = float(posterior.mu.min())
+    top = spec.fidelity.max
     index = {t.number: i for i, t in enumerate(started)}
-    paused = [t.number for t in started if t.state is TrialState.PAUSED and progress[t.number] < spec.fidelity.max]
-    old_scores = _ei(posterior.mu[[index[n] for n in paused]], posterior.cov.diagonal()[[index[n] for n in paused]],
-                     best) if paused else torch.zeros(0)
-    old = [paused[i] for i in torch.argsort(old_scores, descending=True)[:options.old_candidates].tolist()]
+    paused = [t.number for t in started if t.state is TrialState.PAUSED and progress[t.number] < top]
+    weights = {n: _old_weights(posterior, index[n], next_budget(spec, options, progress[n]) / top) for n in paused}
+    best = _best_final(posterior)
+    if paused:
+        final_var = torch.stack([weights[n].at_end ** 2 * posterior.cov[index[n], index[n]] + weights[n].residual_end
+                                 for n in paused])
+        old_scores = _ei(torch.stack([weights[n].mean_end for n in paused]), final_var, best)
+        old = [paused[i] for i in torch.argsort(old_scores, descending=True)[:options.old_candidates].tolist()]
+    else:
+        old = []
     pool = SobolEngine().suggest(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
                                                 request.sequence_start * options.candidate_pool))
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
+    first = torch.tensor([next_budget(spec, options, None) / top, 1.0], dtype=torch.float64)
+    fresh_residual = decay_kernel(first, first, posterior.hyper)  # a new run's own curve, at t_first and t = 1
     new_mean, new_var = posterior.asymptote(units)
-    top_new = torch.argsort(_ei(new_mean, new_var, best), descending=True)[:options.new_candidates]
+    # The curve kernel has mean zero: a new run's curve is centred on its asymptote at every step, while every
+    # observed curve still sits above its asymptote at the end of training (it decays from above). Comparing a
+    # new run's asymptote with old runs' final values would always favour new runs, so a new run's final value
+    # is its asymptote plus the mean gap the model sees between the runs' final values and their asymptotes.
+    gap = torch.stack([posterior.curve(n, torch.ones(1, dtype=torch.float64))[0][0] - posterior.mu[n]
+                       for n in range(posterior.curves.count)]).mean()
+    new_mean = new_mean + gap
+    top_new = torch.argsort(_ei(new_mean, new_var + fresh_residual[1, 1], best),
+                            descending=True)[:options.new_candidates]
     fresh = units[top_new]
 
-    # Joint covariance of [old asymptotes, new asymptotes]: cov(f*, f) = k*ᵀ(I - A K_x), cov(f*, f*') = k - k*ᵀ A k*'.
+    # Asymptotes of [old, new]: C for old ones; cov(f*, f) = k*ᵀ(I - A K_x), cov(f*, f*') = k - k*ᵀ A k*'.
     rows = [index[n] for n in old]
     k_new = matern52(fresh, posterior.curves.x, posterior.hyper)
-    across = k_new - (posterior._apply_a(k_new.T).T @ posterior.kx)  # new x all curves
+    across = k_new - (posterior._apply_a(k_new.T).T @ posterior.kx)
     new_cov = matern52(fresh, fresh, posterior.hyper) - k_new @ posterior._apply_a(k_new.T)
-    cov = torch.cat([torch.cat([posterior.cov[rows][:, rows], across[:, rows].T], dim=1),
-                     torch.cat([across[:, rows], new_cov], dim=1)], dim=0)
-    mean = torch.cat([posterior.mu[rows], new_mean[top_new]])
-    gains, variances, omegas = [], [], []
-    for b, number in enumerate(old):  # a paused run's next observation: Omega times its asymptote, plus curve noise
-        step = torch.tensor([next_budget(spec, options, progress[number]) / spec.fidelity.max], dtype=torch.float64)
-        _, variance = posterior.curve(index[number], step, observed=True)
-        omega = _omega(posterior, index[number], step)
-        gains.append(omega * cov[:, b])
-        variances.append(variance[0])
-        omegas.append(omega)
-    first = torch.tensor([next_budget(spec, options, None) / spec.fidelity.max], dtype=torch.float64)
-    curve_variance = decay_kernel(first, first, posterior.hyper)[0, 0] + posterior.hyper.log_noise.exp()
-    for j in range(len(fresh)):  # a new run's first observation: its asymptote plus curve noise
-        b = len(old) + j
-        gains.append(cov[:, b].clone())
-        variances.append(cov[b, b] + curve_variance)
-        omegas.append(torch.tensor(1.0, dtype=torch.float64))
+    asymptotes = torch.cat([torch.cat([posterior.cov[rows][:, rows], across[:, rows].T], dim=1),
+                            torch.cat([across[:, rows], new_cov], dim=1)], dim=0)
+    one = torch.ones(len(fresh), dtype=torch.float64)
+    w_end = torch.cat([torch.stack([weights[n].at_end for n in old]) if old else one[:0], one])
+    w_next = torch.cat([torch.stack([weights[n].at_next for n in old]) if old else one[:0], one])
+    r_end = torch.cat([torch.stack([weights[n].residual_end for n in old]) if old else one[:0],
+                       fresh_residual[1, 1] * one])
+    r_cross = torch.cat([torch.stack([weights[n].residual_cross for n in old]) if old else one[:0],
+                         fresh_residual[0, 1] * one])
+    r_next = torch.cat([torch.stack([weights[n].residual_next for n in old]) if old else one[:0],
+                        fresh_residual[0, 0] * one])
+    noise = posterior.hyper.log_noise.exp()
+    mean = torch.cat([torch.stack([weights[n].mean_end for n in old]) if old else one[:0], new_mean[top_new]])
     labels: list[int | np.ndarray] = [*old, *[row.numpy() for row in fresh]]
-    return Basket(mean, cov, labels, gains, variances, omegas)
-
-
-def _omega(posterior: FreezeThawPosterior, n: int, step: Tensor) -> Tensor:
-    """How much of curve n's value at `step` is still its asymptote: 1 - k(step, t_n) K_n⁻¹ 1."""
-    cross = decay_kernel(step, posterior.curves.t[n], posterior.hyper)
-    return 1 - torch.cholesky_solve(cross.T, posterior.chol[n]).sum()
+    basket = Basket(mean=mean,
+                    values_cov=w_end[:, None] * asymptotes * w_end[None, :] + torch.diag(r_end),
+                    gains=w_end[:, None] * asymptotes * w_next[None, :] + torch.diag(r_cross),
+                    observations=w_next[:, None] * asymptotes * w_next[None, :] + torch.diag(r_next + noise),
+                    labels=labels)
+    return basket, _Links(rows, across, w_end, w_next)
 
 
 def _believe_running(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
-                     progress: dict[int, float], posterior: FreezeThawPosterior, basket: Basket) -> None:
+                     progress: dict[int, float], posterior: FreezeThawPosterior, basket: Basket,
+                     links: _Links) -> None:
     """Runs other workers are training: their next increment is fantasized at its mean (D9)."""
     spec = request.spec
     assert spec.fidelity is not None
     index = {t.number: i for i, t in enumerate(started)}
-    old = [label for label in basket.labels if isinstance(label, int)]
     for trial in started:
-        if trial.state is not TrialState.ACTIVE:
+        if trial.state is not TrialState.ACTIVE or progress[trial.number] >= spec.fidelity.max:
             continue
         n = index[trial.number]
-        step = torch.tensor([next_budget(spec, options, progress[trial.number]) / spec.fidelity.max],
-                            dtype=torch.float64)
-        _, variance = posterior.curve(n, step, observed=True)
-        omega = _omega(posterior, n, step)
-        # cov(basket asymptotes, f_n): C for old members; k*ᵀ(I - A K_x) for new ones.
-        column = torch.zeros(len(basket.mean), dtype=torch.float64)
-        for b, number in enumerate(old):
-            column[b] = posterior.cov[index[number], n]
-        fresh = torch.as_tensor(np.array([label for label in basket.labels if not isinstance(label, int)]),
-                                dtype=torch.float64).reshape(-1, posterior.curves.x.shape[1])
-        if len(fresh):
-            k_new = matern52(fresh, posterior.curves.x, posterior.hyper)
-            across = k_new - (posterior._apply_a(k_new.T).T @ posterior.kx)
-            column[len(old):] = across[:, n]
-        _believe(basket, omega * column, variance[0])
-    if not math.isfinite(float(basket.cov.sum())):
+        t_next = next_budget(spec, options, progress[trial.number]) / spec.fidelity.max
+        link = _old_weights(posterior, n, t_next)
+        _, variance = posterior.curve(n, torch.tensor([t_next], dtype=torch.float64), observed=True)
+        # cov(member asymptotes, f_n): C for old members, k*ᵀ(I - A K_x) for new ones; curves are independent
+        # given the asymptotes, so the running curve's residual adds nothing.
+        shared = torch.cat([posterior.cov[links.rows, n], links.across[:, n]]) * link.at_next
+        basket.condition(links.w_end * shared, links.w_next * shared, variance[0])
+    if not math.isfinite(float(basket.values_cov.sum())):
         raise ValueError("the basket covariance is not finite")

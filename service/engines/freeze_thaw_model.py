@@ -177,8 +177,10 @@ def log_prior(hyper: Hyperparameters) -> Tensor:
             + lognormal(hyper.log_noise, math.log(1e-3), 2.0) + lognormal(hyper.mean, 0.0, 2.0))
 
 
-def fit(curves: Curves, start: Hyperparameters | None = None, *, iterations: int = 100) -> Hyperparameters:
-    """MAP hyperparameters by L-BFGS from `start` (the last fit, for a warm start) or the defaults."""
+def fit(curves: Curves, start: Hyperparameters | None = None, *, iterations: int | None = None) -> Hyperparameters:
+    """MAP hyperparameters by L-BFGS from `start` (the last fit, a warm start: 30 iterations by default) or the
+    defaults (100)."""
+    iterations = iterations or (30 if start is not None else 100)
     hyper = (start or Hyperparameters.initial(curves.x.shape[1], curves.x.dtype)).detached()
     params = hyper.tensors()
     for p in params:

@@ -1,0 +1,276 @@
+"""Learning curves: freeze_thaw (rules entropy and ei) against asha, gp with median stopping, and random with full
+training.
+
+Two problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
+
+- `synthetic`: curves y(t) = a(x) + (1 - a(x)) * exp(-r(x) * t) + noise, with the best asymptote far from the
+  fastest starter (crossing curves); x in [0, 1]^3, 27 epochs.
+- `sgd`: scikit-learn's SGDClassifier (log loss, invscaling learning rate) trained with partial_fit on the bundled
+  digits data, validation error per epoch, over alpha, eta0 and power_t; 27 epochs. The curves are computed once
+  for 400 Sobol configurations (benchmarks/data/sgd_digits_curves.json, about a minute; committed) and a suggested
+  configuration trains as its nearest table entry, so runs are cheap.
+
+The service's rules are simulated in-process exactly as `core` applies them (no database): a trial trains to its
+budget and pauses there (below the fidelity's max), the engine's stopping rule may stop it, asks resume what the
+engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a trial at the max is told. Each
+worker trains one epoch per time unit, so with 4 workers completions interleave.
+
+    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd]
+        [--methods freeze_thaw,freeze_thaw-ei,asha,gp-median,random] [--parallel 2] [--results runs.jsonl]
+
+Reported: best final validation error (a trial trained to the max epochs) at the end, ± s.e.; the epochs each method
+needed to reach asha's final error (median over seeds; "-" if it never did); and engine seconds per decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from benchmarks.harness import RunLog, markdown_table, mean_and_error
+
+warnings.filterwarnings("ignore")
+MAX_EPOCHS = 27
+BUDGET_FACTOR = 20
+TABLE = Path(__file__).resolve().parent / "data" / "sgd_digits_curves.json"
+METHODS = {"freeze_thaw": ("freeze_thaw", {"rule": "entropy"}), "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
+           "asha": ("asha", {}), "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
+
+
+class Problem:
+    def __init__(self, name: str, seed: int) -> None:
+        self.name = name
+        self.noise = np.random.default_rng(seed + 1000)
+        if name == "synthetic":
+            self.params = [{"name": f"x{i}", "type": "float", "low": 0.0, "high": 1.0} for i in range(3)]
+        else:
+            self.params = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
+                           {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
+                           {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95}]
+            table = json.loads(TABLE.read_text()) if TABLE.exists() else build_sgd_table()
+            self.units = np.array(table["units"])
+            self.curves = np.array(table["errors"])
+
+    def spec(self, engine: str, options: dict[str, Any]) -> dict[str, Any]:
+        return {"params": self.params, "objectives": [{"name": "error", "goal": "minimize"}],
+                "fidelity": {"name": "epoch", "min": 1, "max": MAX_EPOCHS}, "engine": engine,
+                "engine_options": options}
+
+    def value(self, unit: np.ndarray, epoch: int) -> float:
+        if self.name == "synthetic":
+            a = 0.05 + 0.6 * (unit[0] - 0.3) ** 2 + 0.4 * (unit[1] - 0.6) ** 2 + 0.1 * unit[2]
+            rate = 0.12 + 0.6 * unit[0] * unit[2]  # the best asymptote (x0 = 0.3) learns slower than large x0
+            return float(a + (1 - a) * math.exp(-rate * epoch) + self.noise.normal(0, 0.005))
+        nearest = int(np.abs(self.units - unit).max(axis=1).argmin())
+        return float(self.curves[nearest][epoch - 1])
+
+    def best_possible(self) -> float:
+        if self.name == "synthetic":
+            return 0.05 + math.exp(-0.05 * MAX_EPOCHS) * 0.95  # not reachable exactly; only for orientation
+        return float(self.curves[:, -1].min())
+
+
+def build_sgd_table(count: int = 400) -> dict[str, Any]:
+    """Train SGDClassifier for 27 epochs on digits for `count` Sobol configurations; cache the validation errors."""
+    from scipy.stats import qmc
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_valid, y_train, y_valid = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(x_train)
+    x_train, x_valid = scaler.transform(x_train), scaler.transform(x_valid)
+    units = qmc.Sobol(3, scramble=True, seed=0).random(count)
+    errors = []
+    classes = np.unique(y)
+    for u in units:
+        alpha, eta0, power_t = 10 ** (-7 + 6 * u[0]), 10 ** (-4 + 4 * u[1]), 0.05 + 0.9 * u[2]
+        model = SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t,
+                              random_state=0)
+        curve = []
+        for _ in range(MAX_EPOCHS):
+            model.partial_fit(x_train, y_train, classes=classes)
+            curve.append(round(1 - model.score(x_valid, y_valid), 5))
+        errors.append(curve)
+    table = {"units": units.round(6).tolist(), "errors": errors}
+    TABLE.parent.mkdir(exist_ok=True)
+    TABLE.write_text(json.dumps(table))
+    return table
+
+
+@dataclass
+class SimTrial:
+    number: int
+    params: dict[str, Any]
+    unit: np.ndarray
+    budget: float
+    state: str = "active"
+    steps: list[tuple[int, float]] = field(default_factory=list)
+
+
+def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
+    import torch
+
+    from service.domain.spec import StudySpec
+    from service.domain.trial import Measurement, TrialState, TrialView
+    from service.engines import resolve_engine
+    from service.engines.base import Action, EngineNotes, NewRun, SuggestRequest
+    from service.engines.encoding import to_unit
+
+    torch.set_num_threads(1)
+    problem_name, method, seed, workers = task
+    problem = Problem(problem_name, seed)
+    engine_name, options = METHODS[method]
+    spec = StudySpec.model_validate(problem.spec(engine_name, options))
+    resolved = resolve_engine(spec)
+    engine, opts = resolved.engine, resolved.options
+    trials: dict[int, SimTrial] = {}
+    memory: dict[str, Any] = {}
+    budget_epochs = BUDGET_FACTOR * MAX_EPOCHS
+    used, best_final = 0, math.inf
+    history: list[tuple[int, float]] = []  # (epochs used, best final error) when it improves
+    decision_seconds: list[float] = []
+    holding: list[int | None] = [None] * workers
+
+    def views() -> list[TrialView]:
+        state = {"active": TrialState.ACTIVE, "paused": TrialState.PAUSED, "completed": TrialState.COMPLETED,
+                 "stopped": TrialState.STOPPED}
+        return [TrialView(t.number, t.params, state[t.state], {"error": t.steps[-1][1]}
+                          if t.state == "completed" else None,
+                          tuple(Measurement(float(e), {"error": v}) for e, v in t.steps)) for t in trials.values()]
+
+    def new_trial(params: dict[str, Any], budget: float) -> int:
+        number = len(trials)
+        trials[number] = SimTrial(number, params, to_unit(spec, [params])[0], budget)
+        return number
+
+    def ask() -> int:
+        started = time.perf_counter()
+        try:
+            if engine.resumes_paused:
+                for choice in engine.resumes(spec, opts, views(), 1):
+                    trial = trials[choice.number]
+                    trial.state, trial.budget = "active", choice.budget
+                    return trial.number
+            finished = sum(t.state in ("completed", "stopped") for t in trials.values())
+            request = SuggestRequest(spec, opts, 1, seed, len(trials), trials=views(), notes=EngineNotes(memory=memory))
+            if engine.plans_runs and engine.needs_worker(spec, opts, finished, created=len(trials)):
+                (choice,) = engine.plan(request)
+                memory.update(request.notes.memory)
+                if isinstance(choice, NewRun):
+                    return new_trial(choice.params, choice.budget)
+                trial = trials[choice.number]
+                trial.state, trial.budget = "active", choice.budget
+                return trial.number
+            (params,) = engine.suggest(request)
+            memory.update(request.notes.memory)
+            return new_trial(params, engine.first_budget(spec, opts) or MAX_EPOCHS)
+        finally:
+            decision_seconds.append(time.perf_counter() - started)
+
+    while used < budget_epochs:
+        for w in range(workers):
+            if holding[w] is None:
+                holding[w] = ask()
+        for w in range(workers):  # every worker trains one epoch of its trial
+            if used >= budget_epochs:
+                break
+            trial = trials[holding[w]]  # type: ignore[index]
+            epoch = (trial.steps[-1][0] if trial.steps else 0) + 1
+            trial.steps.append((epoch, problem.value(trial.unit, epoch)))
+            used += 1
+            view = next(v for v in views() if v.number == trial.number)
+            decision = engine.decide(spec, opts, view, views()) if epoch < MAX_EPOCHS else None
+            if epoch >= MAX_EPOCHS:
+                trial.state = "completed"
+                if trial.steps[-1][1] < best_final:
+                    best_final = trial.steps[-1][1]
+                    history.append((used, best_final))
+            elif decision is not None and decision.action is Action.STOP:
+                trial.state = "stopped"
+            elif epoch >= trial.budget:
+                trial.state = "paused"
+            else:
+                continue
+            holding[w] = None
+    return {"problem": problem_name, "method": method, "seed": seed, "workers": workers, "history": history,
+            "final": best_final if math.isfinite(best_final) else None, "epochs": used,
+            "seconds_per_decision": float(np.mean(decision_seconds)) if decision_seconds else 0.0,
+            "decisions": len(decision_seconds)}
+
+
+def _epochs_to_reach(run: dict[str, Any], target: float) -> int | None:
+    return next((used for used, best in run["history"] if best <= target + 1e-12), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", default="1,4")
+    parser.add_argument("--problems", default="synthetic,sgd")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--results", type=Path)
+    args = parser.parse_args()
+    problems, methods = args.problems.split(","), args.methods.split(",")
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    if "sgd" in problems and not TABLE.exists():
+        print("computing the SGD learning-curve table once...", flush=True)
+        build_sgd_table()
+    log = RunLog(args.results, ("problem", "method", "seed", "workers"))
+    tasks = [(p, m, s, w) for p in problems for w in worker_counts for s in range(args.seeds) for m in methods
+             if (p, m, s, w) not in log]
+    with ProcessPoolExecutor(args.parallel) as pool:
+        for run in pool.map(run_task, tasks):
+            log.add(run)
+            print(f"{run['problem']:10s} {run['method']:12s} seed {run['seed']} workers {run['workers']}: final "
+                  f"{run['final']} ({run['seconds_per_decision']:.2f} s per decision)", flush=True)
+
+    for problem in problems:
+        for workers in worker_counts:
+            runs = {m: sorted((r for r in log.runs.values() if (r["problem"], r["method"], r["workers"]) ==
+                               (problem, m, workers) and r["seed"] < args.seeds), key=lambda r: r["seed"])
+                    for m in methods}
+            asha = {r["seed"]: r for r in runs.get("asha", [])}
+            rows = []
+            for method in methods:
+                found = runs[method]
+                if not found:
+                    continue
+                finals = [r["final"] for r in found if r["final"] is not None]
+                reach = [_epochs_to_reach(r, asha[r["seed"]]["final"]) for r in found
+                         if r["seed"] in asha and asha[r["seed"]]["final"] is not None]
+                reached = [e for e in reach if e is not None]
+                asha_epochs = [_epochs_to_reach(asha[r["seed"]], asha[r["seed"]]["final"]) for r in found
+                               if r["seed"] in asha and asha[r["seed"]]["final"] is not None]
+                share = [e / a for e, a in zip(reach, asha_epochs, strict=True) if e is not None and a]
+                rows.append([method, len(found), mean_and_error(finals, 4) if finals else "-",
+                             f"{len(reached)}/{len(reach)}",
+                             f"{np.median(reached):.0f}" if reached else "-",
+                             f"{np.median(share):.0%}" if share else "-",
+                             f"{np.mean([r['seconds_per_decision'] for r in found]):.3f}"])
+            print(f"\n{problem}, {workers} worker(s), budget {BUDGET_FACTOR * MAX_EPOCHS} epochs: best final error "
+                  "(trained to the max) ± s.e.; epochs to reach asha's final error (same seed)")
+            print(markdown_table(["method", "seeds", "final error", "reached asha", "epochs (median)",
+                                  "of asha's epochs", "s/decision"], rows))
+
+
+if __name__ == "__main__":
+    main()
