@@ -239,7 +239,7 @@ def test_current_trial_is_none_outside_the_agent(monkeypatch: pytest.MonkeyPatch
 
 def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """No engine pauses yet, so the server's side is scripted: report answers pause."""
+    """The server's side scripted: report answers pause (the real loop, with asha, is tested below)."""
     from asktell.agent import AgentOptions, run_agent
 
     spec = {"params": SPACE, "objectives": LOSS, "constraints": [], "fidelity": EPOCHS}
@@ -345,3 +345,33 @@ def test_ctrl_c_in_optimize_fails_the_trials_of_every_thread(client: Client, stu
     assert [(t.state, t.reason) for t in trials] == [("failed", "interrupted")] * 2
     time.sleep(2.5)  # the threads finish and find their trials already told: nothing changes
     assert [t.state for t in study.trials()] == ["failed"] * 2
+
+
+RESUMABLE = """
+import json, os, sys
+x, resume_from, budget = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+checkpoint, trial = sys.argv[4], sys.argv[5]
+if resume_from:
+    assert json.load(open(checkpoint))["epoch"] == resume_from, "resumed from the wrong checkpoint"
+for epoch in range(int(resume_from) + 1, int(budget) + 1):
+    path = os.path.join(sys.argv[6], f"ckpt-{trial}.json")
+    json.dump({"epoch": epoch}, open(path, "w"))
+    print(f"asktell: step={epoch} loss={(x - 0.3) ** 2 + 1 / epoch} checkpoint={path}", flush=True)
+"""
+
+
+def test_the_agent_pauses_and_resumes_programs_from_their_checkpoints(pg: RunningServer, client: Client,
+                                                                      study_name: str, tmp_path: Path) -> None:
+    """Engine asha pauses runs at its rungs; resumed programs get {resume_from}, {budget} and the {checkpoint}
+    they printed, and continue from there."""
+    client.create_study(study_name, SPACE, LOSS, fidelity={"name": "epoch", "min": 1, "max": 9}, engine="asha")
+    done = agent(pg, study_name, "--count", "12", program=RESUMABLE,
+                 extra=("{x}", "{resume_from}", "{budget}", "{checkpoint}", "{trial_id}", str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = client.get_study(study_name).trials(measurements=True)
+    assert len(trials) < 12  # some of the 12 runs were resumptions of paused trials
+    for trial in trials:
+        steps = [m["step"] for m in trial.measurements or []]
+        assert steps == [float(e) for e in range(1, len(steps) + 1)]
+        assert trial.checkpoint == str(tmp_path / f"ckpt-{trial.number}.json")
+    assert any(len(t.measurements or []) >= 3 for t in trials)

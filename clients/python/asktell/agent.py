@@ -5,7 +5,8 @@ For each trial the agent fills the command's `{param}` placeholders (and `{trial
 
 - a line `asktell: step=3 val_loss=0.41` on stdout, or a JSON object per line in the file named by
   `$ASKTELL_METRICS_FILE` (`{"step": 3, "val_loss": 0.41}`), is reported at that step; without a
-  `step` the values are final values;
+  `step` the values are final values; a `checkpoint=PATH` (`"checkpoint": "PATH"`) goes with the report,
+  and comes back as `{checkpoint}` when a paused trial is resumed;
 - when the program exits 0 the trial is told completed with, per metric, its final value or else its
   latest reported one; a non-zero exit tells it failed with the tail of stderr as the reason.
 
@@ -41,6 +42,7 @@ from asktell.client import Client, Study, Trial
 from asktell.errors import AsktellError, ConflictError
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:/\-]+)\}")
+CHECKPOINT = "checkpoint"  # a report may name where the program saved its state
 TRIAL_KEYS = ("trial_id", "budget", "resume_from", "checkpoint")
 LINE_PREFIX = "asktell:"
 STDERR_TAIL_LINES = 20
@@ -65,6 +67,7 @@ class Metrics:
 
     step: float | None
     values: dict[str, float]
+    checkpoint: str | None = None
 
 
 def parse_metric_line(line: str) -> Metrics | None:
@@ -73,15 +76,19 @@ def parse_metric_line(line: str) -> Metrics | None:
     if not text.startswith(LINE_PREFIX):
         return None
     values: dict[str, float] = {}
+    checkpoint = None
     for token in text[len(LINE_PREFIX):].split():
         key, sep, raw = token.partition("=")
         if not sep:
+            continue
+        if key == CHECKPOINT:
+            checkpoint = raw
             continue
         try:
             values[key] = float(raw)
         except ValueError:
             continue
-    return _metrics(values)
+    return _metrics(values, checkpoint)
 
 
 def parse_metric_json(line: str) -> Metrics | None:
@@ -96,15 +103,16 @@ def parse_metric_json(line: str) -> Metrics | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             with contextlib.suppress(OverflowError):  # an integer too large for a float
                 values[key] = float(value)
-    return _metrics(values)
+    checkpoint = data.get(CHECKPOINT)
+    return _metrics(values, checkpoint if isinstance(checkpoint, str) else None)
 
 
-def _metrics(values: dict[str, float]) -> Metrics | None:
+def _metrics(values: dict[str, float], checkpoint: str | None = None) -> Metrics | None:
     step = values.pop("step", None)
     if step is not None and not math.isfinite(step):
         return None  # no step to report it at, and not meant as final values either
     values = {k: v for k, v in values.items() if math.isfinite(v)}
-    return Metrics(step, values) if values else None
+    return Metrics(step, values, checkpoint if step is not None else None) if values else None
 
 
 def placeholders(command: list[str]) -> set[str]:
@@ -336,7 +344,7 @@ class Agent:
                     continue
                 # The server replaces a step's values when it is reported again: send the step's values so far.
                 reported.setdefault(metrics.step, {}).update(metrics.values)
-                decision = self._report(trial, Metrics(metrics.step, reported[metrics.step]))
+                decision = self._report(trial, Metrics(metrics.step, reported[metrics.step], metrics.checkpoint))
                 last_sign_of_life = time.monotonic()
             if decision is not None or exited:
                 break
@@ -365,7 +373,7 @@ class Agent:
         """Report one step; the engine's decision if it is stop or pause."""
         assert metrics.step is not None
         try:
-            decision = trial.report(metrics.step, metrics.values)
+            decision = trial.report(metrics.step, metrics.values, checkpoint=metrics.checkpoint)
         except ConflictError:
             return None  # the program finished or paused the trial itself through the SDK
         return decision.action if decision.action in ("stop", "pause") else None
