@@ -3,10 +3,11 @@ the learning curves (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4).
 
 Every run trains `increment` steps at a time and pauses (its job saves a checkpoint). At each ask, a worker fits
 the curve model (freeze_thaw_model) and chooses among a basket of paused runs and fresh candidates the one whose
-next increment is expected to tell most about where the best asymptote lies (`rule: entropy`, the paper's
-information gain), or the one with the highest expected improvement of its asymptote (`rule: ei`, cheaper). With
-several workers, runs being trained elsewhere count as pending: their next increment is fantasized at its
-predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are Sobol points, answered inline.
+next increment is expected to tell most about which run ends lowest (`rule: entropy`, the paper's information
+gain), or the one with the highest expected improvement of its final value per step of training it still needs
+(`rule: ei`, cheaper; D8). With several workers, runs being trained elsewhere count as pending: their next
+increment is fantasized at its predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are
+Sobol points, answered inline.
 
 This module holds no torch import (API processes validate options and serve the warm-up); the decision lives in
 `freeze_thaw_decision`, imported by workers.
@@ -28,8 +29,9 @@ from service.engines.stopping import StoppingOptions
 
 
 class FreezeThawOptions(StoppingOptions):
-    rule: Literal["entropy", "ei"] = Field(default="entropy", description="`entropy`: information gain on the "
-                                           "location of the best asymptote; `ei`: expected improvement of it.")
+    rule: Literal["entropy", "ei"] = Field(default="entropy", description="`entropy`: information gain on which run "
+                                           "ends lowest (the paper's); `ei`: expected improvement of the final "
+                                           "value per step still to train.")
     increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "
                                                                       "a tenth of the fidelity's range).")
     warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")

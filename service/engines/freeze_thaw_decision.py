@@ -124,13 +124,16 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
     draws = torch.randn(options.pmin_samples, len(basket.mean), generator=generator, dtype=torch.float64)
     quantiles = torch.special.ndtri((torch.arange(options.fantasies, dtype=torch.float64) + 0.5) / options.fantasies)
     best = _best_final(posterior)
+    top = spec.fidelity.max
+    remaining = torch.tensor([top - progress[label] if isinstance(label, int) else top - spec.fidelity.min + 1
+                              for label in basket.labels], dtype=torch.float64).clamp_min(1e-9)
     chosen: list[Resume | NewRun] = []
     available = list(range(len(basket.mean)))
     while len(chosen) < request.count and available:
         if options.rule == "entropy":
             scores = _information_gains(basket, draws, quantiles)
-        else:
-            scores = _ei(basket.mean, basket.values_cov.diagonal(), best)
+        else:  # per step of training still needed to reach that final value (D8: a run near the end costs less)
+            scores = _ei(basket.mean, basket.values_cov.diagonal(), best) / remaining
         b = max(available, key=lambda i: float(scores[i]))
         available.remove(b)
         label = basket.labels[b]
