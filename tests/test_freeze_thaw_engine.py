@@ -14,9 +14,9 @@ import pytest
 from asktell import Client
 from service.domain.spec import StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
-from service.engines import resolve_engine
+from service.engines import ENGINES, resolve_engine
 from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawOptions, increment_of, next_budget
+from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
 from tests.conftest import RunningServer, start_worker, wait_until
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 30}
@@ -146,10 +146,69 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         trials = study.trials(measurements=True)
         status = study.status()
     assert status["computations"] > 0 and status["last_rung"] == "freeze-thaw"
-    resumed = [t for t in trials if t.measurements and len(t.measurements) > 3]
-    assert resumed, "no run was ever thawed"
-    for trial in trials:
+    assert any(t.source == "freeze_thaw" for t in trials)  # runs the worker planned
+    for trial in trials:  # paused every increment; a thawed run (the model decides which) continued in order
         steps = [m["step"] for m in trial.measurements or []]
         assert steps == [float(e) for e in range(1, len(steps) + 1)]
-    deepest = max(trials, key=lambda t: len(t.measurements or []))
-    assert abs(float(deepest.params["x"]) - 0.3) < 0.3
+        assert trial.state in ("paused", "completed") and (len(steps) % 3 == 0 or trial.state == "completed")
+
+
+class ThawFirst(FreezeThawEngine):
+    """A freeze_thaw whose plan is fixed: thaw the lowest-numbered paused run; what the worker does with a plan is
+    tested apart from what the model chooses."""
+
+    name = "thaw_first"
+    target: int | None = None
+
+    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+        options = request.options
+        assert isinstance(options, FreezeThawOptions)
+        number = self.target if self.target is not None else min(
+            t.number for t in request.trials if t.state is TrialState.PAUSED)
+        return [Resume(number, 6.0)]
+
+
+async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.core import asking, trials
+    from service.core.studies import create_study
+    from service.store import jobs as job_store
+    from service.store.db import Database, upgrade
+    from service.workers.runner import Worker, WorkerSettings
+
+    engine = ThawFirst()
+    monkeypatch.setitem(ENGINES, engine.name, engine)
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        await create_study(db, "default", "s", _spec().model_copy(update={"engine": engine.name}))
+        for i in range(4):  # the warm-up: Sobol runs answered inline, paused at their first budget
+            outcome = await asking.ask(db, "default", "s", count=1, worker_id=f"w{i}", fresh=False, wait_seconds=0)
+            (trial,) = outcome.trials
+            assert trial.budget == 3.0 and trial.resume_from is None
+            await trials.report(db, "default", "s", trial.number, 3.0, {"loss": 1.0 + i}, checkpoint=f"ckpt-{i}")
+        worker = Worker(db, WorkerSettings())
+        async with db.transaction() as conn:
+            await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                            concurrency=1)
+        pending = await asking.ask(db, "default", "s", count=1, worker_id="w9", fresh=False, wait_seconds=0)
+        assert pending.pending is not None
+        job = await worker._claim()
+        assert job is not None
+        await worker.process(job)
+        done = await asking.get_study_job(db, "default", "s", pending.pending.id, 0)
+        (resumed,) = done.trials
+        assert (resumed.number, resumed.state, resumed.worker_id) == (0, TrialState.ACTIVE, "w9")
+        assert resumed.resume_from == 3.0 and resumed.budget == 6.0 and resumed.checkpoint == "ckpt-0"
+
+        # A run another ask took meanwhile is not resumed twice: the worker starts a new Sobol run instead.
+        engine.target = 0
+        pending = await asking.ask(db, "default", "s", count=1, worker_id="w10", fresh=False, wait_seconds=0)
+        job = await worker._claim()
+        assert job is not None and pending.pending is not None
+        await worker.process(job)
+        (fresh,) = (await asking.get_study_job(db, "default", "s", pending.pending.id, 0)).trials
+        assert fresh.number == 4 and fresh.budget == 3.0 and fresh.engine_info == {"redrawn": "sobol"}
+    finally:
+        await db.dispose()

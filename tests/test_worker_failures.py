@@ -24,7 +24,7 @@ class BrokenEngine(GPEngine):
 
     name = "broken"
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         return True
 
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
@@ -85,7 +85,7 @@ class PointEngine(GPEngine):
 
     name = "point"
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int) -> bool:
+    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         return True
 
     def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
