@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.core.trials import budget_of, history_of, queue_refill
+from service.core.trials import history_of, queue_refill
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
 from service.engines.base import ModelEngineOptions, SuggestRequest
@@ -62,6 +62,7 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
         context = await study_store.ask_context(conn, owner, name, worker_id)
         study = context.study
         trials, step = await _earlier_attempt(conn, study.id, request_id)
+        resolved = resolve_engine(study.spec, study.engine)
         if step.job is None and len(trials) < count:
             if study.state is not StudyState.ACTIVE:
                 raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
@@ -73,9 +74,9 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
                 trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id,
                                                                  request_id)
             if len(trials) < count:
-                trials += await _resume_paused(conn, study, count - len(trials), worker_id, request_id)
+                trials += await _resume_paused(conn, study, resolved, count - len(trials), worker_id, request_id)
             if len(trials) < count:
-                step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=True,
+                step = await _new_trials(conn, study, resolved, count - len(trials), worker_id, wait_for_refill=True,
                                          request_id=request_id)
     trials += step.trials
     await _announce(db, study.id, step)
@@ -88,7 +89,7 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
             if request_id is not None:
                 trials, step = await _earlier_attempt(conn, study.id, request_id)
             if step.job is None and len(trials) < count:
-                step = await _new_trials(conn, study, count - len(trials), worker_id, wait_for_refill=False,
+                step = await _new_trials(conn, study, resolved, count - len(trials), worker_id, wait_for_refill=False,
                                          request_id=request_id)
         trials += step.trials
         await _announce(db, study.id, step)
@@ -114,21 +115,16 @@ async def _earlier_attempt(conn: AsyncConnection, study_id: int,
     return await trial_store.trials_of_request(conn, study_id, request_id), _NewTrials([], job=job)
 
 
-async def _resume_paused(conn: AsyncConnection, study: StudyRecord, count: int, worker_id: str | None,
-                         request_id: str | None) -> list[TrialRecord]:
+async def _resume_paused(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
+                         worker_id: str | None, request_id: str | None) -> list[TrialRecord]:
     """Paused trials the engine wants resumed now (same number, params and checkpoint; a larger budget)."""
-    resolved = resolve_engine(study.spec, study.engine)
     if not resolved.engine.resumes_paused:
         return []
     history = await history_of(conn, study, True)
     resumed: list[TrialRecord] = []
-    by_number = {t.number: t for t in await trial_store.list_trials(conn, study.id, states=[TrialState.PAUSED])}
     for choice in resolved.engine.resumes(study.spec, resolved.options, history, count):
-        paused = by_number.get(choice.number)
-        if paused is None:
-            continue
-        trial = await trial_store.resume_paused(conn, paused.id, budget=choice.budget, worker_id=worker_id,
-                                                request_id=request_id)
+        trial = await trial_store.resume_paused(conn, study.id, choice.number, budget=choice.budget,
+                                                worker_id=worker_id, request_id=request_id)
         if trial is not None:  # None: a concurrent ask resumed it first
             resumed.append(trial)
     return resumed
@@ -147,13 +143,13 @@ def _finished(job: Job) -> bool:
     return job.state in (JobState.DONE, JobState.FAILED)
 
 
-async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, worker_id: str | None, *,
-                      wait_for_refill: bool, request_id: str | None) -> _NewTrials:
+async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
+                      worker_id: str | None, *, wait_for_refill: bool, request_id: str | None) -> _NewTrials:
     """New trials made here from the pool or inline, or the job that will compute them."""
-    resolved = resolve_engine(study.spec, study.engine)
     pool_max = _pool_max(resolved.options)
-    trials, others_running = await _from_pool(conn, study, resolved.options, count, worker_id, request_id) \
-        if pool_max else ([], False)
+    budget = resolved.engine.first_budget(study.spec, resolved.options)
+    trials, others_running = await _from_pool(conn, study, resolved.options, count, worker_id, request_id,
+                                              budget) if pool_max else ([], False)
     # Refill on an ask only when other trials run: they will ask before the next tell does. A lone
     # sequential client is served by the refill its tell queues.
     refill_now = bool(pool_max) and others_running
@@ -161,12 +157,12 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
         return _NewTrials(trials, refill=refill_now)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished, created=study.next_trial_number):
-        return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id,
+        return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id, budget,
                                                  request_id=request_id))
 
     if not await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
         trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
-                                worker_id, source="sobol-fallback", request_id=request_id)
+                                worker_id, budget, source="sobol-fallback", request_id=request_id)
         await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
                                            error=NO_WORKER, fallback=True)
         return _NewTrials(trials)
@@ -179,7 +175,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, count: int, wor
 
 
 async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
-                  worker_id: str | None, source: str | None = None,
+                  worker_id: str | None, budget: float | None, source: str | None = None,
                   request_id: str | None = None) -> list[TrialRecord]:
     first = await study_store.allocate_trial_numbers(conn, study.id, count)
     history = await history_of(conn, study, resolved.engine.needs_history)
@@ -188,7 +184,7 @@ async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedE
     suggestions = resolved.engine.suggest(request)
     return await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
-        source=source or resolved.engine.name, worker_id=worker_id, budget=budget_of(study),
+        source=source or resolved.engine.name, worker_id=worker_id, budget=budget,
         engine_info=request.notes.suggestion_info, request_id=request_id)
 
 
@@ -197,7 +193,8 @@ def _pool_max(options: BaseModel) -> int:
 
 
 async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int,
-                     worker_id: str | None, request_id: str | None) -> tuple[list[TrialRecord], bool]:
+                     worker_id: str | None, request_id: str | None,
+                     budget: float | None) -> tuple[list[TrialRecord], bool]:
     """Take fresh pooled suggestions, skipping any that sit on top of a running trial or of a trial the engine
     did not know of when it computed the pool (another job may have proposed the same point meanwhile, and
     that trial may have finished already).
@@ -229,7 +226,7 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
     trials = await trial_store.insert_trials(
         conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
-        source=study.engine, worker_id=worker_id, budget=budget_of(study),
+        source=study.engine, worker_id=worker_id, budget=budget,
         engine_info=[p.engine_info for p in chosen], request_id=request_id)
     return trials, bool(running)
 

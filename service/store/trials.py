@@ -100,19 +100,13 @@ async def claim_waiting_trials(
 
 
 async def get_trial(conn: AsyncConnection, study_id: int, number: int, *, for_update: bool = False) -> TrialRecord:
-    found = await find_trial(conn, study_id, number, for_update=for_update)
-    if found is None:
-        raise NotFound(f"trial {number} not found")
-    return found
-
-
-async def find_trial(conn: AsyncConnection, study_id: int, number: int, *,
-                     for_update: bool = False) -> TrialRecord | None:
     query = select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number == number)
     if for_update:
         query = query.with_for_update()
     row = (await conn.execute(query)).one_or_none()
-    return None if row is None else trial_record(row)
+    if row is None:
+        raise NotFound(f"trial {number} not found")
+    return trial_record(row)
 
 
 async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, number: int, *,
@@ -166,12 +160,13 @@ async def finish_trial(
     return trial_record((await conn.execute(query)).one())
 
 
-async def resume_paused(conn: AsyncConnection, trial_id: int, *, budget: float, worker_id: str | None,
+async def resume_paused(conn: AsyncConnection, study_id: int, number: int, *, budget: float, worker_id: str | None,
                         request_id: str | None) -> TrialRecord | None:
-    """Hand a paused trial out again to train on to `budget`; None if another ask took it first (the condition
-    on the state makes the claim atomic: a paused trial never goes to two workers)."""
+    """Hand a paused trial out again to train on to `budget`; None if it is not paused (another ask took it first:
+    the condition on the state makes the claim atomic, so a paused trial never goes to two workers)."""
     now = utcnow()
-    query = (update(TrialRow).where(TrialRow.id == trial_id, TrialRow.state == TrialState.PAUSED.value)
+    query = (update(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number,
+                                    TrialRow.state == TrialState.PAUSED.value)
              .values(state=TrialState.ACTIVE.value, budget=budget, worker_id=worker_id, heartbeat_at=now,
                      updated_at=now, **({"request_id": request_id} if request_id is not None else {}))
              .returning(*TRIAL_COLUMNS))

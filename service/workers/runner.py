@@ -248,9 +248,8 @@ class Worker:
                 if isinstance(item, NewRun):
                     starts.append(item)
                     continue
-                paused = await trial_store.find_trial(conn, study.id, item.number)
-                resumed = None if paused is None else await trial_store.resume_paused(
-                    conn, paused.id, budget=item.budget, worker_id=job.worker_id, request_id=job.request_id)
+                resumed = await trial_store.resume_paused(conn, study.id, item.number, budget=item.budget,
+                                                          worker_id=job.worker_id, request_id=job.request_id)
                 if resumed is None:
                     starts.append(None)
                 else:
