@@ -79,11 +79,6 @@ class Problem:
         nearest = int(np.abs(self.units - unit).max(axis=1).argmin())
         return float(self.curves[nearest][epoch - 1])
 
-    def best_possible(self) -> float:
-        if self.name == "synthetic":
-            return 0.05 + math.exp(-0.05 * MAX_EPOCHS) * 0.95  # not reachable exactly; only for orientation
-        return float(self.curves[:, -1].min())
-
 
 def build_sgd_table(count: int = 400) -> dict[str, Any]:
     """Train SGDClassifier for 27 epochs on digits for `count` Sobol configurations; cache the validation errors."""
@@ -196,8 +191,10 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
             epoch = (trial.steps[-1][0] if trial.steps else 0) + 1
             trial.steps.append((epoch, problem.value(trial.unit, epoch)))
             used += 1
-            view = next(v for v in views() if v.number == trial.number)
-            decision = engine.decide(spec, opts, view, views()) if epoch < MAX_EPOCHS else None
+            decision = None
+            if epoch < MAX_EPOCHS:
+                current = views()
+                decision = engine.decide(spec, opts, next(v for v in current if v.number == trial.number), current)
             if epoch >= MAX_EPOCHS:
                 trial.state = "completed"
                 if trial.steps[-1][1] < best_final:

@@ -23,9 +23,7 @@ async def caller(request: Request) -> Caller:
     header = request.headers.get("Authorization")
     if header is None and request.method in READ_METHODS and TOKEN_COOKIE in request.cookies:
         header = f"Bearer {request.cookies[TOKEN_COOKIE]}"  # the dashboard only reads
-    found = await authenticator.caller(header)
-    request.state.caller = found
-    return found
+    return await authenticator.caller(header)
 
 
 async def owner(request: Request) -> str:

@@ -16,13 +16,11 @@ This module holds no torch import (API processes validate options and serve the 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from service.domain.spec import Choice, StudySpec
-from service.domain.trial import TrialView
 from service.engines.base import Engine, NewRun, Resume, SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions
@@ -93,6 +91,3 @@ class FreezeThawEngine(Engine):
         module = importlib.import_module("service.engines.freeze_thaw_decision")
         planned: list[Resume | NewRun] = module.plan(request)
         return planned
-
-    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
-        return []  # decided by a worker, in `plan`

@@ -110,7 +110,6 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
     if len(started) < 2:
         request.notes.rung = "warm-up"
         return _sobol_runs(request, request.count)
-    torch.manual_seed(request.seed % 2**31 + request.sequence_start)
     curves, progress = _curves(request, started, sign)
     start = request.notes.memory.get(MEMORY_KEY)
     warm = Hyperparameters.from_dict(start) if start and len(start["log_lengthscales"]) == len(spec.params) else None
@@ -289,10 +288,10 @@ def _believe_running(request: SuggestRequest, options: FreezeThawOptions, starte
         n = index[trial.number]
         t_next = next_budget(spec, options, progress[trial.number]) / spec.fidelity.max
         link = _old_weights(posterior, n, t_next)
-        _, variance = posterior.curve(n, torch.tensor([t_next], dtype=torch.float64), observed=True)
+        variance = link.at_next**2 * posterior.cov[n, n] + link.residual_next + posterior.hyper.log_noise.exp()
         # cov(member asymptotes, f_n): C for old members, k*ᵀ(I - A K_x) for new ones; curves are independent
         # given the asymptotes, so the running curve's residual adds nothing.
         shared = torch.cat([posterior.cov[links.rows, n], links.across[:, n]]) * link.at_next
-        basket.condition(links.w_end * shared, links.w_next * shared, variance[0])
+        basket.condition(links.w_end * shared, links.w_next * shared, variance)
     if not math.isfinite(float(basket.values_cov.sum())):
         raise ValueError("the basket covariance is not finite")

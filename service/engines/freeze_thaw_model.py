@@ -16,7 +16,7 @@ This module is pure: tensors in, tensors out; nothing here knows about trials or
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -60,21 +60,20 @@ class Hyperparameters:
                    log_beta=value(math.log(0.5)), log_noise=value(math.log(1e-3)))
 
     def tensors(self) -> list[Tensor]:
-        return [self.mean, self.log_lengthscales, self.log_scale_x, self.log_scale_t, self.log_alpha,
-                self.log_beta, self.log_noise]
+        return [getattr(self, name) for name in _FIELDS]
 
     def detached(self) -> Hyperparameters:
         return Hyperparameters(*[p.detach().clone() for p in self.tensors()])
 
     def to_dict(self) -> dict[str, list[float] | float]:
-        return {name: (p.tolist() if p.dim() else float(p)) for name, p in zip(
-            ("mean", "log_lengthscales", "log_scale_x", "log_scale_t", "log_alpha", "log_beta", "log_noise"),
-            self.tensors(), strict=True)}
+        return {name: (p.tolist() if p.dim() else float(p)) for name, p in zip(_FIELDS, self.tensors(), strict=True)}
 
     @classmethod
     def from_dict(cls, data: dict[str, list[float] | float], dtype: torch.dtype = torch.float64) -> Hyperparameters:
-        return cls(*[torch.tensor(data[name], dtype=dtype) for name in (
-            "mean", "log_lengthscales", "log_scale_x", "log_scale_t", "log_alpha", "log_beta", "log_noise")])
+        return cls(*[torch.tensor(data[name], dtype=dtype) for name in _FIELDS])
+
+
+_FIELDS = tuple(f.name for f in fields(Hyperparameters))
 
 
 def matern52(a: Tensor, b: Tensor, hyper: Hyperparameters) -> Tensor:
