@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
 import re
-import secrets
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -37,8 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from asktell import AsyncClient, AsyncStudy
+from benchmarks.harness import DEFAULT_ADMIN_URL, fleet, percentile, scratch_database
 
-ADMIN_URL = os.environ.get("ASKTELL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("ASKTELL_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0},
           {"name": "y", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
           {"name": "depth", "type": "int", "low": 1, "high": 8}]
@@ -135,34 +135,6 @@ async def audit(url: str, told: list[Told]) -> list[str]:
     return problems
 
 
-def _create_database() -> tuple[str, str]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"asktell_load_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = make_url(ADMIN_URL).set(drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, admin.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(name: str) -> None:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and its reaped children, from /proc (Linux); NaN elsewhere."""
     try:
@@ -171,11 +143,6 @@ def _cpu_seconds(pid: int) -> float:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(f) for f in fields[11:15]) / ticks  # utime, stime, cutime, cstime
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(args: argparse.Namespace, url: str, server_pid: int) -> dict[str, Any]:
@@ -193,8 +160,8 @@ async def run(args: argparse.Namespace, url: str, server_pid: int) -> dict[str, 
     server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     problems = await audit(url, told)
     requests = sum(len(v) for v in recorder.latencies.values())
-    routes = {f"{study} {route}": {"count": len(v), "p50_ms": round(_percentile(v, 0.5) * 1000, 1),
-                                   "p99_ms": round(_percentile(v, 0.99) * 1000, 1),
+    routes = {f"{study} {route}": {"count": len(v), "p50_ms": round(percentile(v, 50) * 1000, 1),
+                                   "p99_ms": round(percentile(v, 99) * 1000, 1),
                                    "max_ms": round(max(v) * 1000, 1)}
               for (study, route), v in sorted(recorder.latencies.items())}
     return {"seconds": round(elapsed, 1), "jobs": args.jobs, "gp_jobs": gp_jobs, "requests": requests,
@@ -216,40 +183,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
 
-    created = None
-    database_url = args.database_url
-    if database_url is None:
-        created, database_url = _create_database()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url",
-                               database_url, "--workers", str(args.api_workers), "--log-level", "warning"],
-                              cwd=REPO, env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--device", "cpu", "--database-url",
-                               database_url], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
-        results = asyncio.run(run(args, url, server.pid))
-    finally:
-        for process in (worker, server):
-            process.terminate()
-        for process in (worker, server):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if created:
-            _drop_database(created)
+    with contextlib.ExitStack() as stack:
+        database_url = args.database_url or stack.enter_context(scratch_database(ADMIN_URL))
+        running = stack.enter_context(fleet(database_url))
+        url = running.start_server("--workers", str(args.api_workers), "--log-level", "warning",
+                                   env={"OMP_NUM_THREADS": "1"})
+        running.start_worker()
+        results = asyncio.run(run(args, url, running.processes[0].pid))
 
     print(f"{results['jobs']} jobs ({results['gp_jobs']} on gp) for {results['seconds']} s: "
           f"{results['requests']} requests ({results['requests_per_second']}/s), {results['trials_told']} trials told, "
