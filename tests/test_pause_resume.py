@@ -46,6 +46,17 @@ def test_rungs_rise_by_eta_to_the_fidelity_max() -> None:
     assert AshaEngine().first_budget(_spec(), AshaOptions()) == 1.0
 
 
+def test_rungs_are_whole_steps_on_a_whole_step_fidelity() -> None:
+    def spec(low: float, high: float) -> StudySpec:
+        return StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "engine": "asha",
+                                         "fidelity": {"name": "epoch", "min": low, "max": high}})
+
+    assert rungs(spec(1, 30), AshaOptions()) == [1.0, 3.0, 10.0, 30.0]  # not 1.11, 3.33, 10
+    assert rungs(spec(1, 100), AshaOptions()) == [4.0, 11.0, 33.0, 100.0]
+    assert rungs(spec(1, 5), AshaOptions(eta=2, min_step=1.2)) == [1.0, 2.0, 5.0]  # 1.2, 2.4, 4.8: 4.8 rounds to 5
+    assert rungs(spec(0.5, 10.5), AshaOptions()) == [0.5, 1.5, 4.5, 10.5]  # a continuous axis keeps fractions
+
+
 def test_promotions_take_the_top_third_of_a_rung_highest_rung_first() -> None:
     spec, options = _spec(), AshaOptions()
     engine = AshaEngine()
