@@ -15,7 +15,10 @@ from service.engines.freeze_thaw_model import (
     Hyperparameters,
     decay_kernel,
     fit,
+    inside_bounds,
     matern52,
+    negative_log_posterior,
+    trend,
 )
 
 torch.set_default_dtype(torch.float64)
@@ -32,25 +35,28 @@ def _random_case(seed: int, lengths: tuple[int, ...] = (1, 3, 5, 2), dimension: 
     hyper.log_lengthscales = torch.log(torch.rand(dimension, generator=generator) + 0.2)
     hyper.log_noise = torch.tensor(math.log(0.05))
     hyper.log_alpha, hyper.log_beta = torch.tensor(math.log(1.7)), torch.tensor(math.log(0.3))
+    hyper.trend, hyper.log_trend_alpha = torch.tensor(0.8), torch.tensor(math.log(1.3))
     return Curves(x, t, y), hyper
 
 
 def _dense(curves: Curves, hyper: Hyperparameters) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The joint covariance of all observations, the stacked observations, and O (observation -> curve)."""
+    """The joint covariance of all observations, the stacked observations less their prior mean (m + g(t)), and
+    O (observation -> curve)."""
     noise = hyper.log_noise.exp() + JITTER  # the same jitter as the block code, so the two agree to rounding
     blocks = [decay_kernel(t, t, hyper) + noise * torch.eye(len(t)) for t in curves.t]
     k_t = torch.block_diag(*blocks)
     owner = torch.cat([torch.full((len(t),), n) for n, t in enumerate(curves.t)])
     o = torch.nn.functional.one_hot(owner, curves.count).double()
     k_x = matern52(curves.x, curves.x, hyper) + JITTER * torch.eye(curves.count)
-    return k_t + o @ k_x @ o.T, torch.cat(curves.y), o
+    prior_mean = hyper.mean + trend(torch.cat(curves.t), hyper)
+    return k_t + o @ k_x @ o.T, torch.cat(curves.y) - prior_mean, o
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_log_marginal_likelihood_matches_the_dense_gaussian(seed: int) -> None:
     curves, hyper = _random_case(seed)
-    sigma, y, _ = _dense(curves, hyper)
-    dense = torch.distributions.MultivariateNormal(hyper.mean.expand(len(y)), sigma).log_prob(y)
+    sigma, residual, _ = _dense(curves, hyper)
+    dense = torch.distributions.MultivariateNormal(torch.zeros(len(residual)), sigma).log_prob(residual)
     assert float(FreezeThawPosterior(curves, hyper).log_marginal_likelihood()) == pytest.approx(float(dense),
                                                                                                  rel=1e-8)
 
@@ -58,9 +64,8 @@ def test_log_marginal_likelihood_matches_the_dense_gaussian(seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 3])
 def test_asymptotes_and_curve_predictions_match_dense_conditioning(seed: int) -> None:
     curves, hyper = _random_case(seed)
-    sigma, y, o = _dense(curves, hyper)
+    sigma, residual, o = _dense(curves, hyper)
     posterior = FreezeThawPosterior(curves, hyper)
-    residual = y - hyper.mean
     k_x = matern52(curves.x, curves.x, hyper) + JITTER * torch.eye(curves.count)
     # Asymptotes f given y: cov(f, y) = K_x Oᵀ.
     cross = k_x @ o.T
@@ -77,7 +82,8 @@ def test_asymptotes_and_curve_predictions_match_dense_conditioning(seed: int) ->
     cov_sy[:, start:start + len(curves.t[n])] += decay_kernel(steps, curves.t[n], hyper)
     prior = decay_kernel(steps, steps, hyper).diagonal() + k_x[n, n]
     mean, variance = posterior.curve(n, steps)
-    torch.testing.assert_close(mean, hyper.mean + cov_sy @ torch.linalg.solve(sigma, residual), rtol=1e-7, atol=1e-9)
+    expected_mean = hyper.mean + trend(steps, hyper) + cov_sy @ torch.linalg.solve(sigma, residual)
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(variance, prior - (cov_sy * torch.linalg.solve(sigma, cov_sy.T).T).sum(-1),
                                rtol=1e-6, atol=1e-9)
 
@@ -88,6 +94,11 @@ def test_asymptotes_and_curve_predictions_match_dense_conditioning(seed: int) ->
     torch.testing.assert_close(mean, hyper.mean + k_star @ torch.linalg.solve(sigma, residual), rtol=1e-7, atol=1e-9)
     expected = hyper.log_scale_x.exp() - (k_star * torch.linalg.solve(sigma, k_star.T).T).sum(-1)
     torch.testing.assert_close(variance, expected, rtol=1e-6, atol=1e-9)
+    # Jointly (what a Thompson draw over a pool uses): cov(f*, f*') = k_x(x*, x*') - k* Σ⁻¹ k*'ᵀ.
+    joint_mean, joint_cov = posterior.asymptote_joint(fresh)
+    torch.testing.assert_close(joint_mean, mean)
+    torch.testing.assert_close(joint_cov, matern52(fresh, fresh, hyper) - k_star @ torch.linalg.solve(sigma, k_star.T),
+                               rtol=1e-6, atol=1e-9)
 
 
 def test_fitting_learns_asymptotes_from_partial_curves() -> None:
@@ -112,3 +123,32 @@ def test_fitting_learns_asymptotes_from_partial_curves() -> None:
     for n in (6, 7):
         predicted = float(posterior.curve(n, torch.tensor([1.0]))[0][0])
         assert abs(predicted - float(asymptote[n])) < abs(float(y[n][-1]) - float(asymptote[n]))
+
+
+def test_a_fit_stays_inside_its_bounds_and_recovers_from_a_degenerate_warm_start() -> None:
+    """A warm start far outside any useful model (the kind an unconstrained L-BFGS step once reached, after which
+    every warm start stayed there) is clamped and refitted cold: the result is inside the bounds and at least as
+    good, by the MAP objective, as the default starting point."""
+    curves, _ = _random_case(4, lengths=(6, 3, 9, 2, 5, 1), dimension=3)
+    degenerate = Hyperparameters.initial(3)
+    degenerate.log_lengthscales = torch.tensor([-51.7, -175.2, -272.3])
+    degenerate.log_scale_x, degenerate.trend, degenerate.log_alpha = torch.tensor(72.1), torch.tensor(-19.8), \
+        torch.tensor(9.0)
+    fitted = fit(curves, degenerate)
+    assert inside_bounds(fitted)
+    loss = negative_log_posterior(curves, fitted)
+    assert loss <= negative_log_posterior(curves, Hyperparameters.initial(3)) + 1e-9
+    assert loss <= negative_log_posterior(curves, fit(curves)) + 1.0  # as good as a cold fit, give or take
+    assert float(fitted.trend) >= 0  # curves decay from above
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (2, 2), (2, 5), (3, 1)])
+def test_a_prediction_from_a_prefix_equals_conditioning_on_the_truncated_curve(n: int, k: int) -> None:
+    """What the model would have said of run n after its first k points (every other curve as observed), taken
+    from the full posterior, equals refitting nothing and conditioning on the truncated curve directly."""
+    curves, hyper = _random_case(1)
+    truncated = Curves(curves.x, [t[:k] if i == n else t for i, t in enumerate(curves.t)],
+                       [y[:k] if i == n else y for i, y in enumerate(curves.y)])
+    expected = FreezeThawPosterior(truncated, hyper).curve(n, torch.ones(1))[0][0]
+    torch.testing.assert_close(FreezeThawPosterior(curves, hyper).end_given_prefix(n, k), expected,
+                               rtol=1e-7, atol=1e-9)

@@ -2,12 +2,15 @@
 
 Each training run n has an asymptote f_n; the asymptotes follow a GP over hyperparameters (Matérn-5/2 ARD
 kernel k_x), and run n's curve is a GP around its asymptote with the exponential-decay kernel
-k_t(t, t') = s_t * beta^alpha / (t + t' + beta)^alpha plus observation noise. The joint covariance of every
+k_t(t, t') = s_t * beta^alpha / (t + t' + beta)^alpha plus observation noise. Unlike the paper, the curves share
+a mean decay g(t) = a * (b / (b + t))^c on top of their asymptotes (the expected decay under a Gamma(c, b) rate):
+every loss curve starts above where it ends, and without g an unstarted run would be predicted at its asymptote
+from its first step on, which makes every new run look better than any started one. The joint covariance of every
 observation, K_t + O K_x Oᵀ, is never formed: with the Woodbury identity and the matrix determinant lemma,
 inference costs one Cholesky per curve (T_n³) and one of an N x N matrix, instead of one of the joint
 (sum of T_n)² matrix.
 
-Notation, per curve n: K_n = k_t(t_n, t_n) + noise * I, lam_n = 1ᵀ K_n⁻¹ 1, gam_n = 1ᵀ K_n⁻¹ (y_n - m),
+Notation, per curve n: K_n = k_t(t_n, t_n) + noise * I, lam_n = 1ᵀ K_n⁻¹ 1, gam_n = 1ᵀ K_n⁻¹ (y_n - g(t_n) - m),
 L = diag(lam). With B = I + L^½ K_x L^½ and A = L^½ B⁻¹ L^½ = (K_x + L⁻¹)⁻¹, the asymptotes' posterior is
 C = (K_x⁻¹ + L)⁻¹ = K_x - K_x A K_x and mean m + C gam = m + K_x v, with v = gam - A K_x gam.
 This module is pure: tensors in, tensors out; nothing here knows about trials or the database.
@@ -49,6 +52,9 @@ class Hyperparameters:
     log_alpha: Tensor
     log_beta: Tensor
     log_noise: Tensor  # sigma²
+    trend: Tensor  # a, the mean decay's amplitude at t = 0
+    log_trend_alpha: Tensor  # c
+    log_trend_beta: Tensor  # b
 
     @classmethod
     def initial(cls, dimension: int, dtype: torch.dtype = torch.float64) -> Hyperparameters:
@@ -57,7 +63,8 @@ class Hyperparameters:
             return torch.full(shape, v, dtype=dtype)
         return cls(mean=value(0.0), log_lengthscales=value(math.log(0.5) + 0.5 * math.log(dimension), dimension),
                    log_scale_x=value(0.0), log_scale_t=value(math.log(0.5)), log_alpha=value(0.0),
-                   log_beta=value(math.log(0.5)), log_noise=value(math.log(1e-3)))
+                   log_beta=value(math.log(0.5)), log_noise=value(math.log(1e-3)), trend=value(1.0),
+                   log_trend_alpha=value(0.0), log_trend_beta=value(math.log(0.1)))
 
     def tensors(self) -> list[Tensor]:
         return [getattr(self, name) for name in _FIELDS]
@@ -72,8 +79,31 @@ class Hyperparameters:
     def from_dict(cls, data: dict[str, list[float] | float], dtype: torch.dtype = torch.float64) -> Hyperparameters:
         return cls(*[torch.tensor(data[name], dtype=dtype) for name in _FIELDS])
 
+    @staticmethod
+    def fits(data: dict[str, list[float] | float], dimension: int) -> bool:
+        """Whether a stored fit can warm-start this model: every field, and one lengthscale per dimension."""
+        lengthscales = data.get("log_lengthscales")
+        return all(name in data for name in _FIELDS) and isinstance(lengthscales, list) and \
+            len(lengthscales) == dimension
+
 
 _FIELDS = tuple(f.name for f in fields(Hyperparameters))
+# Where a fit may land, on the standardized curves: outside these boxes lies no useful model, only the far slopes
+# an unconstrained L-BFGS step can reach (seen: lengthscales of e^-270 and a negative trend, after which every
+# warm start stayed there). The trend is non-negative: curves decay from above.
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "mean": (-10.0, 10.0), "log_lengthscales": (math.log(1e-2), math.log(1e2)), "log_scale_x": (-9.0, 4.0),
+    "log_scale_t": (-9.0, 4.0), "log_alpha": (-5.0, 5.0), "log_beta": (-9.0, 4.0), "log_noise": (-18.0, 2.0),
+    "trend": (0.0, 20.0), "log_trend_alpha": (-5.0, 5.0), "log_trend_beta": (-9.0, 4.0)}
+
+
+def inside_bounds(hyper: Hyperparameters) -> bool:
+    return all(bool(((getattr(hyper, name) >= low) & (getattr(hyper, name) <= high)).all())
+               for name, (low, high) in _BOUNDS.items())
+
+
+def _clamped(hyper: Hyperparameters) -> Hyperparameters:
+    return Hyperparameters(*[getattr(hyper, name).clamp(*_BOUNDS[name]) for name in _FIELDS])
 
 
 def matern52(a: Tensor, b: Tensor, hyper: Hyperparameters) -> Tensor:
@@ -87,7 +117,22 @@ def decay_kernel(s: Tensor, u: Tensor, hyper: Hyperparameters) -> Tensor:
     """The curves' kernel k_t: a Gamma(alpha, beta) mixture of exponential decays,
     beta^alpha / (t + t' + beta)^alpha, scaled."""
     alpha, beta = hyper.log_alpha.exp(), hyper.log_beta.exp()
-    return hyper.log_scale_t.exp() * torch.exp(alpha * (beta.log() - (s[:, None] + u[None, :] + beta).log()))
+    return hyper.log_scale_t.exp() * torch.exp(alpha * (beta.log() - (s[..., :, None] + u[..., None, :] +
+                                                                       beta).log()))
+
+
+def trend(steps: Tensor, hyper: Hyperparameters) -> Tensor:
+    """The curves' shared mean decay g(t) = a * (b / (b + t))^c, added to each run's asymptote."""
+    beta = hyper.log_trend_beta.exp()
+    return hyper.trend * torch.exp(hyper.log_trend_alpha.exp() * (beta.log() - (steps + beta).log()))
+
+
+def _length_buckets(steps: list[Tensor]) -> list[list[int]]:
+    """Curves grouped by length rounded up to a power of two, so each group pads at most twice its length."""
+    buckets: dict[int, list[int]] = {}
+    for n, t in enumerate(steps):
+        buckets.setdefault(max(1, len(t) - 1).bit_length(), []).append(n)
+    return list(buckets.values())
 
 
 class FreezeThawPosterior:
@@ -95,23 +140,17 @@ class FreezeThawPosterior:
 
     def __init__(self, curves: Curves, hyper: Hyperparameters) -> None:
         self.curves, self.hyper = curves, hyper
-        noise = hyper.log_noise.exp()
-        self.chol: list[Tensor] = []
-        lam, gam, quad, logdet = [], [], [], []
-        for t, y in zip(curves.t, curves.y, strict=True):
-            k = decay_kernel(t, t, hyper) + (noise + JITTER) * torch.eye(len(t), dtype=t.dtype)
-            chol = torch.linalg.cholesky(k)
-            self.chol.append(chol)
-            ones = torch.ones(len(t), 1, dtype=t.dtype)
-            inv_one = torch.cholesky_solve(ones, chol)
-            residual = (y - hyper.mean)[:, None]
-            inv_residual = torch.cholesky_solve(residual, chol)
-            lam.append((ones * inv_one).sum())
-            gam.append((ones * inv_residual).sum())
-            quad.append((residual * inv_residual).sum())
-            logdet.append(2 * chol.diagonal().log().sum())
-        self.lam, self.gamma = torch.stack(lam), torch.stack(gam)
-        self._quad, self._logdet = torch.stack(quad).sum(), torch.stack(logdet).sum()
+        self.centred = [y - trend(t, hyper) for t, y in zip(curves.t, curves.y, strict=True)]  # y_n - g(t_n)
+        self.chol: list[Tensor] = [curves.x.new_empty(0, 0)] * curves.count
+        lam, gam = curves.x.new_zeros(curves.count), curves.x.new_zeros(curves.count)
+        quad, logdet = curves.x.new_zeros(()), curves.x.new_zeros(())
+        for members in _length_buckets(curves.t):
+            bucket_lam, bucket_gam, bucket_quad, bucket_logdet = self._solve_bucket(members)
+            index = torch.tensor(members, device=lam.device)
+            lam, gam = lam.index_put((index,), bucket_lam), gam.index_put((index,), bucket_gam)
+            quad, logdet = quad + bucket_quad, logdet + bucket_logdet
+        self.lam, self.gamma = lam, gam
+        self._quad, self._logdet = quad, logdet
         n = curves.count
         self.kx = matern52(curves.x, curves.x, hyper) + JITTER * torch.eye(n, dtype=curves.x.dtype)
         root = self.lam.sqrt()
@@ -120,6 +159,29 @@ class FreezeThawPosterior:
         self.v = self.gamma - self._apply_a(self.kx @ self.gamma)
         self.mu = hyper.mean + self.kx @ self.v  # the asymptotes' posterior mean
         self.cov = self.kx - self.kx @ self._apply_a(self.kx)  # and covariance C
+
+    def _solve_bucket(self, members: list[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """lam, gam, the quadratic forms and log-determinants of the curves `members`, in one batched Cholesky:
+        each curve is padded to the bucket's length with an identity block, which changes none of them."""
+        length = max(len(self.curves.t[n]) for n in members)
+        t = torch.stack([torch.nn.functional.pad(self.curves.t[n], (0, length - len(self.curves.t[n])), value=1.0)
+                         for n in members])
+        residual = torch.stack([torch.nn.functional.pad(self.centred[n] - self.hyper.mean,
+                                                        (0, length - len(self.centred[n]))) for n in members])
+        mask = torch.stack([torch.arange(length, device=t.device) < len(self.curves.t[n]) for n in members])
+        mask = mask.to(t.dtype)
+        k = decay_kernel(t, t, self.hyper)
+        noise = self.hyper.log_noise.exp() + JITTER
+        k = k * mask[:, :, None] * mask[:, None, :] + torch.diag_embed(mask * noise + (1 - mask))
+        chol = torch.linalg.cholesky(k)
+        for row, n in enumerate(members):
+            self.chol[n] = chol[row, :len(self.curves.t[n]), :len(self.curves.t[n])]
+        solved = torch.cholesky_solve(torch.stack([mask, residual], dim=-1), chol)  # K⁻¹ [1, r] per curve
+        lam = (mask * solved[..., 0]).sum(-1)
+        gam = (mask * solved[..., 1]).sum(-1)
+        quad = (residual * solved[..., 1]).sum()
+        logdet = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum()
+        return lam, gam, quad, logdet
 
     def _apply_a(self, m: Tensor) -> Tensor:
         """A*m with A = Lambda^½ B⁻¹ Lambda^½ = (K_x + Lambda⁻¹)⁻¹."""
@@ -141,13 +203,35 @@ class FreezeThawPosterior:
         variance = prior - (cross * self._apply_a(cross.T).T).sum(-1)
         return self.hyper.mean + cross @ self.v, variance.clamp_min(1e-12)
 
+    def asymptote_joint(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and covariance of the asymptotes of configurations `x` (M x d) not among the curves, jointly."""
+        cross = matern52(x, self.curves.x, self.hyper)
+        covariance = matern52(x, x, self.hyper) - cross @ self._apply_a(cross.T)
+        return self.hyper.mean + cross @ self.v, covariance
+
+    def end_given_prefix(self, n: int, k: int) -> Tensor:
+        """Curve `n`'s predicted value at t = 1 had it reported only its first `k` points, every other curve as
+        observed: what the model would have said of the run back then. Exact without refitting: the other curves'
+        belief about f_n is its posterior with curve n's own evidence (lam_n, gam_n) taken out, and the prefix's
+        Cholesky factor is the leading block of the whole curve's."""
+        chol = self.chol[n][:k, :k]
+        t, centred = self.curves.t[n][:k], self.centred[n][:k]
+        solved = torch.cholesky_solve(torch.stack([torch.ones_like(t), centred - self.hyper.mean], dim=-1), chol)
+        lam, gam = solved[:, 0].sum(), solved[:, 1].sum()
+        precision = 1 / self.cov[n, n] - self.lam[n] + lam
+        offset = ((self.mu[n] - self.hyper.mean) / self.cov[n, n] - self.gamma[n] + gam) / precision
+        asymptote = self.hyper.mean + offset
+        end = torch.ones(1, dtype=t.dtype)
+        weights = torch.cholesky_solve(decay_kernel(end, t, self.hyper).T, chol)[:, 0]  # K_k⁻¹ k(t_k, 1)
+        return trend(end, self.hyper)[0] + asymptote + (weights * (centred - asymptote)).sum()
+
     def curve(self, n: int, steps: Tensor, *, observed: bool = False) -> tuple[Tensor, Tensor]:
         """Mean and variance of curve `n` at `steps` (its latent value, or a new observation if `observed`)."""
-        t, y, chol = self.curves.t[n], self.curves.y[n], self.chol[n]
+        t, y, chol = self.curves.t[n], self.centred[n], self.chol[n]
         cross = decay_kernel(steps, t, self.hyper)
         solved = torch.cholesky_solve(cross.T, chol)  # K_n⁻¹ k(t_n, steps)
         omega = 1 - solved.sum(0)
-        mean = (solved * y[:, None]).sum(0) + omega * self.mu[n]
+        mean = trend(steps, self.hyper) + (solved * y[:, None]).sum(0) + omega * self.mu[n]
         prior = decay_kernel(steps, steps, self.hyper).diagonal()
         variance = prior - (cross.T * solved).sum(0) + omega**2 * self.cov[n, n]
         if observed:
@@ -160,7 +244,7 @@ class FreezeThawPosterior:
         curve_variance = decay_kernel(steps, steps, self.hyper).diagonal() + variance
         if observed:
             curve_variance = curve_variance + self.hyper.log_noise.exp()
-        return mean.expand(len(steps)), curve_variance
+        return mean + trend(steps, self.hyper), curve_variance
 
 
 def log_prior(hyper: Hyperparameters) -> Tensor:
@@ -173,14 +257,38 @@ def log_prior(hyper: Hyperparameters) -> Tensor:
     return (lognormal(hyper.log_lengthscales, math.sqrt(2) + 0.5 * math.log(dimension), math.sqrt(3))
             + lognormal(hyper.log_scale_x, 0.0, 1.0) + lognormal(hyper.log_scale_t, math.log(0.5), 1.0)
             + lognormal(hyper.log_alpha, 0.0, 1.0) + lognormal(hyper.log_beta, math.log(0.5), 1.0)
-            + lognormal(hyper.log_noise, math.log(1e-3), 2.0) + lognormal(hyper.mean, 0.0, 2.0))
+            + lognormal(hyper.log_noise, math.log(1e-3), 2.0) + lognormal(hyper.mean, 0.0, 2.0)
+            + lognormal(hyper.trend, 0.0, 3.0) + lognormal(hyper.log_trend_alpha, 0.0, 1.5)
+            + lognormal(hyper.log_trend_beta, math.log(0.1), 2.0))
+
+
+def negative_log_posterior(curves: Curves, hyper: Hyperparameters) -> float:
+    """The negative log posterior of `hyper` (MAP's objective), infinite where it cannot be computed."""
+    try:
+        with torch.no_grad():
+            value = float(-(FreezeThawPosterior(curves, hyper).log_marginal_likelihood() + log_prior(hyper)))
+    except (RuntimeError, ValueError):
+        return math.inf
+    return value if math.isfinite(value) else math.inf
 
 
 def fit(curves: Curves, start: Hyperparameters | None = None, *, iterations: int | None = None) -> Hyperparameters:
     """MAP hyperparameters by L-BFGS from `start` (the last fit, a warm start: 30 iterations by default) or the
-    defaults (100)."""
-    iterations = iterations or (30 if start is not None else 100)
-    hyper = (start or Hyperparameters.initial(curves.x.shape[1], curves.x.dtype)).detached()
+    defaults (100). A fit that leaves the bounds is clamped back into them, and a warm start that went wrong is
+    retried cold; the best of what was tried (start included) wins."""
+    initial = Hyperparameters.initial(curves.x.shape[1], curves.x.dtype)
+    tried = [_clamped(start.detached()) if start is not None else initial]
+    fitted, inside = _lbfgs(curves, tried[0], iterations or (30 if start is not None else 100))
+    tried.append(fitted)
+    if start is not None and not inside:
+        tried += [initial, _lbfgs(curves, initial, iterations or 100)[0]]
+    losses = [negative_log_posterior(curves, hyper) for hyper in tried]
+    return tried[min(range(len(tried)), key=lambda i: losses[i])]
+
+
+def _lbfgs(curves: Curves, start: Hyperparameters, iterations: int) -> tuple[Hyperparameters, bool]:
+    """One L-BFGS run from `start`: the fit clamped into the bounds, and whether it had stayed inside them."""
+    hyper = start.detached()
     params = hyper.tensors()
     for p in params:
         p.requires_grad_(True)
@@ -192,11 +300,11 @@ def fit(curves: Curves, start: Hyperparameters | None = None, *, iterations: int
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
-    fallback = (start or Hyperparameters.initial(curves.x.shape[1], curves.x.dtype)).detached()
     try:
         optimizer.step(closure)  # type: ignore[no-untyped-call]
-        fitted = hyper.detached()
-        usable = bool(torch.isfinite(FreezeThawPosterior(curves, fitted).log_marginal_likelihood()))
     except (RuntimeError, ValueError):  # a step into a non-positive-definite region
-        usable = False
-    return fitted if usable else fallback
+        return start.detached(), False
+    fitted = hyper.detached()
+    if not all(bool(torch.isfinite(p).all()) for p in fitted.tensors()):
+        return start.detached(), False
+    return _clamped(fitted), inside_bounds(fitted)
