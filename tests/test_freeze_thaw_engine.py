@@ -50,7 +50,7 @@ def _plan(trials: list[TrialView], count: int = 1, **options: object) -> list[Re
 
 
 def test_budgets_move_one_increment_at_a_time() -> None:
-    spec, options = _spec(), FreezeThawOptions()
+    spec, options = _spec(rule="entropy"), FreezeThawOptions(rule="entropy")
     assert increment_of(spec, options) == 3.0
     assert next_budget(spec, options, None) == 3.0 and next_budget(spec, options, 27.0) == 30.0
     engine = resolve_engine(spec).engine
@@ -69,7 +69,7 @@ def test_a_hopeless_paused_run_is_not_thawed() -> None:
 def test_several_choices_are_distinct_and_skip_running_runs() -> None:
     runs = [_run(0, 0.3, 6, TrialState.ACTIVE), _run(1, 0.35, 6), _run(2, 0.6, 3), _run(3, 0.1, 3),
             _run(4, 0.8, 3), _run(5, 0.25, 3, TrialState.COMPLETED)]
-    planned = _plan(runs, count=3)
+    planned = _plan(runs, count=3, rule="entropy")
     resumed = [p.number for p in planned if isinstance(p, Resume)]
     assert len(planned) == 3 and len(set(resumed)) == len(resumed)
     assert 0 not in resumed and 5 not in resumed  # one is being trained elsewhere, one is finished
@@ -81,8 +81,33 @@ def test_several_choices_are_distinct_and_skip_running_runs() -> None:
             assert p.budget == 3.0 and 0 <= float(p.params["x"]) <= 1
 
 
+def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None:
+    """Rungs as asha's, in whole epochs (1, 3, 10, 30): with nine runs at the first rung, the top three by predicted
+    final value may go on, the two already past it are not promoted again, and the third goes to the next rung."""
+    spec, options = _spec(rule="promote"), FreezeThawOptions(rule="promote")
+    assert next_budget(spec, options, None) == 1.0
+    assert next_budget(spec, options, 1.0) == 3.0 and next_budget(spec, options, 2.0) == 3.0
+    assert next_budget(spec, options, 10.0) == 30.0
+    xs = [0.3, 0.32, 0.28, 0.9, 0.95, 0.05, 0.7, 0.8, 0.6]
+    runs = [_run(0, xs[0], 4), _run(1, xs[1], 4), *[_run(n, x, 2) for n, x in enumerate(xs) if n >= 2]]
+    (planned,) = _plan(runs, rule="promote")
+    assert isinstance(planned, Resume) and planned.number == 2 and planned.budget == 3.0
+
+
+def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none_is_promoted() -> None:
+    """Nothing in the top third of a rung is paused: new configurations, one Thompson draw each, at the first
+    rung; the second and third are drawn with the first believed, so the three differ."""
+    runs = [_run(0, 0.3, 4, TrialState.ACTIVE), _run(1, 0.9, 2), _run(2, 0.05, 2), _run(3, 0.75, 2),
+            _run(4, 0.55, 2)]  # the first rung keeps 1 of 5: run 0, trained elsewhere
+    planned = _plan(runs, count=3, rule="promote")
+    assert all(isinstance(p, NewRun) and p.budget == 1.0 for p in planned)
+    xs = [float(p.params["x"]) for p in planned if isinstance(p, NewRun)]
+    assert len(set(xs)) == 3
+    assert sum(abs(x - 0.3) for x in xs) / 3 < 0.25  # drawn where the model expects low final values
+
+
 def test_too_little_data_starts_sobol_runs() -> None:
-    spec = _spec()
+    spec = _spec(rule="entropy")
     resolved = resolve_engine(spec)
     request = SuggestRequest(spec, resolved.options, 2, seed=1, sequence_start=1, trials=[_run(0, 0.5, 3)],
                              notes=EngineNotes())
@@ -91,8 +116,8 @@ def test_too_little_data_starts_sobol_runs() -> None:
 
 
 def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path) -> None:
-    """Two training threads on PostgreSQL with one engine worker: runs pause every 3 epochs, resumed runs continue
-    from their checkpoint, and the study finds a configuration near the best asymptote."""
+    """Two training threads on PostgreSQL with one engine worker and the default rule (promote): runs pause at the
+    rungs (1, 3, 10 epochs), resumed runs continue from their checkpoint, and runs are trained to the end."""
     if not server.database_url.startswith("postgresql"):
         pytest.skip("engine workers in their own processes need PostgreSQL")
     name = f"freeze-{secrets.token_hex(4)}"
@@ -147,10 +172,11 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         status = study.status()
     assert status["computations"] > 0 and status["last_rung"] == "freeze-thaw"
     assert any(t.source == "freeze_thaw" for t in trials)  # runs the worker planned
-    for trial in trials:  # paused every increment; a thawed run (the model decides which) continued in order
+    for trial in trials:  # paused at a rung; a promoted run (the model decides which) continued in order
         steps = [m["step"] for m in trial.measurements or []]
         assert steps == [float(e) for e in range(1, len(steps) + 1)]
-        assert trial.state in ("paused", "completed") and (len(steps) % 3 == 0 or trial.state == "completed")
+        assert trial.state in ("paused", "completed") and (len(steps) in (1, 3, 10) or trial.state == "completed")
+    assert any(t.resume_from for t in trials)
 
 
 class ThawFirst(FreezeThawEngine):
@@ -182,7 +208,7 @@ async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path
     upgrade(url)
     db = Database(url)
     try:
-        await create_study(db, "default", "s", _spec().model_copy(update={"engine": engine.name}))
+        await create_study(db, "default", "s", _spec(rule="entropy").model_copy(update={"engine": engine.name}))
         for i in range(4):  # the warm-up: Sobol runs answered inline, paused at their first budget
             outcome = await asking.ask(db, "default", "s", count=1, worker_id=f"w{i}", fresh=False, wait_seconds=0)
             (trial,) = outcome.trials

@@ -1,13 +1,20 @@
 """Engine `freeze_thaw`: decide which training run to thaw (resume) or whether to start a new one, from a model of
 the learning curves (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4).
 
-Every run trains `increment` steps at a time and pauses (its job saves a checkpoint). At each ask, a worker fits
-the curve model (freeze_thaw_model) and chooses among a basket of paused runs and fresh candidates the one whose
-next increment is expected to tell most about which run ends lowest (`rule: entropy`, the paper's information
-gain), or the one with the highest expected improvement of its final value per step of training it still needs
-(`rule: ei`, cheaper; D8). With several workers, runs being trained elsewhere count as pending: their next
-increment is fantasized at its predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are
-Sobol points, answered inline.
+At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) and decides by one of three rules:
+
+- `promote` (default): successive-halving rungs as engine `asha`, with the model in three places: a paused run goes
+  on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
+  the model's asymptotes; and new runs start at the lowest rung whose predictions rank the finished runs' final
+  values (Kendall tau of at least `rank_agreement`), so curves that cross are not judged where they mislead.
+- `entropy` (the paper's): every run trains `increment` steps at a time and pauses; the worker chooses, among a
+  basket of paused runs and fresh candidates, the one whose next increment is expected to tell most about which
+  run ends lowest (information gain).
+- `ei`: as `entropy`, with the highest expected improvement of the final value per step of training still needed
+  (cheaper; D8).
+
+With several workers, runs being trained elsewhere count as pending: their next observation is fantasized at its
+predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are Sobol points, answered inline.
 
 This module holds no torch import (API processes validate options and serve the warm-up); the decision lives in
 `freeze_thaw_decision`, imported by workers.
@@ -21,15 +28,28 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from service.domain.spec import Choice, StudySpec
+from service.engines.asha import AshaOptions, rungs
 from service.engines.base import Engine, NewRun, Resume, SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions
 
 
 class FreezeThawOptions(StoppingOptions):
-    rule: Literal["entropy", "ei"] = Field(default="entropy", description="`entropy`: information gain on which run "
-                                           "ends lowest (the paper's); `ei`: expected improvement of the final "
-                                           "value per step still to train.")
+    rule: Literal["promote", "entropy", "ei"] = Field(
+        default="promote", description="`promote`: successive-halving rungs where a run goes on when its predicted "
+        "final value is in the top 1/eta of its rung, new configurations are Thompson samples of the model, and new "
+        "runs start at the lowest rung whose predictions the finished runs bear out; `entropy`: information gain on "
+        "which run ends lowest (the paper's); `ei`: expected improvement of the final value per step still to "
+        "train. `entropy` and `ei` train `increment` steps per decision.")
+    eta: int = Field(default=3, ge=2, le=10, description="`promote`: rungs at min_step * eta^k, and the top 1/eta "
+                                                          "of a rung, by predicted final value, goes on.")
+    min_step: float | None = Field(default=None, gt=0, description="`promote`: the first rung (default: the "
+                                                                   "fidelity's max / eta^3, at least its min).")
+    rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between a "
+                                  "rung's predictions and the final values of finished runs that lets new runs "
+                                  "start at that rung.")
+    agreement_runs: int = Field(default=5, ge=2, le=1000, description="`promote`: finished runs needed before the "
+                                "first rung is checked.")
     increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "
                                                                       "a tenth of the fidelity's range).")
     warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")
@@ -56,8 +76,11 @@ def _whole(spec: StudySpec) -> bool:
 
 def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | None) -> float:
     """The step a run trains to next: one increment past its progress (a new run: the first increment, at least
-    the fidelity's min), at most the max."""
+    the fidelity's min), at most the max; with `rule: promote`, the next rung."""
     assert spec.fidelity is not None
+    if options.rule == "promote":
+        steps = rungs(spec, AshaOptions(eta=options.eta, min_step=options.min_step))
+        return next((step for step in steps if progress is None or step > progress + 1e-9), steps[-1])
     target = increment_of(spec, options) if progress is None else progress + increment_of(spec, options)
     return float(min(spec.fidelity.max, max(spec.fidelity.min, target)))
 

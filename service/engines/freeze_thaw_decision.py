@@ -1,17 +1,20 @@
-"""The freeze-thaw decision (ALGORITHMS.md §4.2): which paused run to thaw for one more increment, or which new
-configuration to start. The torch half of engine `freeze_thaw`, run by workers.
+"""The freeze-thaw decision (ALGORITHMS.md §4.2): which paused run to thaw, or which new configuration to start.
+The torch half of engine `freeze_thaw`, run by workers.
 
-1. Fit the curve model to every run that reported the objective (MAP, warm-started from the last fit).
-2. Basket: the `old_candidates` paused runs and the `new_candidates` fresh Sobol points with the highest expected
-   improvement of their final value.
-3. The target is each member's value at the end of training (the fidelity's max): the paper's asymptote when
-   training runs to convergence, and what a study with a bounded budget is judged by. An old run's final value is
-   its asymptote weighted by Omega(max) plus its own curve's residual; a new run's is its asymptote plus a fresh
-   residual. So the basket's final values, and each member's next observation, are one joint Gaussian.
-4. `entropy`: P_min, the probability that each member ends lowest, by Monte Carlo; for each member, fantasize its
+1. Fit the curve model to every run that reported the objective (MAP, warm-started from the last fit; refitted
+   once the observations grew by a tenth).
+2. `promote`: rank each rung's runs by predicted final value and promote the top 1/eta (as asha ranks by the value
+   at the rung); else start a Thompson-sampled configuration at the first rung the finished runs vouch for.
+3. `entropy` and `ei`: the basket, the `old_candidates` paused runs and the `new_candidates` fresh Sobol points with
+   the highest expected improvement of their final value. The target is each member's value at the end of
+   training (the fidelity's max): the paper's asymptote when training runs to convergence, and what a study with a
+   bounded budget is judged by. An old run's final value is its asymptote weighted by Omega(max) plus its own
+   curve's residual; a new run's is its asymptote plus the shared mean decay plus a fresh residual. So the
+   basket's final values, and each member's next observation, are one joint Gaussian.
+   `entropy`: P_min, the probability that each member ends lowest, by Monte Carlo; for each member, fantasize its
    next increment (a rank-one update of that Gaussian) and measure the expected drop of P_min's entropy under
-   common random numbers; the largest information gain wins. `ei`: the largest expected improvement.
-5. Several runs at once (other workers' runs, or count > 1): Kriging believer, the chosen or running member's next
+   common random numbers; the largest information gain wins. `ei`: the largest expected improvement per step.
+4. Several runs at once (other workers' runs, or count > 1): Kriging believer, the chosen or running member's next
    observation is fantasized at its mean, which shrinks the covariances, and the choice is made again (D9).
 """
 
@@ -24,8 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from service.domain.spec import Goal
+from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
+from service.engines.asha import AshaOptions, rungs
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
 from service.engines.freeze_thaw import FreezeThawOptions, next_budget
@@ -36,10 +40,13 @@ from service.engines.freeze_thaw_model import (
     decay_kernel,
     fit,
     matern52,
+    trend,
 )
 from service.engines.sobol import SobolEngine
 
 MEMORY_KEY = "freeze_thaw_hyperparameters"
+FITTED_AT_KEY = "freeze_thaw_fitted_at"  # how many observations the stored hyperparameters were fitted to
+REFIT_GROWTH = 1.1  # refit once the observations grew by a tenth since the last fit
 JITTER = 1e-9
 
 
@@ -112,11 +119,18 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
         return _sobol_runs(request, request.count)
     curves, progress = _curves(request, started, sign)
     start = request.notes.memory.get(MEMORY_KEY)
-    warm = Hyperparameters.from_dict(start) if start and len(start["log_lengthscales"]) == len(spec.params) else None
-    hyper = fit(curves, warm)
-    request.notes.memory[MEMORY_KEY] = hyper.to_dict()
+    warm = Hyperparameters.from_dict(start) if start and Hyperparameters.fits(start, len(spec.params)) else None
+    observations = sum(len(t) for t in curves.t)
+    if warm is not None and observations < REFIT_GROWTH * request.notes.memory.get(FITTED_AT_KEY, 0):
+        hyper = warm  # a few more points barely move a MAP fit; refitting on every decision was most of its time
+    else:
+        hyper = fit(curves, warm)
+        request.notes.memory[MEMORY_KEY] = hyper.to_dict()
+        request.notes.memory[FITTED_AT_KEY] = observations
     request.notes.rung = "freeze-thaw"
     posterior = FreezeThawPosterior(curves, hyper)
+    if options.rule == "promote":
+        return _promote(request, options, started, progress, posterior)
     basket, links = _basket(request, options, started, progress, posterior)
     _believe_running(request, options, started, progress, posterior, basket, links)
     generator = torch.Generator().manual_seed(request.seed % 2**31 + request.sequence_start)
@@ -149,6 +163,98 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
     return chosen
 
 
+def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
+             progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
+    """`rule: promote`: asynchronous successive halving (as engine `asha`) driven by the curve model.
+
+    - A paused run goes on to the next rung when its *predicted final value* is in the top 1/eta of the runs that
+      reached its rung, so a run that starts slowly but is heading lower is kept, and one that starts fast but
+      flattens early is not.
+    - With nothing to promote, a new configuration is a Thompson sample: the minimum of one joint draw of the
+      asymptotes over a Sobol pool. Unlike the pool's expected-improvement maximum, which sits next to the best run
+      decision after decision, draws spread over the region the model finds promising. Configurations started
+      elsewhere and not reported yet are believed at their predicted first value (D9), so concurrent asks differ.
+    - New runs start at the lowest rung whose predictions the finished runs bear out (`_first_rung`): where early
+      values mislead (curves that cross), judging runs there would keep the wrong ones.
+    """
+    spec = request.spec
+    assert spec.fidelity is not None
+    end = torch.ones(1, dtype=torch.float64)
+    final = [float(posterior.curve(i, end)[0][0]) for i in range(len(started))]
+    steps = rungs(spec, AshaOptions(eta=options.eta, min_step=options.min_step))
+    chosen: list[Resume | NewRun] = []
+    for k in range(len(steps) - 2, -1, -1):
+        rung, above = steps[k], steps[k + 1]
+        reached = [i for i, t in enumerate(started) if progress[t.number] >= rung - 1e-9]
+        keep = len(reached) // options.eta
+        for i in sorted(reached, key=lambda i: (final[i], started[i].number))[:keep]:
+            trial = started[i]
+            if trial.state is TrialState.PAUSED and progress[trial.number] < above - 1e-9:
+                chosen.append(Resume(trial.number, above, f"freeze-thaw: predicted final value in the top {keep} "
+                                                          f"of {len(reached)} at step {rung:g}, promoted to {above:g}"))
+                if len(chosen) == request.count:
+                    return chosen
+    first = _first_rung(options, started, progress, posterior, steps)
+    pending = [t.params for t in request.trials if t.state is TrialState.ACTIVE and not t.measurements]
+    believed = _believe_pending(spec, options, posterior, pending)
+    pool = SobolEngine().suggest(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
+                                                request.sequence_start * options.candidate_pool))
+    units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
+    generator = torch.Generator().manual_seed((request.seed * 1_000_003 + request.sequence_start) % 2**31)
+    while len(chosen) < request.count:
+        mean, covariance = believed.asymptote_joint(units)
+        draw = mean + _factor(covariance) @ torch.randn(len(units), generator=generator, dtype=torch.float64)
+        k = int(torch.argmin(draw))
+        (params,) = from_unit(spec, units[k][None, :].numpy())
+        chosen.append(NewRun(params, first, {"rule": "promote", "first_rung": first}))
+        believed = _believe_pending(spec, options, believed, [params])
+    return chosen
+
+
+def kendall_tau(said: list[float], seen: list[float]) -> float:
+    """Kendall's rank agreement of two lists: +1 same order, -1 reversed, 0 unrelated (ties count as neither)."""
+    signs = [math.copysign(1.0, product) if (product := (said[i] - said[j]) * (seen[i] - seen[j])) else 0.0
+             for i in range(len(said)) for j in range(i + 1, len(said))]
+    return sum(signs) / len(signs) if signs else 0.0
+
+
+def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
+                posterior: FreezeThawPosterior, steps: list[float]) -> float:
+    """The rung new runs train to first: the lowest at which the model's predictions, made from each finished
+    run's curve up to that rung (`end_given_prefix`), rank the finished runs' final values with Kendall's tau of
+    at least `rank_agreement`; the first rung until `agreement_runs` runs have finished, and the max when no rung
+    agrees (then every new run trains to the end, and the model learns from final values alone). A check of the
+    kind Hyper-Tune makes of its fidelities, on the study's own runs."""
+    top = steps[-1]
+    done = [i for i, t in enumerate(started) if progress[t.number] >= top - 1e-9]
+    if len(done) < options.agreement_runs:
+        return steps[0]
+    finals = [float(posterior.curves.y[i][-1]) for i in done]
+    for rung in steps[:-1]:
+        said = [float(posterior.end_given_prefix(i, int((posterior.curves.t[i] <= rung / top + 1e-9).sum())))
+                for i in done]
+        if kendall_tau(said, finals) >= options.rank_agreement:
+            return rung
+    return top
+
+
+def _believe_pending(spec: StudySpec, options: FreezeThawOptions, posterior: FreezeThawPosterior,
+                     pending: list[dict[str, Choice]]) -> FreezeThawPosterior:
+    """The posterior with each pending new run's first observation fantasized at its predicted mean (Kriging
+    believer): the means stay, the variance near those configurations shrinks."""
+    if not pending:
+        return posterior
+    assert spec.fidelity is not None
+    curves = posterior.curves
+    x = torch.as_tensor(to_unit(spec, pending), dtype=torch.float64)
+    first = torch.tensor([next_budget(spec, options, None) / spec.fidelity.max], dtype=torch.float64)
+    mean, _ = posterior.asymptote(x)
+    values = mean + trend(first, posterior.hyper)
+    extended = Curves(torch.cat([curves.x, x]), [*curves.t, *[first] * len(pending)],
+                      [*curves.y, *[value[None] for value in values]])
+    return FreezeThawPosterior(extended, posterior.hyper)
+
+
 def _sobol_runs(request: SuggestRequest, count: int) -> list[Resume | NewRun]:
     options = request.options
     assert isinstance(options, FreezeThawOptions)
@@ -174,9 +280,14 @@ def _curves(request: SuggestRequest, started: list[TrialView], sign: float) -> t
 
 
 def _best_final(posterior: FreezeThawPosterior) -> float:
-    """The lowest predicted final value among the runs seen so far: what a new final value must improve on."""
+    """What a final value must improve on: the best final value observed (a run trained to the end), or before
+    any run has finished, the lowest predicted final value among the runs seen so far."""
+    curves = posterior.curves
+    finished = [float(y[-1]) for t, y in zip(curves.t, curves.y, strict=True) if float(t[-1]) >= 1 - 1e-9]
+    if finished:
+        return min(finished)
     end = torch.ones(1, dtype=torch.float64)
-    return min(float(posterior.curve(n, end)[0][0]) for n in range(posterior.curves.count))
+    return min(float(posterior.curve(n, end)[0][0]) for n in range(curves.count))
 
 
 @dataclass(frozen=True)
@@ -211,7 +322,8 @@ def _old_weights(posterior: FreezeThawPosterior, n: int, t_next: float) -> _Weig
     solved = torch.cholesky_solve(cross.T, posterior.chol[n])  # K_n⁻¹ k(t_n, points)
     omega = 1 - solved.sum(0)
     residual = decay_kernel(points, points, posterior.hyper) - cross @ solved
-    mean_end = (solved[:, 0] * posterior.curves.y[n]).sum() + omega[0] * posterior.mu[n]
+    mean_end = (trend(points[:1], posterior.hyper)[0] + (solved[:, 0] * posterior.centred[n]).sum()
+                + omega[0] * posterior.mu[n])
     return _Weights(omega[0], omega[1], residual[0, 0], residual[0, 1], residual[1, 1], mean_end)
 
 
@@ -237,13 +349,7 @@ def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[T
     first = torch.tensor([next_budget(spec, options, None) / top, 1.0], dtype=torch.float64)
     fresh_residual = decay_kernel(first, first, posterior.hyper)  # a new run's own curve, at t_first and t = 1
     new_mean, new_var = posterior.asymptote(units)
-    # The curve kernel has mean zero: a new run's curve is centred on its asymptote at every step, while every
-    # observed curve still sits above its asymptote at the end of training (it decays from above). Comparing a
-    # new run's asymptote with old runs' final values would always favour new runs, so a new run's final value
-    # is its asymptote plus the mean gap the model sees between the runs' final values and their asymptotes.
-    gap = torch.stack([posterior.curve(n, torch.ones(1, dtype=torch.float64))[0][0] - posterior.mu[n]
-                       for n in range(posterior.curves.count)]).mean()
-    new_mean = new_mean + gap
+    new_mean = new_mean + trend(first[1:], posterior.hyper)  # a new run's final value: asymptote + mean decay
     top_new = torch.argsort(_ei(new_mean, new_var + fresh_residual[1, 1], best),
                             descending=True)[:options.new_candidates]
     fresh = units[top_new]
