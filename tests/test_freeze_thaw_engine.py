@@ -17,6 +17,7 @@ from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, resolve_engine
 from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
+from service.engines.freeze_thaw_decision import kendall_tau
 from tests.conftest import RunningServer, start_worker, wait_until
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 30}
@@ -104,6 +105,30 @@ def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none
     xs = [float(p.params["x"]) for p in planned if isinstance(p, NewRun)]
     assert len(set(xs)) == 3
     assert sum(abs(x - 0.3) for x in xs) / 3 < 0.25  # drawn where the model expects low final values
+
+
+def test_rank_agreement_leaves_out_pairs_seen_equal() -> None:
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([4, 3, 2, 1], [10, 20, 30, 40]) == -1.0
+    assert kendall_tau([1, 2, 3], [5, 5, 9]) == 1.0  # the tied pair (5, 5) tells nothing
+    assert kendall_tau([1, 1, 3], [5, 6, 9]) == pytest.approx(2 / 3)  # predicted equal: neither way
+    assert kendall_tau([1, 2], [5, 5]) == 0.0
+
+
+def test_promote_rule_starts_new_runs_past_the_rungs_that_rank_finished_runs_backwards() -> None:
+    """Crossing curves: the fast starters end worst, and by epoch 10 the order has turned. Once five runs have
+    finished, new runs skip the rungs 1 and 3, whose values rank the final values backwards, and start at 10."""
+    def crossing(number: int, x: float, epochs: int, state: TrialState) -> TrialView:
+        start, end = 0.9 - 0.5 * x, 0.2 + 0.3 * x  # early, larger x is better; at the end, smaller x is
+        values = [end + (start - end) * math.exp(-(e - 1) / 4) for e in range(1, epochs + 1)]
+        return TrialView(number, {"x": x}, state, None,
+                         tuple(Measurement(float(e), {"loss": v}) for e, v in enumerate(values, start=1)))
+
+    finished = [crossing(n, x, 30, TrialState.COMPLETED) for n, x in enumerate([0.1, 0.25, 0.4, 0.55, 0.7])]
+    paused = [crossing(5 + n, x, 1, TrialState.PAUSED) for n, x in enumerate([0.8, 0.85, 0.9])]
+    (run,) = _plan(finished + paused, rule="promote")
+    assert isinstance(run, NewRun) and run.budget == 10.0 and run.info == {"rule": "promote", "first_rung": 10.0}
+    assert kendall_tau([0.9 - 0.5 * x for x in (0.1, 0.25, 0.4)], [0.2 + 0.3 * x for x in (0.1, 0.25, 0.4)]) == -1
 
 
 def test_too_little_data_starts_sobol_runs() -> None:

@@ -141,14 +141,3 @@ def test_a_fit_stays_inside_its_bounds_and_recovers_from_a_degenerate_warm_start
     assert loss <= negative_log_posterior(curves, fit(curves)) + 1.0  # as good as a cold fit, give or take
     assert float(fitted.trend) >= 0  # curves decay from above
 
-
-@pytest.mark.parametrize(("n", "k"), [(1, 1), (2, 2), (2, 5), (3, 1)])
-def test_a_prediction_from_a_prefix_equals_conditioning_on_the_truncated_curve(n: int, k: int) -> None:
-    """What the model would have said of run n after its first k points (every other curve as observed), taken
-    from the full posterior, equals refitting nothing and conditioning on the truncated curve directly."""
-    curves, hyper = _random_case(1)
-    truncated = Curves(curves.x, [t[:k] if i == n else t for i, t in enumerate(curves.t)],
-                       [y[:k] if i == n else y for i, y in enumerate(curves.y)])
-    expected = FreezeThawPosterior(truncated, hyper).curve(n, torch.ones(1))[0][0]
-    torch.testing.assert_close(FreezeThawPosterior(curves, hyper).end_given_prefix(n, k), expected,
-                               rtol=1e-7, atol=1e-9)

@@ -5,8 +5,8 @@ At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) 
 
 - `promote` (default): successive-halving rungs as engine `asha`, with the model in three places: a paused run goes
   on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
-  the model's asymptotes; and new runs start at the lowest rung whose predictions rank the finished runs' final
-  values (Kendall tau of at least `rank_agreement`), so curves that cross are not judged where they mislead.
+  the model's asymptotes; and new runs start at the lowest rung whose values rank the finished runs' final values
+  (Kendall tau of at least `rank_agreement`), so curves that cross are not judged where they mislead.
 - `entropy` (the paper's): every run trains `increment` steps at a time and pauses; the worker chooses, among a
   basket of paused runs and fresh candidates, the one whose next increment is expected to tell most about which
   run ends lowest (information gain).
@@ -38,16 +38,16 @@ class FreezeThawOptions(StoppingOptions):
     rule: Literal["promote", "entropy", "ei"] = Field(
         default="promote", description="`promote`: successive-halving rungs where a run goes on when its predicted "
         "final value is in the top 1/eta of its rung, new configurations are Thompson samples of the model, and new "
-        "runs start at the lowest rung whose predictions the finished runs bear out; `entropy`: information gain on "
-        "which run ends lowest (the paper's); `ei`: expected improvement of the final value per step still to "
-        "train. `entropy` and `ei` train `increment` steps per decision.")
+        "runs start at the lowest rung whose values rank the finished runs' final values; `entropy`: information "
+        "gain on which run ends lowest (the paper's); `ei`: expected improvement of the final value per step still "
+        "to train. `entropy` and `ei` train `increment` steps per decision.")
     eta: int = Field(default=3, ge=2, le=10, description="`promote`: rungs at min_step * eta^k, and the top 1/eta "
                                                           "of a rung, by predicted final value, goes on.")
     min_step: float | None = Field(default=None, gt=0, description="`promote`: the first rung (default: the "
                                                                    "fidelity's max / eta^3, at least its min).")
-    rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between a "
-                                  "rung's predictions and the final values of finished runs that lets new runs "
-                                  "start at that rung.")
+    rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between "
+                                  "finished runs' values at a rung and their final values that lets new runs start "
+                                  "at that rung.")
     agreement_runs: int = Field(default=5, ge=2, le=1000, description="`promote`: finished runs needed before the "
                                 "first rung is checked.")
     increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "

@@ -4,7 +4,8 @@ The torch half of engine `freeze_thaw`, run by workers.
 1. Fit the curve model to every run that reported the objective (MAP, warm-started from the last fit; refitted
    once the observations grew by a tenth).
 2. `promote`: rank each rung's runs by predicted final value and promote the top 1/eta (as asha ranks by the value
-   at the rung); else start a Thompson-sampled configuration at the first rung the finished runs vouch for.
+   at the rung); else start a Thompson-sampled configuration at the lowest rung whose values rank the finished
+   runs' final values.
 3. `entropy` and `ei`: the basket, the `old_candidates` paused runs and the `new_candidates` fresh Sobol points with
    the highest expected improvement of their final value. The target is each member's value at the end of
    training (the fidelity's max): the paper's asymptote when training runs to convergence, and what a study with a
@@ -174,8 +175,8 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
       asymptotes over a Sobol pool. Unlike the pool's expected-improvement maximum, which sits next to the best run
       decision after decision, draws spread over the region the model finds promising. Configurations started
       elsewhere and not reported yet are believed at their predicted first value (D9), so concurrent asks differ.
-    - New runs start at the lowest rung whose predictions the finished runs bear out (`_first_rung`): where early
-      values mislead (curves that cross), judging runs there would keep the wrong ones.
+    - New runs start at the lowest rung whose values rank the finished runs' final values (`_first_rung`): where
+      early values mislead (curves that cross), judging runs there would keep the wrong ones.
     """
     spec = request.spec
     assert spec.fidelity is not None
@@ -212,28 +213,30 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
 
 
 def kendall_tau(said: list[float], seen: list[float]) -> float:
-    """Kendall's rank agreement of two lists: +1 same order, -1 reversed, 0 unrelated (ties count as neither)."""
-    signs = [math.copysign(1.0, product) if (product := (said[i] - said[j]) * (seen[i] - seen[j])) else 0.0
-             for i in range(len(said)) for j in range(i + 1, len(said))]
+    """Kendall's rank agreement of early values (`said`) with final ones: +1 same order, -1 reversed, 0 unrelated.
+    Pairs whose final values are equal are left out (a validation error counts samples, so final values tie
+    often, and a tie says nothing of the early ranking); a pair equal early counts as neither."""
+    signs = [math.copysign(1.0, (said[i] - said[j]) * (seen[i] - seen[j])) if said[i] != said[j] else 0.0
+             for i in range(len(said)) for j in range(i + 1, len(said)) if seen[i] != seen[j]]
     return sum(signs) / len(signs) if signs else 0.0
 
 
 def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
                 posterior: FreezeThawPosterior, steps: list[float]) -> float:
-    """The rung new runs train to first: the lowest at which the model's predictions, made from each finished
-    run's curve up to that rung (`end_given_prefix`), rank the finished runs' final values with Kendall's tau of
-    at least `rank_agreement`; the first rung until `agreement_runs` runs have finished, and the max when no rung
-    agrees (then every new run trains to the end, and the model learns from final values alone). A check of the
-    kind Hyper-Tune makes of its fidelities, on the study's own runs."""
+    """The rung new runs train to first: the lowest at which the finished runs' values rank their final values
+    with Kendall's tau of at least `rank_agreement`; the first rung until `agreement_runs` runs have finished, and
+    the max when no rung agrees (then new runs train to the end, and the model learns from final values). Where
+    early values mislead (curves that cross), a run judged there would be kept or dropped for the wrong reason;
+    the check is the kind Hyper-Tune makes of its fidelities, on the study's own runs."""
     top = steps[-1]
     done = [i for i, t in enumerate(started) if progress[t.number] >= top - 1e-9]
     if len(done) < options.agreement_runs:
         return steps[0]
-    finals = [float(posterior.curves.y[i][-1]) for i in done]
+    curves = posterior.curves
+    finals = [float(curves.y[i][-1]) for i in done]
     for rung in steps[:-1]:
-        said = [float(posterior.end_given_prefix(i, int((posterior.curves.t[i] <= rung / top + 1e-9).sum())))
-                for i in done]
-        if kendall_tau(said, finals) >= options.rank_agreement:
+        at_rung = [float(curves.y[i][int((curves.t[i] <= rung / top + 1e-9).sum()) - 1]) for i in done]
+        if kendall_tau(at_rung, finals) >= options.rank_agreement:
             return rung
     return top
 

@@ -209,22 +209,6 @@ class FreezeThawPosterior:
         covariance = matern52(x, x, self.hyper) - cross @ self._apply_a(cross.T)
         return self.hyper.mean + cross @ self.v, covariance
 
-    def end_given_prefix(self, n: int, k: int) -> Tensor:
-        """Curve `n`'s predicted value at t = 1 had it reported only its first `k` points, every other curve as
-        observed: what the model would have said of the run back then. Exact without refitting: the other curves'
-        belief about f_n is its posterior with curve n's own evidence (lam_n, gam_n) taken out, and the prefix's
-        Cholesky factor is the leading block of the whole curve's."""
-        chol = self.chol[n][:k, :k]
-        t, centred = self.curves.t[n][:k], self.centred[n][:k]
-        solved = torch.cholesky_solve(torch.stack([torch.ones_like(t), centred - self.hyper.mean], dim=-1), chol)
-        lam, gam = solved[:, 0].sum(), solved[:, 1].sum()
-        precision = 1 / self.cov[n, n] - self.lam[n] + lam
-        offset = ((self.mu[n] - self.hyper.mean) / self.cov[n, n] - self.gamma[n] + gam) / precision
-        asymptote = self.hyper.mean + offset
-        end = torch.ones(1, dtype=t.dtype)
-        weights = torch.cholesky_solve(decay_kernel(end, t, self.hyper).T, chol)[:, 0]  # K_k⁻¹ k(t_k, 1)
-        return trend(end, self.hyper)[0] + asymptote + (weights * (centred - asymptote)).sum()
-
     def curve(self, n: int, steps: Tensor, *, observed: bool = False) -> tuple[Tensor, Tensor]:
         """Mean and variance of curve `n` at `steps` (its latent value, or a new observation if `observed`)."""
         t, y, chol = self.curves.t[n], self.centred[n], self.chol[n]
