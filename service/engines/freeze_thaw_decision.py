@@ -233,10 +233,13 @@ def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: 
     if len(done) < options.agreement_runs:
         return steps[0]
     curves = posterior.curves
-    finals = [float(curves.y[i][-1]) for i in done]
     for rung in steps[:-1]:
-        at_rung = [float(curves.y[i][int((curves.t[i] <= rung / top + 1e-9).sum()) - 1]) for i in done]
-        if kendall_tau(at_rung, finals) >= options.rank_agreement:
+        seen = {i: int((curves.t[i] <= rung / top + 1e-9).sum()) for i in done}
+        judged = [i for i in done if seen[i] > 0]  # a run whose first report came after the rung says nothing
+        if len(judged) < options.agreement_runs:
+            continue
+        at_rung = [float(curves.y[i][seen[i] - 1]) for i in judged]
+        if kendall_tau(at_rung, [float(curves.y[i][-1]) for i in judged]) >= options.rank_agreement:
             return rung
     return top
 
