@@ -169,6 +169,9 @@ def test_trials_table_sorts_filters_and_pages_in_place(pg: RunningServer, page: 
     page.fill("input[name=range_min]", "")
     page.fill("input[name=range_max]", "")
     page.click("#filters button")
+    # The table's links carry the filters of the table they sit in: wait for the unfiltered one before clicking
+    # (a loaded machine answered late, and the header clicked was still the filtered table's).
+    expect(page.locator("#trials-total")).to_contain_text(f"{len(trials)} matching trials")
     page.locator("#trials-table th a").first.click()  # back to trial order, then the second page
     page.click("nav.pager a[rel=next]")
     expect(page.locator("#trials-table tbody tr").first).to_have_attribute("data-number", "50")
