@@ -89,6 +89,11 @@ class Fidelity(_Strict):
     min: float = Field(ge=0)
     max: Annotated[float, Finite]
 
+    @property
+    def whole_steps(self) -> bool:
+        """Whether the axis counts whole steps (epochs): both ends are integers, so budgets should be too."""
+        return float(self.min).is_integer() and float(self.max).is_integer()
+
 
 class StudySpec(_Strict):
     """Everything that defines a study; immutable once the study exists."""

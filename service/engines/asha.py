@@ -31,8 +31,7 @@ def rungs(spec: StudySpec, options: AshaOptions) -> list[float]:
     """The rung steps, rising to the fidelity's max (always the last rung); whole steps on a whole-step fidelity
     (1..30 gives 1, 3, 10, 30, not 1.11, 3.33, ...), where a training loop counts epochs."""
     assert spec.fidelity is not None
-    top = spec.fidelity.max
-    whole = float(spec.fidelity.min).is_integer() and float(top).is_integer()
+    top, whole = spec.fidelity.max, spec.fidelity.whole_steps
     first = options.min_step or max(spec.fidelity.min, top / options.eta ** 3)
     first = min(max(first, spec.fidelity.min), top)
     steps: list[float] = []

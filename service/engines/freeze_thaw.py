@@ -31,20 +31,17 @@ from service.domain.spec import Choice, StudySpec
 from service.engines.asha import AshaOptions, rungs
 from service.engines.base import Engine, NewRun, Resume, SuggestRequest
 from service.engines.sobol import SobolEngine
-from service.engines.stopping import StoppingOptions
 
 
-class FreezeThawOptions(StoppingOptions):
+class FreezeThawOptions(AshaOptions):
+    """asha's `eta` and `min_step` (rule `promote` climbs asha's rungs), `stopping`, and the model's options."""
+
     rule: Literal["promote", "entropy", "ei"] = Field(
         default="promote", description="`promote`: successive-halving rungs where a run goes on when its predicted "
         "final value is in the top 1/eta of its rung, new configurations are Thompson samples of the model, and new "
         "runs start at the lowest rung whose values rank the finished runs' final values; `entropy`: information "
         "gain on which run ends lowest (the paper's); `ei`: expected improvement of the final value per step still "
         "to train. `entropy` and `ei` train `increment` steps per decision.")
-    eta: int = Field(default=3, ge=2, le=10, description="`promote`: rungs at min_step * eta^k, and the top 1/eta "
-                                                          "of a rung, by predicted final value, goes on.")
-    min_step: float | None = Field(default=None, gt=0, description="`promote`: the first rung (default: the "
-                                                                   "fidelity's max / eta^3, at least its min).")
     rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between "
                                   "finished runs' values at a rung and their final values that lets new runs start "
                                   "at that rung.")
@@ -66,12 +63,7 @@ def increment_of(spec: StudySpec, options: FreezeThawOptions) -> float:
     if options.increment is not None:
         return options.increment
     tenth = (spec.fidelity.max - spec.fidelity.min) / 10
-    return float(max(1, round(tenth))) if _whole(spec) else max(tenth, spec.fidelity.max / 100)
-
-
-def _whole(spec: StudySpec) -> bool:
-    assert spec.fidelity is not None
-    return float(spec.fidelity.min).is_integer() and float(spec.fidelity.max).is_integer()
+    return float(max(1, round(tenth))) if spec.fidelity.whole_steps else max(tenth, spec.fidelity.max / 100)
 
 
 def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | None) -> float:
@@ -79,7 +71,7 @@ def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | N
     the fidelity's min), at most the max; with `rule: promote`, the next rung."""
     assert spec.fidelity is not None
     if options.rule == "promote":
-        steps = rungs(spec, AshaOptions(eta=options.eta, min_step=options.min_step))
+        steps = rungs(spec, options)
         return next((step for step in steps if progress is None or step > progress + 1e-9), steps[-1])
     target = increment_of(spec, options) if progress is None else progress + increment_of(spec, options)
     return float(min(spec.fidelity.max, max(spec.fidelity.min, target)))

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
-from service.engines.asha import AshaOptions, rungs
+from service.engines.asha import rungs
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
 from service.engines.freeze_thaw import FreezeThawOptions, next_budget
@@ -182,7 +182,7 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
     assert spec.fidelity is not None
     end = torch.ones(1, dtype=torch.float64)
     final = [float(posterior.curve(i, end)[0][0]) for i in range(len(started))]
-    steps = rungs(spec, AshaOptions(eta=options.eta, min_step=options.min_step))
+    steps = rungs(spec, options)
     chosen: list[Resume | NewRun] = []
     for k in range(len(steps) - 2, -1, -1):
         rung, above = steps[k], steps[k + 1]
