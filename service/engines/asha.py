@@ -10,7 +10,7 @@ configuration starts (a scrambled Sobol point). Runs are never stopped: those no
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -75,24 +75,33 @@ class AshaEngine(Engine):
         return SobolEngine().suggest(request)
 
     def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
-        """Promotions, best first: from the highest rung down, paused trials in the top 1/eta of their rung."""
+        """Promotions, best first: from the highest rung down, paused trials in the top 1/eta of their rung, ranked
+        by their value at the rung."""
         assert isinstance(options, AshaOptions)
         objective = spec.objectives[0]
         sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0
-        steps = rungs(spec, options)
-        chosen: list[Resume] = []
-        for k in range(len(steps) - 2, -1, -1):
-            rung, above = steps[k], steps[k + 1]
-            reached = [(sign * v, t) for t in trials if _progress(t) >= rung - 1e-9
-                       and (v := _value_at(t, objective.name, rung)) is not None]
-            keep = len(reached) // options.eta
-            if keep == 0:
-                continue
-            ranked = sorted(reached, key=lambda pair: (pair[0], pair[1].number))[:keep]
-            for _, trial in ranked:
-                if trial.state is TrialState.PAUSED and _progress(trial) < above - 1e-9:
-                    chosen.append(Resume(trial.number, above, f"asha: top {keep} of {len(reached)} at step "
-                                                              f"{rung:g}, promoted to {above:g}"))
-                    if len(chosen) == count:
-                        return chosen
-        return chosen
+
+        def at_rung(trial: TrialView, rung: float) -> float | None:
+            value = _value_at(trial, objective.name, rung)
+            return None if value is None else sign * value
+
+        return promotions(rungs(spec, options), options.eta, trials, _progress, at_rung, count, "asha:")
+
+
+def promotions(steps: list[float], eta: int, trials: Sequence[TrialView], progress: Callable[[TrialView], float],
+               score: Callable[[TrialView, float], float | None], count: int, label: str) -> list[Resume]:
+    """Up to `count` promotions, from the highest rung down: a paused trial among the top 1/eta (lowest `score`,
+    then lowest number) of the trials that reached its rung goes on to the next rung. A trial without a score at a
+    rung does not count there."""
+    chosen: list[Resume] = []
+    for k in range(len(steps) - 2, -1, -1):
+        rung, above = steps[k], steps[k + 1]
+        reached = [(s, t) for t in trials if progress(t) >= rung - 1e-9 and (s := score(t, rung)) is not None]
+        keep = len(reached) // eta
+        for _, trial in sorted(reached, key=lambda pair: (pair[0], pair[1].number))[:keep]:
+            if trial.state is TrialState.PAUSED and progress(trial) < above - 1e-9:
+                chosen.append(Resume(trial.number, above, f"{label} top {keep} of {len(reached)} at step {rung:g}, "
+                                                          f"promoted to {above:g}"))
+                if len(chosen) == count:
+                    return chosen
+    return chosen

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
-from service.engines.asha import rungs
+from service.engines.asha import promotions, rungs
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
 from service.engines.freeze_thaw import FreezeThawOptions, next_budget
@@ -181,20 +181,13 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
     spec = request.spec
     assert spec.fidelity is not None
     end = torch.ones(1, dtype=torch.float64)
-    final = [float(posterior.curve(i, end)[0][0]) for i in range(len(started))]
+    final = {t.number: float(posterior.curve(i, end)[0][0]) for i, t in enumerate(started)}
     steps = rungs(spec, options)
     chosen: list[Resume | NewRun] = []
-    for k in range(len(steps) - 2, -1, -1):
-        rung, above = steps[k], steps[k + 1]
-        reached = [i for i, t in enumerate(started) if progress[t.number] >= rung - 1e-9]
-        keep = len(reached) // options.eta
-        for i in sorted(reached, key=lambda i: (final[i], started[i].number))[:keep]:
-            trial = started[i]
-            if trial.state is TrialState.PAUSED and progress[trial.number] < above - 1e-9:
-                chosen.append(Resume(trial.number, above, f"freeze-thaw: predicted final value in the top {keep} "
-                                                          f"of {len(reached)} at step {rung:g}, promoted to {above:g}"))
-                if len(chosen) == request.count:
-                    return chosen
+    chosen += promotions(steps, options.eta, started, lambda t: progress[t.number], lambda t, _: final[t.number],
+                         request.count, "freeze-thaw, by predicted final value:")
+    if len(chosen) == request.count:
+        return chosen
     first = _first_rung(options, started, progress, posterior, steps)
     pending = [t.params for t in request.trials if t.state is TrialState.ACTIVE and not t.measurements]
     believed = _believe_pending(spec, options, posterior, pending)
