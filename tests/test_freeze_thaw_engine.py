@@ -87,6 +87,9 @@ def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None
     final value may go on, the two already past it are not promoted again, and the third goes to the next rung."""
     spec, options = _spec(rule="promote"), FreezeThawOptions(rule="promote")
     assert next_budget(spec, options, None) == 1.0
+    engine = resolve_engine(spec).engine
+    assert engine.first_budget(spec, options) == 30.0  # the Sobol warm-up trains to the end, unjudged
+    assert engine.first_budget(spec, FreezeThawOptions(rule="promote", warmup_to_max=False)) == 1.0
     assert next_budget(spec, options, 1.0) == 3.0 and next_budget(spec, options, 2.0) == 3.0
     assert next_budget(spec, options, 10.0) == 30.0
     xs = [0.3, 0.32, 0.28, 0.9, 0.95, 0.05, 0.7, 0.8, 0.6]
@@ -116,8 +119,9 @@ def test_rank_agreement_leaves_out_pairs_seen_equal() -> None:
 
 
 def test_promote_rule_starts_new_runs_past_the_rungs_that_rank_finished_runs_backwards() -> None:
-    """Crossing curves: the fast starters end worst, and by epoch 10 the order has turned. Once five runs have
-    finished, new runs skip the rungs 1 and 3, whose values rank the final values backwards, and start at 10."""
+    """Crossing curves: the fast starters end worst, and by epoch 10 the order has turned. Once four runs have
+    finished (five here), new runs skip the rungs 1 and 3, whose values rank the final values backwards, and start
+    at 10."""
     def crossing(number: int, x: float, epochs: int, state: TrialState) -> TrialView:
         start, end = 0.9 - 0.5 * x, 0.2 + 0.3 * x  # early, larger x is better; at the end, smaller x is
         values = [end + (start - end) * math.exp(-(e - 1) / 4) for e in range(1, epochs + 1)]
@@ -141,14 +145,15 @@ def test_too_little_data_starts_sobol_runs() -> None:
 
 
 def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path) -> None:
-    """Two training threads on PostgreSQL with one engine worker and the default rule (promote): runs pause at the
-    rungs (1, 3, 10 epochs), resumed runs continue from their checkpoint, and runs are trained to the end."""
+    """Two training threads on PostgreSQL with one engine worker and the default rule (promote): the two warm-up
+    runs train to the end, later runs pause at the rungs (1, 3, 10 epochs), resumed runs continue from their
+    checkpoint, and runs are trained to the end."""
     if not server.database_url.startswith("postgresql"):
         pytest.skip("engine workers in their own processes need PostgreSQL")
     name = f"freeze-{secrets.token_hex(4)}"
     with Client(server.url) as client:
         client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="freeze_thaw", seed=5,
-                            engine_options={"candidate_pool": 128, "pmin_samples": 400})
+                            engine_options={"candidate_pool": 128, "pmin_samples": 400, "warmup_configs": 2})
         worker = start_worker(server.database_url, tmp_path / "worker.log")
     problems: list[str] = []
     epochs = [0]
@@ -202,6 +207,8 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         assert steps == [float(e) for e in range(1, len(steps) + 1)]
         assert trial.state in ("paused", "completed") and (len(steps) in (1, 3, 10) or trial.state == "completed")
     assert any(t.resume_from for t in trials)
+    warmup = sorted(trials, key=lambda t: t.number)[:2]
+    assert [(t.state, len(t.measurements or [])) for t in warmup] == [("completed", 30)] * 2
 
 
 class ThawFirst(FreezeThawEngine):

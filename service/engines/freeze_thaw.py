@@ -6,7 +6,9 @@ At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) 
 - `promote` (default): successive-halving rungs as engine `asha`, with the model in three places: a paused run goes
   on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
   the model's asymptotes; and new runs start at the lowest rung whose values rank the finished runs' final values
-  (Kendall tau of at least `rank_agreement`), so curves that cross are not judged where they mislead.
+  (Kendall tau of at least `rank_agreement`), so curves that cross are not judged where they mislead. The warm-up
+  runs train to the max unjudged: runs promoted through a rung agree with it by selection, so the check needs
+  final values that no rung chose.
 - `entropy` (the paper's): every run trains `increment` steps at a time and pauses; the worker chooses, among a
   basket of paused runs and fresh candidates, the one whose next increment is expected to tell most about which
   run ends lowest (information gain).
@@ -45,8 +47,11 @@ class FreezeThawOptions(AshaOptions):
     rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between "
                                   "finished runs' values at a rung and their final values that lets new runs start "
                                   "at that rung.")
-    agreement_runs: int = Field(default=5, ge=2, le=1000, description="`promote`: finished runs needed before the "
+    agreement_runs: int = Field(default=4, ge=2, le=1000, description="`promote`: finished runs needed before the "
                                 "first rung is checked.")
+    warmup_to_max: bool = Field(default=True, description="`promote`: the warm-up runs (and any Sobol run the "
+                                "engine falls back to) train to the fidelity's max without being judged at a rung, "
+                                "so the first-rung check has final values that no rung selected.")
     increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "
                                                                       "a tenth of the fidelity's range).")
     warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")
@@ -77,6 +82,18 @@ def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | N
     return float(min(spec.fidelity.max, max(spec.fidelity.min, target)))
 
 
+def warmup_budget(spec: StudySpec, options: FreezeThawOptions) -> float:
+    """The step a Sobol run (warm-up, fallback) trains to. Under `promote`, by default the fidelity's max: a run
+    promoted through a rung ranked high there, so runs that finished that way vouch for the rung even where it
+    misleads (on the benchmark's crossing curves, rung 1 ranks the final values with tau -0.2 over all
+    configurations, while the slow starters that end best sat paused at rung 1). Runs trained to the end unjudged
+    show how each rung ranks."""
+    assert spec.fidelity is not None
+    if options.rule == "promote" and options.warmup_to_max:
+        return spec.fidelity.max
+    return next_budget(spec, options, None)
+
+
 class FreezeThawEngine(Engine):
     name = "freeze_thaw"
     Options = FreezeThawOptions
@@ -92,7 +109,7 @@ class FreezeThawEngine(Engine):
 
     def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
         assert isinstance(options, FreezeThawOptions)
-        return next_budget(spec, options, None)
+        return warmup_budget(spec, options)
 
     def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         assert isinstance(options, FreezeThawOptions)

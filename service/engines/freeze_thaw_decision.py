@@ -33,7 +33,7 @@ from service.domain.trial import TrialState, TrialView
 from service.engines.asha import promotions, rungs
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
-from service.engines.freeze_thaw import FreezeThawOptions, next_budget
+from service.engines.freeze_thaw import FreezeThawOptions, next_budget, warmup_budget
 from service.engines.freeze_thaw_model import (
     Curves,
     FreezeThawPosterior,
@@ -217,8 +217,9 @@ def kendall_tau(said: list[float], seen: list[float]) -> float:
 def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
                 posterior: FreezeThawPosterior, steps: list[float]) -> float:
     """The rung new runs train to first: the lowest at which the finished runs' values rank their final values
-    with Kendall's tau of at least `rank_agreement`; the first rung until `agreement_runs` runs have finished, and
-    the max when no rung agrees (then new runs train to the end, and the model learns from final values). Where
+    with Kendall's tau of at least `rank_agreement` (the warm-up runs, trained to the end unjudged, are the first
+    finished runs it sees); the first rung until `agreement_runs` runs have finished, and the max when no rung
+    agrees (then new runs train to the end, and the model learns from final values). Where
     early values mislead (curves that cross), a run judged there would be kept or dropped for the wrong reason;
     the check is the kind Hyper-Tune makes of its fidelities, on the study's own runs."""
     top = steps[-1]
@@ -258,7 +259,7 @@ def _sobol_runs(request: SuggestRequest, count: int) -> list[Resume | NewRun]:
     options = request.options
     assert isinstance(options, FreezeThawOptions)
     fresh = SobolEngine().suggest(SuggestRequest(request.spec, options, count, request.seed, request.sequence_start))
-    return [NewRun(p, next_budget(request.spec, options, None)) for p in fresh]
+    return [NewRun(p, warmup_budget(request.spec, options)) for p in fresh]
 
 
 def _curves(request: SuggestRequest, started: list[TrialView], sign: float) -> tuple[Curves, dict[int, float]]:
