@@ -1,5 +1,5 @@
-"""Learning curves: freeze_thaw (rules promote, entropy and ei) against asha, gp with median stopping, and random with
-full training.
+"""Learning curves: freeze_thaw (rules promote, entropy and ei; and promote with its warm-up runs judged at the rungs
+like any other, `warmup_to_max: false`) against asha, gp with median stopping, and random with full training.
 
 Two problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
 
@@ -17,7 +17,8 @@ engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a tr
 worker trains one epoch per time unit, so with 4 workers completions interleave.
 
     python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd]
-        [--methods freeze_thaw-promote,freeze_thaw-entropy,freeze_thaw-ei,asha,gp-median,random] [--parallel 2]
+        [--methods freeze_thaw-promote,freeze_thaw-promote-judged-warmup,freeze_thaw-entropy,freeze_thaw-ei,asha,
+                   gp-median,random] [--parallel 2]
         [--results runs.jsonl]
 
 Reported: best final validation error (a trial trained to the max epochs) at the end, ± s.e.; how many seeds reached
@@ -54,6 +55,7 @@ MAX_EPOCHS = 27
 BUDGET_FACTOR = 20
 TABLE = Path(__file__).resolve().parent / "data" / "sgd_digits_curves.json"
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
+           "freeze_thaw-promote-judged-warmup": ("freeze_thaw", {"rule": "promote", "warmup_to_max": False}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
            "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
            "asha": ("asha", {}), "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
