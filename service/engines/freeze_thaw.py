@@ -83,11 +83,8 @@ def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | N
 
 
 def warmup_budget(spec: StudySpec, options: FreezeThawOptions) -> float:
-    """The step a Sobol run (warm-up, fallback) trains to. Under `promote`, by default the fidelity's max: a run
-    promoted through a rung ranked high there, so runs that finished that way vouch for the rung even where it
-    misleads (on the benchmark's crossing curves, rung 1 ranks the final values with tau -0.2 over all
-    configurations, while the slow starters that end best sat paused at rung 1). Runs trained to the end unjudged
-    show how each rung ranks."""
+    """The step a Sobol run (warm-up, fallback) trains to: under `promote` with `warmup_to_max`, the fidelity's
+    max, so the first-rung check sees final values no rung selected; else the first budget of a new run."""
     assert spec.fidelity is not None
     if options.rule == "promote" and options.warmup_to_max:
         return spec.fidelity.max
