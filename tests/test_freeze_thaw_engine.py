@@ -82,14 +82,18 @@ def test_several_choices_are_distinct_and_skip_running_runs() -> None:
             assert p.budget == 3.0 and 0 <= float(p.params["x"]) <= 1
 
 
+def test_promote_rule_trains_the_sobol_warm_up_to_the_end_unless_told_not_to() -> None:
+    spec, options = _spec(rule="promote"), FreezeThawOptions(rule="promote")
+    engine = resolve_engine(spec).engine
+    assert engine.first_budget(spec, options) == 30.0  # unjudged, for the first-rung check
+    assert engine.first_budget(spec, FreezeThawOptions(rule="promote", warmup_to_max=False)) == 1.0
+
+
 def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None:
     """Rungs as asha's, in whole epochs (1, 3, 10, 30): with nine runs at the first rung, the top three by predicted
     final value may go on, the two already past it are not promoted again, and the third goes to the next rung."""
     spec, options = _spec(rule="promote"), FreezeThawOptions(rule="promote")
     assert next_budget(spec, options, None) == 1.0
-    engine = resolve_engine(spec).engine
-    assert engine.first_budget(spec, options) == 30.0  # the Sobol warm-up trains to the end, unjudged
-    assert engine.first_budget(spec, FreezeThawOptions(rule="promote", warmup_to_max=False)) == 1.0
     assert next_budget(spec, options, 1.0) == 3.0 and next_budget(spec, options, 2.0) == 3.0
     assert next_budget(spec, options, 10.0) == 30.0
     xs = [0.3, 0.32, 0.28, 0.9, 0.95, 0.05, 0.7, 0.8, 0.6]
