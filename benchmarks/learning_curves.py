@@ -1,7 +1,7 @@
 """Learning curves: freeze_thaw (rules promote, entropy and ei; and promote with its warm-up runs judged at the rungs
 like any other, `warmup_to_max: false`) against asha, gp with median stopping, and random with full training.
 
-Two problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
+Three problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
 
 - `synthetic`: curves y(t) = a(x) + (1 - a(x)) * exp(-r(x) * t) + noise, with the best asymptote far from the
   fastest starter (crossing curves); x in [0, 1]^3, 27 epochs.
@@ -9,14 +9,20 @@ Two problems, budget counted in training epochs consumed (20 x the max epochs), 
   digits data, validation error per epoch, over alpha, eta0 and power_t; 27 epochs. The curves are computed once
   for 400 Sobol configurations (benchmarks/data/sgd_digits_curves.json, about a minute; committed) and a suggested
   configuration trains as its nearest table entry no earlier trial took, so runs are cheap (a model that keeps
-  proposing points next to its best would otherwise train one table entry over and over).
+  proposing points next to its best would otherwise train one table entry over and over). The validation set is
+  a 30% hold-out of 540 samples, so errors come in steps of 1/540 and the best entries are one or two samples
+  apart: only 2 of the 400 reach the best final error, 15/540.
+- `sgd-cv`: the same configurations and training, with 5-fold cross-validated error (each fold trains its own
+  model; the error counts the mistakes on all 1,797 samples, steps of 1/1797): a finer measure of the same
+  problem, where finding the best configuration is less a matter of which of a few near-ties a run hits
+  (benchmarks/data/sgd_digits_cv_curves.json, about 7 minutes; committed).
 
 The service's rules are simulated in-process exactly as `core` applies them (no database): a trial trains to its
 budget and pauses there (below the fidelity's max), the engine's stopping rule may stop it, asks resume what the
 engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a trial at the max is told. Each
 worker trains one epoch per time unit, so with 4 workers completions interleave.
 
-    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd]
+    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd,sgd-cv]
         [--methods freeze_thaw-promote,freeze_thaw-promote-judged-warmup,freeze_thaw-entropy,freeze_thaw-ei,asha,
                    gp-median,random] [--parallel 2]
         [--results runs.jsonl]
@@ -25,7 +31,8 @@ Reported: best final validation error (a trial trained to the max epochs) at the
 asha's final error (its mean over seeds at the end of the budget), and the epochs that took (median over seeds, a
 seed that never reached it counted as never; "-" when most never did), also as a share of the budget, which is what
 asha spent on it; stricter, seed by seed: how many reached the final error asha found with the same seed, and the
-median share of the epochs asha itself needed to find it; and engine seconds per decision.
+median share of the epochs asha itself needed to find it; configurations started and runs trained to the max (mean
+over seeds); and engine seconds per decision.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ from benchmarks.harness import RunLog, markdown_table, mean_and_error
 warnings.filterwarnings("ignore")
 MAX_EPOCHS = 27
 BUDGET_FACTOR = 20
-TABLE = Path(__file__).resolve().parent / "data" / "sgd_digits_curves.json"
+DATA = Path(__file__).resolve().parent / "data"
+TABLES = {"sgd": (DATA / "sgd_digits_curves.json", None), "sgd-cv": (DATA / "sgd_digits_cv_curves.json", 5)}
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
            "freeze_thaw-promote-judged-warmup": ("freeze_thaw", {"rule": "promote", "warmup_to_max": False}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
@@ -71,7 +79,8 @@ class Problem:
             self.params = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
                            {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
                            {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95}]
-            table = json.loads(TABLE.read_text()) if TABLE.exists() else build_sgd_table()
+            path, folds = TABLES[name]
+            table = json.loads(path.read_text()) if path.exists() else build_sgd_table(path, folds)
             self.units = np.array(table["units"])
             self.curves = np.array(table["errors"])
             self.taken: set[int] = set()
@@ -102,33 +111,40 @@ class Problem:
         return float(self.curves[nearest][epoch - 1])
 
 
-def build_sgd_table(count: int = 400) -> dict[str, Any]:
-    """Train SGDClassifier for 27 epochs on digits for `count` Sobol configurations; cache the validation errors."""
+def build_sgd_table(path: Path, folds: int | None, count: int = 400) -> dict[str, Any]:
+    """Train SGDClassifier for 27 epochs on digits for `count` Sobol configurations and cache the validation error
+    per epoch at `path`: on a stratified 30% hold-out when `folds` is None, else the mistakes of `folds` models,
+    each validated on its own fold, over all samples."""
     from scipy.stats import qmc
     from sklearn.datasets import load_digits
     from sklearn.linear_model import SGDClassifier
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import StratifiedKFold, train_test_split
     from sklearn.preprocessing import StandardScaler
 
     x, y = load_digits(return_X_y=True)
-    x_train, x_valid, y_train, y_valid = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
-    scaler = StandardScaler().fit(x_train)
-    x_train, x_valid = scaler.transform(x_train), scaler.transform(x_valid)
+    if folds is None:
+        splits = [train_test_split(np.arange(len(y)), test_size=0.3, random_state=0, stratify=y)]
+    else:
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
+    validated = sum(len(valid) for _, valid in splits)
     units = qmc.Sobol(3, scramble=True, seed=0).random(count)
     errors = []
     classes = np.unique(y)
     for u in units:
         alpha, eta0, power_t = 10 ** (-7 + 6 * u[0]), 10 ** (-4 + 4 * u[1]), 0.05 + 0.9 * u[2]
-        model = SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t,
-                              random_state=0)
-        curve = []
-        for _ in range(MAX_EPOCHS):
-            model.partial_fit(x_train, y_train, classes=classes)
-            curve.append(round(1 - model.score(x_valid, y_valid), 5))
-        errors.append(curve)
+        mistakes = np.zeros(MAX_EPOCHS)
+        for train, valid in splits:
+            scaler = StandardScaler().fit(x[train])
+            x_train, x_valid = scaler.transform(x[train]), scaler.transform(x[valid])
+            model = SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0,
+                                  power_t=power_t, random_state=0)
+            for epoch in range(MAX_EPOCHS):
+                model.partial_fit(x_train, y[train], classes=classes)
+                mistakes[epoch] += (model.predict(x_valid) != y[valid]).sum()
+        errors.append([round(float(m) / validated, 5) for m in mistakes])
     table = {"units": units.round(6).tolist(), "errors": errors}
-    TABLE.parent.mkdir(exist_ok=True)
-    TABLE.write_text(json.dumps(table))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(table))
     return table
 
 
@@ -245,16 +261,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", default="1,4")
-    parser.add_argument("--problems", default="synthetic,sgd")
+    parser.add_argument("--problems", default="synthetic,sgd,sgd-cv")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--results", type=Path)
     args = parser.parse_args()
     problems, methods = args.problems.split(","), args.methods.split(",")
     worker_counts = [int(w) for w in args.workers.split(",")]
-    if "sgd" in problems and not TABLE.exists():
-        print("computing the SGD learning-curve table once...", flush=True)
-        build_sgd_table()
+    for problem in problems:
+        if problem in TABLES and not TABLES[problem][0].exists():
+            print(f"computing the {problem} learning-curve table once...", flush=True)
+            build_sgd_table(*TABLES[problem])
     log = RunLog(args.results, ("problem", "method", "seed", "workers"))
     tasks = [(p, m, s, w) for p in problems for w in worker_counts for s in range(args.seeds) for m in methods
              if (p, m, s, w) not in log]
@@ -293,12 +310,14 @@ def main() -> None:
                              f"{epochs / budget:.0%}" if math.isfinite(epochs) else "-",
                              f"{sum(e is not None for e in reach)}/{len(reach)}",
                              f"{median_share:.0%}" if math.isfinite(median_share) else "-",
+                             f"{np.mean([r['configs'] for r in found]):.0f}",
+                             f"{np.mean([r['completed'] for r in found]):.1f}",
                              f"{np.mean([r['seconds_per_decision'] for r in found]):.3f}"])
             print(f"\n{problem}, {workers} worker(s), budget {budget} epochs: best final error (trained to the max) "
                   f"± s.e.; asha's final error (mean over seeds) {target:.4f}" if target is not None else "")
             print(markdown_table(["method", "seeds", "final error", "reached asha's final", "epochs (median)",
                                   "of the budget", "reached asha's seed", "of asha's epochs to it",
-                                  "s/decision"], rows))
+                                  "configs", "trained to the max", "s/decision"], rows))
 
 if __name__ == "__main__":
     main()
