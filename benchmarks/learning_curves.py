@@ -79,8 +79,7 @@ class Problem:
             self.params = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
                            {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
                            {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95}]
-            path, folds = TABLES[name]
-            table = json.loads(path.read_text()) if path.exists() else build_sgd_table(path, folds)
+            table = sgd_table(name)
             self.units = np.array(table["units"])
             self.curves = np.array(table["errors"])
             self.taken: set[int] = set()
@@ -109,6 +108,16 @@ class Problem:
             return float(a + (1 - a) * math.exp(-rate * epoch) + self.noise.normal(0, 0.005))
         nearest = int(np.abs(self.units - unit).max(axis=1).argmin())
         return float(self.curves[nearest][epoch - 1])
+
+
+def sgd_table(problem: str) -> dict[str, Any]:
+    """The problem's committed curve table, built (and written) first if it is missing."""
+    path, folds = TABLES[problem]
+    if path.exists():
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+    print(f"computing the {problem} learning-curve table once...", flush=True)
+    return build_sgd_table(path, folds)
 
 
 def build_sgd_table(path: Path, folds: int | None, count: int = 400) -> dict[str, Any]:
@@ -268,10 +277,9 @@ def main() -> None:
     args = parser.parse_args()
     problems, methods = args.problems.split(","), args.methods.split(",")
     worker_counts = [int(w) for w in args.workers.split(",")]
-    for problem in problems:
-        if problem in TABLES and not TABLES[problem][0].exists():
-            print(f"computing the {problem} learning-curve table once...", flush=True)
-            build_sgd_table(*TABLES[problem])
+    for problem in problems:  # before the pool, so its processes do not each build a missing table
+        if problem in TABLES:
+            sgd_table(problem)
     log = RunLog(args.results, ("problem", "method", "seed", "workers"))
     tasks = [(p, m, s, w) for p in problems for w in worker_counts for s in range(args.seeds) for m in methods
              if (p, m, s, w) not in log]
