@@ -100,6 +100,10 @@ def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None
     runs = [_run(0, xs[0], 4), _run(1, xs[1], 4), *[_run(n, x, 2) for n, x in enumerate(xs) if n >= 2]]
     (planned,) = _plan(runs, rule="promote")
     assert isinstance(planned, Resume) and planned.number == 2 and planned.budget == 3.0
+    # Should another ask resume run 2 first, the worker starts the model's next new run, judged at the first rung,
+    # not a Sobol point trained unjudged to the max as the warm-up's are.
+    assert planned.instead is not None and planned.instead.budget == 1.0
+    assert planned.instead.info == {"rule": "promote", "first_rung": 1.0}
 
 
 def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none_is_promoted() -> None:
@@ -221,13 +225,14 @@ class ThawFirst(FreezeThawEngine):
 
     name = "thaw_first"
     target: int | None = None
+    instead: NewRun | None = None
 
     def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
         options = request.options
         assert isinstance(options, FreezeThawOptions)
         number = self.target if self.target is not None else min(
             t.number for t in request.trials if t.state is TrialState.PAUSED)
-        return [Resume(number, 6.0)]
+        return [Resume(number, 6.0, instead=self.instead)]
 
 
 async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path,
@@ -272,5 +277,16 @@ async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path
         await worker.process(job)
         (fresh,) = (await asking.get_study_job(db, "default", "s", pending.pending.id, 0)).trials
         assert fresh.number == 4 and fresh.budget == 3.0 and fresh.engine_info == {"redrawn": "sobol"}
+
+        # With a spare in the plan, the lost race starts the engine's own new run, with its budget and info.
+        engine.instead = NewRun({"x": 0.25}, 1.0, {"rule": "spare"})
+        pending = await asking.ask(db, "default", "s", count=1, worker_id="w11", fresh=False, wait_seconds=0)
+        job = await worker._claim()
+        assert job is not None and pending.pending is not None
+        await worker.process(job)
+        (spare,) = (await asking.get_study_job(db, "default", "s", pending.pending.id, 0)).trials
+        assert (spare.number, spare.params, spare.budget, spare.engine_info) == (5, {"x": 0.25}, 1.0,
+                                                                                 {"rule": "spare"})
+        assert spare.state is TrialState.ACTIVE and spare.worker_id == "w11"
     finally:
         await db.dispose()

@@ -52,21 +52,25 @@ STATUS_KEY = "status"
 
 
 @dataclass(frozen=True)
-class Resume:
-    """A paused trial an ask should hand out again, to train on until `budget`."""
-
-    number: int
-    budget: float
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
 class NewRun:
     """A new trial with an explicit budget (engines that plan runs step by step)."""
 
     params: dict[str, Choice]
     budget: float
     info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A paused trial an ask should hand out again, to train on until `budget`.
+
+    `instead` is the engine's new run for when another ask resumed the trial first (None: a Sobol point at the
+    engine's first budget), so a lost race costs what the engine would have spent on a new run anyway."""
+
+    number: int
+    budget: float
+    reason: str | None = None
+    instead: NewRun | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ The torch half of engine `freeze_thaw`, run by workers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -183,11 +183,8 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
     end = torch.ones(1, dtype=torch.float64)
     final = {t.number: float(posterior.curve(i, end)[0][0]) for i, t in enumerate(started)}
     steps = rungs(spec, options)
-    chosen: list[Resume | NewRun] = []
-    chosen += promotions(steps, options.eta, started, lambda t: progress[t.number], lambda t, _: final[t.number],
-                         request.count, "freeze-thaw, by predicted final value:")
-    if len(chosen) == request.count:
-        return chosen
+    promoted = promotions(steps, options.eta, started, lambda t: progress[t.number], lambda t, _: final[t.number],
+                          request.count, "freeze-thaw, by predicted final value:")
     first = _first_rung(options, started, progress, posterior, steps)
     pending = [t.params for t in request.trials if t.state is TrialState.ACTIVE and not t.measurements]
     believed = _believe_pending(spec, options, posterior, pending)
@@ -195,14 +192,20 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
                                                 request.sequence_start * options.candidate_pool))
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     generator = torch.Generator().manual_seed((request.seed * 1_000_003 + request.sequence_start) % 2**31)
-    while len(chosen) < request.count:
+
+    def thompson_run() -> NewRun:
+        nonlocal believed
         mean, covariance = believed.asymptote_joint(units)
         draw = mean + _factor(covariance) @ torch.randn(len(units), generator=generator, dtype=torch.float64)
         k = int(torch.argmin(draw))
         (params,) = from_unit(spec, units[k][None, :].numpy())
-        chosen.append(NewRun(params, first, {"rule": "promote", "first_rung": first}))
         believed = _believe_pending(spec, options, believed, [params])
-    return chosen
+        return NewRun(params, first, {"rule": "promote", "first_rung": first})
+
+    fresh = [thompson_run() for _ in range(request.count - len(promoted))]
+    # Each promotion's spare, for when another ask resumed that run first: sampled after the fresh runs, so a plan
+    # without promotions draws exactly what it drew before spares existed.
+    return [*[replace(resume, instead=thompson_run()) for resume in promoted], *fresh]
 
 
 def kendall_tau(said: list[float], seen: list[float]) -> float:

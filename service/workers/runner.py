@@ -236,7 +236,7 @@ class Worker:
     async def _store_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *,
                           seconds: float) -> None:
         """Apply an engine's plan: resume the paused runs it chose (one another ask resumed meanwhile is replaced by
-        a new Sobol run) and start the new ones, each with its own budget."""
+        the new run the engine gave instead, else a Sobol run) and start the new ones, each with its own budget."""
         study, notes = loaded.study, loaded.request.notes
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
@@ -251,7 +251,7 @@ class Worker:
                 resumed = await trial_store.resume_paused(conn, study.id, item.number, budget=item.budget,
                                                           worker_id=job.worker_id, request_id=job.request_id)
                 if resumed is None:
-                    starts.append(None)
+                    starts.append(item.instead)
                 else:
                     numbers.append(resumed.number)
             if starts:
