@@ -1,7 +1,7 @@
 """Learning curves: freeze_thaw (rules promote, entropy and ei; and promote with its warm-up runs judged at the rungs
 like any other, `warmup_to_max: false`) against asha, gp with median stopping, and random with full training.
 
-Three problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
+Four problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
 
 - `synthetic`: curves y(t) = a(x) + (1 - a(x)) * exp(-r(x) * t) + noise, with the best asymptote far from the
   fastest starter (crossing curves); x in [0, 1]^3, 27 epochs.
@@ -16,13 +16,17 @@ Three problems, budget counted in training epochs consumed (20 x the max epochs)
   model; the error counts the mistakes on all 1,797 samples, steps of 1/1797): a finer measure of the same
   problem, where finding the best configuration is less a matter of which of a few near-ties a run hits
   (benchmarks/data/sgd_digits_cv_curves.json, about 7 minutes; committed).
+- `mlp-cv`: scikit-learn's MLPClassifier (one hidden layer, adam, minibatches of 64) on the same data, over
+  learning_rate_init, alpha and the hidden width (8 to 256, all log-scaled); 27 epochs, 5-fold cross-validated
+  error as `sgd-cv`, 400 Sobol configurations (benchmarks/data/mlp_digits_cv_curves.json, about 6 minutes;
+  committed). Small learning rates start slowly and large ones plateau early or bounce, so curves cross.
 
 The service's rules are simulated in-process exactly as `core` applies them (no database): a trial trains to its
 budget and pauses there (below the fidelity's max), the engine's stopping rule may stop it, asks resume what the
 engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a trial at the max is told. Each
 worker trains one epoch per time unit, so with 4 workers completions interleave.
 
-    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd,sgd-cv]
+    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd,sgd-cv,mlp-cv]
         [--methods freeze_thaw-promote,freeze_thaw-promote-judged-warmup,freeze_thaw-entropy,freeze_thaw-ei,asha,
                    gp-median,random] [--parallel 2]
         [--results runs.jsonl]
@@ -61,7 +65,16 @@ warnings.filterwarnings("ignore")
 MAX_EPOCHS = 27
 BUDGET_FACTOR = 20
 DATA = Path(__file__).resolve().parent / "data"
-TABLES = {"sgd": (DATA / "sgd_digits_curves.json", None), "sgd-cv": (DATA / "sgd_digits_cv_curves.json", 5)}
+SGD_PARAMS = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
+              {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
+              {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95}]
+MLP_PARAMS = [{"name": "learning_rate_init", "type": "float", "low": 1e-4, "high": 0.3, "log": True},
+              {"name": "alpha", "type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+              {"name": "width", "type": "float", "low": 8, "high": 256, "log": True}]
+# problem: (table file, cross-validation folds or None for the hold-out, model family)
+TABLES = {"sgd": (DATA / "sgd_digits_curves.json", None, "sgd"),
+          "sgd-cv": (DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
+          "mlp-cv": (DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
            "freeze_thaw-promote-judged-warmup": ("freeze_thaw", {"rule": "promote", "warmup_to_max": False}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
@@ -76,10 +89,8 @@ class Problem:
         if name == "synthetic":
             self.params = [{"name": f"x{i}", "type": "float", "low": 0.0, "high": 1.0} for i in range(3)]
         else:
-            self.params = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
-                           {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
-                           {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95}]
-            table = sgd_table(name)
+            self.params = SGD_PARAMS if TABLES[name][2] == "sgd" else MLP_PARAMS
+            table = curve_table(name)
             self.units = np.array(table["units"])
             self.curves = np.array(table["errors"])
             self.taken: set[int] = set()
@@ -90,9 +101,9 @@ class Problem:
                 "engine_options": options}
 
     def place(self, unit: np.ndarray) -> np.ndarray:
-        """Where a new trial trains. On `sgd`, the nearest table entry no other trial took: the table is a coarse
-        sample of a continuous space, where two nearby configurations are two training runs with their own
-        validation errors, not one run counted twice (a cell is about 0.14 wide on each unit axis)."""
+        """Where a new trial trains. On a table problem, the nearest table entry no other trial took: the table is
+        a coarse sample of a continuous space, where two nearby configurations are two training runs with their
+        own validation errors, not one run counted twice (a cell is about 0.14 wide on each unit axis)."""
         if self.name == "synthetic":
             return unit
         distance = np.abs(self.units - unit).max(axis=1)
@@ -110,23 +121,37 @@ class Problem:
         return float(self.curves[nearest][epoch - 1])
 
 
-def sgd_table(problem: str) -> dict[str, Any]:
+def curve_table(problem: str) -> dict[str, Any]:
     """The problem's committed curve table, built (and written) first if it is missing."""
-    path, folds = TABLES[problem]
+    path, folds, family = TABLES[problem]
     if path.exists():
         loaded: dict[str, Any] = json.loads(path.read_text())
         return loaded
     print(f"computing the {problem} learning-curve table once...", flush=True)
-    return build_sgd_table(path, folds)
+    return build_table(path, folds, family)
 
 
-def build_sgd_table(path: Path, folds: int | None, count: int = 400) -> dict[str, Any]:
-    """Train SGDClassifier for 27 epochs on digits for `count` Sobol configurations and cache the validation error
-    per epoch at `path`: on a stratified 30% hold-out when `folds` is None, else the mistakes of `folds` models,
-    each validated on its own fold, over all samples."""
+def _classifier(family: str, unit: np.ndarray) -> Any:
+    """The scikit-learn model a table entry trains: SGDClassifier (log loss, invscaling learning rate) or a
+    one-hidden-layer MLPClassifier (adam, minibatches of 64), at a point of the unit cube."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    if family == "sgd":
+        alpha, eta0, power_t = 10 ** (-7 + 6 * unit[0]), 10 ** (-4 + 4 * unit[1]), 0.05 + 0.9 * unit[2]
+        return SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t,
+                             random_state=0)
+    rate, alpha, width = (p["low"] * (p["high"] / p["low"]) ** u for p, u in zip(MLP_PARAMS, unit, strict=True))
+    return MLPClassifier(hidden_layer_sizes=(round(width),), learning_rate_init=rate, alpha=alpha, batch_size=64,
+                         random_state=0)
+
+
+def build_table(path: Path, folds: int | None, family: str, count: int = 400) -> dict[str, Any]:
+    """Train the `family`'s classifier one epoch at a time (partial_fit) for 27 epochs on digits, for `count`
+    Sobol configurations, and cache the validation error per epoch at `path`: on a stratified 30% hold-out when
+    `folds` is None, else the mistakes of `folds` models, each validated on its own fold, over all samples."""
     from scipy.stats import qmc
     from sklearn.datasets import load_digits
-    from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import StratifiedKFold, train_test_split
     from sklearn.preprocessing import StandardScaler
 
@@ -140,13 +165,11 @@ def build_sgd_table(path: Path, folds: int | None, count: int = 400) -> dict[str
     errors = []
     classes = np.unique(y)
     for u in units:
-        alpha, eta0, power_t = 10 ** (-7 + 6 * u[0]), 10 ** (-4 + 4 * u[1]), 0.05 + 0.9 * u[2]
         mistakes = np.zeros(MAX_EPOCHS)
         for train, valid in splits:
             scaler = StandardScaler().fit(x[train])
             x_train, x_valid = scaler.transform(x[train]), scaler.transform(x[valid])
-            model = SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0,
-                                  power_t=power_t, random_state=0)
+            model = _classifier(family, u)
             for epoch in range(MAX_EPOCHS):
                 model.partial_fit(x_train, y[train], classes=classes)
                 mistakes[epoch] += (model.predict(x_valid) != y[valid]).sum()
@@ -270,7 +293,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", default="1,4")
-    parser.add_argument("--problems", default="synthetic,sgd,sgd-cv")
+    parser.add_argument("--problems", default="synthetic,sgd,sgd-cv,mlp-cv")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--results", type=Path)
@@ -279,7 +302,7 @@ def main() -> None:
     worker_counts = [int(w) for w in args.workers.split(",")]
     for problem in problems:  # before the pool, so its processes do not each build a missing table
         if problem in TABLES:
-            sgd_table(problem)
+            curve_table(problem)
     log = RunLog(args.results, ("problem", "method", "seed", "workers"))
     tasks = [(p, m, s, w) for p in problems for w in worker_counts for s in range(args.seeds) for m in methods
              if (p, m, s, w) not in log]
