@@ -1,5 +1,5 @@
-"""Learning curves: freeze_thaw (rules promote, entropy and ei; and promote with its warm-up runs judged at the rungs
-like any other, `warmup_to_max: false`) against asha, gp with median stopping, and random with full training.
+"""Learning curves: freeze_thaw (rules promote, entropy and ei; and promote with its warm-up runs trained to the max
+unjudged, `warmup_to_max: true`) against asha, gp with median stopping, and random with full training.
 
 Four problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
 
@@ -27,7 +27,7 @@ engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a tr
 worker trains one epoch per time unit, so with 4 workers completions interleave.
 
     python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd,sgd-cv,mlp-cv]
-        [--methods freeze_thaw-promote,freeze_thaw-promote-judged-warmup,freeze_thaw-entropy,freeze_thaw-ei,asha,
+        [--methods freeze_thaw-promote,freeze_thaw-promote-warmup-to-max,freeze_thaw-entropy,freeze_thaw-ei,asha,
                    gp-median,random] [--parallel 2]
         [--results runs.jsonl]
 
@@ -76,7 +76,7 @@ TABLES = {"sgd": (DATA / "sgd_digits_curves.json", None, "sgd"),
           "sgd-cv": (DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
           "mlp-cv": (DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
-           "freeze_thaw-promote-judged-warmup": ("freeze_thaw", {"rule": "promote", "warmup_to_max": False}),
+           "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
            "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
            "asha": ("asha", {}), "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}

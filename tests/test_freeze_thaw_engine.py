@@ -82,11 +82,11 @@ def test_several_choices_are_distinct_and_skip_running_runs() -> None:
             assert p.budget == 3.0 and 0 <= float(p.params["x"]) <= 1
 
 
-def test_promote_rule_trains_the_sobol_warm_up_to_the_end_unless_told_not_to() -> None:
+def test_promote_rule_judges_the_sobol_warm_up_at_the_first_rung_unless_told_to_train_it_to_the_end() -> None:
     spec, options = _spec(rule="promote"), FreezeThawOptions(rule="promote")
     engine = resolve_engine(spec).engine
-    assert engine.first_budget(spec, options) == 30.0  # unjudged, for the first-rung check
-    assert engine.first_budget(spec, FreezeThawOptions(rule="promote", warmup_to_max=False)) == 1.0
+    assert engine.first_budget(spec, options) == 1.0
+    assert engine.first_budget(spec, FreezeThawOptions(rule="promote", warmup_to_max=True)) == 30.0  # unjudged
 
 
 def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None:
@@ -152,16 +152,19 @@ def test_too_little_data_starts_sobol_runs() -> None:
     assert request.notes.rung == "warm-up" and all(isinstance(p, NewRun) and p.budget == 3.0 for p in planned)
 
 
-def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path) -> None:
-    """Two training threads on PostgreSQL with one engine worker and the default rule (promote): the two warm-up
-    runs train to the end, later runs pause at the rungs (1, 3, 10 epochs), resumed runs continue from their
-    checkpoint, and runs are trained to the end."""
+@pytest.mark.parametrize("warmup_to_max", [False, True])
+def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path,
+                                                     warmup_to_max: bool) -> None:
+    """Two training threads on PostgreSQL with one engine worker and the default rule (promote): runs pause at the
+    rungs (1, 3, 10 epochs) and resumed runs continue from their checkpoint; with `warmup_to_max`, the two warm-up
+    runs train to the end unjudged."""
     if not server.database_url.startswith("postgresql"):
         pytest.skip("engine workers in their own processes need PostgreSQL")
     name = f"freeze-{secrets.token_hex(4)}"
     with Client(server.url) as client:
         client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="freeze_thaw", seed=5,
-                            engine_options={"candidate_pool": 128, "pmin_samples": 400, "warmup_configs": 2})
+                            engine_options={"candidate_pool": 128, "pmin_samples": 400, "warmup_configs": 2,
+                                            "warmup_to_max": warmup_to_max})
         worker = start_worker(server.database_url, tmp_path / "worker.log")
     problems: list[str] = []
     epochs = [0]
@@ -216,7 +219,8 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         assert trial.state in ("paused", "completed") and (len(steps) in (1, 3, 10) or trial.state == "completed")
     assert any(t.resume_from for t in trials)
     warmup = sorted(trials, key=lambda t: t.number)[:2]
-    assert [(t.state, len(t.measurements or [])) for t in warmup] == [("completed", 30)] * 2
+    if warmup_to_max:
+        assert [(t.state, len(t.measurements or [])) for t in warmup] == [("completed", 30)] * 2
 
 
 class ThawFirst(FreezeThawEngine):

@@ -7,8 +7,9 @@ At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) 
   on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
   the model's asymptotes; and new runs start at the lowest rung whose values rank the finished runs' final values
   (Kendall tau of at least `rank_agreement`), so curves that cross are not judged where they mislead. The warm-up
-  runs train to the max unjudged: runs promoted through a rung agree with it by selection, so the check needs
-  final values that no rung chose.
+  runs are judged at the rungs like any other; with `warmup_to_max` they train to the max unjudged instead, so the
+  check starts from final values that no rung chose, at the price of a few full runs of Sobol points (on the
+  benchmark's real curves that price was larger than what it saved).
 - `entropy` (the paper's): every run trains `increment` steps at a time and pauses; the worker chooses, among a
   basket of paused runs and fresh candidates, the one whose next increment is expected to tell most about which
   run ends lowest (information gain).
@@ -49,9 +50,10 @@ class FreezeThawOptions(AshaOptions):
                                   "at that rung.")
     agreement_runs: int = Field(default=4, ge=2, le=1000, description="`promote`: finished runs needed before the "
                                 "first rung is checked.")
-    warmup_to_max: bool = Field(default=True, description="`promote`: the warm-up runs (and any Sobol run the "
+    warmup_to_max: bool = Field(default=False, description="`promote`: the warm-up runs (and any Sobol run the "
                                 "engine falls back to) train to the fidelity's max without being judged at a rung, "
-                                "so the first-rung check has final values that no rung selected.")
+                                "so the first-rung check has final values that no rung selected; off, they start "
+                                "at the first rung like any new run.")
     increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "
                                                                       "a tenth of the fidelity's range).")
     warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")

@@ -220,9 +220,9 @@ def kendall_tau(said: list[float], seen: list[float]) -> float:
 def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
                 posterior: FreezeThawPosterior, steps: list[float]) -> float:
     """The rung new runs train to first: the lowest at which the finished runs' values rank their final values
-    with Kendall's tau of at least `rank_agreement` (the warm-up runs, trained to the end unjudged, are the first
-    finished runs it sees); the first rung until `agreement_runs` runs have finished, and the max when no rung
-    agrees (then new runs train to the end, and the model learns from final values). Where
+    with Kendall's tau of at least `rank_agreement` (with `warmup_to_max`, the warm-up runs, trained to the end
+    unjudged, are the first finished runs it sees); the first rung until `agreement_runs` runs have finished, and
+    the max when no rung agrees (then new runs train to the end, and the model learns from final values). Where
     early values mislead (curves that cross), a run judged there would be kept or dropped for the wrong reason;
     the check is the kind Hyper-Tune makes of its fidelities, on the study's own runs."""
     top = steps[-1]
