@@ -71,6 +71,7 @@ SGD_PARAMS = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log
 MLP_PARAMS = [{"name": "learning_rate_init", "type": "float", "low": 1e-4, "high": 0.3, "log": True},
               {"name": "alpha", "type": "float", "low": 1e-6, "high": 1e-1, "log": True},
               {"name": "width", "type": "float", "low": 8, "high": 256, "log": True}]
+FAMILY_PARAMS = {"sgd": SGD_PARAMS, "mlp": MLP_PARAMS}
 # problem: (table file, cross-validation folds or None for the hold-out, model family)
 TABLES = {"sgd": (DATA / "sgd_digits_curves.json", None, "sgd"),
           "sgd-cv": (DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
@@ -89,7 +90,7 @@ class Problem:
         if name == "synthetic":
             self.params = [{"name": f"x{i}", "type": "float", "low": 0.0, "high": 1.0} for i in range(3)]
         else:
-            self.params = SGD_PARAMS if TABLES[name][2] == "sgd" else MLP_PARAMS
+            self.params = FAMILY_PARAMS[TABLES[name][2]]
             table = curve_table(name)
             self.units = np.array(table["units"])
             self.curves = np.array(table["errors"])
@@ -137,7 +138,7 @@ def _classifier(family: str, unit: np.ndarray) -> Any:
     from sklearn.linear_model import SGDClassifier
     from sklearn.neural_network import MLPClassifier
 
-    if family == "sgd":
+    if family == "sgd":  # decoded as when its tables were built, so they rebuild byte for byte
         alpha, eta0, power_t = 10 ** (-7 + 6 * unit[0]), 10 ** (-4 + 4 * unit[1]), 0.05 + 0.9 * unit[2]
         return SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t,
                              random_state=0)

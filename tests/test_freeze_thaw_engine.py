@@ -100,10 +100,12 @@ def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None
     runs = [_run(0, xs[0], 4), _run(1, xs[1], 4), *[_run(n, x, 2) for n, x in enumerate(xs) if n >= 2]]
     (planned,) = _plan(runs, rule="promote")
     assert isinstance(planned, Resume) and planned.number == 2 and planned.budget == 3.0
-    # Should another ask resume run 2 first, the worker starts the model's next new run, judged at the first rung,
-    # not a Sobol point trained unjudged to the max as the warm-up's are.
+    # Should another ask resume run 2 first, the worker starts the model's next new run, not a Sobol point.
     assert planned.instead is not None and planned.instead.budget == 1.0
-    assert planned.instead.info == {"rule": "promote", "first_rung": 1.0}
+    assert planned.instead.info == {"rule": "promote", "first_rung": 1.0, "instead_of": 2}
+    promotion, fresh = _plan(runs, count=2, rule="promote")  # the spare is drawn apart from the plan's new run
+    assert isinstance(promotion, Resume) and isinstance(fresh, NewRun) and promotion.instead is not None
+    assert promotion.instead.params != fresh.params
 
 
 def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none_is_promoted() -> None:

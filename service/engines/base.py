@@ -65,7 +65,8 @@ class Resume:
     """A paused trial an ask should hand out again, to train on until `budget`.
 
     `instead` is the engine's new run for when another ask resumed the trial first (None: a Sobol point at the
-    engine's first budget), so a lost race costs what the engine would have spent on a new run anyway."""
+    engine's first budget), so a lost race costs what the engine would have spent on a new run anyway. freeze_thaw's
+    `promote` gives one; its `entropy` and `ei` rules leave it to the Sobol point, which starts at their increment."""
 
     number: int
     budget: float

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,20 +193,23 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
                                                 request.sequence_start * options.candidate_pool))
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     generator = torch.Generator().manual_seed((request.seed * 1_000_003 + request.sequence_start) % 2**31)
+    taken: list[int] = []  # pool points this plan already starts: believing one shrinks its variance, not its mean
 
-    def thompson_run() -> NewRun:
+    def thompson_run(info: dict[str, Any]) -> NewRun:
         nonlocal believed
         mean, covariance = believed.asymptote_joint(units)
         draw = mean + _factor(covariance) @ torch.randn(len(units), generator=generator, dtype=torch.float64)
+        draw[taken] = math.inf
         k = int(torch.argmin(draw))
+        taken.append(k)
         (params,) = from_unit(spec, units[k][None, :].numpy())
         believed = _believe_pending(spec, options, believed, [params])
-        return NewRun(params, first, {"rule": "promote", "first_rung": first})
+        return NewRun(params, first, {"rule": "promote", "first_rung": first, **info})
 
-    fresh = [thompson_run() for _ in range(request.count - len(promoted))]
+    fresh = [thompson_run({}) for _ in range(request.count - len(promoted))]
     # Each promotion's spare, for when another ask resumed that run first: sampled after the fresh runs, so a plan
     # without promotions draws exactly what it drew before spares existed.
-    return [*[replace(resume, instead=thompson_run()) for resume in promoted], *fresh]
+    return [*[replace(resume, instead=thompson_run({"instead_of": resume.number})) for resume in promoted], *fresh]
 
 
 def kendall_tau(said: list[float], seen: list[float]) -> float:
