@@ -51,7 +51,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -72,10 +72,20 @@ MLP_PARAMS = [{"name": "learning_rate_init", "type": "float", "low": 1e-4, "high
               {"name": "alpha", "type": "float", "low": 1e-6, "high": 1e-1, "log": True},
               {"name": "width", "type": "float", "low": 8, "high": 256, "log": True}]
 FAMILY_PARAMS = {"sgd": SGD_PARAMS, "mlp": MLP_PARAMS}
-# problem: (table file, cross-validation folds or None for the hold-out, model family)
-TABLES = {"sgd": (DATA / "sgd_digits_curves.json", None, "sgd"),
-          "sgd-cv": (DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
-          "mlp-cv": (DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
+
+
+class Table(NamedTuple):
+    """A real-curve problem's precomputed table: its file, the cross-validation folds (None: the 30% hold-out) and
+    the model family trained (a key of FAMILY_PARAMS)."""
+
+    path: Path
+    folds: int | None
+    family: str
+
+
+TABLES = {"sgd": Table(DATA / "sgd_digits_curves.json", None, "sgd"),
+          "sgd-cv": Table(DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
+          "mlp-cv": Table(DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
            "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
@@ -90,7 +100,7 @@ class Problem:
         if name == "synthetic":
             self.params = [{"name": f"x{i}", "type": "float", "low": 0.0, "high": 1.0} for i in range(3)]
         else:
-            self.params = FAMILY_PARAMS[TABLES[name][2]]
+            self.params = FAMILY_PARAMS[TABLES[name].family]
             table = curve_table(name)
             self.units = np.array(table["units"])
             self.curves = np.array(table["errors"])

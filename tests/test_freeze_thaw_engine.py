@@ -220,8 +220,8 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         assert steps == [float(e) for e in range(1, len(steps) + 1)]
         assert trial.state in ("paused", "completed") and (len(steps) in (1, 3, 10) or trial.state == "completed")
     assert any(t.resume_from for t in trials)
-    warmup = sorted(trials, key=lambda t: t.number)[:2]
     if warmup_to_max:
+        warmup = sorted(trials, key=lambda t: t.number)[:2]
         assert [(t.state, len(t.measurements or [])) for t in warmup] == [("completed", 30)] * 2
 
 
