@@ -1,6 +1,7 @@
 """Epsilon-greedy quality: AEGiS, eps-PF and eps-RS against engine gp and random, serial and asynchronous.
 
-Problems: Branin (d=2), Hartmann6 (d=6) and Ackley (d=10, on [-5, 10]^10), as in benchmarks/quality.py.
+Problems: Branin (d=2), Hartmann6 (d=6) and Ackley (d=10, on [-5, 10]^10), rotated and shifted per seed as in
+benchmarks/quality.py's synthetic family.
 Engines run in-process exactly as a worker runs them (the pure engine gets the study's trials, pending ones
 included, and its own memory from the previous call). Two settings:
 - serial: one evaluation at a time;
@@ -39,7 +40,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import RunLog, markdown_table, mean_and_error
-from benchmarks.quality import PROBLEM_LIST
+from benchmarks.problems import problem as make_problem
 
 warnings.filterwarnings("ignore")
 CHECKPOINTS = (25, 50)
@@ -63,7 +64,7 @@ def simulate(problem_name: str, method: str, seed: int, budget: int, workers: in
     from service.engines.base import EngineNotes, SuggestRequest
 
     torch.set_num_threads(1)
-    problem = next(p for p in PROBLEM_LIST if p.name == problem_name)
+    problem = make_problem(problem_name, seed)
     engine, options = METHODS[method]
     spec = StudySpec.model_validate({"params": problem.params, "objectives": [{"name": "f", "goal": "minimize"}],
                                      "engine": engine, "engine_options": options, "seed": seed})
@@ -94,7 +95,7 @@ def simulate(problem_name: str, method: str, seed: int, budget: int, workers: in
     best, regrets = float("inf"), []
     while running:
         clock, number = heapq.heappop(running)
-        value = problem.evaluate(trials[number].params)
+        value = problem.evaluate(trials[number].params)["f"]
         trials[number] = TrialView(number, trials[number].params, TrialState.COMPLETED, {"f": value})
         best = min(best, value)
         regrets.append(best - (problem.optimum or 0.0))
