@@ -13,6 +13,7 @@ from service.domain.trial import TrialState, TrialView, normalize_params
 from service.engines import gp_model, modeling, resolve_engine
 from service.engines.base import EngineNotes, SuggestRequest
 from service.engines.encoding import to_unit
+from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -65,12 +66,33 @@ def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1, memory: di
     return resolved.engine.suggest(request), notes  # type: ignore[return-value]
 
 
-def test_initial_design_is_sobol_and_needs_no_worker() -> None:
+def test_initial_design_is_inline_and_needs_no_worker() -> None:
     resolved = resolve_engine(MIXED)
     assert not resolved.engine.needs_worker(MIXED, resolved.options, 3)
     assert resolved.engine.needs_worker(MIXED, resolved.options, 4)
     _, notes = suggest(MIXED, history(MIXED, 2))
     assert notes.rung == "initial-design"
+
+
+def test_initial_design_starts_at_the_centre_of_the_space_then_follows_the_sobol_sequence() -> None:
+    centre = {"x": 0.0, "lr": pytest.approx(10 ** -2.5), "k": 4, "act": "tanh"}  # log midpoint, middle choice
+    (first, second), _ = suggest(MIXED, [], count=2)
+    assert first == centre
+    sobol = SobolEngine().suggest(SuggestRequest(MIXED, resolve_engine(MIXED).options, 3, 1, 0))
+    assert second == sobol[0]
+    (third,), _ = suggest(MIXED, history(MIXED, 2))  # trial 2 takes Sobol point 1, whoever asks
+    assert third == sobol[1]
+    without = MIXED.model_copy(update={"engine_options": {**FAST, "center_point": False}})
+    assert suggest(without, [], count=2)[0] == sobol[:2]
+
+
+def test_stopped_trials_are_observations_for_the_model() -> None:
+    trials = history(MIXED, 4)
+    stopped = [TrialView(t.number, t.params, TrialState.STOPPED, t.values) for t in trials[:2]]
+    _, notes = suggest(MIXED, trials[2:] + stopped)  # 2 completed + 2 stopped: the design of 4 is done
+    assert notes.rung == "fit"
+    _, notes = suggest(MIXED, trials[2:] + [TrialView(9, trials[0].params, TrialState.STOPPED)])
+    assert notes.rung == "initial-design"  # a run stopped without values says nothing the model can use
 
 
 def test_mixed_space_suggestions_are_valid_and_warm_start_the_next_fit() -> None:

@@ -74,7 +74,7 @@ def test_initial_design_is_inline_then_a_worker_models_each_outcome() -> None:
     assert notes.rung == "initial-design"
     (params,), notes = suggest(spec, history(spec, 10))
     assert normalize_params(spec, params) == params
-    assert notes.rung == "fit" and set(notes.memory["outcomes"]) == {"f0", "f1"}
+    assert notes.rung == "fit" and notes.memory["outcomes"]["names"] == ["f0", "f1"]
     _, warm = suggest(spec, history(spec, 10), memory=notes.memory)
     assert warm.rung == "fit-warm"
 
@@ -102,7 +102,7 @@ def test_suggestions_land_between_the_two_optima() -> None:
 def test_outcome_constraints_are_modeled_and_respected() -> None:
     spec = make_spec(constraints=[{"name": "c", "op": "<=", "bound": 0.4}])
     batch, notes = suggest(spec, history(spec, 14), count=3)
-    assert set(notes.memory["outcomes"]) == {"f0", "f1", "c"}
+    assert notes.memory["outcomes"]["names"] == ["f0", "f1", "c"]
     assert all(float(p["x"]) <= 0.45 for p in batch)  # type: ignore[arg-type]
 
 

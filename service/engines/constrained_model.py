@@ -6,14 +6,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
-from botorch.models.gpytorch import GPyTorchModel
 from botorch.models.model import Model
-from botorch.models.model_list_gp_regression import ModelListGP
 
 from service.domain.spec import Choice, StudySpec
 from service.domain.trial import TrialView
@@ -24,9 +22,12 @@ from service.engines.modeling import DTYPE, EngineFailure, Features, min_linf_di
 from service.engines.optimizing import (
     FAILURE_STATES,
     OutcomeBound,
+    constraint_targets,
     first_output,
+    fit_arguments,
     fit_outcomes,
     fit_success_model,
+    joint_model,
     kriging_believer,
     mean_and_std,
     model_session,
@@ -36,7 +37,6 @@ from service.engines.optimizing import (
     pending_inputs,
     separated,
     space_pool,
-    worst_rung,
 )
 
 __all__ = ["EngineFailure", "OptimisticProblem", "suggest"]
@@ -54,21 +54,20 @@ def suggest(request: SuggestRequest, options: ConstrainedOptions,
 
 @dataclass
 class OptimisticProblem:
-    """CONFIG's auxiliary problem over one set of models (objective first, then one per constrained metric and
-    maybe P(success)): maximize UCB of the objective where every constraint's optimistic violation is <= 0."""
+    """CONFIG's auxiliary problem over one model whose outputs are the objective, one per constrained metric and
+    maybe P(success): maximize UCB of the objective where every constraint's optimistic violation is <= 0."""
 
-    models: list[Model]
+    model: Model
     bounds: list[OutcomeBound]
     sqrt_beta: float
 
     def score(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Optimistic objective (n,) and the largest optimistic violation (n,) at the rows of X."""
-        mean, std = mean_and_std(self.models[0], X)
-        ucb = (mean + self.sqrt_beta * std).reshape(-1)
+        means, stds = mean_and_std(self.model, X)
+        ucb = means[:, 0] + self.sqrt_beta * stds[:, 0]
         violations = [torch.full_like(ucb, -math.inf)]
         for bound in self.bounds:
-            mean, std = mean_and_std(self.models[bound.output], X)
-            mean, std = mean.reshape(-1), std.reshape(-1)
+            mean, std = means[:, bound.output], stds[:, bound.output]
             # The most favourable value within the band: low for an upper bound, high for a lower one.
             optimistic = mean - self.sqrt_beta * std if bound.upper else mean + self.sqrt_beta * std
             violations.append(optimistic - bound.bound if bound.upper else bound.bound - optimistic)
@@ -97,25 +96,23 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     metrics, bounds = outcome_constraints(spec, first_output=1)
-    outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device))]
-    outputs += [(name, torch.tensor([[t.values[name]] for t in completed], dtype=DTYPE, device=device))  # type: ignore[index]
-                for name in metrics]
-    fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
-                                    max_fit_points=options.max_fit_points, seed=request.seed)
-    fits, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
-    models: list[Model] = [f.model for f in fits]
+    outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device, options.winsorize))]
+    outputs += constraint_targets(spec, completed, metrics, device, options.winsorize)
+    fit_args = fit_arguments(options, request.seed)
+    fit, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
+    models: list[Model] = [fit.model]
     success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         models.append(success_fit.model)
-        bounds.append(OutcomeBound(len(models) - 1, 0.5, upper=False))  # P(success) above an even chance
-    request.notes.rung = worst_rung(fits)
+        bounds.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
+    request.notes.rung = fit.rung
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
 
     if options.method == "cei":
         request.notes.memory = memory
         acquisition = qLogNoisyExpectedImprovement(
-            ModelListGP(*cast(list[GPyTorchModel], models)), X_baseline=X, X_pending=X_pending, prune_baseline=True,
+            joint_model(models), X_baseline=X, X_pending=X_pending, prune_baseline=True,
             objective=GenericMCObjective(first_output), constraints=list(bounds))
         candidates = optimize(acquisition, features, request.count, num_restarts=options.num_restarts,
                               raw_samples=options.raw_samples, timeout_seconds=options.acq_timeout_seconds,
@@ -126,7 +123,7 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
     pool = space_pool(features, min(options.pool_points * features.dim, MAX_POOL), rng.randrange(2**32), device)
     # The infeasibility test sees the models as fitted: pending trials say nothing about feasibility.
-    test = OptimisticProblem(models, bounds, options.infeasibility_sqrt_beta)
+    test = OptimisticProblem(joint_model(models), bounds, options.infeasibility_sqrt_beta)
     _, feasible, violation = _solve(test, pool, features, rng)
     memory[STATUS_KEY] = _infeasibility_status(request, options, completed, feasible, violation)
     memory["infeasible"] = {"rounds": memory[STATUS_KEY]["rounds"], "data": _data_version(request, completed)}
@@ -137,7 +134,8 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     for _ in range(request.count):
         busy_parts = [p for p in (X_pending, *chosen) if p is not None]
         busy = torch.cat(busy_parts) if busy_parts else None
-        problem = OptimisticProblem([kriging_believer(m, busy) for m in models], bounds, options.sqrt_beta)
+        problem = OptimisticProblem(joint_model([kriging_believer(m, busy) for m in models]), bounds,
+                                    options.sqrt_beta)
         point, feasible, violation = _solve(problem, pool, features, rng, torch.cat([taken, *chosen]))
         chosen.append(point)
         infos.append({"method": "config", "optimistically_feasible": feasible,

@@ -17,6 +17,7 @@ from service.engines.base import SuggestRequest
 from service.engines.egreedy import EXPLOIT_TOLERANCE, Branch, EGreedyOptions, choose_branch, default_epsilon
 from service.engines.modeling import EngineFailure, Features, fit_with_ladder, min_linf_distance
 from service.engines.optimizing import (
+    fit_arguments,
     kriging_believer,
     mean_and_std,
     model_session,
@@ -43,10 +44,9 @@ def _suggestions(request: SuggestRequest, options: EGreedyOptions,
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
-    Y = objective_targets(spec, completed, device)
-    fit = fit_with_ladder(X, Y, sorted(features.cat_dims), warm_start=request.notes.memory.get("objective"),
-                          timeout_seconds=options.fit_timeout_seconds, max_fit_points=options.max_fit_points,
-                          seed=request.seed)
+    Y = objective_targets(spec, completed, device, options.winsorize)
+    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.notes.memory.get("objective"),
+                          **fit_arguments(options, request.seed))
     X_pending = pending_inputs(request, features, device)
     selections = int(request.notes.memory.get("selections", 0))
     epsilon = options.epsilon if options.epsilon is not None else default_epsilon(options.variant, features.dim)

@@ -17,6 +17,7 @@ from service.engines.gp import GPOptions
 from service.engines.modeling import EngineFailure, Features, fit_with_ladder
 from service.engines.optimizing import (
     first_output,
+    fit_arguments,
     fit_success_model,
     model_session,
     objective_targets,
@@ -44,12 +45,11 @@ def _model_suggestions(request: SuggestRequest, options: GPOptions,
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
-    Y = objective_targets(spec, completed, device)
+    Y = objective_targets(spec, completed, device, options.winsorize)
     X_pending = pending_inputs(request, features, device)
-    fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
-                                    max_fit_points=options.max_fit_points, seed=request.seed)
+    fit_args = fit_arguments(options, request.seed)
 
-    fit = fit_with_ladder(X, Y, sorted(features.cat_dims), warm_start=request.notes.memory.get("objective"),
+    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.notes.memory.get("objective"),
                           **fit_args)
     memory: dict[str, Any] = {"objective": fit.hyperparameters}
     model: Model = fit.model

@@ -1,4 +1,4 @@
-"""The torch half of engine `multiobjective`: one GP per outcome, qLogNEHVI or qLogNParEGO."""
+"""The torch half of engine `multiobjective`: one multi-output GP over the outcomes, qLogNEHVI or qLogNParEGO."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolu
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.multi_objective.utils import get_default_partitioning_alpha
-from botorch.models.model_list_gp_regression import ModelListGP
+from botorch.models.model import Model
 from botorch.utils.sampling import sample_simplex
 
 from service.domain.hypervolume import reference_point
@@ -24,15 +24,18 @@ from service.engines.modeling import DTYPE, EngineFailure, Features
 from service.engines.multiobjective import Method, MultiObjectiveOptions, method_of
 from service.engines.optimizing import (
     OutcomeBound,
+    constraint_targets,
+    fit_arguments,
     fit_outcomes,
     fit_success_model,
+    joint_model,
     model_session,
     optimize,
     outcome_constraints,
     pending_inputs,
     separated,
-    worst_rung,
 )
+from service.engines.outcome_transforms import winsorized, winsorized_constraint
 
 __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 
@@ -68,6 +71,20 @@ def model_reference_point(spec: StudySpec, completed: list[TrialView]) -> list[f
     return mapped
 
 
+def _winsorized_objectives(spec: StudySpec, objectives: torch.Tensor, reference: list[float]) -> torch.Tensor:
+    """Maximized objective columns with their bad outliers clipped: below the threshold's side like a `>=`
+    constraint at the threshold where the user set one (nothing above the threshold moves), else at Tukey's
+    fence."""
+    columns = []
+    for i, objective in enumerate(spec.objectives):
+        column = objectives[:, [i]]
+        if objective.threshold is not None:
+            columns.append(winsorized_constraint(column, reference[i], upper=False))
+        else:
+            columns.append(winsorized(column))
+    return torch.cat(columns, dim=-1)
+
+
 def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
                  completed: list[TrialView]) -> list[dict[str, Choice]]:
     spec, device = request.spec, torch.device(request.device)
@@ -75,25 +92,25 @@ def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     objectives = torch.tensor(objective_columns(spec, completed), dtype=DTYPE, device=device)
+    if options.winsorize:
+        objectives = _winsorized_objectives(spec, objectives, model_reference_point(spec, completed))
     m = len(spec.objectives)
     constrained_metrics, constraints = outcome_constraints(spec, first_output=m)
     outputs = [(o.name, objectives[:, [i]]) for i, o in enumerate(spec.objectives)]
-    outputs += [(name, torch.tensor([[(t.values or {})[name]] for t in completed], dtype=DTYPE, device=device))
-                for name in constrained_metrics]
+    outputs += constraint_targets(spec, completed, constrained_metrics, device, options.winsorize)
 
-    fit_args: dict[str, Any] = dict(timeout_seconds=options.fit_timeout_seconds,
-                                    max_fit_points=options.max_fit_points, seed=request.seed)
-    fits, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
-    models = [f.model for f in fits]
+    fit_args = fit_arguments(options, request.seed)
+    fit, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
+    models: list[Model] = [fit.model]
     success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         models.append(success_fit.model)
-        constraints.append(OutcomeBound(len(models) - 1, 0.5, upper=False))  # P(success) above an even chance
+        constraints.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
     request.notes.memory = memory
-    request.notes.rung = worst_rung(fits)
+    request.notes.rung = fit.rung
 
-    model = ModelListGP(*models)
+    model = joint_model(models)
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
     common: dict[str, Any] = dict(objective=objective, constraints=constraints or None, prune_baseline=True)
     optimize_args: dict[str, Any] = dict(num_restarts=options.num_restarts, raw_samples=options.raw_samples,

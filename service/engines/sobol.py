@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
+import numpy as np
 from scipy.stats import qmc
 
 from service.domain.spec import Choice, StudySpec
@@ -25,13 +27,28 @@ class EngineFailure(Exception):
     """Every rung of the model ladder failed; the caller falls back to a model-free suggestion."""
 
 
+def initial_design(request: SuggestRequest, center_point: bool) -> list[dict[str, Choice]]:
+    """A model engine's design before its first model: trial 0 at the centre of the space (the midpoint of every
+    encoded axis: the geometric middle of a log range, the middle choice of a categorical), as Ax's default
+    strategy does, then the study's Sobol points. Many objectives are good or at least typical in the middle of
+    a box their user drew around sensible values, so the centre is a cheap first look."""
+    if not center_point or request.sequence_start > 0:
+        shift = 1 if center_point else 0
+        return SobolEngine().suggest(replace(request, sequence_start=request.sequence_start - shift))
+    centre = from_unit(request.spec, np.full((1, len(request.spec.params)), 0.5))
+    if request.count == 1:
+        return centre
+    return centre + SobolEngine().suggest(replace(request, count=request.count - 1, sequence_start=0))
+
+
 def model_or_sobol(request: SuggestRequest, engine: str, completed: int, design_size: int,
-                   model_suggestions: Callable[[], list[dict[str, Choice]]]) -> list[dict[str, Choice]]:
-    """A model engine's suggestions: Sobol until `design_size` trials completed, then the model, and Sobol again
-    (flagged in the notes) when every rung of the model ladder failed."""
+                   model_suggestions: Callable[[], list[dict[str, Choice]]],
+                   center_point: bool = True) -> list[dict[str, Choice]]:
+    """A model engine's suggestions: the initial design until `design_size` trials completed, then the model, and
+    Sobol (flagged in the notes) when every rung of the model ladder failed."""
     if completed < design_size:
         request.notes.rung = "initial-design"
-        return SobolEngine().suggest(request)
+        return initial_design(request, center_point)
     try:
         return model_suggestions()
     except EngineFailure as failure:
