@@ -26,6 +26,7 @@ from benchmarks.problems import Metrics, Params, Problem
 
 @dataclass
 class Run:
+    params: list[Params] = field(default_factory=list)
     evaluations: list[Metrics] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     info: list[dict[str, Any]] = field(default_factory=list)  # per suggestion: what the method says of it
@@ -69,6 +70,7 @@ def run_asktell(problem: Problem, method: str, seed: int, budget: int) -> Run:
         info = (request.notes.suggestion_info or [{}])[0]
         run.info.append({"rung": request.notes.rung, **info})
         metrics = problem.evaluate(params)
+        run.params.append(params)
         run.evaluations.append(metrics)
         trials.append(TrialView(number, params, TrialState.COMPLETED, metrics))
     return run
@@ -111,6 +113,7 @@ def run_optuna(problem: Problem, method: str, seed: int, budget: int) -> Run:
         params = _optuna_params(problem, trial)
         run.seconds.append(time.perf_counter() - started)
         metrics = problem.evaluate(params)
+        run.params.append(params)
         run.evaluations.append(metrics)
         if problem.constraints:
             trial.set_user_attr("violations", _violations(problem, metrics))
@@ -147,6 +150,7 @@ def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
         ((index, params),) = client.get_next_trials(max_trials=1).items()
         run.seconds.append(time.perf_counter() - started)
         metrics = problem.evaluate(dict(params))
+        run.params.append(dict(params))
         run.evaluations.append(metrics)
         client.complete_trial(trial_index=index, raw_data=dict(metrics))
     return run

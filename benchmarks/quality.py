@@ -80,7 +80,8 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
             "progress": instance.progress(run.evaluations), "feasible": feasible,
             # objective values oriented for minimization, for the worst-feasible penalty and unknown optima
             "oriented": [sign * m[objective["name"]] for m in run.evaluations],
-            "seconds": run.seconds, "rungs": dict(rungs), "wall": time.perf_counter() - started}
+            "seconds": run.seconds, "rungs": dict(rungs), "wall": time.perf_counter() - started,
+            "params": run.params}
 
 
 class Scores:
@@ -262,7 +263,10 @@ def main() -> None:
         tasks += [(name, "random", s + r * RANDOM_STRIDE, args.budget) for s in instances
                   for r in range(args.random_repeats)]
     tasks += [(name, m, s, args.budget) for s in range(args.seeds) for name in problems for m in methods]
-    tasks = [t for t in tasks if t not in log]
+    longest: dict[tuple[str, str, int], int] = {}
+    for name, method, seed, budget in log.runs:
+        longest[(name, method, seed)] = max(budget, longest.get((name, method, seed), 0))
+    tasks = [t for t in tasks if longest.get(t[:3], 0) < t[3]]  # a longer run of the same seed covers it
     if tasks and not args.report_only:
         with ProcessPoolExecutor(args.parallel) as pool:
             for run in pool.map(run_task, tasks):
