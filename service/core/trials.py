@@ -114,6 +114,8 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
 
     Anything else (first sight of the study, a finished trial, a pool to refresh, stopped without
     values) returns None and goes through the locking transaction below, which has the full rules.
+    So do values the remembered spec refuses: the study may have been re-created with another spec,
+    and only the careful path, which reads the study, may refuse them.
     """
     study = db.known_studies.get((owner, name))
     if study is None or (told.state is TrialState.STOPPED and not told.values):
@@ -122,7 +124,10 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
         return None  # a failure may be re-queued: the careful path does that in the same transaction
     if isinstance(resolve_engine(study.spec, study.engine).options, ModelEngineOptions):
         return None
-    values = _stored_values(study, told, None)
+    try:
+        values = _stored_values(study, told, None)
+    except InvalidArgument:
+        return None
     async with db.autocommit() as conn:
         return await trial_store.finish_open_trial(conn, study, number, state=told.state, values=values,
                                                    reason=told.reason, request_id=told.request_id)
