@@ -10,6 +10,8 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,10 @@ from sqlalchemy.engine import make_url
 from asktell import AuthenticationError, Client, NotFoundError
 from service.api.app import create_app
 from service.config import Settings
+from service.core import access, studies
+from service.domain.spec import StudySpec
+from service.errors import Conflict
+from service.store.db import Database, upgrade
 from tests.conftest import REPO, RunningServer, free_port, make_spec, start_server, stop_server
 
 ADMIN_SECRET = "at_bootstrap-" + secrets.token_hex(16)
@@ -279,3 +285,67 @@ def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("server not ready")
+
+
+def _create_studies_until_refused(server: RunningServer, secret: str, start: threading.Barrier, head_start: float,
+                                  writer_index: int, created: list[str]) -> None:
+    with _client(server, secret) as writer:
+        start.wait()
+        time.sleep(head_start)
+        for i in range(50):
+            name = f"s-{writer_index}-{i}"
+            response = writer.post("/v1/studies", json={"name": name, **make_spec(engine="random")})
+            if response.status_code != 201:
+                assert response.status_code in (401, 409), response.text
+                return
+            created.append(name)
+
+
+def test_deleting_a_namespace_while_its_writers_create_studies_leaves_no_study_behind(
+        secured: RunningServer, teams: dict[str, Any]) -> None:
+    """Writers create studies as fast as they can while an admin deletes their namespace. Either the delete is
+    refused (a study got in first) or it wins and not one study of the namespace survives: after re-creating
+    the namespace, a new token sees nothing of the old one."""
+    for attempt in range(8):
+        namespace = f"racing-{attempt}"
+        head_start = attempt * 0.002  # the delete's head start: from none to past the writers' first studies
+        with _client(secured, ADMIN_SECRET) as admin:
+            assert admin.post("/v1/namespaces", json={"name": namespace}).status_code == 201
+            secret = admin.post("/v1/tokens", json={"namespace": namespace, "role": "writer"}).json()["secret"]
+        start = threading.Barrier(5)
+        created: list[str] = []
+        writers = [threading.Thread(target=_create_studies_until_refused,
+                                    args=(secured, secret, start, head_start, i, created)) for i in range(4)]
+        for thread in writers:
+            thread.start()
+        with _client(secured, ADMIN_SECRET) as admin:
+            start.wait()
+            deleted = admin.delete(f"/v1/namespaces/{namespace}")
+            for thread in writers:
+                thread.join()
+            assert deleted.status_code in (204, 409), deleted.text
+            listed = {n["name"]: n for n in admin.get("/v1/namespaces").json()["namespaces"]}
+            if deleted.status_code == 409:  # a study got in first: the namespace stays, with what it holds
+                assert listed[namespace]["studies"] == len(created)
+                continue
+            assert namespace not in listed
+            assert admin.post("/v1/namespaces", json={"name": namespace}).status_code == 201
+            fresh = admin.post("/v1/tokens", json={"namespace": namespace, "role": "reader"}).json()["secret"]
+        with _client(secured, fresh) as reader:
+            assert reader.get("/v1/studies").json()["studies"] == [], f"attempt {attempt}: {len(created)} created"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_no_study_is_created_in_a_deleted_namespace(backend: str, postgresql_factory: Callable[[], str],
+                                                          tmp_path: Path) -> None:
+    url = postgresql_factory() if backend == "postgresql" else f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        await access.create_namespace(db, "team-x")
+        await access.delete_namespace(db, "team-x")
+        with pytest.raises(Conflict, match="namespace 'team-x' was deleted"):  # a writer whose token was cached
+            await studies.create_study(db, "team-x", "s", StudySpec.model_validate(make_spec()))
+        assert [n.name for n in await access.list_namespaces(db)] == ["default"]
+    finally:
+        await db.dispose()
