@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.domain.hypervolume import Cancelled
 from service.errors import (
     AlreadyExists,
     AsktellError,
@@ -25,6 +26,7 @@ from service.errors import (
 
 log = logging.getLogger(__name__)
 UI_ROOT = "/ui"
+CLIENT_CLOSED = 499  # the client went away before the answer: nobody reads this status
 
 STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409, Unauthenticated: 401,
           PermissionDenied: 403, TooLarge: 413}
@@ -80,6 +82,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, "error")
         return JSONResponse(_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(Cancelled)
+    async def client_gone(request: Request, _: Cancelled) -> Response:
+        log.info("%s %s: the client went away; its computation stopped", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, error: Exception) -> JSONResponse:

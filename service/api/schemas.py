@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.core.asking import AskOutcome
-from service.core.trials import HypervolumeReport
+from service.core.hypervolume import HypervolumeReport
 from service.domain.hypervolume import oriented_reference
 from service.domain.spec import STUDY_NAME_PATTERN, Choice, Name, StudySpec
 from service.domain.trial import TrialState
@@ -223,9 +223,9 @@ class HypervolumeOut(BaseModel):
                     "(nadir minus 10% of the range; null before any feasible result).")
     hypervolume: float = Field(description="The current dominated hypervolume.")
     history: list[HypervolumePoint] = Field(description="One entry per completed trial, in finishing order.")
-    approximate: bool = Field(default=False, description="True for more than 5 objectives: a quasi-Monte Carlo "
-                                                         "estimate (2^15 points), exact computation being "
-                                                         "exponential in the objectives.")
+    approximate: bool = Field(default=False, description="True when the history is a quasi-Monte Carlo estimate "
+                                                         "(2^15 points): for more than 5 objectives, or a front "
+                                                         "too large to compute exactly in about a second.")
 
     @classmethod
     def of(cls, report: HypervolumeReport) -> HypervolumeOut:

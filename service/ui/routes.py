@@ -20,9 +20,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import TOKEN_COOKIE, database, owner
+from service.api.disconnect import unless_disconnected
 from service.api.paths import TrialNumber
-from service.core import browsing, engines
+from service.core import browsing, engines, hypervolume
 from service.core.access import Authenticator
+from service.domain.hypervolume import HypervolumeHistory
 from service.domain.trial import TrialState
 from service.engines.base import STATUS_KEY
 from service.errors import AsktellError
@@ -108,7 +110,7 @@ async def _table(db: Database, who: str, name: str, request: Request) -> dict[st
     return {"table": table_view(study, trials, total, params, url, f"{url}/table"), "study_url": url}
 
 
-def _study_plots(overview: browsing.StudyOverview, log: bool) -> dict[str, Any]:
+def _study_plots(overview: browsing.StudyOverview, log: bool, history: HypervolumeHistory | None) -> dict[str, Any]:
     """Every plot of the study page: numpy and string work, run off the event loop."""
     spec = overview.study.spec
     points = views.Points.of(spec, overview.completed)
@@ -118,9 +120,9 @@ def _study_plots(overview: browsing.StudyOverview, log: bool) -> dict[str, Any]:
         "parallel": views.parallel_plot(spec, points), "slices": views.slice_plots(spec, points),
         "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
     }
-    if len(spec.objectives) > 1:
+    if history is not None:
         plots["pareto"], plots["front_size"] = views.pareto_plots(spec, points)
-        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, points)
+        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, history)
     return plots
 
 
@@ -139,7 +141,12 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -
         "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "all_states": [s.value for s in TrialState],
     }
-    context.update(await run_in_threadpool(_study_plots, overview, bool(log)))
+    history = None
+    if len(overview.study.spec.objectives) > 1:
+        completed = hypervolume.in_finishing_order(overview.completed)
+        history = await unless_disconnected(
+            request, lambda cancelled: hypervolume.history(overview.study, completed, cancelled))
+    context.update(await run_in_threadpool(_study_plots, overview, bool(log), history))
     if _fragment(request):
         return _render(request, "study_live.html", context, started)
     context.update(await _table(db, who, name, request))
