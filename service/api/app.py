@@ -14,6 +14,7 @@ from service import __version__
 from service.api import access, health, studies, trials, workers
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
+from service.api.nul import RefuseNul
 from service.config import Settings
 from service.core import access as access_core
 from service.core.stale import sweep_forever
@@ -71,5 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization",
                                                                                           "Content-Type"])
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)  # outermost: it also bounds what RefuseNul reads
     return app
