@@ -70,3 +70,45 @@ def test_nul_characters_are_refused_everywhere(api: httpx.Client, study: str) ->
             {"field": "path", "reason": "must not contain the character U+0000"}]
     assert api.get(f"/v1/studies/{study}/trials/{number}").json()["state"] == "active"  # nothing was applied
     assert api.get(f"/v1/studies/{study}-nul").status_code == 404
+
+
+def _raw_post(api: httpx.Client, path: str, text: str) -> httpx.Response:
+    """A body written by hand: Python's JSON reader takes NaN, Infinity and numbers of any length."""
+    return api.post(path, content=text.encode(), headers={"Content-Type": "application/json"})
+
+
+def test_non_finite_and_huge_numbers_in_a_spec_are_refused(api: httpx.Client, study_name: str) -> None:
+    huge = "1" + "0" * 400  # OverflowError (500) as a bound
+    cases = [
+        (f'{{"name": "x", "type": "float", "low": 0, "high": {huge}}}', "params[0].high"),
+        (f'{{"name": "x", "type": "int", "low": -{huge}, "high": 1}}', "params[0].low"),
+        ('{"name": "x", "type": "float", "low": -1e308, "high": 1e308}', "params[0].low"),  # asks gave 500
+        ('{"name": "x", "type": "int", "low": 0, "high": 1e17}', "params[0].high"),  # beyond whole floats
+        ('{"name": "c", "type": "categorical", "choices": [NaN, 1]}', "params[0].choices[0]"),
+        ('{"name": "c", "type": "categorical", "choices": [1, Infinity]}', "params[0].choices[1]"),
+        (f'{{"name": "c", "type": "categorical", "choices": [1, {huge}]}}', "params[0].choices[1]"),
+    ]
+    for param, field in cases:
+        response = _raw_post(api, "/v1/studies", f'{{"name": "{study_name}", "params": [{param}], '
+                                                 '"objectives": [{"name": "y", "goal": "minimize"}]}')
+        fields = [d["field"] for d in _error(response, 422)["details"]]  # type: ignore[union-attr]
+        assert field in fields, (param, response.text)
+    x = '{"name": "x", "type": "float", "low": 0, "high": 1}'
+    for extra, field in [(f'"objectives": [{{"name": "y", "goal": "minimize", "threshold": {huge}}}]',
+                          "objectives[0].threshold"),
+                         ('"objectives": [{"name": "y", "goal": "minimize"}], '
+                          '"constraints": [{"name": "m", "op": "<=", "bound": -Infinity}]', "constraints[0].bound"),
+                         ('"objectives": [{"name": "y", "goal": "minimize"}], '
+                          f'"fidelity": {{"name": "epoch", "min": 1, "max": {huge}}}', "fidelity.max")]:
+        response = _raw_post(api, "/v1/studies", f'{{"name": "{study_name}", "params": [{x}], {extra}}}')
+        assert field in [d["field"] for d in _error(response, 422)["details"]], response.text  # type: ignore[union-attr]
+    assert api.get(f"/v1/studies/{study_name}").status_code == 404
+
+
+def test_non_finite_params_of_an_added_trial_are_refused(api: httpx.Client, study: str) -> None:
+    for value in ("NaN", "Infinity", "-Infinity", "1" + "0" * 400):
+        for param in ("layers", "lr"):  # int and float
+            response = _raw_post(api, f"/v1/studies/{study}/trials",
+                                 f'{{"params": {{"lr": 0.01, "layers": 2, "act": "relu", "{param}": {value}}}}}')
+            assert [d["field"] for d in _error(response, 422)["details"]] == [f"params.{param}"], response.text  # type: ignore[union-attr]
+    assert api.get(f"/v1/studies/{study}").json()["trial_counts"] == {}
