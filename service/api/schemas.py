@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.core.asking import AskOutcome
 from service.core.hypervolume import HypervolumeReport
@@ -28,10 +28,17 @@ RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-
                                              "the first attempt's result and changes nothing.")]
 
 
+def _reachable_name(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} is a URL path segment: clients would resolve it away and never reach the study")
+    return name
+
+
 class StudyCreate(StudySpec):
     """A new study: its name plus the spec. With if_exists="get", an identical existing study is returned."""
 
-    name: str = Field(min_length=1, max_length=256, pattern=STUDY_NAME_PATTERN)
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=STUDY_NAME_PATTERN),
+                    AfterValidator(_reachable_name)]
     if_exists: Literal["error", "get"] = "error"
 
     def spec(self) -> StudySpec:
