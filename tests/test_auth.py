@@ -199,18 +199,54 @@ def test_namespaces_are_managed_by_admins(secured: RunningServer, teams: dict[st
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "name"
 
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _form_token(browser: httpx.Client) -> str:
+    """Open the sign-in page as a browser would: it sets a cookie and carries the same token in its form."""
+    page = browser.get("/ui/sign-in")
+    match = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
 def test_the_dashboard_signs_in_with_a_cookie(secured: RunningServer, teams: dict[str, Any]) -> None:
     with httpx.Client(base_url=secured.url, follow_redirects=False) as browser:
         assert browser.get("/ui").headers["location"] == "/ui/sign-in"
-        assert browser.post("/ui/sign-in", content="token=wrong",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 401
-        signed = browser.post("/ui/sign-in", content=f"token={teams['a']['reader']}",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert browser.post("/ui/sign-in", content=f"token=wrong&form_token={_form_token(browser)}",
+                            headers=FORM).status_code == 401
+        signed = browser.post("/ui/sign-in", content=f"token={teams['a']['reader']}&form_token={_form_token(browser)}",
+                              headers=FORM)
         assert signed.status_code == 303
         page = browser.get("/ui")
         assert page.status_code == 200 and teams["study"] in page.text
         # The cookie is for reading pages only: it does not authorize API writes.
         assert browser.post(f"/v1/studies/{teams['study']}/ask", json={}).status_code == 401
+
+
+def test_a_cross_site_sign_in_is_refused(secured: RunningServer, teams: dict[str, Any]) -> None:
+    """Login CSRF: another site's page posting its own token to the sign-in form would sign the victim's browser
+    in to the attacker's namespace. Without the form's token (its cookie is SameSite=Strict), or when the browser
+    says the post comes from another site, the sign-in is refused and sets no cookie."""
+    reader = teams["a"]["reader"]
+    with httpx.Client(base_url=secured.url, follow_redirects=False) as browser:
+        forged = [
+            (f"token={reader}", {}),  # no form token: a form on another site
+            (f"token={reader}&form_token=guessed", {}),
+            (f"token={reader}&form_token={_form_token(browser)}", {"Sec-Fetch-Site": "cross-site"}),
+        ]
+        for body, headers in forged:
+            refused = browser.post("/ui/sign-in", content=body, headers={**FORM, **headers})
+            assert refused.status_code == 403 and "another site" in refused.text, refused.text
+            assert "asktell_token" not in refused.headers.get("set-cookie", "")
+        assert browser.get("/ui").status_code == 303  # still signed out
+
+
+def test_dashboard_pages_cannot_be_framed_or_load_foreign_code(secured: RunningServer) -> None:
+    page = httpx.get(f"{secured.url}/ui/sign-in")
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy and "form-action 'self'" in policy
 
 
 def test_limits_cors_and_no_secret_in_logs(secured: RunningServer, teams: dict[str, Any]) -> None:

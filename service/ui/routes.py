@@ -7,6 +7,7 @@ of the page that changes.
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,10 +50,24 @@ def _fragment(request: Request) -> bool:
     return request.headers.get("X-Asktell-Fragment") == "1"
 
 
+# Pages load only their own script and style sheet (plots are inline SVG), and no other site may frame them.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+FORM_COOKIE = "asktell_sign_in"  # the sign-in form's token, also in the form: another site's form cannot match it
+FORM_FROM_ELSEWHERE = ("this sign-in came from another site, or from a form that has expired: sign in on this "
+                       "page")
+
+
 def _render(request: Request, template: str, context: dict[str, Any], started: float) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, {"root": ROOT, "static": STATIC, **context})
     response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 
@@ -76,25 +91,47 @@ async def studies(request: Request, db: Db, who: Owner, q: str = "", page: int =
     return _render(request, "studies_table.html" if _fragment(request) else "studies.html", context, started)
 
 
+def _sign_in_form(request: Request, problem: str | None, status_code: int = 200) -> HTMLResponse:
+    """The sign-in page, with a fresh form token in the form and in a cookie only this site's pages send back."""
+    form_token = secrets.token_urlsafe(16)
+    response = _render(request, "sign_in.html", {"problem": problem, "form_token": form_token}, time.perf_counter())
+    response.status_code = status_code
+    response.set_cookie(FORM_COOKIE, form_token, httponly=True, samesite="strict", path=f"{ROOT}/sign-in",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def _from_this_site(request: Request, form: dict[str, list[str]]) -> bool:
+    """A sign-in posted by this site's own form (login CSRF: another site's form would sign the visitor in to the
+    attacker's token). Its SameSite=Strict cookie must match the form's token; browsers also say where a post
+    comes from."""
+    sent = (form.get("form_token") or [""])[0]
+    expected = request.cookies.get(FORM_COOKIE, "")
+    return (request.headers.get("Sec-Fetch-Site") != "cross-site" and bool(expected)
+            and secrets.compare_digest(sent.encode(), expected.encode()))
+
+
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_page(request: Request) -> HTMLResponse:
-    return _render(request, "sign_in.html", {"problem": None}, time.perf_counter())
+    return _sign_in_form(request, None)
 
 
 @router.post("/sign-in", response_class=HTMLResponse, response_model=None)
 async def sign_in(request: Request) -> HTMLResponse | RedirectResponse:
     """Check the pasted token and keep it in an HttpOnly cookie, which the dashboard's (read-only) pages accept."""
-    token = (parse_qs((await request.body()).decode(errors="replace")).get("token") or [""])[0].strip()
+    form = parse_qs((await request.body()).decode(errors="replace"))
+    if not _from_this_site(request, form):
+        return _sign_in_form(request, FORM_FROM_ELSEWHERE, status_code=403)
+    token = (form.get("token") or [""])[0].strip()
     authenticator: Authenticator = request.app.state.auth
     try:
         await authenticator.caller(f"Bearer {token}")
     except AsktellError as error:
-        response = _render(request, "sign_in.html", {"problem": error.message}, time.perf_counter())
-        response.status_code = 401
-        return response
+        return _sign_in_form(request, error.message, status_code=401)
     redirect = RedirectResponse(ROOT, status_code=303)
     redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path=ROOT,
                         secure=request.url.scheme == "https")
+    redirect.delete_cookie(FORM_COOKIE, path=f"{ROOT}/sign-in")
     return redirect
 
 
