@@ -140,15 +140,20 @@ class PendingJob(BaseModel):
         return cls(id=job.id, state=job.state, count=job.count, attempts=job.attempts, error=job.error)
 
 
+FALLBACK = ("Set when some trials are Sobol points instead of the engine's suggestions (their source is "
+            "`sobol-fallback`), saying why: e.g. no live engine worker (start `asktell worker`).")
+
+
 class AskResponse(BaseModel):
     trials: list[TrialOut]
     pending: PendingJob | None = Field(default=None, description="Set (with status 202) when some trials are "
                                                                  "still being computed; poll it.")
+    fallback: str | None = Field(default=None, description=FALLBACK)
 
     @classmethod
     def of(cls, outcome: AskOutcome) -> AskResponse:
         return cls(trials=[TrialOut.of(t) for t in outcome.trials],
-                   pending=PendingJob.of(outcome.pending) if outcome.pending else None)
+                   pending=PendingJob.of(outcome.pending) if outcome.pending else None, fallback=outcome.fallback)
 
 
 class WorkerOut(BaseModel):
@@ -184,6 +189,9 @@ class EngineStatusOut(BaseModel):
     infeasibility: dict[str, Any] | None = Field(
         default=None, description="The evidence for `likely_infeasible`: consecutive rounds and the trial that "
                                   "came closest to feasibility.")
+    fallback: str | None = Field(default=None, description="Set while the study's asks get Sobol points instead of "
+                                                           "the engine's (source `sobol-fallback`), saying why: no "
+                                                           "live engine worker (start `asktell worker`).")
 
 
 class TellRequest(_Body):

@@ -14,6 +14,7 @@ from asktell.errors import (
     NotFoundError,
     ServerError,
     ServiceUnavailableError,
+    SobolFallbackWarning,
 )
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "NotFoundError",
     "ServerError",
     "ServiceUnavailableError",
+    "SobolFallbackWarning",
     "Study",
     "Trial",
     "current_trial",

@@ -12,6 +12,7 @@ import random
 import ssl
 import time
 import uuid
+import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from asktell.errors import AskTimeoutError, ServiceUnavailableError, error_from_response
+from asktell.errors import AskTimeoutError, ServiceUnavailableError, SobolFallbackWarning, error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "asktell-python/0.1.0"
@@ -270,6 +271,7 @@ def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout:
     deadline = time.monotonic() + timeout
     body = (yield ask(name, count, worker_id, fresh, timeout)).json()
     trials: list[dict[str, Any]] = list(body["trials"])
+    _warn_of_fallback(name, body)
     while body.get("pending"):
         job_id = body["pending"]["id"]
         remaining = deadline - time.monotonic()
@@ -278,4 +280,11 @@ def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout:
                                   f"(job {job_id}); ask again with the same worker_id to pick them up", job_id)
         body = (yield poll_job(name, job_id, min(LONG_POLL_SECONDS, remaining))).json()
         trials += body["trials"]
+        _warn_of_fallback(name, body)
     return trials
+
+
+def _warn_of_fallback(name: str, body: dict[str, Any]) -> None:
+    """Sobol points in place of a model's suggestions are worth knowing about: the study is not being optimized."""
+    if body.get("fallback"):
+        warnings.warn(f"study {name!r}: {body['fallback']}", SobolFallbackWarning, stacklevel=2)
