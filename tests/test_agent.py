@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 import asktell
@@ -324,6 +326,37 @@ def test_optimize_wants_a_dict_for_several_objectives(client: Client, study_name
         study.optimize(lambda trial: 1.0, n_trials=1, show_progress=False)
     study.optimize(lambda trial: {"loss": 1.0, "seconds": 2.0}, n_trials=2, show_progress=False)
     assert [t.state for t in study.trials()] == ["failed", "completed", "completed"]
+
+
+def test_optimize_fails_a_trial_whose_result_the_server_refuses(client: Client, study_name: str) -> None:
+    """A missing metric (the server's 422) used to leave the trial active until it went stale."""
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    with pytest.raises(asktell.InvalidArgumentError, match=r"values\.loss"):
+        study.optimize(lambda trial: {"accuracy": 0.9}, n_trials=3, show_progress=False)
+    (trial,) = study.trials()
+    assert trial.state == "failed" and "refused the objective's result: values.loss: missing" in (trial.reason or "")
+    study.optimize(lambda trial: {"accuracy": 0.9}, n_trials=2, catch=(asktell.InvalidArgumentError,),
+                   show_progress=False)
+    assert [t.state for t in study.trials()] == ["failed"] * 3
+
+
+def test_optimize_fails_a_non_finite_result_with_a_clear_reason(client: Client, study_name: str) -> None:
+    """A diverged run (NaN) is an outcome, not a bug: its trial fails, saying so, and the loop goes on."""
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    study.optimize(lambda trial: float("nan") if trial.number == 0 else math.inf, n_trials=2, show_progress=False)
+    assert [(t.state, t.reason) for t in study.trials()] == [
+        ("failed", "the objective returned a value that is not a finite number: loss=nan"),
+        ("failed", "the objective returned a value that is not a finite number: loss=inf")]
+
+
+def test_optimize_refuses_a_value_that_is_not_a_number(client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    with pytest.raises(TypeError, match=r"'loss' must be a number, got str '0\.5'"):
+        study.optimize(lambda trial: {"loss": "0.5"}, n_trials=2, show_progress=False)  # type: ignore[dict-item]
+    (trial,) = study.trials()
+    assert trial.state == "failed" and "must be a number" in (trial.reason or "")
+    study.optimize(lambda trial: np.float32(0.25), n_trials=1, show_progress=False)  # type: ignore[arg-type,return-value]
+    assert study.trials()[-1].values == {"loss": 0.25}
 
 
 def test_ctrl_c_in_optimize_fails_the_trials_of_every_thread(client: Client, study_name: str) -> None:
