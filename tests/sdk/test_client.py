@@ -243,6 +243,22 @@ def test_jitter_keeps_each_delay_between_half_and_all_of_its_step(slept: list[fl
     assert all(step / 2 <= delay <= step for delay, step in zip(slept, steps, strict=True))
 
 
+def test_retries_go_on_until_the_deadline_not_a_count(monkeypatch: pytest.MonkeyPatch, slept: list[float]) -> None:
+    """A server restart takes seconds to a minute: five quick retries (about 3 s) gave up long before it was back."""
+    monkeypatch.setattr("asktell._protocol.time", types.SimpleNamespace(monotonic=lambda: sum(slept)))
+    monkeypatch.setattr("asktell._protocol.random.uniform", lambda low, high: high)
+    server = Server(UNAVAILABLE)
+    with pytest.raises(ServerError):
+        server.client(retry_seconds=60).get_study("mlp")
+    assert sum(slept) == pytest.approx(60) and max(slept) == 5.0 and len(server.requests) == len(slept) + 1
+    slept.clear()
+    monkeypatch.setenv("ASKTELL_RETRY_SECONDS", "12")
+    assert Server(UNAVAILABLE, ANY_OK).client().get_study("mlp").name == "mlp"  # back before the deadline
+    with pytest.raises(ServerError):
+        Server(UNAVAILABLE).client().get_study("mlp")
+    assert sum(slept) == pytest.approx(12 + 0.1)
+
+
 # Configuration --------------------------------------------------------------------------------------------------
 
 def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -561,4 +577,5 @@ def test_cli_server_commands_without_the_server(monkeypatch: pytest.MonkeyPatch,
 
 def test_the_retry_policy_is_the_documented_one() -> None:
     policy = api.RetryPolicy()
-    assert (policy.max_retries, policy.base_seconds, policy.cap_seconds) == (5, 0.1, 5.0)
+    assert (policy.deadline_seconds, policy.max_retries) == (300, None)
+    assert (policy.base_seconds, policy.cap_seconds) == (0.1, 5.0)

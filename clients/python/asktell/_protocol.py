@@ -42,22 +42,52 @@ class Call:
     idempotent: bool = False
 
 
+DEFAULT_RETRY_SECONDS = 300.0  # long enough to ride out a server or database restart
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter on connection errors, timeouts and 5xx, for idempotent calls only."""
+    """Exponential backoff with jitter on connection errors, timeouts and 5xx, for idempotent calls only, until
+    `deadline_seconds` have passed since the call's first attempt (or after `max_retries` retries, if set)."""
 
-    max_retries: int = 5
+    deadline_seconds: float = DEFAULT_RETRY_SECONDS
+    max_retries: int | None = None
     base_seconds: float = 0.1
     cap_seconds: float = 5.0
 
-    def delay(self, call: Call, attempt: int, outcome: httpx.Response | Exception) -> float | None:
-        """Seconds to wait before retry number `attempt + 1`, or None to stop and report the outcome."""
+    def delay(self, call: Call, attempt: int, outcome: httpx.Response | Exception, elapsed: float) -> float | None:
+        """Seconds to wait before retry number `attempt + 1`, `elapsed` seconds after the first attempt, or None to
+        stop and report the outcome."""
         retryable = isinstance(outcome, RETRYABLE_ERRORS) or (
             isinstance(outcome, httpx.Response) and outcome.status_code >= 500)
-        if not (call.idempotent and retryable and attempt < self.max_retries):
+        remaining = self.deadline_seconds - elapsed
+        if not (call.idempotent and retryable and remaining > 0):
+            return None
+        if self.max_retries is not None and attempt >= self.max_retries:
             return None
         # "Equal jitter": never less than half the exponential step, so retries stay spread out but bounded.
-        return float(min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0))
+        return float(min(remaining, self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+class Retries:
+    """One call's retries under a policy: how many so far, and since when."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.attempt = 0
+        self.started = time.monotonic()
+
+    def delay(self, call: Call, outcome: httpx.Response | Exception) -> float | None:
+        delay = self.policy.delay(call, self.attempt, outcome, time.monotonic() - self.started)
+        self.attempt += 1
+        return delay
+
+
+def retry_policy(max_retries: int | None, retry_seconds: float | None) -> RetryPolicy:
+    """The policy from the arguments, else ASKTELL_RETRY_SECONDS, else retries for DEFAULT_RETRY_SECONDS."""
+    if retry_seconds is None:
+        retry_seconds = float(os.environ.get("ASKTELL_RETRY_SECONDS") or DEFAULT_RETRY_SECONDS)
+    return RetryPolicy(deadline_seconds=retry_seconds, max_retries=max_retries)
 
 
 def settings(url: str | None, token: str | None) -> tuple[str, dict[str, str]]:

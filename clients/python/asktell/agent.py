@@ -298,7 +298,8 @@ class Agent:
     def _environment(self, trial: Trial, slot: int, metrics_file: Path) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"ASKTELL_URL": self.client.url, "ASKTELL_STUDY": self.study.name,
-                    "ASKTELL_TRIAL_ID": str(trial.number), "ASKTELL_METRICS_FILE": str(metrics_file)})
+                    "ASKTELL_TRIAL_ID": str(trial.number), "ASKTELL_METRICS_FILE": str(metrics_file),
+                    "ASKTELL_RETRY_SECONDS": str(self.client.retry.deadline_seconds)})
         if self.options.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.options.gpus[slot % len(self.options.gpus)]
         return env

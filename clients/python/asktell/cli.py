@@ -162,10 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asktell", description="Client of the asktell optimization service.")
     # The options are accepted before or after the sub-command; SUPPRESS keeps a later default from erasing them.
     common = argparse.ArgumentParser(add_help=False)
-    for target, url_default, json_default in ((parser, None, False), (common, argparse.SUPPRESS, argparse.SUPPRESS)):
-        target.add_argument("--url", default=url_default,
+    for target, default, json_default in ((parser, None, False), (common, argparse.SUPPRESS, argparse.SUPPRESS)):
+        target.add_argument("--url", default=default,
                             help="server URL (env ASKTELL_URL, default http://127.0.0.1:8000)")
         target.add_argument("--json", action="store_true", default=json_default, help="machine-readable output")
+        target.add_argument("--retry-seconds", type=float, default=default, metavar="SECONDS",
+                            help="how long to retry while the server is unreachable or restarting "
+                                 "(env ASKTELL_RETRY_SECONDS, default 300)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary in SERVER_COMMANDS.items():
         commands.add_parser(name, help=summary, add_help=False)  # its own --help comes from the server
@@ -237,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with Client(args.url) as client:
+        with Client(args.url, retry_seconds=args.retry_seconds) as client:
             output = args.func(client, args)
             if output:
                 print(output)
