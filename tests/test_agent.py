@@ -42,8 +42,9 @@ def client(pg: RunningServer) -> Iterator[Client]:
 
 def agent(pg: RunningServer, study: str, *args: str, program: str,
           extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """Run `asktell agent STUDY ARGS -- python -c PROGRAM EXTRA` to the end."""
-    return subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study, *args, "--",
+    """Run `asktell agent STUDY ARGS -- python -c PROGRAM EXTRA` to the end; the programs' f-strings are their own
+    braces (--literal-braces)."""
+    return subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study, "--literal-braces", *args, "--",
                            sys.executable, "-c", textwrap.dedent(program), *extra],
                           capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, "ASKTELL_URL": pg.url})
@@ -210,11 +211,18 @@ def test_odd_output_neither_stops_the_readers_nor_reports_garbage(pg: RunningSer
     assert trial.measurements == []
 
 
-def test_unknown_placeholders_are_left_alone_with_a_warning(pg: RunningServer, client: Client,
-                                                           study_name: str) -> None:
+def test_a_placeholder_that_names_no_parameter_is_refused_before_any_trial(pg: RunningServer, client: Client,
+                                                                          study_name: str) -> None:
+    """A typo ({z} for {x}) used to run every trial with the literal text `{z}`."""
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
-    done = agent(pg, study_name, "--count", "1", program="print('{lr}'); print('asktell: loss=1')")
-    assert done.returncode == 0 and "{lr} name no parameter" in done.stderr and "{lr}" in done.stdout
+    refused = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study_name, "--count", "1", "--",
+                              "echo", "{x}", "{z}", "${HOME}"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "ASKTELL_URL": pg.url})
+    assert refused.returncode == 1 and "{z} in the command names no parameter" in refused.stderr
+    assert "(x, width)" in refused.stderr and "--literal-braces" in refused.stderr
+    assert study.trials() == []
+    done = agent(pg, study_name, "--count", "1", program="print('{z}', '${HOME}'); print('asktell: loss=1')")
+    assert done.returncode == 0 and "{z} ${HOME}" in done.stdout  # kept as they are with --literal-braces
     assert study.trials()[0].state == "completed"
 
 

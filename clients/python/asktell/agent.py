@@ -1,7 +1,9 @@
 """`asktell agent STUDY -- COMMAND`: run any program as the evaluation of a study's trials.
 
 For each trial the agent fills the command's `{param}` placeholders (and `{trial_id}`, `{budget}`,
-`{resume_from}`, `{checkpoint}`), runs it, and turns what it prints into reports:
+`{resume_from}`, `{checkpoint}`), runs it, and turns what it prints into reports. A `{name}` that names
+neither is refused before any trial starts (a typo would otherwise run every trial with a literal
+`{lr_}`), unless `--literal-braces` says the braces are the program's own; a shell's `${VAR}` is left alone.
 
 - a line `asktell: step=3 val_loss=0.41` on stdout, or a JSON object per line in the file named by
   `$ASKTELL_METRICS_FILE` (`{"step": 3, "val_loss": 0.41}`), is reported at that step; without a
@@ -41,7 +43,7 @@ from typing import IO, Any
 from asktell.client import Client, Study, Trial
 from asktell.errors import AsktellError, ConflictError
 
-PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:/\-]+)\}")
+PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z0-9_.:/\-]+)\}")  # a shell's ${VAR} is never one
 CHECKPOINT = "checkpoint"  # a report may name where the program saved its state
 TRIAL_KEYS = ("trial_id", "budget", "resume_from", "checkpoint")
 LINE_PREFIX = "asktell:"
@@ -59,6 +61,7 @@ class AgentOptions:
     grace_seconds: float = 10.0
     heartbeat_seconds: float = 30.0
     poll_seconds: float = 0.2
+    literal_braces: bool = False  # keep `{name}`s that name no parameter (code in the command) instead of refusing
 
 
 @dataclass(frozen=True)
@@ -222,10 +225,11 @@ class Agent:
         self.options = options
         self.study = client.get_study(options.study)
         unknown = unknown_placeholders(self.study, options.command)
-        if unknown:
-            print(f"asktell agent: warning: {', '.join('{' + u + '}' for u in unknown)} name no parameter of "
-                  f"{self.study.name} (nor trial_id, budget, resume_from, checkpoint) and are left as they are",
-                  file=sys.stderr)
+        if unknown and not options.literal_braces:
+            names = ", ".join(p["name"] for p in self.study.spec["params"])
+            raise AsktellError(f"{', '.join('{' + u + '}' for u in unknown)} in the command names no parameter of "
+                               f"{self.study.name} ({names}) nor a trial key ({', '.join(TRIAL_KEYS)}): a typo? If "
+                               "the braces belong to the program (code passed inline), add --literal-braces")
         shadowing = sorted({p["name"] for p in self.study.spec["params"]} & set(TRIAL_KEYS))
         if shadowing:
             print(f"asktell agent: warning: {', '.join('{' + n + '}' for n in shadowing)} will be the parameter "

@@ -124,7 +124,8 @@ def _agent(client: Client, args: argparse.Namespace) -> str:
     gpus = [g for g in (args.gpus or "").split(",") if g]
     parallel = args.parallel or max(len(gpus), 1)
     options = AgentOptions(study=args.study, command=args.program, count=args.count, parallel=parallel, gpus=gpus,
-                           grace_seconds=args.grace, heartbeat_seconds=args.heartbeat)
+                           grace_seconds=args.grace, heartbeat_seconds=args.heartbeat,
+                           literal_braces=args.literal_braces)
     code = run_agent(client, options)
     if code:
         raise SystemExit(code)
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--gpus", help="comma-separated GPU ids, one slot each, set as CUDA_VISIBLE_DEVICES")
     agent.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
     agent.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats of a quiet run")
+    agent.add_argument("--literal-braces", action="store_true",
+                       help="keep {name}s that name no parameter as they are (code passed inline) instead of refusing")
     agent.set_defaults(program=[])
     return parser
 
