@@ -81,6 +81,8 @@ def test_a_crash_fails_the_trial_with_the_tail_of_stderr(pg: RunningServer, clie
     assert done.returncode == 0 and "CUDA out of memory" in done.stderr
     (trial,) = study.trials()
     assert trial.state == "failed" and trial.reason == "exit code 3: CUDA out of memory"
+    assert f"trial {trial.number} failed: exit 3\n" in done.stderr
+    assert "1 trial run: 1 failed" in done.stderr and "has no completed trial yet" in done.stderr
 
 
 def test_a_program_that_reports_too_little_is_failed_with_the_servers_reason(pg: RunningServer, client: Client,
@@ -108,6 +110,12 @@ def test_a_stop_decision_ends_the_program(pg: RunningServer, client: Client, stu
     assert done.returncode == 0, done.stderr
     good, bad = study.trials()
     assert good.state == "completed" and bad.state == "stopped" and "median" in (bad.reason or "")
+    steps = len(study.trial(bad.number).measurements or [])
+    lines = done.stderr.splitlines()  # a line per finished trial, then the summary
+    assert f"asktell agent: trial {good.number} completed: loss=0" in lines
+    assert f"asktell agent: trial {bad.number} stopped at step {steps}: {bad.reason}" in lines
+    assert lines[-2:] == ["asktell agent: 2 trials run: 1 completed, 1 stopped",
+                          f"asktell agent: best trial of {study_name}: {good.number} (loss=0)"]
     assert (tmp_path / "finished-0.0").exists() and not (tmp_path / "finished-1.0").exists()
 
 
@@ -121,6 +129,8 @@ def test_parallel_slots_get_their_own_gpu_and_overlap(pg: RunningServer, client:
     done = agent(pg, study_name, "--count", "4", "--gpus", "3,5", program=program)
     assert done.returncode == 0, done.stderr
     trials = study.trials()
+    assert sorted(done.stdout.splitlines()) == sorted(  # whose output is whose, when several run at once
+        f"[trial {t.number}] asktell: loss=1 gpu={int(t.values['gpu'])}" for t in trials)  # type: ignore[index]
     assert [t.state for t in trials] == ["completed"] * 4
     assert {t.values["gpu"] for t in trials} == {3.0, 5.0}  # type: ignore[index]
     assert len({t.worker_id for t in trials}) == 2
@@ -241,6 +251,15 @@ def test_a_job_using_the_sdk_itself_under_the_agent(pg: RunningServer, client: C
     assert [len(t.measurements or []) for t in trials] == [2, 2]
 
 
+def test_agent_help_explains_placeholders_metrics_and_defaults() -> None:
+    shown = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    for words in ("{trial_id}", "{budget}", "{resume_from}", "{checkpoint}", "--literal-braces", "${VAR}",
+                  "asktell: step=3 val_loss=0.41", "$ASKTELL_METRICS_FILE", "Values without a step are final",
+                  "(default 10)", "(default 30)", "default 300", "until the study stops", "[trial N]"):
+        assert words in shown, words
+
+
 def test_current_trial_is_none_outside_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ASKTELL_STUDY", raising=False)
     monkeypatch.delenv("ASKTELL_TRIAL_ID", raising=False)
@@ -266,6 +285,8 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
         if request.url.path.endswith("/report"):
             return httpx.Response(200, json={"action": "pause", "reason": None,
                                              "trial": {**trial, "state": "paused"}})
+        if request.url.path.endswith("/best"):
+            return httpx.Response(200, json={"trials": []})
         return httpx.Response(200, json=study)
 
     program = ("import sys, time\nprint('asktell: step=2 loss=0.3 resume=' + sys.argv[1] + ' budget=' + sys.argv[2],"
@@ -277,7 +298,8 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
         assert run_agent(scripted, options) == 0
     assert time.monotonic() - started < 30  # the program was ended, not waited for
     out = capsys.readouterr()
-    assert "resume=1 budget=3" in out.out and "/ckpt/0" in out.out and "trial 0: pause" in out.err
+    assert "resume=1 budget=3" in out.out and "/ckpt/0" in out.out
+    assert "trial 0 paused at step 2: an ask may resume it" in out.err and "1 trial run: 1 paused" in out.err
     assert not any(s.endswith("/tell") for s in seen)  # a paused trial is not told
 
 

@@ -152,6 +152,35 @@ def _trials_list(client: Client, args: argparse.Namespace) -> str:
     return table(rows, ["NUMBER", "STATE", "VALUES", "PARAMS", "WORKER"])
 
 
+AGENT_HELP = """\
+placeholders (each fills one argument of COMMAND; no shell in between):
+  {PARAM}        the trial's value of a parameter of the study, e.g. {lr}
+  {trial_id}     the trial's number
+  {budget}       the fidelity step to train to (studies with a fidelity)
+  {resume_from}  the step a resumed paused trial goes on from (0 for a new run)
+  {checkpoint}   the checkpoint the trial last reported (for a resumed run)
+  A {name} that names none of these is an error (a typo?) unless --literal-braces;
+  a shell's ${VAR} is never a placeholder.
+
+metrics: the program reports by printing lines to stdout
+    asktell: step=3 val_loss=0.41 checkpoint=ckpt/7.pt
+  or by appending JSON lines to the file named by $ASKTELL_METRICS_FILE
+    {"step": 3, "val_loss": 0.41, "checkpoint": "ckpt/7.pt"}
+  Values without a step are final values. Exit 0 completes the trial with each metric's
+  final, else latest, value; any other exit fails it with the tail of stderr. A stop or
+  pause answer to a report ends the program: SIGTERM, then SIGKILL after --grace
+  seconds (save a checkpoint on SIGTERM; a paused trial resumes from {checkpoint}).
+
+environment of the program: ASKTELL_URL, ASKTELL_STUDY, ASKTELL_TRIAL_ID,
+  ASKTELL_METRICS_FILE, ASKTELL_RETRY_SECONDS (and CUDA_VISIBLE_DEVICES with --gpus);
+  asktell.current_trial() in the program reads them.
+
+output: a line per finished trial ("trial 7 stopped at step 4: ..."), the program's
+  lines prefixed with [trial N] under --parallel, and a summary at the end.
+  Ctrl-C ends the programs and fails their trials (again: without the grace period).
+"""
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -203,14 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", action="append", help="only trials in this state (repeatable)")
     listing.add_argument("--limit", type=_positive, help="only the last N trials")
     agent = commands.add_parser("agent", parents=[common], help="run a command as the evaluation of each trial",
-                                usage="asktell agent STUDY [options] -- COMMAND [ARG ...]")
+                                usage="asktell agent STUDY [options] -- COMMAND [ARG ...]",
+                                description="Run COMMAND once per trial of STUDY: ask, run, report, tell.",
+                                epilog=AGENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     agent.set_defaults(func=_agent)
     agent.add_argument("study")
-    agent.add_argument("--count", type=_positive, help="trials to run in all (default: until the study stops)")
+    agent.add_argument("--count", type=_positive, help="trials to run in all (default: until the study stops "
+                                                       "handing them out)")
     agent.add_argument("--parallel", type=_positive, help="commands at once (default: one per --gpus entry, or 1)")
     agent.add_argument("--gpus", help="comma-separated GPU ids, one slot each, set as CUDA_VISIBLE_DEVICES")
-    agent.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
-    agent.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats of a quiet run")
+    agent.add_argument("--grace", type=float, default=10.0,
+                       help="seconds between SIGTERM and SIGKILL when a run is stopped (default 10)")
+    agent.add_argument("--heartbeat", type=float, default=30.0,
+                       help="seconds between heartbeats of a run that reports nothing (default 30)")
     agent.add_argument("--literal-braces", action="store_true",
                        help="keep {name}s that name no parameter as they are (code passed inline) instead of refusing")
     agent.set_defaults(program=[])
