@@ -55,13 +55,18 @@ class StudyOut(BaseModel):
     spec: StudySpec
     created_at: datetime
     updated_at: datetime
-    trial_counts: dict[str, int] | None = Field(default=None, description="Trials per state (single-study reads).")
+    trial_counts: dict[str, int] | None = Field(
+        default=None, description="Trials per state (single-study reads, and listings with summary=true).")
+    best_value: float | None = Field(
+        default=None, description="The best feasible completed value of a single-objective study (listings with "
+                                  "summary=true).")
 
     @classmethod
-    def of(cls, study: StudyRecord, counts: dict[str, int] | None = None) -> StudyOut:
+    def of(cls, study: StudyRecord, counts: dict[str, int] | None = None,
+           best_value: float | None = None) -> StudyOut:
         return cls(id=study.id, name=study.name, owner=study.owner, state=study.state, engine=study.engine,
                    seed=study.seed, spec=study.spec, created_at=study.created_at, updated_at=study.updated_at,
-                   trial_counts=counts)
+                   trial_counts=counts, best_value=best_value)
 
 
 class StudyPage(BaseModel):

@@ -16,11 +16,17 @@ import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from asktell.errors import AskTimeoutError, ServiceUnavailableError, SobolFallbackWarning, error_from_response
+from asktell.errors import (
+    AskTimeoutError,
+    ConfigurationError,
+    ServiceUnavailableError,
+    SobolFallbackWarning,
+    error_from_response,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "asktell-python/0.1.0"
@@ -93,11 +99,26 @@ def retry_policy(max_retries: int | None, retry_seconds: float | None) -> RetryP
 def settings(url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
     """Resolve the base URL and headers from the arguments, else ASKTELL_URL / ASKTELL_TOKEN."""
     base = (url or os.environ.get("ASKTELL_URL") or DEFAULT_URL).rstrip("/")
+    check_url(base)
     headers = {"User-Agent": USER_AGENT}
     token = token or os.environ.get("ASKTELL_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return base, headers
+
+
+def check_url(url: str) -> None:
+    """A server URL is the server's root over http or https; say what is wrong with one that is not, before any
+    request goes out with it (a missing scheme otherwise surfaced as "unsupported protocol 'host'", and a
+    trailing /v1 as a 404 for every call)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"the server URL {url!r} must start with http:// or https://, "
+                                 f"e.g. http://{url.split('://')[-1] or '127.0.0.1:8000'}")
+    if parts.path.rstrip("/").endswith("/v1") or "/v1/" in parts.path:
+        root = urlunsplit((parts.scheme, parts.netloc, parts.path[:parts.path.index("/v1")], "", ""))
+        raise ConfigurationError(f"the server URL {url!r} must be the server's root, without the API's /v1 "
+                                 f"(the client adds it): {root}")
 
 
 @functools.cache
@@ -142,8 +163,8 @@ def get_study(name: str) -> Call:
     return Call("GET", _study(name), idempotent=True)
 
 
-def list_studies() -> Call:
-    return Call("GET", "/v1/studies", params={"page_size": 500}, idempotent=True)
+def list_studies(summary: bool) -> Call:
+    return Call("GET", "/v1/studies", params={"page_size": 500, "summary": str(summary).lower()}, idempotent=True)
 
 
 def delete_study(name: str) -> Call:

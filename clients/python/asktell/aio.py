@@ -70,9 +70,9 @@ class AsyncClient:
         """The study called `name` (NotFoundError if there is none)."""
         return AsyncStudy(self, await self._call(api.get_study(name)))
 
-    async def list_studies(self) -> list[AsyncStudy]:
-        """Every study, all pages."""
-        return [AsyncStudy(self, s) for s in await self._run(api.paged(api.list_studies(), "studies"))]
+    async def list_studies(self, *, summary: bool = False) -> list[AsyncStudy]:
+        """Every study, all pages; with `summary`, each with its trial_counts and best_value."""
+        return [AsyncStudy(self, s) for s in await self._run(api.paged(api.list_studies(summary), "studies"))]
 
     async def delete_study(self, name: str) -> None:
         """Delete a study and all its trials."""

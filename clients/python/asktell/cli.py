@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from asktell.client import Client
 from asktell.errors import AsktellError
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: how a Unix tool whose reader closed the pipe ends
 SERVER_COMMANDS = {
     "serve": "run the REST API (needs asktell-server)",
     "worker": "run an engine worker (needs asktell-server)",
@@ -56,12 +58,12 @@ def _dump(data: Any) -> str:
 
 
 def _studies_list(client: Client, args: argparse.Namespace) -> str:
-    studies = client.list_studies()
+    studies = client.list_studies(summary=True)
     if args.json:
         return _dump([s.to_dict() for s in studies])
-    rows = [[s.name, s.engine, s.state, len(s.spec["params"]), [o["name"] for o in s.spec["objectives"]]]
-            for s in studies]
-    return table(rows, ["NAME", "ENGINE", "STATE", "PARAMS", "OBJECTIVES"])
+    rows = [[s.name, s.engine, s.state, sum((s.trial_counts or {}).values()), s.trial_counts or None, s.best_value,
+             [f"{o['name']} ({o['goal'][:3]})" for o in s.spec["objectives"]]] for s in studies]
+    return table(rows, ["NAME", "ENGINE", "STATE", "TRIALS", "BY STATE", "BEST", "OBJECTIVES"])
 
 
 def _studies_show(client: Client, args: argparse.Namespace) -> str:
@@ -280,10 +282,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Client(args.url, retry_seconds=args.retry_seconds) as client:
             output = args.func(client, args)
             if output:
-                print(output)
+                print(output, flush=True)
     except AsktellError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`asktell studies list | head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return SIGPIPE_EXIT
     return 0
 
 

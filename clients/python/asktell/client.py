@@ -74,9 +74,9 @@ class Client:
         """The study called `name` (NotFoundError if there is none)."""
         return Study(self, self._call(api.get_study(name)))
 
-    def list_studies(self) -> list[Study]:
-        """Every study, all pages."""
-        return [Study(self, s) for s in self._run(api.paged(api.list_studies(), "studies"))]
+    def list_studies(self, *, summary: bool = False) -> list[Study]:
+        """Every study, all pages; with `summary`, each with its trial_counts and best_value."""
+        return [Study(self, s) for s in self._run(api.paged(api.list_studies(summary), "studies"))]
 
     def delete_study(self, name: str) -> None:
         """Delete a study and all its trials."""

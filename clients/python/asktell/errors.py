@@ -55,6 +55,10 @@ class SobolFallbackWarning(UserWarning):
     typically no engine worker is running (start `asktell worker`). The message says why."""
 
 
+class ConfigurationError(AsktellError, ValueError):
+    """The client's own settings are wrong (a server URL without http://, say); nothing was sent."""
+
+
 class AskTimeoutError(AsktellError):
     """Suggestions were still being computed when the caller's timeout ran out; `job_id` can be polled."""
 
