@@ -29,6 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and is_sqlite(settings.database_url):
         print("--workers > 1 needs PostgreSQL: an SQLite database is served by one process", file=sys.stderr)
         return 2
+    if _port_in_use(args.host, args.port):
+        print(f"cannot serve on {args.host}:{args.port}: address already in use (another asktell serve?). Choose "
+              f"another port with --port {args.port + 1} or ASKTELL_PORT={args.port + 1}, and point clients at it "
+              f"(ASKTELL_URL=http://{args.host}:{args.port + 1})", file=sys.stderr)
+        return 2
     upgrade(settings.database_url)  # once, before any worker process starts
     os.environ["ASKTELL_MIGRATE_ON_START"] = "false"
     if not _loopback(args.host) and not settings.insecure and not _auth_configured(settings):
@@ -43,6 +48,26 @@ def _serve(args: argparse.Namespace) -> int:
                 # SIGTERM: stop accepting, let requests in flight (long-polled asks included) finish.
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     return 0
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether another socket holds the address (bound as uvicorn binds it, with SO_REUSEADDR); any other trouble
+    with it is uvicorn's to report."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
 
 
 def _loopback(host: str) -> bool:

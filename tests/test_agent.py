@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 import asktell
@@ -40,8 +42,9 @@ def client(pg: RunningServer) -> Iterator[Client]:
 
 def agent(pg: RunningServer, study: str, *args: str, program: str,
           extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """Run `asktell agent STUDY ARGS -- python -c PROGRAM EXTRA` to the end."""
-    return subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study, *args, "--",
+    """Run `asktell agent STUDY ARGS -- python -c PROGRAM EXTRA` to the end; the programs' f-strings are their own
+    braces (--literal-braces)."""
+    return subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study, "--literal-braces", *args, "--",
                            sys.executable, "-c", textwrap.dedent(program), *extra],
                           capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, "ASKTELL_URL": pg.url})
@@ -78,6 +81,8 @@ def test_a_crash_fails_the_trial_with_the_tail_of_stderr(pg: RunningServer, clie
     assert done.returncode == 0 and "CUDA out of memory" in done.stderr
     (trial,) = study.trials()
     assert trial.state == "failed" and trial.reason == "exit code 3: CUDA out of memory"
+    assert f"trial {trial.number} failed: exit 3\n" in done.stderr
+    assert "1 trial run: 1 failed" in done.stderr and "has no completed trial yet" in done.stderr
 
 
 def test_a_program_that_reports_too_little_is_failed_with_the_servers_reason(pg: RunningServer, client: Client,
@@ -105,6 +110,12 @@ def test_a_stop_decision_ends_the_program(pg: RunningServer, client: Client, stu
     assert done.returncode == 0, done.stderr
     good, bad = study.trials()
     assert good.state == "completed" and bad.state == "stopped" and "median" in (bad.reason or "")
+    steps = len(study.trial(bad.number).measurements or [])
+    lines = done.stderr.splitlines()  # a line per finished trial, then the summary
+    assert f"asktell agent: trial {good.number} completed: loss=0" in lines
+    assert f"asktell agent: trial {bad.number} stopped at step {steps}: {bad.reason}" in lines
+    assert lines[-2:] == ["asktell agent: 2 trials run: 1 completed, 1 stopped",
+                          f"asktell agent: best trial of {study_name}: {good.number} (loss=0)"]
     assert (tmp_path / "finished-0.0").exists() and not (tmp_path / "finished-1.0").exists()
 
 
@@ -118,6 +129,8 @@ def test_parallel_slots_get_their_own_gpu_and_overlap(pg: RunningServer, client:
     done = agent(pg, study_name, "--count", "4", "--gpus", "3,5", program=program)
     assert done.returncode == 0, done.stderr
     trials = study.trials()
+    assert sorted(done.stdout.splitlines()) == sorted(  # whose output is whose, when several run at once
+        f"[trial {t.number}] asktell: loss=1 gpu={int(t.values['gpu'])}" for t in trials)  # type: ignore[index]
     assert [t.state for t in trials] == ["completed"] * 4
     assert {t.values["gpu"] for t in trials} == {3.0, 5.0}  # type: ignore[index]
     assert len({t.worker_id for t in trials}) == 2
@@ -208,11 +221,18 @@ def test_odd_output_neither_stops_the_readers_nor_reports_garbage(pg: RunningSer
     assert trial.measurements == []
 
 
-def test_unknown_placeholders_are_left_alone_with_a_warning(pg: RunningServer, client: Client,
-                                                           study_name: str) -> None:
+def test_a_placeholder_that_names_no_parameter_is_refused_before_any_trial(pg: RunningServer, client: Client,
+                                                                          study_name: str) -> None:
+    """A typo ({z} for {x}) used to run every trial with the literal text `{z}`."""
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
-    done = agent(pg, study_name, "--count", "1", program="print('{lr}'); print('asktell: loss=1')")
-    assert done.returncode == 0 and "{lr} name no parameter" in done.stderr and "{lr}" in done.stdout
+    refused = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study_name, "--count", "1", "--",
+                              "echo", "{x}", "{z}", "${HOME}"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "ASKTELL_URL": pg.url})
+    assert refused.returncode == 1 and "{z} in the command names no parameter" in refused.stderr
+    assert "(x, width)" in refused.stderr and "--literal-braces" in refused.stderr
+    assert study.trials() == []
+    done = agent(pg, study_name, "--count", "1", program="print('{z}', '${HOME}'); print('asktell: loss=1')")
+    assert done.returncode == 0 and "{z} ${HOME}" in done.stdout  # kept as they are with --literal-braces
     assert study.trials()[0].state == "completed"
 
 
@@ -229,6 +249,15 @@ def test_a_job_using_the_sdk_itself_under_the_agent(pg: RunningServer, client: C
     trials = study.trials(measurements=True)
     assert [t.values == {"loss": t.params["x"]} for t in trials] == [True, True]
     assert [len(t.measurements or []) for t in trials] == [2, 2]
+
+
+def test_agent_help_explains_placeholders_metrics_and_defaults() -> None:
+    shown = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    for words in ("{trial_id}", "{budget}", "{resume_from}", "{checkpoint}", "--literal-braces", "${VAR}",
+                  "asktell: step=3 val_loss=0.41", "$ASKTELL_METRICS_FILE", "Values without a step are final",
+                  "(default 10)", "(default 30)", "default 300", "until the study stops", "[trial N]"):
+        assert words in shown, words
 
 
 def test_current_trial_is_none_outside_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,6 +285,8 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
         if request.url.path.endswith("/report"):
             return httpx.Response(200, json={"action": "pause", "reason": None,
                                              "trial": {**trial, "state": "paused"}})
+        if request.url.path.endswith("/best"):
+            return httpx.Response(200, json={"trials": []})
         return httpx.Response(200, json=study)
 
     program = ("import sys, time\nprint('asktell: step=2 loss=0.3 resume=' + sys.argv[1] + ' budget=' + sys.argv[2],"
@@ -267,7 +298,8 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
         assert run_agent(scripted, options) == 0
     assert time.monotonic() - started < 30  # the program was ended, not waited for
     out = capsys.readouterr()
-    assert "resume=1 budget=3" in out.out and "/ckpt/0" in out.out and "trial 0: pause" in out.err
+    assert "resume=1 budget=3" in out.out and "/ckpt/0" in out.out
+    assert "trial 0 paused at step 2: an ask may resume it" in out.err and "1 trial run: 1 paused" in out.err
     assert not any(s.endswith("/tell") for s in seen)  # a paused trial is not told
 
 
@@ -324,6 +356,37 @@ def test_optimize_wants_a_dict_for_several_objectives(client: Client, study_name
         study.optimize(lambda trial: 1.0, n_trials=1, show_progress=False)
     study.optimize(lambda trial: {"loss": 1.0, "seconds": 2.0}, n_trials=2, show_progress=False)
     assert [t.state for t in study.trials()] == ["failed", "completed", "completed"]
+
+
+def test_optimize_fails_a_trial_whose_result_the_server_refuses(client: Client, study_name: str) -> None:
+    """A missing metric (the server's 422) used to leave the trial active until it went stale."""
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    with pytest.raises(asktell.InvalidArgumentError, match=r"values\.loss"):
+        study.optimize(lambda trial: {"accuracy": 0.9}, n_trials=3, show_progress=False)
+    (trial,) = study.trials()
+    assert trial.state == "failed" and "refused the objective's result: values.loss: missing" in (trial.reason or "")
+    study.optimize(lambda trial: {"accuracy": 0.9}, n_trials=2, catch=(asktell.InvalidArgumentError,),
+                   show_progress=False)
+    assert [t.state for t in study.trials()] == ["failed"] * 3
+
+
+def test_optimize_fails_a_non_finite_result_with_a_clear_reason(client: Client, study_name: str) -> None:
+    """A diverged run (NaN) is an outcome, not a bug: its trial fails, saying so, and the loop goes on."""
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    study.optimize(lambda trial: float("nan") if trial.number == 0 else math.inf, n_trials=2, show_progress=False)
+    assert [(t.state, t.reason) for t in study.trials()] == [
+        ("failed", "the objective returned a value that is not a finite number: loss=nan"),
+        ("failed", "the objective returned a value that is not a finite number: loss=inf")]
+
+
+def test_optimize_refuses_a_value_that_is_not_a_number(client: Client, study_name: str) -> None:
+    study = client.create_study(study_name, SPACE, LOSS, engine="random")
+    with pytest.raises(TypeError, match=r"'loss' must be a number, got str '0\.5'"):
+        study.optimize(lambda trial: {"loss": "0.5"}, n_trials=2, show_progress=False)  # type: ignore[dict-item]
+    (trial,) = study.trials()
+    assert trial.state == "failed" and "must be a number" in (trial.reason or "")
+    study.optimize(lambda trial: np.float32(0.25), n_trials=1, show_progress=False)  # type: ignore[arg-type,return-value]
+    assert study.trials()[-1].values == {"loss": 0.25}
 
 
 def test_ctrl_c_in_optimize_fails_the_trials_of_every_thread(client: Client, study_name: str) -> None:

@@ -10,6 +10,8 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,10 @@ from sqlalchemy.engine import make_url
 from asktell import AuthenticationError, Client, NotFoundError
 from service.api.app import create_app
 from service.config import Settings
+from service.core import access, studies
+from service.domain.spec import StudySpec
+from service.errors import Conflict
+from service.store.db import Database, upgrade
 from tests.conftest import REPO, RunningServer, free_port, make_spec, start_server, stop_server
 
 ADMIN_SECRET = "at_bootstrap-" + secrets.token_hex(16)
@@ -193,18 +199,54 @@ def test_namespaces_are_managed_by_admins(secured: RunningServer, teams: dict[st
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "name"
 
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _form_token(browser: httpx.Client) -> str:
+    """Open the sign-in page as a browser would: it sets a cookie and carries the same token in its form."""
+    page = browser.get("/ui/sign-in")
+    match = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
 def test_the_dashboard_signs_in_with_a_cookie(secured: RunningServer, teams: dict[str, Any]) -> None:
     with httpx.Client(base_url=secured.url, follow_redirects=False) as browser:
         assert browser.get("/ui").headers["location"] == "/ui/sign-in"
-        assert browser.post("/ui/sign-in", content="token=wrong",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 401
-        signed = browser.post("/ui/sign-in", content=f"token={teams['a']['reader']}",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert browser.post("/ui/sign-in", content=f"token=wrong&form_token={_form_token(browser)}",
+                            headers=FORM).status_code == 401
+        signed = browser.post("/ui/sign-in", content=f"token={teams['a']['reader']}&form_token={_form_token(browser)}",
+                              headers=FORM)
         assert signed.status_code == 303
         page = browser.get("/ui")
         assert page.status_code == 200 and teams["study"] in page.text
         # The cookie is for reading pages only: it does not authorize API writes.
         assert browser.post(f"/v1/studies/{teams['study']}/ask", json={}).status_code == 401
+
+
+def test_a_cross_site_sign_in_is_refused(secured: RunningServer, teams: dict[str, Any]) -> None:
+    """Login CSRF: another site's page posting its own token to the sign-in form would sign the victim's browser
+    in to the attacker's namespace. Without the form's token (its cookie is SameSite=Strict), or when the browser
+    says the post comes from another site, the sign-in is refused and sets no cookie."""
+    reader = teams["a"]["reader"]
+    with httpx.Client(base_url=secured.url, follow_redirects=False) as browser:
+        forged = [
+            (f"token={reader}", {}),  # no form token: a form on another site
+            (f"token={reader}&form_token=guessed", {}),
+            (f"token={reader}&form_token={_form_token(browser)}", {"Sec-Fetch-Site": "cross-site"}),
+        ]
+        for body, headers in forged:
+            refused = browser.post("/ui/sign-in", content=body, headers={**FORM, **headers})
+            assert refused.status_code == 403 and "another site" in refused.text, refused.text
+            assert "asktell_token" not in refused.headers.get("set-cookie", "")
+        assert browser.get("/ui").status_code == 303  # still signed out
+
+
+def test_dashboard_pages_cannot_be_framed_or_load_foreign_code(secured: RunningServer) -> None:
+    page = httpx.get(f"{secured.url}/ui/sign-in")
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy and "form-action 'self'" in policy
 
 
 def test_limits_cors_and_no_secret_in_logs(secured: RunningServer, teams: dict[str, Any]) -> None:
@@ -279,3 +321,67 @@ def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("server not ready")
+
+
+def _create_studies_until_refused(server: RunningServer, secret: str, start: threading.Barrier, head_start: float,
+                                  writer_index: int, created: list[str]) -> None:
+    with _client(server, secret) as writer:
+        start.wait()
+        time.sleep(head_start)
+        for i in range(50):
+            name = f"s-{writer_index}-{i}"
+            response = writer.post("/v1/studies", json={"name": name, **make_spec(engine="random")})
+            if response.status_code != 201:
+                assert response.status_code in (401, 409), response.text
+                return
+            created.append(name)
+
+
+def test_deleting_a_namespace_while_its_writers_create_studies_leaves_no_study_behind(
+        secured: RunningServer, teams: dict[str, Any]) -> None:
+    """Writers create studies as fast as they can while an admin deletes their namespace. Either the delete is
+    refused (a study got in first) or it wins and not one study of the namespace survives: after re-creating
+    the namespace, a new token sees nothing of the old one."""
+    for attempt in range(8):
+        namespace = f"racing-{attempt}"
+        head_start = attempt * 0.002  # the delete's head start: from none to past the writers' first studies
+        with _client(secured, ADMIN_SECRET) as admin:
+            assert admin.post("/v1/namespaces", json={"name": namespace}).status_code == 201
+            secret = admin.post("/v1/tokens", json={"namespace": namespace, "role": "writer"}).json()["secret"]
+        start = threading.Barrier(5)
+        created: list[str] = []
+        writers = [threading.Thread(target=_create_studies_until_refused,
+                                    args=(secured, secret, start, head_start, i, created)) for i in range(4)]
+        for thread in writers:
+            thread.start()
+        with _client(secured, ADMIN_SECRET) as admin:
+            start.wait()
+            deleted = admin.delete(f"/v1/namespaces/{namespace}")
+            for thread in writers:
+                thread.join()
+            assert deleted.status_code in (204, 409), deleted.text
+            listed = {n["name"]: n for n in admin.get("/v1/namespaces").json()["namespaces"]}
+            if deleted.status_code == 409:  # a study got in first: the namespace stays, with what it holds
+                assert listed[namespace]["studies"] == len(created)
+                continue
+            assert namespace not in listed
+            assert admin.post("/v1/namespaces", json={"name": namespace}).status_code == 201
+            fresh = admin.post("/v1/tokens", json={"namespace": namespace, "role": "reader"}).json()["secret"]
+        with _client(secured, fresh) as reader:
+            assert reader.get("/v1/studies").json()["studies"] == [], f"attempt {attempt}: {len(created)} created"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_no_study_is_created_in_a_deleted_namespace(backend: str, postgresql_factory: Callable[[], str],
+                                                          tmp_path: Path) -> None:
+    url = postgresql_factory() if backend == "postgresql" else f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        await access.create_namespace(db, "team-x")
+        await access.delete_namespace(db, "team-x")
+        with pytest.raises(Conflict, match="namespace 'team-x' was deleted"):  # a writer whose token was cached
+            await studies.create_study(db, "team-x", "s", StudySpec.model_validate(make_spec()))
+        assert [n.name for n in await access.list_namespaces(db)] == ["default"]
+    finally:
+        await db.dispose()

@@ -225,3 +225,27 @@ def test_a_running_study_refreshes_itself(pg: RunningServer, page: Page, studies
 def test_pages_answer_404_for_unknown_studies(pg: RunningServer) -> None:
     assert httpx.get(f"{pg.url}/ui/studies/nope").status_code == 404
     wait_until(lambda: httpx.get(f"{pg.url}/ui/static/app.js").status_code == 200, 5, "static files")
+
+
+def test_signing_in_in_a_browser_passes_the_form_check(postgresql_factory: Callable[[], str], page: Page,
+                                                       tmp_path: Path) -> None:
+    """The sign-in form's token and its cookie work in a real browser, and the pages it opens keep working under
+    their content security policy (an inline script or a foreign resource would fail here)."""
+    admin = "at_dashboard-" + "0" * 24
+    server = start_server(postgresql_factory(), tmp_path / "server.log", {"ASKTELL_ADMIN_TOKEN": admin})
+    try:
+        Client(server.url, token=admin).create_study("signed-in", SPACE, [{"name": "loss", "goal": "minimize"}],
+                                                     engine="random")
+        violations: list[str] = []
+        page.on("console", lambda message: violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        page.goto(f"{server.url}/ui")
+        expect(page).to_have_url(f"{server.url}/ui/sign-in")
+        page.fill("input[name=token]", admin)
+        page.click("form button")
+        expect(page.locator("tr[data-study='signed-in']")).to_have_count(1)
+        page.goto(f"{server.url}/ui/studies/signed-in")
+        expect(page.locator("#trials-total")).to_contain_text("0")
+        assert not violations, violations
+    finally:
+        stop_server(server)

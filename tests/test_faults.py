@@ -247,3 +247,56 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
         assert server.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
     finally:
         server.kill()
+
+
+AGENT_PROGRAM = "import time, sys; time.sleep(1); print(f'asktell: loss={float(sys.argv[1]) ** 2}', flush=True)"
+
+
+def test_optimize_and_the_agent_ride_out_a_server_restart(postgresql_factory: Callable[[], str],
+                                                          tmp_path: Path) -> None:
+    """The server is killed mid-run and is back a few seconds later: a running `study.optimize` and a running
+    `asktell agent` go on (the SDK retried for about 3 s; they failed) and every trial ends completed."""
+    database_url, port = postgresql_factory(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _serve(database_url, port, tmp_path / "server.log")
+    try:
+        wait_until(lambda: _ready(url), 60, "the server to start")
+        spec = make_spec(engine="random", params=[{"name": "x", "type": "float", "low": -1, "high": 1}])
+        with Client(url) as client:
+            for name in ("optimized", "agent"):
+                client.create_study(name, spec["params"], spec["objectives"], engine="random")
+        agent = subprocess.Popen([sys.executable, "-m", "asktell.cli", "--url", url, "agent", "agent", "--count", "8",
+                                  "--", sys.executable, "-c", AGENT_PROGRAM, "{x}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        errors: list[BaseException] = []
+
+        def optimize() -> None:
+            def objective(trial: Any) -> float:
+                time.sleep(1)
+                return float(trial.params["x"]) ** 2
+
+            try:
+                with Client(url) as own:
+                    own.get_study("optimized").optimize(objective, n_trials=10, n_workers=2, show_progress=False)
+            except BaseException as error:
+                errors.append(error)
+
+        optimizing = threading.Thread(target=optimize)
+        optimizing.start()
+        with Client(url) as client:
+            wait_until(lambda: (client.get_study("optimized").trial_counts or {}).get("completed", 0) >= 2, 60,
+                       "trials to complete")
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        time.sleep(2)
+        server = _serve(database_url, port, tmp_path / "server.log")
+        optimizing.join(timeout=180)
+        output, _ = agent.communicate(timeout=180)
+        assert not errors, errors
+        assert agent.returncode == 0, output[-3000:]
+        with Client(url) as client:
+            for name, count in (("optimized", 10), ("agent", 8)):
+                assert [t.state for t in client.get_study(name).trials()] == ["completed"] * count, name
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +116,10 @@ def test_cli_lists_studies_and_trials(server: RunningServer, study_name: str) ->
 
     listing = cli("studies", "list")
     assert listing.returncode == 0 and study_name in listing.stdout and "sobol" in listing.stdout
+    header, _, *rows = listing.stdout.splitlines()
+    assert header.split() == ["NAME", "ENGINE", "STATE", "TRIALS", "BY", "STATE", "BEST", "OBJECTIVES"]
+    (row,) = [r for r in rows if r.startswith(study_name + " ")]
+    assert row.split()[:7] == [study_name, "sobol", "active", "2", "completed=2", "0.25", "val_loss"]
     trials = cli("trials", "list", study_name)
     assert trials.returncode == 0
     assert [line.split()[:2] for line in trials.stdout.splitlines()[2:]] == [["0", "completed"], ["1", "completed"]]
@@ -121,5 +127,40 @@ def test_cli_lists_studies_and_trials(server: RunningServer, study_name: str) ->
     assert "best:" in shown.stdout and "val_loss" in shown.stdout
     missing = cli("studies", "show", study_name + "-nope")
     assert missing.returncode == 1 and "not found" in missing.stderr
+    closed = subprocess.Popen([sys.executable, "-m", "asktell.cli", "--url", server.url, "studies", "show",
+                               study_name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert closed.stdout is not None
+    closed.stdout.close()  # `asktell studies show ... | head` with a reader that is already gone
+    assert closed.wait(timeout=60) == 141 and closed.stderr is not None and closed.stderr.read() == ""
+    bad_url = subprocess.run([sys.executable, "-m", "asktell.cli", "--url", server.url.removeprefix("http://"),
+                              "studies", "list"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad_url.returncode == 1 and "must start with http:// or https://" in bad_url.stderr
     assert cli("studies", "delete", study_name, "--yes").returncode == 0
     assert study_name not in cli("studies", "list").stdout
+
+
+def test_listing_studies_with_a_summary_gives_counts_and_best_values(server: RunningServer, study_name: str) -> None:
+    with Client(server.url) as client:
+        study = client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
+                                    engine="sobol")
+        first, second, third = study.ask(n=3)
+        first.tell({"val_loss": 0.5})
+        second.tell({"val_loss": 0.2})
+        third.tell(failed=True)
+        (listed,) = [s for s in client.list_studies(summary=True) if s.name == study_name]
+        assert listed.trial_counts == {"completed": 2, "failed": 1} and listed.best_value == 0.2
+        (plain,) = [s for s in client.list_studies() if s.name == study_name]
+        assert plain.trial_counts is None and plain.best_value is None
+
+
+def test_serve_on_a_port_in_use_says_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        refused = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url",
+                                  f"sqlite:///{tmp_path / 'busy.db'}"], capture_output=True, text=True, cwd=REPO,
+                                 timeout=60)
+    assert refused.returncode == 2
+    assert "address already in use" in refused.stderr and f"--port {port + 1}" in refused.stderr
+    assert f"ASKTELL_PORT={port + 1}" in refused.stderr

@@ -115,3 +115,11 @@ def test_limits_answer_422_naming_the_field(api: httpx.Client, study: str) -> No
     assert bad_metric.status_code == 422 and "values" in bad_metric.json()["error"]["details"][0]["field"]
     assert api.get(f"/v1/studies/{study}/trials", params={"page_size": 10_001}).status_code == 422
     assert api.get(f"/v1/studies/{study}/trials/{2**40}").status_code == 422
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_segments_are_not_study_names(api: httpx.Client, name: str) -> None:
+    """URLs resolve `.` and `..` away (the SDK, the CLI and browsers alike), so such a study could not be reached."""
+    problems = _problems(api.post("/v1/studies", json={"name": name, **make_spec()}))
+    assert "path segment" in problems["name"]
+    assert name not in [s["name"] for s in api.get("/v1/studies").json()["studies"]]

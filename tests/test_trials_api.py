@@ -256,3 +256,16 @@ def test_tells_stay_right_when_a_study_is_recreated_under_the_same_name(api: htt
     assert _tell(api, study, 0, values={"acc": 0.9}).json()["values"] == {"acc": 0.9}
     (second,) = _ask(api, study)
     assert _tell(api, study, second["number"], values={"acc": 0.8}).json()["state"] == "completed"
+
+
+def test_a_valid_tell_is_accepted_after_the_study_is_recreated_with_another_spec(api: httpx.Client,
+                                                                                  study: str) -> None:
+    for _ in range(2):  # the second tell takes the single-statement path, which remembers the study's spec
+        (trial,) = _ask(api, study)
+        assert _tell(api, study, trial["number"], values={"loss": 1.0}).status_code == 200
+    api.delete(f"/v1/studies/{study}").raise_for_status()
+    api.post("/v1/studies", json={"name": study, **make_spec(objectives=[{"name": "acc", "goal": "maximize"}])})
+    (trial,) = _ask(api, study)
+    told = _tell(api, study, trial["number"], values={"acc": 0.9})  # valid for the new spec, not for the old
+    assert told.status_code == 200, told.text
+    assert told.json()["values"] == {"acc": 0.9}

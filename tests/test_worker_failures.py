@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
 
 from service.core import asking
 from service.core.studies import create_study, delete_study
@@ -114,3 +118,53 @@ async def test_a_study_deleted_while_its_job_runs_costs_the_worker_nothing(
     await worker.process(next_job)
     (trial,) = (await asking.get_study_job(db, "default", "kept", next_job.id, 0)).trials
     assert trial.params == {"x": 0.5} and trial.source == "point"
+
+
+class ConnectionKillingEngine(PointEngine):
+    """Proposes a point, but while it computes an operator (or a failover) kills the worker's database connections."""
+
+    name = "connection-killing"
+    kill: Callable[[], None] = staticmethod(lambda: None)
+
+    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+        self.kill()
+        return super().suggest(request)
+
+
+async def test_a_job_whose_database_connection_was_killed_is_released_at_once(
+        postgresql_factory: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job used to stay claimed until its lease ran out (30 s) while the study's clients waited."""
+    url = postgresql_factory()
+    upgrade(url)
+    database = make_url(url).database
+
+    def kill_worker_connections() -> None:
+        with psycopg.connect(make_url(url).set(database="postgres").render_as_string(hide_password=False),
+                             autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                          "AND pid <> pg_backend_pid()", (database,))
+
+    engine = ConnectionKillingEngine()
+    engine.kill = kill_worker_connections
+    monkeypatch.setitem(ENGINES, engine.name, engine)
+    db = Database(url)
+    try:
+        await create_study(db, "default", "s", SPEC.model_copy(update={"engine": engine.name}))
+        worker = Worker(db, WorkerSettings(lease_seconds=30))
+        async with db.transaction() as conn:
+            await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                            concurrency=1)
+        pending = await asking.ask(db, "default", "s", count=1, worker_id=None, fresh=False, wait_seconds=0)
+        assert pending.pending is not None
+        job = await worker._claim()
+        assert job is not None
+        await worker.run_claimed(job)  # the connection dies under it: logged, not raised
+        engine.kill = lambda: None
+        started = time.monotonic()
+        again = await worker._claim()
+        assert again is not None and again.id == job.id and again.attempts == 2
+        await worker.run_claimed(again)
+        (trial,) = (await asking.get_study_job(db, "default", "s", job.id, 0)).trials
+        assert trial.params == {"x": 0.5} and time.monotonic() - started < 5
+    finally:
+        await db.dispose()

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asktell import Client, SobolFallbackWarning
 from tests.conftest import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -94,17 +95,35 @@ def test_gp_study_runs_on_the_embedded_worker(tmp_path: Path, study_name: str) -
             assert status["last_rung"] in ("fit", "fit-warm")
             workers = api.get("/v1/workers").json()["workers"]
             assert [w["alive"] for w in workers] == [True]
+            assert "NO ENGINE WORKER" not in server.output()  # the embedded worker serves SQLite
     finally:
         stop_server(server)
 
 
-def test_no_live_worker_falls_back_to_sobol_and_says_so(pg_api: httpx.Client, study_name: str) -> None:
+def test_no_live_worker_falls_back_to_sobol_and_says_so(pg_server: RunningServer, pg_api: httpx.Client,
+                                                        study_name: str) -> None:
+    """Loudly: the server's start, every ask answer that carries Sobol points, the study's status, and the SDK."""
     assert not any(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"])
+    assert "NO ENGINE WORKER IS ALIVE" in pg_server.output()
     _create(pg_api, study_name)
-    sources = [_ask_tell(pg_api, study_name)["source"] for _ in range(5)]
-    assert sources == ["gp", "gp", "gp", "sobol-fallback", "sobol-fallback"]
+    assert pg_api.get(f"/v1/studies/{study_name}/engine").json()["fallback"] is None  # the initial design is due
+    answers = []
+    for _ in range(5):
+        answers.append(pg_api.post(f"/v1/studies/{study_name}/ask", json={"wait_seconds": 60}).json())
+        (trial,) = answers[-1]["trials"]
+        pg_api.post(f"/v1/studies/{study_name}/trials/{trial['number']}/tell",
+                    json={"values": {"y": branin(**trial["params"])}}).raise_for_status()
+    assert [a["trials"][0]["source"] for a in answers] == ["gp", "gp", "gp", "sobol-fallback", "sobol-fallback"]
+    assert [a["fallback"] is not None for a in answers] == [False, False, False, True, True]
+    assert answers[-1]["fallback"].startswith("sobol-fallback: no live engine worker")
     status = pg_api.get(f"/v1/studies/{study_name}/engine").json()
     assert status["fallbacks"] == 2 and "no live engine worker" in status["last_error"]
+    assert status["fallback"].startswith("sobol-fallback: no live engine worker")
+    with Client(pg_server.url) as client:
+        study = client.get_study(study_name)
+        with pytest.warns(SobolFallbackWarning, match="no live engine worker"):
+            (trial,) = study.ask()
+        assert trial.source == "sobol-fallback" and study.status()["fallback"] == status["fallback"]
 
 
 def test_gp_study_with_two_worker_processes(pg_api: httpx.Client, workers: Callable[..., object],
@@ -117,7 +136,7 @@ def test_gp_study_with_two_worker_processes(pg_api: httpx.Client, workers: Calla
     values = [branin(**_ask_tell(pg_api, study_name)["params"]) for _ in range(14)]  # type: ignore[arg-type]
     assert min(values) < 5.0  # the Sobol start alone rarely gets below 5 on Branin; the model does
     status = pg_api.get(f"/v1/studies/{study_name}/engine").json()
-    assert status["computations"] >= 8 and status["fallbacks"] == 0
+    assert status["computations"] >= 8 and status["fallbacks"] == 0 and status["fallback"] is None
     assert status["last_seconds"] is not None and status["last_seconds"] > 0
 
 

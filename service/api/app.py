@@ -14,8 +14,10 @@ from service import __version__
 from service.api import access, health, studies, trials, workers
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
+from service.api.nul import RefuseNul
 from service.config import Settings
 from service.core import access as access_core
+from service.core import engines
 from service.core.stale import sweep_forever
 from service.store.db import Database, upgrade
 from service.ui import routes as ui_routes
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 AUTH_OFF_WARNING = ("AUTHENTICATION IS OFF: anyone who can reach this server has admin rights. Turn it on with "
                     "`asktell tokens create --admin` (or ASKTELL_ADMIN_TOKEN) before exposing it.")
+NO_WORKER_WARNING = ("NO ENGINE WORKER IS ALIVE: until one runs, studies whose engine fits a model (gp and the "
+                     "other model engines) get Sobol points past their initial design (source sobol-fallback). "
+                     "Start one on this database: `asktell worker --database-url ...`.")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("installed the admin token from ASKTELL_ADMIN_TOKEN (namespace default)")
         if not await app.state.auth.enabled():
             log.warning(AUTH_OFF_WARNING)
+        if not settings.runs_embedded_worker and not await engines.any_live_worker(db):
+            log.warning(NO_WORKER_WARNING)
         await db.signals.start()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(sweep_forever(db, settings.stale_sweep_seconds, stop), name="stale-sweep")]
@@ -71,5 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization",
                                                                                           "Content-Type"])
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)  # outermost: it also bounds what RefuseNul reads
     return app

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.domain.hypervolume import Cancelled
 from service.errors import (
     AlreadyExists,
     AsktellError,
@@ -25,16 +26,28 @@ from service.errors import (
 
 log = logging.getLogger(__name__)
 UI_ROOT = "/ui"
+CLIENT_CLOSED = 499  # the client went away before the answer: nobody reads this status
 
 STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409, Unauthenticated: 401,
           PermissionDenied: 403, TooLarge: 413}
-_HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid_argument",
-               503: "unavailable"}
+_HTTP_CODES = {401: "unauthenticated", 403: "permission_denied", 404: "not_found", 405: "method_not_allowed",
+               409: "conflict", 413: "too_large", 422: "invalid_argument", 503: "unavailable"}
 
 
-def _body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from a body stream past the limit. An HTTPException, so that a route that is reading the body
+    lets it through (FastAPI's body parser turns any other error there into a 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body over the limit of {limit} bytes")
+        self.limit = limit
+
+    def body(self) -> dict[str, Any]:
+        return error_body("too_large", str(self.detail), [{"field": "body", "reason": f"at most {self.limit} bytes"}])
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -68,25 +81,35 @@ def install_error_handlers(app: FastAPI) -> None:
         details = ([{"field": p.field, "reason": p.reason} for p in error.problems]
                    if isinstance(error, InvalidArgument) else None)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(_body(error.code, error.message, details), status_code=status, headers=headers)
+        return JSONResponse(error_body(error.code, error.message, details), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
         details = [{"field": _field_path(tuple(e["loc"])), "reason": e["msg"]} for e in error.errors()]
         message = "; ".join(f"{d['field']}: {d['reason']}" for d in details)
-        return JSONResponse(_body("invalid_argument", message, details), status_code=422)
+        return JSONResponse(error_body("invalid_argument", message, details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # a body the framework could not read (not UTF-8, say): like bad JSON, a 422
+            details = [{"field": "body", "reason": str(error.detail)}]
+            return JSONResponse(error_body("invalid_argument", f"body: {error.detail}", details), status_code=422)
+        if isinstance(error, BodyTooLarge):
+            return JSONResponse(error.body(), status_code=413)
         code = _HTTP_CODES.get(error.status_code, "error")
-        return JSONResponse(_body(code, str(error.detail)), status_code=error.status_code)
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(Cancelled)
+    async def client_gone(request: Request, _: Cancelled) -> Response:
+        log.info("%s %s: the client went away; its computation stopped", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
         if _database_unreachable(error):
             # Retryable by design: nothing was committed. Logged without the (driver-specific) details.
             log.warning("database unavailable: %s", type(error).__name__)
-            return JSONResponse(_body("unavailable", "the database is unavailable; nothing was changed, retry"),
+            return JSONResponse(error_body("unavailable", "the database is unavailable; nothing was changed, retry"),
                                 status_code=503, headers={"Retry-After": "1"})
         log.exception("unhandled error", exc_info=error)
-        return JSONResponse(_body("internal", "internal server error; nothing was changed"), status_code=500)
+        return JSONResponse(error_body("internal", "internal server error; nothing was changed"), status_code=500)

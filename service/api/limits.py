@@ -6,14 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def _too_large(limit: int) -> bytes:
-    return json.dumps({"error": {"code": "too_large", "message": f"request body over the limit of {limit} bytes",
-                                 "details": [{"field": "body", "reason": f"at most {limit} bytes"}]}}).encode()
+from service.api.errors import BodyTooLarge
 
 
 class BodySizeLimit:
@@ -40,7 +33,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,7 +48,7 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = _too_large(self.limit)
+        body = json.dumps(BodyTooLarge(self.limit).body()).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

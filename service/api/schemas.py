@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.core.asking import AskOutcome
-from service.core.trials import HypervolumeReport
+from service.core.hypervolume import HypervolumeReport
 from service.domain.hypervolume import oriented_reference
 from service.domain.spec import STUDY_NAME_PATTERN, Choice, Name, StudySpec
 from service.domain.trial import TrialState
@@ -28,10 +28,17 @@ RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-
                                              "the first attempt's result and changes nothing.")]
 
 
+def _reachable_name(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} is a URL path segment: clients would resolve it away and never reach the study")
+    return name
+
+
 class StudyCreate(StudySpec):
     """A new study: its name plus the spec. With if_exists="get", an identical existing study is returned."""
 
-    name: str = Field(min_length=1, max_length=256, pattern=STUDY_NAME_PATTERN)
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=STUDY_NAME_PATTERN),
+                    AfterValidator(_reachable_name)]
     if_exists: Literal["error", "get"] = "error"
 
     def spec(self) -> StudySpec:
@@ -48,13 +55,18 @@ class StudyOut(BaseModel):
     spec: StudySpec
     created_at: datetime
     updated_at: datetime
-    trial_counts: dict[str, int] | None = Field(default=None, description="Trials per state (single-study reads).")
+    trial_counts: dict[str, int] | None = Field(
+        default=None, description="Trials per state (single-study reads, and listings with summary=true).")
+    best_value: float | None = Field(
+        default=None, description="The best feasible completed value of a single-objective study (listings with "
+                                  "summary=true).")
 
     @classmethod
-    def of(cls, study: StudyRecord, counts: dict[str, int] | None = None) -> StudyOut:
+    def of(cls, study: StudyRecord, counts: dict[str, int] | None = None,
+           best_value: float | None = None) -> StudyOut:
         return cls(id=study.id, name=study.name, owner=study.owner, state=study.state, engine=study.engine,
                    seed=study.seed, spec=study.spec, created_at=study.created_at, updated_at=study.updated_at,
-                   trial_counts=counts)
+                   trial_counts=counts, best_value=best_value)
 
 
 class StudyPage(BaseModel):
@@ -133,15 +145,20 @@ class PendingJob(BaseModel):
         return cls(id=job.id, state=job.state, count=job.count, attempts=job.attempts, error=job.error)
 
 
+FALLBACK = ("Set when some trials are Sobol points instead of the engine's suggestions (their source is "
+            "`sobol-fallback`), saying why: e.g. no live engine worker (start `asktell worker`).")
+
+
 class AskResponse(BaseModel):
     trials: list[TrialOut]
     pending: PendingJob | None = Field(default=None, description="Set (with status 202) when some trials are "
                                                                  "still being computed; poll it.")
+    fallback: str | None = Field(default=None, description=FALLBACK)
 
     @classmethod
     def of(cls, outcome: AskOutcome) -> AskResponse:
         return cls(trials=[TrialOut.of(t) for t in outcome.trials],
-                   pending=PendingJob.of(outcome.pending) if outcome.pending else None)
+                   pending=PendingJob.of(outcome.pending) if outcome.pending else None, fallback=outcome.fallback)
 
 
 class WorkerOut(BaseModel):
@@ -177,6 +194,9 @@ class EngineStatusOut(BaseModel):
     infeasibility: dict[str, Any] | None = Field(
         default=None, description="The evidence for `likely_infeasible`: consecutive rounds and the trial that "
                                   "came closest to feasibility.")
+    fallback: str | None = Field(default=None, description="Set while the study's asks get Sobol points instead of "
+                                                           "the engine's (source `sobol-fallback`), saying why: no "
+                                                           "live engine worker (start `asktell worker`).")
 
 
 class TellRequest(_Body):
@@ -223,9 +243,9 @@ class HypervolumeOut(BaseModel):
                     "(nadir minus 10% of the range; null before any feasible result).")
     hypervolume: float = Field(description="The current dominated hypervolume.")
     history: list[HypervolumePoint] = Field(description="One entry per completed trial, in finishing order.")
-    approximate: bool = Field(default=False, description="True for more than 5 objectives: a quasi-Monte Carlo "
-                                                         "estimate (2^15 points), exact computation being "
-                                                         "exponential in the objectives.")
+    approximate: bool = Field(default=False, description="True when the history is a quasi-Monte Carlo estimate "
+                                                         "(2^15 points): for more than 5 objectives, or a front "
+                                                         "too large to compute exactly in about a second.")
 
     @classmethod
     def of(cls, report: HypervolumeReport) -> HypervolumeOut:

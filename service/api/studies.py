@@ -29,10 +29,17 @@ async def create_study(body: StudyCreate, response: Response, db: Db, who: Owner
 
 @router.get("", response_model=StudyPage)
 async def list_studies(db: Db, who: Owner, page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-                       page_token: str | None = None) -> StudyPage:
+                       page_token: str | None = None,
+                       summary: Annotated[bool, Query(description="Add each study's trial_counts and best_value "
+                                                                  "(one more query per study with results).")]
+                       = False) -> StudyPage:
     found = await studies.list_studies(db, who, after_id=pages.decode(page_token, 0), limit=page_size + 1)
     token = pages.encode(found[page_size - 1].id) if len(found) > page_size else None
-    return StudyPage(studies=[StudyOut.of(s) for s in found[:page_size]], next_page_token=token)
+    shown = found[:page_size]
+    if not summary:
+        return StudyPage(studies=[StudyOut.of(s) for s in shown], next_page_token=token)
+    summaries = await studies.summarize(db, shown)
+    return StudyPage(studies=[StudyOut.of(s.study, s.counts, s.best) for s in summaries], next_page_token=token)
 
 
 @router.get("/{study}", response_model=StudyOut)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api import pages
 from service.api.deps import database, owner
+from service.api.disconnect import unless_disconnected
 from service.api.paths import RowId, TrialNumber
 from service.api.schemas import (
     AddTrialRequest,
@@ -22,6 +23,7 @@ from service.api.schemas import (
     TrialPage,
 )
 from service.core import asking, trials
+from service.core.hypervolume import report as hypervolume_report
 from service.domain.trial import TrialState
 from service.store.db import Database
 
@@ -109,6 +111,9 @@ async def best(study: str, db: Db, who: Owner) -> BestResponse:
 
 
 @router.get("/hypervolume", response_model=HypervolumeOut)
-async def hypervolume(study: str, db: Db, who: Owner) -> HypervolumeOut:
-    """The dominated hypervolume over time: one value per completed trial, against the study's reference point."""
-    return HypervolumeOut.of(await trials.hypervolume(db, who, study))
+async def hypervolume(study: str, request: Request, db: Db, who: Owner) -> HypervolumeOut:
+    """The dominated hypervolume over time: one value per completed trial, against the study's reference point.
+
+    Exact while that is cheap, else a quasi-Monte Carlo estimate (`approximate: true`)."""
+    return HypervolumeOut.of(await unless_disconnected(
+        request, lambda cancelled: hypervolume_report(db, who, study, cancelled)))

@@ -34,4 +34,4 @@ async def engine_status(study: str, db: Db, who: Owner) -> EngineStatusOut:
                            last_seconds=s.last_seconds, last_rung=s.last_rung, last_error=s.last_error,
                            updated_at=s.updated_at, pool_size=found.pool_size, jobs=found.jobs,
                            likely_infeasible=bool(published.get("likely_infeasible")),
-                           infeasibility=published.get("infeasibility"))
+                           infeasibility=published.get("infeasibility"), fallback=found.fallback)

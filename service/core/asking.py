@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core.engines import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
@@ -33,15 +33,14 @@ from service.store.jobs import Job, JobState
 from service.store.records import StudyRecord, StudyState, TrialRecord
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
-LIVE_WORKER_WINDOW = timedelta(seconds=90)
 JOB_POLL_SECONDS = 0.25  # signals wake a waiter at once; this is the safety net
-NO_WORKER = "no live engine worker: served a Sobol suggestion instead (start one with `asktell worker`)"
 
 
 @dataclass(frozen=True)
 class AskOutcome:
     trials: list[TrialRecord]
     pending: Job | None  # a job still computing the rest; poll it
+    fallback: str | None = None  # why some trials are Sobol points instead of the engine's (source sobol-fallback)
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,7 @@ class _NewTrials:
     refill_job: Job | None = None  # a refill already under way whose pool will serve the rest
     queued_work: bool = False  # workers have something new to do
     refill: bool = False  # queue a refill once the transaction has committed (see trials.queue_refill)
+    fallback: str | None = None  # set when no live worker could compute them: Sobol points instead
 
 
 async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
@@ -94,12 +94,18 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
         trials += step.trials
         await _announce(db, study.id, step)
     if step.job is None:
-        return AskOutcome(trials, None)
+        return AskOutcome(trials, None, step.fallback)
     done = await wait_for_job(db, step.job.id, deadline - time.monotonic())
     if done is None or not _finished(done):
         return AskOutcome(trials, done or step.job)
     known = {t.number for t in trials}
-    return AskOutcome(trials + [t for t in await job_trials(db, done) if t.number not in known], None)
+    return AskOutcome(trials + [t for t in await job_trials(db, done) if t.number not in known], None,
+                      _job_fallback(done))
+
+
+def _job_fallback(job: Job) -> str | None:
+    """A job whose engine could not compute (it failed for good, or fell back itself) made Sobol points: say why."""
+    return f"sobol-fallback: {job.error}" if job.fallback else None
 
 
 async def _earlier_attempt(conn: AsyncConnection, study_id: int,
@@ -165,7 +171,7 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: Resol
                                 worker_id, budget, source="sobol-fallback", request_id=request_id)
         await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
                                            error=NO_WORKER, fallback=True)
-        return _NewTrials(trials)
+        return _NewTrials(trials, fallback=SOBOL_FALLBACK)
     if pool_max and wait_for_refill:
         refill = await job_store.unfinished_refill(conn, study.id)
         if refill is not None:
@@ -259,5 +265,5 @@ async def get_study_job(db: Database, owner: str, name: str, job_id: int, wait_s
     if wait_seconds > 0:
         job = await wait_for_job(db, job_id, wait_seconds) or job
     if _finished(job):
-        return AskOutcome(await job_trials(db, job), None)
+        return AskOutcome(await job_trials(db, job), None, _job_fallback(job))
     return AskOutcome([], job)

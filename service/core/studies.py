@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from service.domain.spec import StudySpec
 from service.engines import check_study_spec
 from service.errors import AlreadyExists, Conflict
+from service.store import browsing
 from service.store import studies as study_store
+from service.store.browsing import StudySummary
 from service.store.db import Database
 from service.store.records import StudyRecord, StudyState
 
@@ -52,6 +54,12 @@ async def get_study(db: Database, owner: str, name: str) -> tuple[StudyRecord, d
 async def list_studies(db: Database, owner: str, *, after_id: int, limit: int) -> list[StudyRecord]:
     async with db.transaction() as conn:
         return await study_store.list_studies(conn, owner, after_id=after_id, limit=limit)
+
+
+async def summarize(db: Database, studies: list[StudyRecord]) -> list[StudySummary]:
+    """Trial counts and best values of listed studies (for `GET /v1/studies?summary=true`)."""
+    async with db.transaction() as conn:
+        return await browsing.summarize(conn, studies)
 
 
 async def delete_study(db: Database, owner: str, name: str) -> None:

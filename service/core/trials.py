@@ -7,14 +7,12 @@ tells of one trial serialize and the second sees the first.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.domain.hypervolume import HypervolumeHistory, hypervolume_history
 from service.domain.ranking import best_trials
 from service.domain.spec import Fidelity
 from service.domain.trial import (
@@ -114,6 +112,8 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
 
     Anything else (first sight of the study, a finished trial, a pool to refresh, stopped without
     values) returns None and goes through the locking transaction below, which has the full rules.
+    So do values the remembered spec refuses: the study may have been re-created with another spec,
+    and only the careful path, which reads the study, may refuse them.
     """
     study = db.known_studies.get((owner, name))
     if study is None or (told.state is TrialState.STOPPED and not told.values):
@@ -122,7 +122,10 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
         return None  # a failure may be re-queued: the careful path does that in the same transaction
     if isinstance(resolve_engine(study.spec, study.engine).options, ModelEngineOptions):
         return None
-    values = _stored_values(study, told, None)
+    try:
+        values = _stored_values(study, told, None)
+    except InvalidArgument:
+        return None
     async with db.autocommit() as conn:
         return await trial_store.finish_open_trial(conn, study, number, state=told.state, values=values,
                                                    reason=told.reason, request_id=told.request_id)
@@ -275,22 +278,3 @@ async def best(db: Database, owner: str, name: str) -> list[TrialRecord]:
         completed = await trial_store.list_trials(conn, study.id, states=[TrialState.COMPLETED])
     by_number = {t.number: t for t in completed}
     return [by_number[v.number] for v in best_trials(study.spec, [t.view() for t in completed])]
-
-
-@dataclass(frozen=True)
-class HypervolumeReport:
-    study: StudyRecord
-    history: HypervolumeHistory
-    trials: list[TrialRecord]  # the completed trials of `history`, in its order
-
-
-async def hypervolume(db: Database, owner: str, name: str) -> HypervolumeReport:
-    """Dominated hypervolume after each completed trial, in the order the trials finished."""
-    async with db.transaction() as conn:
-        study = await study_store.get_study(conn, owner, name)
-        completed = await trial_store.list_trials(conn, study.id, states=[TrialState.COMPLETED])
-    completed.sort(key=lambda t: (t.finished_at or t.created_at, t.number))
-    # Off the event loop: thousands of trials with three or more objectives take a noticeable while.
-    history = await asyncio.to_thread(hypervolume_history, study.spec, [t.view() for t in completed])
-    by_number = {t.number: t for t in completed}
-    return HypervolumeReport(study, history, [by_number[n] for n in history.numbers])

@@ -18,16 +18,29 @@ from service.errors import FieldProblem
 NAME_PATTERN = r"^[A-Za-z0-9_.:/\-]+$"
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"  # study names appear in URL paths
 Choice = str | int | float | bool
+# Numbers in a spec stay this far from float64's limits, so that what engines compute from them (a range
+# high - low, a point low + u (high - low)) is finite too: bounds of +-1e308 made every ask fail.
+MAX_MAGNITUDE = 1e300
+WHOLE_FLOAT_LIMIT = 2**53  # an int parameter's bounds: every whole number up to here is a float64
 
 
-def _require_finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise ValueError("must be a finite number")
+def number_problem(value: float) -> str | None:
+    """Why a number cannot be in a spec (or a trial's params); None if it can. Ints of any length are fine to ask."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if abs(value) > MAX_MAGNITUDE:
+        return f"must be within +-{MAX_MAGNITUDE:g}"
+    return None
+
+
+def _require_spec_number(value: float | None) -> float | None:
+    if value is not None and not isinstance(value, bool) and (problem := number_problem(value)):
+        raise ValueError(problem)
     return value
 
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_PATTERN)]
-Finite = AfterValidator(_require_finite)
+Finite = AfterValidator(_require_spec_number)
 
 
 class _Strict(BaseModel):
@@ -137,6 +150,9 @@ def _param_problems(index: int, param: Param) -> list[FieldProblem]:
             problems.append(FieldProblem(f"{at}.choices", "a categorical parameter needs at least one choice"))
         elif len({(type(c).__name__, c) for c in param.choices}) != len(param.choices):
             problems.append(FieldProblem(f"{at}.choices", "choices must be unique"))
+        for i, choice in enumerate(param.choices or ()):
+            if isinstance(choice, int | float) and not isinstance(choice, bool) and (problem := number_problem(choice)):
+                problems.append(FieldProblem(f"{at}.choices[{i}]", problem))
         return problems
 
     if param.choices is not None:
@@ -147,6 +163,8 @@ def _param_problems(index: int, param: Param) -> list[FieldProblem]:
             problems.append(FieldProblem(f"{at}.{attr}", f"required for a {param.type} parameter"))
         elif param.type is ParamType.INT and value != int(value):
             problems.append(FieldProblem(f"{at}.{attr}", f"must be a whole number for an int parameter, got {value}"))
+        elif param.type is ParamType.INT and abs(value) > WHOLE_FLOAT_LIMIT:
+            problems.append(FieldProblem(f"{at}.{attr}", f"must be within +-2**53 for an int parameter, got {value}"))
     if param.low is not None and param.high is not None:
         if param.low >= param.high:
             problems.append(FieldProblem(f"{at}.low", f"must be less than high ({param.low} >= {param.high})"))

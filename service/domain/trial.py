@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from service.domain.spec import Choice, Param, ParamType, StudySpec
+from service.domain.spec import Choice, Param, ParamType, StudySpec, number_problem
 from service.errors import FieldProblem, InvalidArgument
 
 
@@ -71,6 +71,8 @@ def _param_problem(param: Param, value: Any) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"must be a number, got {value!r}"
+    if problem := number_problem(value):
+        return problem
     if param.type is ParamType.INT and value != int(value):
         return f"must be a whole number, got {value}"
     assert param.low is not None and param.high is not None

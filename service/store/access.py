@@ -113,4 +113,8 @@ async def delete_namespace(conn: AsyncConnection, name: str) -> None:
         raise Conflict(f"namespace {name!r} still holds {namespace.studies} studies; delete them first")
     await conn.execute(update(TokenRow).where(TokenRow.namespace == name, TokenRow.revoked_at.is_(None))
                        .values(revoked_at=utcnow()))
-    await conn.execute(delete(NamespaceRow).where(NamespaceRow.name == name))
+    try:
+        async with conn.begin_nested():
+            await conn.execute(delete(NamespaceRow).where(NamespaceRow.name == name))
+    except IntegrityError as error:  # the studies' key: one was created since the count above
+        raise Conflict(f"namespace {name!r} now holds a study; delete its studies first") from error

@@ -136,7 +136,12 @@ async def study_summaries(conn: AsyncConnection, owner: str, *, search: str, off
     rows = list(await conn.execute(select(*StudyRow.__table__.c).where(*where)
                                    .order_by(StudyRow.id.desc()).offset(offset).limit(limit)))
     total = (await conn.execute(select(func.count()).select_from(StudyRow).where(*where))).scalar_one()
-    studies = [study_record(row) for row in rows]
+    return await summarize(conn, [study_record(row) for row in rows]), int(total)
+
+
+async def summarize(conn: AsyncConnection, studies: list[StudyRecord]) -> list[StudySummary]:
+    """Each study with its trial counts, best value and last activity: one grouped count, and one query per
+    single-objective study with results."""
     ids = [s.id for s in studies]
     counts: dict[int, dict[str, int]] = {i: {} for i in ids}
     activity: dict[int, datetime | None] = {}
@@ -151,7 +156,7 @@ async def study_summaries(conn: AsyncConnection, owner: str, *, search: str, off
     for study in studies:
         best = await best_value(conn, study) if counts[study.id].get(TrialState.COMPLETED.value) else None
         summaries.append(StudySummary(study, counts[study.id], best, activity.get(study.id) or study.updated_at))
-    return summaries, int(total)
+    return summaries
 
 
 async def best_value(conn: AsyncConnection, study: StudyRecord) -> float | None:

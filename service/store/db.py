@@ -20,7 +20,10 @@ from service.store.urls import async_url, is_sqlite, sync_url
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+# An installed server carries its migrations as service/migrations; a checkout has them at its top.
+PACKAGED_MIGRATIONS = SERVICE_DIR / "migrations"
+MIGRATIONS_DIR = PACKAGED_MIGRATIONS if PACKAGED_MIGRATIONS.is_dir() else SERVICE_DIR.parent / "migrations"
 MIGRATION_LOCK_ID = 0x61736B74  # "askt": one PostgreSQL advisory lock serializes concurrent upgrades
 
 

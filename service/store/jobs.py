@@ -191,9 +191,10 @@ async def set_job_result(conn: AsyncConnection, job_id: int, result: dict[str, A
 
 
 async def release_job(conn: AsyncConnection, job: Job, owner: str, error: str) -> None:
-    """Put a job that failed back in the queue for another attempt."""
+    """Put a job that failed back in the queue for another attempt, if `owner` still runs it (a failure after its
+    result was committed must not queue it again)."""
     await conn.execute(update(JobRow)
-                       .where(JobRow.id == job.id, JobRow.lease_owner == owner)
+                       .where(JobRow.id == job.id, JobRow.lease_owner == owner, JobRow.state == JobState.RUNNING.value)
                        .values(state=JobState.QUEUED.value, lease_owner=None, lease_expires_at=None, error=error))
 
 

@@ -59,7 +59,10 @@ class StudyRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    owner: Mapped[str] = mapped_column(String(128))
+    # The namespace that owns the study. The key makes deleting a namespace and creating a study in it exclude
+    # each other: whichever comes second fails, so no study outlives its namespace.
+    owner: Mapped[str] = mapped_column(String(128), ForeignKey("namespaces.name", ondelete="RESTRICT",
+                                                               name="fk_studies_owner_namespaces"))
     name: Mapped[str] = mapped_column(String(256))
     spec: Mapped[dict[str, Any]] = mapped_column(JSONValue)
     engine: Mapped[str] = mapped_column(String(64))

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
-from service.errors import AlreadyExists, NotFound
-from service.store.models import StudyRow, TrialRow, utcnow
+from service.errors import AlreadyExists, Conflict, NotFound
+from service.store.models import NamespaceRow, StudyRow, TrialRow, utcnow
 from service.store.records import StudyRecord, StudyState
 
 _STUDY_COLUMNS = StudyRow.__table__.c
@@ -37,8 +37,14 @@ async def insert_study(
         async with conn.begin_nested():
             row = (await conn.execute(insert(StudyRow).values(**values).returning(*_STUDY_COLUMNS))).one()
     except IntegrityError as error:
+        if not await namespace_exists(conn, owner):  # the owner's key refused it: the namespace was just deleted
+            raise Conflict(f"namespace {owner!r} was deleted; its tokens are revoked") from error
         raise AlreadyExists(f"study {name!r} already exists") from error
     return study_record(row)
+
+
+async def namespace_exists(conn: AsyncConnection, name: str) -> bool:
+    return (await conn.execute(select(NamespaceRow.name).where(NamespaceRow.name == name))).first() is not None
 
 
 async def find_study(conn: AsyncConnection, owner: str, name: str) -> StudyRecord | None:

@@ -7,6 +7,7 @@ of the page that changes.
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +21,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import TOKEN_COOKIE, database, owner
+from service.api.disconnect import unless_disconnected
 from service.api.paths import TrialNumber
-from service.core import browsing, engines
+from service.core import browsing, engines, hypervolume
 from service.core.access import Authenticator
+from service.domain.hypervolume import HypervolumeHistory
 from service.domain.trial import TrialState
 from service.engines.base import STATUS_KEY
 from service.errors import AsktellError
@@ -47,10 +50,24 @@ def _fragment(request: Request) -> bool:
     return request.headers.get("X-Asktell-Fragment") == "1"
 
 
+# Pages load only their own script and style sheet (plots are inline SVG), and no other site may frame them.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+FORM_COOKIE = "asktell_sign_in"  # the sign-in form's token, also in the form: another site's form cannot match it
+FORM_FROM_ELSEWHERE = ("this sign-in came from another site, or from a form that has expired: sign in on this "
+                       "page")
+
+
 def _render(request: Request, template: str, context: dict[str, Any], started: float) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, {"root": ROOT, "static": STATIC, **context})
     response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 
@@ -74,25 +91,47 @@ async def studies(request: Request, db: Db, who: Owner, q: str = "", page: int =
     return _render(request, "studies_table.html" if _fragment(request) else "studies.html", context, started)
 
 
+def _sign_in_form(request: Request, problem: str | None, status_code: int = 200) -> HTMLResponse:
+    """The sign-in page, with a fresh form token in the form and in a cookie only this site's pages send back."""
+    form_token = secrets.token_urlsafe(16)
+    response = _render(request, "sign_in.html", {"problem": problem, "form_token": form_token}, time.perf_counter())
+    response.status_code = status_code
+    response.set_cookie(FORM_COOKIE, form_token, httponly=True, samesite="strict", path=f"{ROOT}/sign-in",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def _from_this_site(request: Request, form: dict[str, list[str]]) -> bool:
+    """A sign-in posted by this site's own form (login CSRF: another site's form would sign the visitor in to the
+    attacker's token). Its SameSite=Strict cookie must match the form's token; browsers also say where a post
+    comes from."""
+    sent = (form.get("form_token") or [""])[0]
+    expected = request.cookies.get(FORM_COOKIE, "")
+    return (request.headers.get("Sec-Fetch-Site") != "cross-site" and bool(expected)
+            and secrets.compare_digest(sent.encode(), expected.encode()))
+
+
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_page(request: Request) -> HTMLResponse:
-    return _render(request, "sign_in.html", {"problem": None}, time.perf_counter())
+    return _sign_in_form(request, None)
 
 
 @router.post("/sign-in", response_class=HTMLResponse, response_model=None)
 async def sign_in(request: Request) -> HTMLResponse | RedirectResponse:
     """Check the pasted token and keep it in an HttpOnly cookie, which the dashboard's (read-only) pages accept."""
-    token = (parse_qs((await request.body()).decode(errors="replace")).get("token") or [""])[0].strip()
+    form = parse_qs((await request.body()).decode(errors="replace"))
+    if not _from_this_site(request, form):
+        return _sign_in_form(request, FORM_FROM_ELSEWHERE, status_code=403)
+    token = (form.get("token") or [""])[0].strip()
     authenticator: Authenticator = request.app.state.auth
     try:
         await authenticator.caller(f"Bearer {token}")
     except AsktellError as error:
-        response = _render(request, "sign_in.html", {"problem": error.message}, time.perf_counter())
-        response.status_code = 401
-        return response
+        return _sign_in_form(request, error.message, status_code=401)
     redirect = RedirectResponse(ROOT, status_code=303)
     redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path=ROOT,
                         secure=request.url.scheme == "https")
+    redirect.delete_cookie(FORM_COOKIE, path=f"{ROOT}/sign-in")
     return redirect
 
 
@@ -108,7 +147,7 @@ async def _table(db: Database, who: str, name: str, request: Request) -> dict[st
     return {"table": table_view(study, trials, total, params, url, f"{url}/table"), "study_url": url}
 
 
-def _study_plots(overview: browsing.StudyOverview, log: bool) -> dict[str, Any]:
+def _study_plots(overview: browsing.StudyOverview, log: bool, history: HypervolumeHistory | None) -> dict[str, Any]:
     """Every plot of the study page: numpy and string work, run off the event loop."""
     spec = overview.study.spec
     points = views.Points.of(spec, overview.completed)
@@ -118,9 +157,9 @@ def _study_plots(overview: browsing.StudyOverview, log: bool) -> dict[str, Any]:
         "parallel": views.parallel_plot(spec, points), "slices": views.slice_plots(spec, points),
         "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
     }
-    if len(spec.objectives) > 1:
+    if history is not None:
         plots["pareto"], plots["front_size"] = views.pareto_plots(spec, points)
-        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, points)
+        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, history)
     return plots
 
 
@@ -139,7 +178,12 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -
         "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "all_states": [s.value for s in TrialState],
     }
-    context.update(await run_in_threadpool(_study_plots, overview, bool(log)))
+    history = None
+    if len(overview.study.spec.objectives) > 1:
+        completed = hypervolume.in_finishing_order(overview.completed)
+        history = await unless_disconnected(
+            request, lambda cancelled: hypervolume.history(overview.study, completed, cancelled))
+    context.update(await run_in_threadpool(_study_plots, overview, bool(log), history))
     if _fragment(request):
         return _render(request, "study_live.html", context, started)
     context.update(await _table(db, who, name, request))

@@ -5,19 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from service.core.browsing import StudyOverview
-from service.domain.hypervolume import (
-    EXACT_MAX_OBJECTIVES,
-    estimated_trace,
-    hypervolume_trace,
-    oriented_reference,
-    study_reference,
-)
+from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.ranking import pareto_mask
 from service.domain.spec import Goal, Param, ParamType, StudySpec
 from service.ui import plots
@@ -43,7 +37,6 @@ class Points:
     params: dict[str, np.ndarray]  # per parameter: its values (categoricals as choice indices), NaN if absent
     objectives: np.ndarray  # (n, m) raw values, in spec.objectives order
     feasible: np.ndarray  # (n,) outcome constraints hold
-    finished: list[datetime | None]
 
     @classmethod
     def of(cls, spec: StudySpec, completed: Completed) -> Points:
@@ -60,7 +53,7 @@ class Points:
                 feasible &= (metric <= c.bound) if c.op == "<=" else (metric >= c.bound)
         params = [r[1] for r in rows]
         columns = {param.name: _param_column(param, params) for param in spec.params}
-        return cls([r[0] for r in rows], columns, objectives[keep], feasible, [r[3] for r in rows])
+        return cls([r[0] for r in rows], columns, objectives[keep], feasible)
 
     @property
     def count(self) -> int:
@@ -158,22 +151,14 @@ def pareto_plots(spec: StudySpec, points: Points) -> tuple[list[Plot], int]:
     return out, int(sum(mask))
 
 
-def hypervolume_plot(spec: StudySpec, points: Points) -> tuple[Plot, dict[str, float | None], float]:
+def hypervolume_plot(spec: StudySpec, history: HypervolumeHistory) -> tuple[Plot, dict[str, float | None], float]:
     """Hypervolume after each completed trial in finishing order, against the study's reference point."""
-    oldest = datetime.min.replace(tzinfo=UTC)
-    order = sorted(range(points.count), key=lambda i: (points.finished[i] or oldest, points.numbers[i]))
-    maximized = points.maximized(spec)[order]
-    feasible = points.feasible[order]
-    reference = study_reference(spec, maximized, feasible)
-    if len(spec.objectives) > EXACT_MAX_OBJECTIVES:
-        trace = estimated_trace(maximized, feasible, reference)
-        title = "dominated hypervolume over completed trials (quasi-Monte Carlo estimate)"
-    else:
-        trace = hypervolume_trace(maximized, feasible, reference)
-        title = "dominated hypervolume over completed trials"
-    svg = plots.lines([("hypervolume", plots.ACCENT, [(float(i + 1), v) for i, v in enumerate(trace)])],
+    title = "dominated hypervolume over completed trials"
+    if history.approximate:
+        title += " (quasi-Monte Carlo estimate)"
+    svg = plots.lines([("hypervolume", plots.ACCENT, [(float(i + 1), v) for i, v in enumerate(history.values)])],
                       x_label="completed trials", y_label="hypervolume", title=title)
-    return Plot(title, svg), oriented_reference(spec, reference), trace[-1] if trace else 0.0
+    return Plot(title, svg), oriented_reference(spec, history.reference), history.final
 
 
 def learning_curve_plot(overview: StudyOverview) -> Plot:

@@ -129,15 +129,31 @@ class Worker:
                 if job is None:  # sleep until a job is queued (a signal), or poll again later
                     await signals.wait(queued, self.settings.idle_poll_seconds)
                     continue
-                self._running.add(job.id)
-                try:
-                    await self.process(job)
-                except Exception:  # one bad job must not stop the worker; its lease runs out, it is redone
-                    log.exception("job %d failed unexpectedly", job.id)
-                    self._failed += 1
-                finally:
-                    self._running.discard(job.id)
+                await self.run_claimed(job)
                 await self.db.signals.publish(JOBS_DONE)
+
+    async def run_claimed(self, job: Job) -> None:
+        """Process a claimed job, renewing its lease meanwhile; one bad job must not stop the worker.
+
+        A job that failed outside its engine (its database connection was killed, say) goes back to the queue at
+        once, for this worker or another: waiting for its lease to run out stalled the study's clients for as long.
+        """
+        self._running.add(job.id)
+        try:
+            await self.process(job)
+        except Exception as error:
+            log.exception("job %d failed unexpectedly", job.id)
+            self._failed += 1
+            await self._release(job, f"{type(error).__name__}: {error}")
+        finally:
+            self._running.discard(job.id)
+
+    async def _release(self, job: Job, error: str) -> None:
+        try:
+            async with self.db.transaction() as conn:
+                await job_store.release_job(conn, job, self.id, error)
+        except Exception:  # the database is still away: the lease runs out and the job is redone then
+            log.warning("could not release job %d; it is redone when its lease runs out", job.id, exc_info=True)
 
     async def _claim(self) -> Job | None:
         async with self.db.transaction() as conn:
@@ -168,8 +184,7 @@ class Worker:
             if job.attempts >= MAX_ATTEMPTS:
                 await self._fallback(job, loaded, message)
             else:
-                async with self.db.transaction() as conn:
-                    await job_store.release_job(conn, job, self.id, message)
+                await self._release(job, message)
             return
         seconds = time.perf_counter() - started
         notes = loaded.request.notes

@@ -20,6 +20,7 @@ from asktell import (
     AsyncClient,
     AuthenticationError,
     Client,
+    ConfigurationError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
@@ -243,6 +244,22 @@ def test_jitter_keeps_each_delay_between_half_and_all_of_its_step(slept: list[fl
     assert all(step / 2 <= delay <= step for delay, step in zip(slept, steps, strict=True))
 
 
+def test_retries_go_on_until_the_deadline_not_a_count(monkeypatch: pytest.MonkeyPatch, slept: list[float]) -> None:
+    """A server restart takes seconds to a minute: five quick retries (about 3 s) gave up long before it was back."""
+    monkeypatch.setattr("asktell._protocol.time", types.SimpleNamespace(monotonic=lambda: sum(slept)))
+    monkeypatch.setattr("asktell._protocol.random.uniform", lambda low, high: high)
+    server = Server(UNAVAILABLE)
+    with pytest.raises(ServerError):
+        server.client(retry_seconds=60).get_study("mlp")
+    assert sum(slept) == pytest.approx(60) and max(slept) == 5.0 and len(server.requests) == len(slept) + 1
+    slept.clear()
+    monkeypatch.setenv("ASKTELL_RETRY_SECONDS", "12")
+    assert Server(UNAVAILABLE, ANY_OK).client().get_study("mlp").name == "mlp"  # back before the deadline
+    with pytest.raises(ServerError):
+        Server(UNAVAILABLE).client().get_study("mlp")
+    assert sum(slept) == pytest.approx(12 + 0.1)
+
+
 # Configuration --------------------------------------------------------------------------------------------------
 
 def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,6 +271,25 @@ def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     (request,) = server.requests
     assert str(request.url).startswith("http://env-host:9000/v1/studies?")
     assert request.headers["authorization"] == "Bearer s3cret"
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("host:8000", "must start with http:// or https://, e.g. http://host:8000"),
+    ("127.0.0.1:8000", "must start with http:// or https://"),
+    ("ftp://host", "must start with http:// or https://"),
+    ("http://host:8000/v1", "without the API's /v1 (the client adds it): http://host:8000"),
+    ("https://host/asktell/v1/studies", "without the API's /v1 (the client adds it): https://host/asktell"),
+])
+def test_a_server_url_that_cannot_work_says_what_is_wrong(url: str, words: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for make in (lambda: Client(url), lambda: AsyncClient(url)):
+        with pytest.raises(ConfigurationError) as refused:
+            make()
+        assert words in str(refused.value) and isinstance(refused.value, ValueError)
+    monkeypatch.setenv("ASKTELL_URL", url)
+    with pytest.raises(ConfigurationError, match="server URL"):
+        Client()
+    assert Client("http://host:8000/").url == "http://host:8000"
 
 
 def test_arguments_win_over_the_environment_and_no_token_sends_no_header(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,8 +487,8 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
 
     def run(*args: str, replies: list[Reply]) -> tuple[int, str, str]:
         server = Server(*replies)
-        monkeypatch.setattr(cli, "Client", lambda url: Client(url or URL, transport=httpx.MockTransport(server),
-                                                              max_retries=0))
+        monkeypatch.setattr(cli, "Client", lambda url, **_: Client(url or URL, transport=httpx.MockTransport(server),
+                                                                   max_retries=0))
         code = cli.main(list(args))
         out, err = capsys.readouterr()
         return code, out, err
@@ -461,14 +497,15 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
 
 
 def test_cli_studies_list_prints_an_aligned_table(run_cli: Callable[..., tuple[int, str, str]]) -> None:
-    studies = [study_json("mlp"), study_json("a-much-longer-name", engine="gp", state="paused")]
+    studies = [study_json("mlp", trial_counts={"completed": 9, "failed": 1}, best_value=0.125),
+               study_json("a-much-longer-name", engine="gp", state="paused", trial_counts={})]
     code, out, _ = run_cli("studies", "list", replies=[ok({"studies": studies, "next_page_token": None})])
     assert code == 0
     assert out == (
-        "NAME                ENGINE  STATE   PARAMS  OBJECTIVES\n"
-        "------------------  ------  ------  ------  ----------\n"
-        "mlp                 sobol   active       2  val_loss\n"
-        "a-much-longer-name  gp      paused       2  val_loss\n")
+        "NAME                ENGINE  STATE   TRIALS  BY STATE                BEST  OBJECTIVES\n"
+        "------------------  ------  ------  ------  ---------------------  -----  --------------\n"
+        "mlp                 sobol   active      10  completed=9, failed=1  0.125  val_loss (min)\n"
+        "a-much-longer-name  gp      paused       0                                val_loss (min)\n")
 
 
 def test_cli_trials_list_filters_limits_and_aligns(run_cli: Callable[..., tuple[int, str, str]]) -> None:
@@ -561,4 +598,5 @@ def test_cli_server_commands_without_the_server(monkeypatch: pytest.MonkeyPatch,
 
 def test_the_retry_policy_is_the_documented_one() -> None:
     policy = api.RetryPolicy()
-    assert (policy.max_retries, policy.base_seconds, policy.cap_seconds) == (5, 0.1, 5.0)
+    assert (policy.deadline_seconds, policy.max_retries) == (300, None)
+    assert (policy.base_seconds, policy.cap_seconds) == (0.1, 5.0)

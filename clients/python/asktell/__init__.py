@@ -9,11 +9,13 @@ from asktell.errors import (
     AsktellError,
     AskTimeoutError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
     ServerError,
     ServiceUnavailableError,
+    SobolFallbackWarning,
 )
 
 __version__ = "0.1.0"
@@ -26,6 +28,7 @@ __all__ = [
     "AsyncTrial",
     "AuthenticationError",
     "Client",
+    "ConfigurationError",
     "ConflictError",
     "Decision",
     "HypervolumeHistory",
@@ -34,6 +37,7 @@ __all__ = [
     "NotFoundError",
     "ServerError",
     "ServiceUnavailableError",
+    "SobolFallbackWarning",
     "Study",
     "Trial",
     "current_trial",

@@ -172,8 +172,13 @@ class StudyFields:
 
     @property
     def trial_counts(self) -> dict[str, int] | None:
-        """Trials per state; the server counts them for single-study reads only (None in listings)."""
+        """Trials per state: in single-study reads and in `list_studies(summary=True)` (else None)."""
         return self._data.get("trial_counts")
+
+    @property
+    def best_value(self) -> float | None:
+        """A single-objective study's best feasible value, in `list_studies(summary=True)` (else None)."""
+        return self._data.get("best_value")
 
     def to_dict(self) -> dict[str, Any]:
         """The server's JSON for this study."""

@@ -12,14 +12,21 @@ import random
 import ssl
 import time
 import uuid
+import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from asktell.errors import AskTimeoutError, ServiceUnavailableError, error_from_response
+from asktell.errors import (
+    AskTimeoutError,
+    ConfigurationError,
+    ServiceUnavailableError,
+    SobolFallbackWarning,
+    error_from_response,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "asktell-python/0.1.0"
@@ -41,32 +48,77 @@ class Call:
     idempotent: bool = False
 
 
+DEFAULT_RETRY_SECONDS = 300.0  # long enough to ride out a server or database restart
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter on connection errors, timeouts and 5xx, for idempotent calls only."""
+    """Exponential backoff with jitter on connection errors, timeouts and 5xx, for idempotent calls only, until
+    `deadline_seconds` have passed since the call's first attempt (or after `max_retries` retries, if set)."""
 
-    max_retries: int = 5
+    deadline_seconds: float = DEFAULT_RETRY_SECONDS
+    max_retries: int | None = None
     base_seconds: float = 0.1
     cap_seconds: float = 5.0
 
-    def delay(self, call: Call, attempt: int, outcome: httpx.Response | Exception) -> float | None:
-        """Seconds to wait before retry number `attempt + 1`, or None to stop and report the outcome."""
+    def delay(self, call: Call, attempt: int, outcome: httpx.Response | Exception, elapsed: float) -> float | None:
+        """Seconds to wait before retry number `attempt + 1`, `elapsed` seconds after the first attempt, or None to
+        stop and report the outcome."""
         retryable = isinstance(outcome, RETRYABLE_ERRORS) or (
             isinstance(outcome, httpx.Response) and outcome.status_code >= 500)
-        if not (call.idempotent and retryable and attempt < self.max_retries):
+        remaining = self.deadline_seconds - elapsed
+        if not (call.idempotent and retryable and remaining > 0):
+            return None
+        if self.max_retries is not None and attempt >= self.max_retries:
             return None
         # "Equal jitter": never less than half the exponential step, so retries stay spread out but bounded.
-        return float(min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0))
+        return float(min(remaining, self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+class Retries:
+    """One call's retries under a policy: how many so far, and since when."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.attempt = 0
+        self.started = time.monotonic()
+
+    def delay(self, call: Call, outcome: httpx.Response | Exception) -> float | None:
+        delay = self.policy.delay(call, self.attempt, outcome, time.monotonic() - self.started)
+        self.attempt += 1
+        return delay
+
+
+def retry_policy(max_retries: int | None, retry_seconds: float | None) -> RetryPolicy:
+    """The policy from the arguments, else ASKTELL_RETRY_SECONDS, else retries for DEFAULT_RETRY_SECONDS."""
+    if retry_seconds is None:
+        retry_seconds = float(os.environ.get("ASKTELL_RETRY_SECONDS") or DEFAULT_RETRY_SECONDS)
+    return RetryPolicy(deadline_seconds=retry_seconds, max_retries=max_retries)
 
 
 def settings(url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
     """Resolve the base URL and headers from the arguments, else ASKTELL_URL / ASKTELL_TOKEN."""
     base = (url or os.environ.get("ASKTELL_URL") or DEFAULT_URL).rstrip("/")
+    check_url(base)
     headers = {"User-Agent": USER_AGENT}
     token = token or os.environ.get("ASKTELL_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return base, headers
+
+
+def check_url(url: str) -> None:
+    """A server URL is the server's root over http or https; say what is wrong with one that is not, before any
+    request goes out with it (a missing scheme otherwise surfaced as "unsupported protocol 'host'", and a
+    trailing /v1 as a 404 for every call)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"the server URL {url!r} must start with http:// or https://, "
+                                 f"e.g. http://{url.split('://')[-1] or '127.0.0.1:8000'}")
+    if parts.path.rstrip("/").endswith("/v1") or "/v1/" in parts.path:
+        root = urlunsplit((parts.scheme, parts.netloc, parts.path[:parts.path.index("/v1")], "", ""))
+        raise ConfigurationError(f"the server URL {url!r} must be the server's root, without the API's /v1 "
+                                 f"(the client adds it): {root}")
 
 
 @functools.cache
@@ -111,8 +163,8 @@ def get_study(name: str) -> Call:
     return Call("GET", _study(name), idempotent=True)
 
 
-def list_studies() -> Call:
-    return Call("GET", "/v1/studies", params={"page_size": 500}, idempotent=True)
+def list_studies(summary: bool) -> Call:
+    return Call("GET", "/v1/studies", params={"page_size": 500, "summary": str(summary).lower()}, idempotent=True)
 
 
 def delete_study(name: str) -> Call:
@@ -270,6 +322,7 @@ def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout:
     deadline = time.monotonic() + timeout
     body = (yield ask(name, count, worker_id, fresh, timeout)).json()
     trials: list[dict[str, Any]] = list(body["trials"])
+    _warn_of_fallback(name, body)
     while body.get("pending"):
         job_id = body["pending"]["id"]
         remaining = deadline - time.monotonic()
@@ -278,4 +331,11 @@ def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout:
                                   f"(job {job_id}); ask again with the same worker_id to pick them up", job_id)
         body = (yield poll_job(name, job_id, min(LONG_POLL_SECONDS, remaining))).json()
         trials += body["trials"]
+        _warn_of_fallback(name, body)
     return trials
+
+
+def _warn_of_fallback(name: str, body: dict[str, Any]) -> None:
+    """Sobol points in place of a model's suggestions are worth knowing about: the study is not being optimized."""
+    if body.get("fallback"):
+        warnings.warn(f"study {name!r}: {body['fallback']}", SobolFallbackWarning, stacklevel=2)

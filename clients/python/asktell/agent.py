@@ -1,7 +1,9 @@
 """`asktell agent STUDY -- COMMAND`: run any program as the evaluation of a study's trials.
 
 For each trial the agent fills the command's `{param}` placeholders (and `{trial_id}`, `{budget}`,
-`{resume_from}`, `{checkpoint}`), runs it, and turns what it prints into reports:
+`{resume_from}`, `{checkpoint}`), runs it, and turns what it prints into reports. A `{name}` that names
+neither is refused before any trial starts (a typo would otherwise run every trial with a literal
+`{lr_}`), unless `--literal-braces` says the braces are the program's own; a shell's `${VAR}` is left alone.
 
 - a line `asktell: step=3 val_loss=0.41` on stdout, or a JSON object per line in the file named by
   `$ASKTELL_METRICS_FILE` (`{"step": 3, "val_loss": 0.41}`), is reported at that step; without a
@@ -21,11 +23,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
-import json
-import math
 import os
 import queue
-import re
 import shutil
 import signal
 import socket
@@ -38,13 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from asktell.client import Client, Study, Trial
+from asktell.client import Client, Trial
 from asktell.errors import AsktellError, ConflictError
+from asktell.program import (
+    TRIAL_KEYS,
+    Metrics,
+    fill_command,
+    parse_metric_json,
+    parse_metric_line,
+    unknown_placeholders,
+)
 
-PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.:/\-]+)\}")
-CHECKPOINT = "checkpoint"  # a report may name where the program saved its state
-TRIAL_KEYS = ("trial_id", "budget", "resume_from", "checkpoint")
-LINE_PREFIX = "asktell:"
 STDERR_TAIL_LINES = 20
 INTERRUPTED = "interrupted"
 
@@ -59,100 +62,28 @@ class AgentOptions:
     grace_seconds: float = 10.0
     heartbeat_seconds: float = 30.0
     poll_seconds: float = 0.2
+    literal_braces: bool = False  # keep `{name}`s that name no parameter (code in the command) instead of refusing
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """One batch of values read from the program: a report at `step`, or final values when step is None."""
+class Finished:
+    """How one run of the program ended for its trial, as the agent's line about it says."""
 
-    step: float | None
-    values: dict[str, float]
-    checkpoint: str | None = None
+    state: str  # the trial's state: completed, failed, stopped or paused
+    detail: str = ""
+    at_step: float | None = None  # the step of a stop or pause decision
 
-
-def parse_metric_line(line: str) -> Metrics | None:
-    """`asktell: step=3 val_loss=0.41` → Metrics(3, {"val_loss": 0.41}); None for any other line."""
-    text = line.strip()
-    if not text.startswith(LINE_PREFIX):
-        return None
-    values: dict[str, float] = {}
-    checkpoint = None
-    for token in text[len(LINE_PREFIX):].split():
-        key, sep, raw = token.partition("=")
-        if not sep:
-            continue
-        if key == CHECKPOINT:
-            checkpoint = raw
-            continue
-        try:
-            values[key] = float(raw)
-        except ValueError:
-            continue
-    return _metrics(values, checkpoint)
-
-
-def parse_metric_json(line: str) -> Metrics | None:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    values: dict[str, float] = {}
-    for key, value in data.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            with contextlib.suppress(OverflowError):  # an integer too large for a float
-                values[key] = float(value)
-    checkpoint = data.get(CHECKPOINT)
-    return _metrics(values, checkpoint if isinstance(checkpoint, str) else None)
-
-
-def _metrics(values: dict[str, float], checkpoint: str | None = None) -> Metrics | None:
-    step = values.pop("step", None)
-    if step is not None and not math.isfinite(step):
-        return None  # no step to report it at, and not meant as final values either
-    values = {k: v for k, v in values.items() if math.isfinite(v)}
-    return Metrics(step, values, checkpoint if step is not None else None) if values else None
-
-
-def placeholders(command: list[str]) -> set[str]:
-    return {name for arg in command for name in PLACEHOLDER.findall(arg)}
-
-
-def fill_command(command: list[str], trial: Trial) -> list[str]:
-    """The command with each `{name}` of a parameter or trial key replaced; other braces stay as they are
-    (so `python -c` code and shell `${VAR}` pass through)."""
-    data = trial.to_dict()
-    # A parameter named like a trial key wins: the user named it in the search space (the agent warns).
-    known: dict[str, Any] = {"trial_id": trial.number, "budget": data.get("budget"),
-                             "resume_from": data.get("resume_from"), "checkpoint": data.get("checkpoint"),
-                             **trial.params}
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in known:
-            return match.group(0)
-        filled = known[name]
-        if filled is None:
-            return "0" if name == "resume_from" else ""
-        if isinstance(filled, float) and filled.is_integer() and name in ("budget", "resume_from"):
-            return str(int(filled))
-        return str(filled)
-
-    return [PLACEHOLDER.sub(value, arg) for arg in command]
-
-
-def unknown_placeholders(study: Study, command: list[str]) -> list[str]:
-    """Brace names in the command that are neither parameters nor trial keys: typos, or code braces."""
-    params = {p["name"] for p in study.spec["params"]}
-    return sorted(placeholders(command) - params - set(TRIAL_KEYS))
+    def line(self, number: int) -> str:
+        at = f" at step {self.at_step:g}" if self.at_step is not None else ""
+        return f"asktell agent: trial {number} {self.state}{at}" + (f": {self.detail}" if self.detail else "")
 
 
 class _Run:
     """One program evaluating one trial: its process, output readers and the metrics they found."""
 
-    def __init__(self, trial: Trial, argv: list[str], env: dict[str, str], metrics_file: Path) -> None:
+    def __init__(self, trial: Trial, argv: list[str], env: dict[str, str], metrics_file: Path, prefix: str) -> None:
         self.trial = trial
+        self.prefix = prefix  # before each line of the program's output: whose it is, when several run
         self.metrics: queue.Queue[Metrics] = queue.Queue()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.metrics_file = metrics_file
@@ -168,14 +99,14 @@ class _Run:
 
     def _read_stdout(self, stream: IO[str]) -> None:
         for line in stream:
-            _echo(sys.stdout, line)
+            _echo(sys.stdout, self.prefix + line)
             metrics = parse_metric_line(line)
             if metrics is not None:
                 self.metrics.put(metrics)
 
     def _read_stderr(self, stream: IO[str]) -> None:
         for line in stream:
-            _echo(sys.stderr, line)
+            _echo(sys.stderr, self.prefix + line)
             self.stderr_tail.append(line.rstrip("\n"))
 
     def read_metrics_file(self) -> None:
@@ -222,10 +153,11 @@ class Agent:
         self.options = options
         self.study = client.get_study(options.study)
         unknown = unknown_placeholders(self.study, options.command)
-        if unknown:
-            print(f"asktell agent: warning: {', '.join('{' + u + '}' for u in unknown)} name no parameter of "
-                  f"{self.study.name} (nor trial_id, budget, resume_from, checkpoint) and are left as they are",
-                  file=sys.stderr)
+        if unknown and not options.literal_braces:
+            names = ", ".join(p["name"] for p in self.study.spec["params"])
+            raise AsktellError(f"{', '.join('{' + u + '}' for u in unknown)} in the command names no parameter of "
+                               f"{self.study.name} ({names}) nor a trial key ({', '.join(TRIAL_KEYS)}): a typo? If "
+                               "the braces belong to the program (code passed inline), add --literal-braces")
         shadowing = sorted({p["name"] for p in self.study.spec["params"]} & set(TRIAL_KEYS))
         if shadowing:
             print(f"asktell agent: warning: {', '.join('{' + n + '}' for n in shadowing)} will be the parameter "
@@ -233,7 +165,7 @@ class Agent:
         self.interrupted = threading.Event()
         self.lock = threading.Lock()
         self.started = 0
-        self.finished: list[Trial] = []
+        self.ended: list[str] = []  # the state each run left its trial in, in the order they ended
         self.errors: list[BaseException] = []
         self.hurry = threading.Event()  # a second interrupt: SIGKILL programs without the grace period
         self.runs = itertools.count()
@@ -259,9 +191,32 @@ class Agent:
         finally:
             signal.signal(signal.SIGTERM, previous)
             shutil.rmtree(self.workdir, ignore_errors=True)
+        self._summarize()
         if self.interrupted.is_set():
             return 130
         return 1 if self.errors else 0
+
+    def _summarize(self) -> None:
+        """The closing lines: this run's trials by state, and the study's best trial (or Pareto set) now."""
+        counts = collections.Counter(self.ended)
+        states = ", ".join(f"{count} {state}" for state, count in counts.items())
+        runs = f"{len(self.ended)} trial{'' if len(self.ended) == 1 else 's'} run"
+        print(f"asktell agent: {runs}" + (f": {states}" if states else ""), file=sys.stderr)
+        try:
+            best = self.study.best_trials()
+        except AsktellError as error:
+            print(f"asktell agent: best trial unknown: {error}", file=sys.stderr)
+            return
+        if not best:
+            print(f"asktell agent: study {self.study.name} has no completed trial yet", file=sys.stderr)
+        elif len(self.study.spec["objectives"]) == 1:
+            name = self.study.spec["objectives"][0]["name"]
+            value = (best[0].values or {}).get(name)
+            print(f"asktell agent: best trial of {self.study.name}: {best[0].number} ({name}={value:.6g})",
+                  file=sys.stderr)
+        else:
+            print(f"asktell agent: {len(best)} Pareto-optimal trials in {self.study.name}: "
+                  f"{', '.join(str(t.number) for t in best)}", file=sys.stderr)
 
     def _claim(self) -> bool:
         with self.lock:
@@ -286,35 +241,43 @@ class Agent:
                 return
             if self.interrupted.is_set():
                 self._tell(trial, failed=True, reason=INTERRUPTED)
+                self._ended(trial, Finished("failed", INTERRUPTED))
                 return
             try:
-                self._evaluate(trial, index)
+                finished = self._evaluate(trial, index)
             except Exception as error:  # recorded; it ends the agent with exit code 1
                 self.errors.append(error)
-                print(f"asktell agent: trial {trial.number}: {type(error).__name__}: {error}", file=sys.stderr)
-            with self.lock:
-                self.finished.append(trial)
+                finished = Finished("failed", f"agent error: {type(error).__name__}: {error}")
+            self._ended(trial, finished)
+
+    def _ended(self, trial: Trial, finished: Finished) -> None:
+        print(finished.line(trial.number), file=sys.stderr)
+        with self.lock:
+            self.ended.append(finished.state)
 
     def _environment(self, trial: Trial, slot: int, metrics_file: Path) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"ASKTELL_URL": self.client.url, "ASKTELL_STUDY": self.study.name,
-                    "ASKTELL_TRIAL_ID": str(trial.number), "ASKTELL_METRICS_FILE": str(metrics_file)})
+                    "ASKTELL_TRIAL_ID": str(trial.number), "ASKTELL_METRICS_FILE": str(metrics_file),
+                    "ASKTELL_RETRY_SECONDS": str(self.client.retry.deadline_seconds)})
         if self.options.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.options.gpus[slot % len(self.options.gpus)]
         return env
 
-    def _evaluate(self, trial: Trial, slot: int) -> None:
+    def _evaluate(self, trial: Trial, slot: int) -> Finished:
         # A file of its own per run: a resumed trial runs again under the same number.
         metrics_file = self.workdir / f"trial-{trial.number}-run-{next(self.runs)}.jsonl"
         argv = fill_command(self.options.command, trial)
         print(f"asktell agent: trial {trial.number} (slot {slot}): {' '.join(argv)}", file=sys.stderr)
+        prefix = f"[trial {trial.number}] " if self.options.parallel > 1 else ""
         try:
-            run = _Run(trial, argv, self._environment(trial, slot, metrics_file), metrics_file)
+            run = _Run(trial, argv, self._environment(trial, slot, metrics_file), metrics_file, prefix)
         except OSError as error:
-            self._tell(trial, failed=True, reason=f"could not start {argv[0]!r}: {error}")
-            return
+            reason = f"could not start {argv[0]!r}: {error}"
+            self._tell(trial, failed=True, reason=reason)
+            return Finished("failed", reason)
         try:
-            self._supervise(trial, run)
+            return self._supervise(trial, run)
         except BaseException as error:
             # Whatever went wrong in the agent, the program must not run on unsupervised, and the
             # trial must not stay active until its heartbeat times out.
@@ -325,11 +288,12 @@ class Agent:
         finally:
             metrics_file.unlink(missing_ok=True)
 
-    def _supervise(self, trial: Trial, run: _Run) -> None:
+    def _supervise(self, trial: Trial, run: _Run) -> Finished:
         """Relay the program's metrics until it exits or the study decides; then finish the trial."""
         final: dict[str, float] = {}
         reported: dict[float, dict[str, float]] = {}
         decision: str | None = None
+        decided_at: float | None = None
         last_sign_of_life = time.monotonic()
         while True:
             exited = run.process.poll() is not None
@@ -345,13 +309,14 @@ class Agent:
                 # The server replaces a step's values when it is reported again: send the step's values so far.
                 reported.setdefault(metrics.step, {}).update(metrics.values)
                 decision = self._report(trial, Metrics(metrics.step, reported[metrics.step], metrics.checkpoint))
+                decided_at = metrics.step
                 last_sign_of_life = time.monotonic()
             if decision is not None or exited:
                 break
             if self.interrupted.is_set():
                 run.terminate(self.options.grace_seconds, self.hurry)
                 self._tell(trial, failed=True, reason=INTERRUPTED)
-                return
+                return Finished("failed", INTERRUPTED)
             if time.monotonic() - last_sign_of_life >= self.options.heartbeat_seconds:
                 self._heartbeat(trial)
                 last_sign_of_life = time.monotonic()
@@ -360,14 +325,15 @@ class Agent:
         if decision is not None:  # stop or pause: the server has already recorded it
             run.terminate(self.options.grace_seconds, self.hurry)
             run.finish_reading()
-            print(f"asktell agent: trial {trial.number}: {decision}", file=sys.stderr)
-            return
+            if decision == "pause":
+                return Finished("paused", "an ask may resume it", decided_at)
+            return Finished("stopped", trial.reason or "", decided_at)
         code = run.process.returncode
         if code != 0:
             tail = "\n".join(run.stderr_tail)
             self._tell(trial, failed=True, reason=f"exit code {code}" + (f": {tail}" if tail else ""))
-            return
-        self._complete(trial, final)
+            return Finished("failed", f"exit {code}")
+        return self._complete(trial, final)
 
     def _report(self, trial: Trial, metrics: Metrics) -> str | None:
         """Report one step; the engine's decision if it is stop or pause."""
@@ -382,10 +348,10 @@ class Agent:
         with contextlib.suppress(ConflictError):  # the trial finished meanwhile
             trial.heartbeat()
 
-    def _complete(self, trial: Trial, final: dict[str, float]) -> None:
+    def _complete(self, trial: Trial, final: dict[str, float]) -> Finished:
         trial.refresh()
         if trial.state != "active":
-            return  # told (or paused) by the program itself through the SDK
+            return Finished(trial.state, "told by the program itself")
         values = _latest_values(trial.measurements or [])
         values.update(final)
         try:
@@ -393,7 +359,11 @@ class Agent:
         except AsktellError as error:
             if error.status != 422:
                 raise
-            trial.tell(failed=True, reason=f"the program exited 0 but its results were refused: {error}")
+            reason = f"the program exited 0 but its results were refused: {error}"
+            trial.tell(failed=True, reason=reason)
+            return Finished("failed", reason)
+        objectives = [o["name"] for o in self.study.spec["objectives"]]
+        return Finished("completed", " ".join(f"{name}={values[name]:.6g}" for name in objectives if name in values))
 
     def _tell(self, trial: Trial, *, failed: bool, reason: str) -> None:
         with contextlib.suppress(ConflictError):  # already finished

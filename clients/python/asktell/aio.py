@@ -14,31 +14,32 @@ from asktell._models import Decision, HypervolumeHistory, StudyFields, TrialFiel
 class AsyncClient:
     """A connection to an asktell server. Reads ASKTELL_URL and ASKTELL_TOKEN when `url` / `token` are not given.
 
-    `max_retries` bounds the retries of idempotent calls on connection errors, timeouts and 5xx.
+    Idempotent calls are retried on connection errors, timeouts and 5xx for `retry_seconds` (ASKTELL_RETRY_SECONDS,
+    default 300: a server restart is ridden out), or `max_retries` times if given.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0,
-                 max_retries: int = 5, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 max_retries: int | None = None, retry_seconds: float | None = None, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         base, headers = api.settings(url, token)
         self.url = base
-        self.retry = api.RetryPolicy(max_retries=max_retries)
+        self.retry = api.retry_policy(max_retries, retry_seconds)
         # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
         self._http = httpx.AsyncClient(base_url=base, headers=headers, transport=transport, verify=api.tls_verify(base),
                                        timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
 
     async def _send(self, call: api.Call) -> httpx.Response:
-        attempt = 0
+        retries = api.Retries(self.retry)
         while True:
             try:
                 outcome: httpx.Response | Exception = await self._http.request(
                     call.method, call.path, json=call.json, params=call.params)
             except httpx.TransportError as error:
                 outcome = error
-            delay = self.retry.delay(call, attempt, outcome)
+            delay = retries.delay(call, outcome)
             if delay is None:
                 return api.result(outcome, self.url)
             await asyncio.sleep(delay)
-            attempt += 1
 
     async def _run(self, flow: api.Flow) -> Any:
         try:
@@ -69,9 +70,9 @@ class AsyncClient:
         """The study called `name` (NotFoundError if there is none)."""
         return AsyncStudy(self, await self._call(api.get_study(name)))
 
-    async def list_studies(self) -> list[AsyncStudy]:
-        """Every study, all pages."""
-        return [AsyncStudy(self, s) for s in await self._run(api.paged(api.list_studies(), "studies"))]
+    async def list_studies(self, *, summary: bool = False) -> list[AsyncStudy]:
+        """Every study, all pages; with `summary`, each with its trial_counts and best_value."""
+        return [AsyncStudy(self, s) for s in await self._run(api.paged(api.list_studies(summary), "studies"))]
 
     async def delete_study(self, name: str) -> None:
         """Delete a study and all its trials."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from asktell.client import Client
 from asktell.errors import AsktellError
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: how a Unix tool whose reader closed the pipe ends
 SERVER_COMMANDS = {
     "serve": "run the REST API (needs asktell-server)",
     "worker": "run an engine worker (needs asktell-server)",
@@ -56,12 +58,12 @@ def _dump(data: Any) -> str:
 
 
 def _studies_list(client: Client, args: argparse.Namespace) -> str:
-    studies = client.list_studies()
+    studies = client.list_studies(summary=True)
     if args.json:
         return _dump([s.to_dict() for s in studies])
-    rows = [[s.name, s.engine, s.state, len(s.spec["params"]), [o["name"] for o in s.spec["objectives"]]]
-            for s in studies]
-    return table(rows, ["NAME", "ENGINE", "STATE", "PARAMS", "OBJECTIVES"])
+    rows = [[s.name, s.engine, s.state, sum((s.trial_counts or {}).values()), s.trial_counts or None, s.best_value,
+             [f"{o['name']} ({o['goal'][:3]})" for o in s.spec["objectives"]]] for s in studies]
+    return table(rows, ["NAME", "ENGINE", "STATE", "TRIALS", "BY STATE", "BEST", "OBJECTIVES"])
 
 
 def _studies_show(client: Client, args: argparse.Namespace) -> str:
@@ -124,7 +126,8 @@ def _agent(client: Client, args: argparse.Namespace) -> str:
     gpus = [g for g in (args.gpus or "").split(",") if g]
     parallel = args.parallel or max(len(gpus), 1)
     options = AgentOptions(study=args.study, command=args.program, count=args.count, parallel=parallel, gpus=gpus,
-                           grace_seconds=args.grace, heartbeat_seconds=args.heartbeat)
+                           grace_seconds=args.grace, heartbeat_seconds=args.heartbeat,
+                           literal_braces=args.literal_braces)
     code = run_agent(client, options)
     if code:
         raise SystemExit(code)
@@ -151,6 +154,35 @@ def _trials_list(client: Client, args: argparse.Namespace) -> str:
     return table(rows, ["NUMBER", "STATE", "VALUES", "PARAMS", "WORKER"])
 
 
+AGENT_HELP = """\
+placeholders (each fills one argument of COMMAND; no shell in between):
+  {PARAM}        the trial's value of a parameter of the study, e.g. {lr}
+  {trial_id}     the trial's number
+  {budget}       the fidelity step to train to (studies with a fidelity)
+  {resume_from}  the step a resumed paused trial goes on from (0 for a new run)
+  {checkpoint}   the checkpoint the trial last reported (for a resumed run)
+  A {name} that names none of these is an error (a typo?) unless --literal-braces;
+  a shell's ${VAR} is never a placeholder.
+
+metrics: the program reports by printing lines to stdout
+    asktell: step=3 val_loss=0.41 checkpoint=ckpt/7.pt
+  or by appending JSON lines to the file named by $ASKTELL_METRICS_FILE
+    {"step": 3, "val_loss": 0.41, "checkpoint": "ckpt/7.pt"}
+  Values without a step are final values. Exit 0 completes the trial with each metric's
+  final, else latest, value; any other exit fails it with the tail of stderr. A stop or
+  pause answer to a report ends the program: SIGTERM, then SIGKILL after --grace
+  seconds (save a checkpoint on SIGTERM; a paused trial resumes from {checkpoint}).
+
+environment of the program: ASKTELL_URL, ASKTELL_STUDY, ASKTELL_TRIAL_ID,
+  ASKTELL_METRICS_FILE, ASKTELL_RETRY_SECONDS (and CUDA_VISIBLE_DEVICES with --gpus);
+  asktell.current_trial() in the program reads them.
+
+output: a line per finished trial ("trial 7 stopped at step 4: ..."), the program's
+  lines prefixed with [trial N] under --parallel, and a summary at the end.
+  Ctrl-C ends the programs and fails their trials (again: without the grace period).
+"""
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -162,10 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asktell", description="Client of the asktell optimization service.")
     # The options are accepted before or after the sub-command; SUPPRESS keeps a later default from erasing them.
     common = argparse.ArgumentParser(add_help=False)
-    for target, url_default, json_default in ((parser, None, False), (common, argparse.SUPPRESS, argparse.SUPPRESS)):
-        target.add_argument("--url", default=url_default,
+    for target, default, json_default in ((parser, None, False), (common, argparse.SUPPRESS, argparse.SUPPRESS)):
+        target.add_argument("--url", default=default,
                             help="server URL (env ASKTELL_URL, default http://127.0.0.1:8000)")
         target.add_argument("--json", action="store_true", default=json_default, help="machine-readable output")
+        target.add_argument("--retry-seconds", type=float, default=default, metavar="SECONDS",
+                            help="how long to retry while the server is unreachable or restarting "
+                                 "(env ASKTELL_RETRY_SECONDS, default 300)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary in SERVER_COMMANDS.items():
         commands.add_parser(name, help=summary, add_help=False)  # its own --help comes from the server
@@ -199,14 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", action="append", help="only trials in this state (repeatable)")
     listing.add_argument("--limit", type=_positive, help="only the last N trials")
     agent = commands.add_parser("agent", parents=[common], help="run a command as the evaluation of each trial",
-                                usage="asktell agent STUDY [options] -- COMMAND [ARG ...]")
+                                usage="asktell agent STUDY [options] -- COMMAND [ARG ...]",
+                                description="Run COMMAND once per trial of STUDY: ask, run, report, tell.",
+                                epilog=AGENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     agent.set_defaults(func=_agent)
     agent.add_argument("study")
-    agent.add_argument("--count", type=_positive, help="trials to run in all (default: until the study stops)")
+    agent.add_argument("--count", type=_positive, help="trials to run in all (default: until the study stops "
+                                                       "handing them out)")
     agent.add_argument("--parallel", type=_positive, help="commands at once (default: one per --gpus entry, or 1)")
     agent.add_argument("--gpus", help="comma-separated GPU ids, one slot each, set as CUDA_VISIBLE_DEVICES")
-    agent.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
-    agent.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats of a quiet run")
+    agent.add_argument("--grace", type=float, default=10.0,
+                       help="seconds between SIGTERM and SIGKILL when a run is stopped (default 10)")
+    agent.add_argument("--heartbeat", type=float, default=30.0,
+                       help="seconds between heartbeats of a run that reports nothing (default 30)")
+    agent.add_argument("--literal-braces", action="store_true",
+                       help="keep {name}s that name no parameter as they are (code passed inline) instead of refusing")
     agent.set_defaults(program=[])
     return parser
 
@@ -237,13 +279,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with Client(args.url) as client:
+        with Client(args.url, retry_seconds=args.retry_seconds) as client:
             output = args.func(client, args)
             if output:
-                print(output)
+                print(output, flush=True)
     except AsktellError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`asktell studies list | head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return SIGPIPE_EXIT
     return 0
 
 

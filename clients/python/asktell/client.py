@@ -18,31 +18,32 @@ from asktell.errors import AsktellError
 class Client:
     """A connection to an asktell server. Reads ASKTELL_URL and ASKTELL_TOKEN when `url` / `token` are not given.
 
-    `max_retries` bounds the retries of idempotent calls on connection errors, timeouts and 5xx.
+    Idempotent calls are retried on connection errors, timeouts and 5xx for `retry_seconds` (ASKTELL_RETRY_SECONDS,
+    default 300: a server restart is ridden out), or `max_retries` times if given.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0,
-                 max_retries: int = 5, *, transport: httpx.BaseTransport | None = None) -> None:
+                 max_retries: int | None = None, retry_seconds: float | None = None, *,
+                 transport: httpx.BaseTransport | None = None) -> None:
         base, headers = api.settings(url, token)
         self.url = base
-        self.retry = api.RetryPolicy(max_retries=max_retries)
+        self.retry = api.retry_policy(max_retries, retry_seconds)
         # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
         self._http = httpx.Client(base_url=base, headers=headers, transport=transport, verify=api.tls_verify(base),
                                   timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
 
     def _send(self, call: api.Call) -> httpx.Response:
-        attempt = 0
+        retries = api.Retries(self.retry)
         while True:
             try:
                 outcome: httpx.Response | Exception = self._http.request(call.method, call.path, json=call.json,
                                                                          params=call.params)
             except httpx.TransportError as error:
                 outcome = error
-            delay = self.retry.delay(call, attempt, outcome)
+            delay = retries.delay(call, outcome)
             if delay is None:
                 return api.result(outcome, self.url)
             time.sleep(delay)
-            attempt += 1
 
     def _run(self, flow: api.Flow) -> Any:
         try:
@@ -73,9 +74,9 @@ class Client:
         """The study called `name` (NotFoundError if there is none)."""
         return Study(self, self._call(api.get_study(name)))
 
-    def list_studies(self) -> list[Study]:
-        """Every study, all pages."""
-        return [Study(self, s) for s in self._run(api.paged(api.list_studies(), "studies"))]
+    def list_studies(self, *, summary: bool = False) -> list[Study]:
+        """Every study, all pages; with `summary`, each with its trial_counts and best_value."""
+        return [Study(self, s) for s in self._run(api.paged(api.list_studies(summary), "studies"))]
 
     def delete_study(self, name: str) -> None:
         """Delete a study and all its trials."""

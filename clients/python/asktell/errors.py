@@ -50,6 +50,15 @@ class ServiceUnavailableError(AsktellError):
     """The server could not be reached (or stopped answering), even after retries."""
 
 
+class SobolFallbackWarning(UserWarning):
+    """The server handed out Sobol points instead of its engine's suggestions (trial source `sobol-fallback`):
+    typically no engine worker is running (start `asktell worker`). The message says why."""
+
+
+class ConfigurationError(AsktellError, ValueError):
+    """The client's own settings are wrong (a server URL without http://, say); nothing was sent."""
+
+
 class AskTimeoutError(AsktellError):
     """Suggestions were still being computed when the caller's timeout ran out; `job_id` can be polled."""
 

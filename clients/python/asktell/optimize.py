@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asktell.errors import AsktellError, ConflictError
+from asktell.errors import AsktellError, ConflictError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from asktell.client import Study, Trial
@@ -56,31 +57,55 @@ class _Progress:
             self.bar.close()
 
 
-def _values_of(study: Study, result: float | dict[str, float]) -> dict[str, float]:
+def _number(metric: str, value: object) -> float:
+    """A metric's value as a float. Numbers only (numpy and torch scalars too): a string such as "0.5" is a bug in
+    the objective, refused rather than read as a number."""
+    if isinstance(value, str | bytes | bool) or not hasattr(type(value), "__float__"):
+        raise TypeError(f"the objective's value of {metric!r} must be a number, got {type(value).__name__} "
+                        f"{value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _values_of(study: Study, result: object) -> dict[str, float]:
     if isinstance(result, dict):
-        return {k: float(v) for k, v in result.items()}
+        return {str(k): _number(str(k), v) for k, v in result.items()}
     objectives = study.spec["objectives"]
     if len(objectives) != 1 or study.spec.get("constraints"):
         raise TypeError("the objective returned one number, but this study needs a dict of metric values "
                         f"({', '.join(o['name'] for o in objectives)} and its constrained metrics)")
-    return {objectives[0]["name"]: float(result)}
+    return {objectives[0]["name"]: _number(objectives[0]["name"], result)}
+
+
+def _fail(trial: Trial, reason: str) -> None:
+    with contextlib.suppress(ConflictError):  # the objective had told the trial itself
+        trial.tell(failed=True, reason=reason[-2000:])
 
 
 def _evaluate(study: Study, trial: Trial, objective: Objective, catch: tuple[type[BaseException], ...]) -> None:
+    """Evaluate one trial and finish it: told with the objective's values, or failed with the reason, never left
+    active. Errors are raised again unless listed in `catch`; a non-finite result (a diverged run) only fails it."""
     try:
         result = objective(trial)
         values = None if result is None else _values_of(study, result)
     except BaseException as error:
-        reason = "".join(traceback.format_exception_only(type(error), error)).strip()
-        with contextlib.suppress(ConflictError):  # the objective had told the trial itself before raising
-            trial.tell(failed=True, reason=reason[-2000:])
+        _fail(trial, "".join(traceback.format_exception_only(type(error), error)).strip())
         if isinstance(error, catch) and not isinstance(error, KeyboardInterrupt):
             return
         raise
     if values is None:
         trial.refresh()  # the objective told the trial itself
         return
-    trial.tell(values)
+    non_finite = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if non_finite:
+        _fail(trial, "the objective returned a value that is not a finite number: "
+                     + ", ".join(f"{k}={v}" for k, v in non_finite.items()))
+        return
+    try:
+        trial.tell(values)
+    except InvalidArgumentError as error:  # e.g. a metric the study needs is missing
+        _fail(trial, f"the server refused the objective's result: {error}")
+        if not isinstance(error, catch):
+            raise
 
 
 def optimize(study: Study, objective: Objective, n_trials: int, n_workers: int, *,
