@@ -91,7 +91,7 @@ def test_stopped_trials_are_observations_for_the_model() -> None:
     stopped = [TrialView(t.number, t.params, TrialState.STOPPED, t.values) for t in trials[:2]]
     _, notes = suggest(MIXED, trials[2:] + stopped)  # 2 completed + 2 stopped: the design of 4 is done
     assert notes.rung == "fit"
-    _, notes = suggest(MIXED, trials[2:] + [TrialView(9, trials[0].params, TrialState.STOPPED)])
+    _, notes = suggest(MIXED, [*trials[2:], TrialView(9, trials[0].params, TrialState.STOPPED)])
     assert notes.rung == "initial-design"  # a run stopped without values says nothing the model can use
 
 
