@@ -96,6 +96,13 @@ def test_infeasible_problem_is_declared_after_three_rounds_with_evidence() -> No
     assert again.memory[STATUS_KEY]["rounds"] == 4
 
 
+def test_cei_studies_are_declared_infeasible_too() -> None:
+    spec = spec_of([{"name": "c", "op": "<=", "bound": 0}], method="cei")
+    _, notes = run(spec, never_feasible, 9)
+    assert [n.memory[STATUS_KEY]["likely_infeasible"] for n in notes[5:]] == [False, False, True, True]
+    assert notes[-1].suggestion_info == [{"method": "cei"}]
+
+
 def test_a_feasible_round_resets_the_count() -> None:
     spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
     trials, _ = run(spec, bowl, 6)
@@ -122,7 +129,7 @@ def test_cei_method_gives_feasibility_weighted_suggestions() -> None:
     spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], method="cei")
     trials, notes = run(spec, bowl, 10)
     assert notes[-1].suggestion_info == [{"method": "cei"}]
-    assert STATUS_KEY not in notes[-1].memory
+    assert notes[-1].memory[STATUS_KEY]["likely_infeasible"] is False
     late = [t.values for t in trials[5:] if t.values]
     assert sum(v["x_value"] >= 0.45 for v in late) >= 3
 

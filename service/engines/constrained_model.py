@@ -109,8 +109,17 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     request.notes.rung = fit.rung
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
 
+    rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
+    pool = space_pool(features, min(options.pool_points * features.dim, MAX_POOL), rng.randrange(2**32), device)
+    # The infeasibility test (D5), whatever the method: the models as fitted (pending trials say nothing about
+    # feasibility), with the wide sqrt(beta) of the test.
+    test = OptimisticProblem(joint_model(models), bounds, options.infeasibility_sqrt_beta)
+    _, feasible, violation = _solve(test, pool, features, rng)
+    memory[STATUS_KEY] = _infeasibility_status(request, options, completed, feasible, violation)
+    memory["infeasible"] = {"rounds": memory[STATUS_KEY]["rounds"], "data": _data_version(request, completed)}
+    request.notes.memory = memory
+
     if options.method == "cei":
-        request.notes.memory = memory
         acquisition = qLogNoisyExpectedImprovement(
             joint_model(models), X_baseline=X, X_pending=X_pending, prune_baseline=True,
             objective=GenericMCObjective(first_output), constraints=list(bounds))
@@ -119,15 +128,6 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
                               device=device)
         request.notes.suggestion_info = [{"method": "cei"}] * request.count
         return features.decode(separated(candidates, taken, features, request))
-
-    rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
-    pool = space_pool(features, min(options.pool_points * features.dim, MAX_POOL), rng.randrange(2**32), device)
-    # The infeasibility test sees the models as fitted: pending trials say nothing about feasibility.
-    test = OptimisticProblem(joint_model(models), bounds, options.infeasibility_sqrt_beta)
-    _, feasible, violation = _solve(test, pool, features, rng)
-    memory[STATUS_KEY] = _infeasibility_status(request, options, completed, feasible, violation)
-    memory["infeasible"] = {"rounds": memory[STATUS_KEY]["rounds"], "data": _data_version(request, completed)}
-    request.notes.memory = memory
 
     chosen: list[torch.Tensor] = []
     infos: list[dict[str, Any]] = []
