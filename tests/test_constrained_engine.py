@@ -65,7 +65,7 @@ def test_auto_picks_constrained_for_one_objective_with_constraints() -> None:
 
 
 def test_config_finds_the_constrained_optimum_of_a_tiny_problem() -> None:
-    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], method="config")
     trials, notes = run(spec, bowl, 16)
     assert notes[-1].suggestion_info == [{"method": "config", "optimistically_feasible": True}]
     for trial in trials[-3:]:  # settled on the constrained optimum, not the unconstrained one at (0.3, 0.7)
@@ -75,7 +75,7 @@ def test_config_finds_the_constrained_optimum_of_a_tiny_problem() -> None:
 
 
 def test_infeasible_problem_is_declared_after_three_rounds_with_evidence() -> None:
-    spec = spec_of([{"name": "c", "op": "<=", "bound": 0}])
+    spec = spec_of([{"name": "c", "op": "<=", "bound": 0}], method="config")
     trials, notes = run(spec, never_feasible, 9)
     statuses = [n.memory.get(STATUS_KEY) for n in notes]
     assert statuses[:5] == [None] * 5  # initial design: no model, no verdict
@@ -97,7 +97,7 @@ def test_infeasible_problem_is_declared_after_three_rounds_with_evidence() -> No
 
 
 def test_cei_studies_are_declared_infeasible_too() -> None:
-    spec = spec_of([{"name": "c", "op": "<=", "bound": 0}], method="cei")
+    spec = spec_of([{"name": "c", "op": "<=", "bound": 0}])  # cei is the default
     _, notes = run(spec, never_feasible, 9)
     assert [n.memory[STATUS_KEY]["likely_infeasible"] for n in notes[5:]] == [False, False, True, True]
     assert notes[-1].suggestion_info == [{"method": "cei"}]
@@ -111,8 +111,9 @@ def test_a_feasible_round_resets_the_count() -> None:
     assert notes.memory[STATUS_KEY] == {"likely_infeasible": False, "rounds": 0, "infeasibility": None}
 
 
-def test_concurrent_suggestions_spread_out_and_failures_become_a_constraint() -> None:
-    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], failure_model_after=2)
+@pytest.mark.parametrize("method", ["cei", "config"])
+def test_concurrent_suggestions_spread_out_and_failures_become_a_constraint(method: str) -> None:
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], failure_model_after=2, method=method)
     trials, notes = run(spec, bowl, 8)
     rng = random.Random(1)
     trials += [TrialView(len(trials) + i, {"x": rng.random(), "y": rng.random()}, TrialState.FAILED) for i in range(2)]
@@ -126,7 +127,7 @@ def test_concurrent_suggestions_spread_out_and_failures_become_a_constraint() ->
 
 
 def test_cei_method_gives_feasibility_weighted_suggestions() -> None:
-    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], method="cei")
+    spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
     trials, notes = run(spec, bowl, 10)
     assert notes[-1].suggestion_info == [{"method": "cei"}]
     assert notes[-1].memory[STATUS_KEY]["likely_infeasible"] is False

@@ -105,7 +105,7 @@ def test_constrained_study_with_concurrent_jobs_reports_the_best_feasible_trial(
 
     trials = study.trials()
     assert len(trials) == 12
-    assert any(t.engine_info.get("method") == "config" for t in trials)
+    assert any(t.engine_info.get("method") == "cei" for t in trials)
     feasible = [t for t in trials if t.values and t.values["x_value"] >= 0.5]
     (best,) = study.best_trials()
     assert best.number == min(feasible, key=lambda t: t.values["loss"]).number  # type: ignore[index]

@@ -39,7 +39,7 @@ class GPOptions(ModelEngineOptions):
     center_point: bool = Field(default=True, description="The first trial is the centre of the space; the rest of "
                                "the initial design are Sobol points.")
     categorical_model: Literal["onehot", "mixed"] = Field(
-        default="mixed", description="How the GP sees categorical parameters: `onehot`, one-hot columns under the "
+        default="onehot", description="How the GP sees categorical parameters: `onehot`, one-hot columns under the "
         "same stationary kernel as the other inputs (the optimizer still searches the choices exactly); `mixed`, "
         "BoTorch's MixedSingleTaskGP (a sum and a product of a continuous and a categorical kernel).")
     winsorize: bool = Field(default=True, description="Clip outlying bad outcomes before modelling (Tukey's fence "
