@@ -25,7 +25,7 @@ test: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check service clients/python tests benchmarks examples
-	$(BIN)/mypy service
+	$(BIN)/mypy service clients/python/asktell
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e ".[bench]"
