@@ -97,7 +97,7 @@ def _sweep_2d(points: np.ndarray) -> float:
 
 def reference_point(spec: StudySpec, front: np.ndarray) -> np.ndarray:
     """The reference point, maximized: each objective's threshold where the spec gives one, else
-    the front's nadir minus REFERENCE_SCALE of its range (ALGORITHMS.md D12; BoTorch's rule)."""
+    the front's nadir minus REFERENCE_SCALE of its range (docs/decisions.md, D12; BoTorch's rule)."""
     m = len(spec.objectives)
     front = np.asarray(front, dtype=np.float64).reshape(-1, m)
     if front.shape[0]:

@@ -1,5 +1,5 @@
 """Engine `constrained`: one objective under outcome constraints, by constrained log-NEI or CONFIG
-(ALGORITHMS.md §3).
+(Xu et al., ICML 2023; labels D2, D5, D6: docs/decisions.md).
 
 - `cei` (default): qLogNEI weighted by the probability of feasibility (Frazier's constrained EI, noise-aware), as
   Ax's default strategy does; one multi-output GP over the objective and the constraint metrics, each metric on a

@@ -1,5 +1,5 @@
 """Engine `egreedy`: epsilon-greedy Bayesian optimization, asynchronous AEGiS and the two rules of
-"Greed is Good" (ALGORITHMS.md §2).
+"Greed is Good" (De Ath et al., 2021). Labels D3 and D4 refer to docs/decisions.md.
 
 Each suggestion comes from one branch, chosen at random and recorded with the trial
 (`engine_info["branch"]`):

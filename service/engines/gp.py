@@ -3,7 +3,7 @@
 "A Tutorial on Bayesian Optimization" (Frazier, 2018), noisy EI: NEI(x) = E[(f(x) - max_i f(x_i))+]
 averaged over the joint posterior at the observed points, in its log-space form qLogNEI ("Unexpected
 Improvements to Expected Improvement", Ament et al., 2023). Trials still running enter as X_pending,
-so concurrent workers get jointly diverse suggestions (ALGORITHMS.md §1, §0.3).
+so concurrent workers get jointly diverse suggestions.
 
 - Initial design: the centre of the space, then scrambled Sobol points, 5 in all, before the first model (Ax's
   default strategy does the same). On benchmarks/quality.py's rotated and shifted synthetic functions the centre

@@ -1,6 +1,6 @@
 """Shared model machinery for the BoTorch engines: tensors from trials, GP fitting with a failure ladder.
 
-Encoding (ALGORITHMS.md §0.1): continuous and wide integer parameters live in [0, 1] by their declared
+Encoding: continuous and wide integer parameters live in [0, 1] by their declared
 bounds (log first where asked); integers with at most `DISCRETE_INT_LIMIT` values are discrete
 dimensions listing their encoded values; categoricals are integer-valued dimensions (0..k-1) for
 `MixedSingleTaskGP` and the mixed optimizer.

@@ -1,4 +1,4 @@
-"""Engine `multiobjective`: Pareto-front search with qLogNEHVI or ParEGO (ALGORITHMS.md §5).
+"""Engine `multiobjective`: Pareto-front search with qLogNEHVI or ParEGO (labels D2, D11, D12: docs/decisions.md).
 
 - `nehvi` (default up to 4 objectives): log noisy expected hypervolume improvement, the expected
   growth of the dominated hypervolume integrated over the posterior of the observed front too, so

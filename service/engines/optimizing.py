@@ -87,7 +87,7 @@ def pending_inputs(request: SuggestRequest, features: Features, device: torch.de
 def optimize(acquisition: AcquisitionFunction, features: Features, count: int, *, num_restarts: int,
              raw_samples: int, timeout_seconds: float | None, device: torch.device) -> torch.Tensor:
     """`count` jointly chosen maximizers: gradient multistart in a box, alternating search with
-    categorical or discrete integer dimensions (ALGORITHMS.md §0.1)."""
+    categorical or discrete integer dimensions."""
     bounds = features.bounds(device)
     if not features.cat_dims and not features.discrete_dims:
         candidates, _ = optimize_acqf(acquisition, bounds, q=count, num_restarts=num_restarts,
