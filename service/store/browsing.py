@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, select
+from sqlalchemy import ColumnElement, Text, and_, cast, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -173,3 +173,73 @@ async def best_value(conn: AsyncConnection, study: StudyRecord) -> float | None:
     aggregate = func.max(value) if objective.goal is Goal.MAXIMIZE else func.min(value)
     best = (await conn.execute(select(aggregate).where(*conditions))).scalar_one_or_none()
     return None if best is None else float(best)
+
+
+async def stopped_values(conn: AsyncConnection, study_id: int) -> list[tuple[int, dict[str, float | None]]]:
+    """(number, values) of every stopped trial that has values (those it had reached when stopped)."""
+    query = (select(TrialRow.number, TrialRow.values)
+             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.STOPPED.value,
+                    TrialRow.values.is_not(None))
+             .order_by(TrialRow.number))
+    return [(number, dict(values or {})) for number, values in await conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    number: int
+    state: str
+    worker_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+async def timeline(conn: AsyncConnection, study_id: int, limit: int) -> tuple[list[TimelineRow], int]:
+    """The latest `limit` trials by number that were ever handed out (not waiting), and how many there are."""
+    where = (TrialRow.study_id == study_id, TrialRow.state != TrialState.WAITING.value)
+    rows = await conn.execute(select(TrialRow.number, TrialRow.state, TrialRow.worker_id, TrialRow.created_at,
+                                     TrialRow.started_at, TrialRow.finished_at)
+                              .where(*where).order_by(TrialRow.number.desc()).limit(limit))
+    found = [TimelineRow(*row) for row in rows]
+    total = (await conn.execute(select(func.count()).select_from(TrialRow).where(*where))).scalar_one()
+    return found[::-1], int(total)
+
+
+async def trials_by_number(conn: AsyncConnection, study_id: int, numbers: Sequence[int]) -> list[TrialRecord]:
+    """The study's trials with these numbers (those that exist), with their measurements, in the order asked."""
+    rows = list(await conn.execute(select(*TRIAL_COLUMNS)
+                                   .where(TrialRow.study_id == study_id, TrialRow.number.in_(list(numbers)))))
+    measured = await measurements_of(conn, (row.id for row in rows))
+    found = {row.number: trial_record(row, measured[row.id]) for row in rows}
+    return [found[n] for n in numbers if n in found]
+
+
+async def pareto_optimal(conn: AsyncConnection, study: StudyRecord, trial: TrialRecord) -> bool:
+    """Whether a completed, feasible trial of a study with several objectives is on the Pareto front: no
+    feasible completed trial is at least as good on every objective and better on one (one SQL query)."""
+    spec = study.spec
+    values = trial.values or {}
+    if len(spec.objectives) < 2 or trial.state is not TrialState.COMPLETED:
+        return False
+    mine = [values.get(o.name) for o in spec.objectives]
+    if any(v is None for v in mine):
+        return False
+    for constraint in spec.constraints:
+        value = values.get(constraint.name)
+        if value is None or (value > constraint.bound if constraint.op == "<=" else value < constraint.bound):
+            return False
+    conditions = [TrialRow.study_id == study.id, TrialRow.state == TrialState.COMPLETED.value]
+    for constraint in spec.constraints:
+        metric = TrialRow.values[constraint.name].as_float()
+        conditions.append(metric <= constraint.bound if constraint.op == "<=" else metric >= constraint.bound)
+    strictly = []
+    for objective, value in zip(spec.objectives, mine, strict=True):
+        column = TrialRow.values[objective.name].as_float()
+        if objective.goal is Goal.MAXIMIZE:
+            conditions.append(column >= value)
+            strictly.append(column > value)
+        else:
+            conditions.append(column <= value)
+            strictly.append(column < value)
+    dominated = (await conn.execute(select(exists().where(*conditions, or_(*strictly))))).scalar_one()
+    return not dominated
