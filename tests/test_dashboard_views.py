@@ -172,3 +172,18 @@ def test_compare_puts_trials_side_by_side(api: httpx.Client, made: dict[str, Stu
     for bad in ("x", ",".join(str(n) for n in range(13))):
         response = api.get(f"/ui/studies/{name}/compare", params={"trials": bad})
         assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "trials"
+
+
+def test_points_are_parsed_once_per_set_of_completed_trials() -> None:
+    from service.domain.spec import StudySpec
+    from service.ui.views import PointsCache
+
+    spec = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+                                     "objectives": [{"name": "y", "goal": "minimize"}]})
+    cache = PointsCache(size=1)
+    rows = [(0, {"x": 0.5}, {"y": 1.0}, None)]
+    first = cache.of(1, spec, rows)
+    assert cache.of(1, spec, list(rows)) is first
+    grown = cache.of(1, spec, [*rows, (1, {"x": 0.25}, {"y": 2.0}, None)])
+    assert grown is not first and grown.count == 2
+    assert cache.get((1, 1, 0)) is None  # the older set fell out (size 1)

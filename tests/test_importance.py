@@ -40,3 +40,4 @@ def test_absent_values_bin_apart_and_few_trials_give_nothing() -> None:
     assert index.tolist() == [0, 2, 1, 2]
     assert importances({"x": (np.arange(MIN_TRIALS - 1.0), False)}, np.arange(MIN_TRIALS - 1.0)) == []
     assert first_order_share(np.zeros(10, dtype=np.int64), np.arange(10.0)) == (0.0, 1)
+

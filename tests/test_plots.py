@@ -100,3 +100,23 @@ def test_history_shows_stopped_and_infeasible_trials_with_a_legend() -> None:
     assert 'class="point infeasible"><title>trial 2: loss 1 (infeasible)' in svg
     assert 'class="point stopped"><title>trial 3 (stopped): loss 5' in svg
     assert ">infeasible</text>" in svg and ">best so far</text>" in svg
+
+
+def test_large_scatters_draw_a_capped_sample_and_every_highlighted_point() -> None:
+    n = 50_000
+    highlight = [i % 5_000 == 0 for i in range(n)]
+    svg = plots.scatter(list(range(n)), [float(i % 97) for i in range(n)], x_label="a", y_label="b", title="t",
+                        highlight=highlight)
+    assert svg.count('class="point"') <= plots.MAX_POINTS
+    assert svg.count('class="front"') == sum(highlight)
+
+
+def test_overlapping_trials_of_one_worker_get_lanes() -> None:
+    from service.ui import charts
+
+    spans = [charts.Span(0, "w", "completed", 0.0, 10.0, False), charts.Span(1, "w", "completed", 5.0, 15.0, False),
+             charts.Span(2, "w", "active", 12.0, 20.0, True), charts.Span(3, "v", "failed", 0.0, 1.0, False)]
+    assert charts._lanes(spans) == [0, 1, 0, 0]
+    svg = charts.timeline(spans, ["w", "v"], title="t", link="/t/")
+    assert re.findall(r'<a href="/t/(\d)"><rect', svg) == ["0", "1", "2", "3"]
+    assert "trial 2 (active, running) on w" in svg and ">failed</text>" in svg

@@ -50,12 +50,18 @@ async def study_overview(db: Database, owner: str, name: str) -> StudyOverview:
     return StudyOverview(study, counts, engine, pool, completed, curves, stopped)
 
 
-async def completed_of(db: Database, owner: str, name: str) -> tuple[StudyRecord, list[tuple[
-        int, dict[str, Any], dict[str, float | None], datetime | None]]]:
-    """A study and its completed trials (number, params, values, finished_at): what the analysis views read."""
+async def completed_version(db: Database, owner: str, name: str) -> tuple[StudyRecord, tuple[int, int]]:
+    """A study and the version of its set of completed trials (see store.browsing.completed_version)."""
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
-        return study, await browsing.completed_points(conn, study.id)
+        return study, await browsing.completed_version(conn, study.id)
+
+
+async def completed_of(db: Database, study: StudyRecord) -> list[tuple[
+        int, dict[str, Any], dict[str, float | None], datetime | None]]:
+    """A study's completed trials (number, params, values, finished_at): what the analysis views read."""
+    async with db.transaction() as conn:
+        return await browsing.completed_points(conn, study.id)
 
 
 async def timeline(db: Database, owner: str, name: str) -> tuple[StudyRecord, list[TimelineRow], int]:

@@ -175,6 +175,14 @@ async def best_value(conn: AsyncConnection, study: StudyRecord) -> float | None:
     return None if best is None else float(best)
 
 
+async def completed_version(conn: AsyncConnection, study_id: int) -> tuple[int, int]:
+    """(count, largest number) of a study's completed trials: completed trials never change, so while these
+    two stay the same, so does the set of completed trials."""
+    where = (TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETED.value)
+    count, largest = (await conn.execute(select(func.count(), func.max(TrialRow.number)).where(*where))).one()
+    return int(count), -1 if largest is None else int(largest)
+
+
 async def stopped_values(conn: AsyncConnection, study_id: int) -> list[tuple[int, dict[str, float | None]]]:
     """(number, values) of every stopped trial that has values (those it had reached when stopped)."""
     query = (select(TrialRow.number, TrialRow.values)

@@ -21,6 +21,7 @@ WIDTH, HEIGHT = 960, 320  # a plot across the page
 CARD_WIDTH, CARD_HEIGHT = 480, 300  # a plot in a grid of cards
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 30, 44
 MAX_POINTS = 1000
+MAX_CARD_POINTS = 500  # in a small plot of a grid of cards (the slices)
 MAX_LINES = 400  # parallel-coordinates lines
 STATE_COLORS = {"completed": "#2563eb", "active": "#f59e0b", "paused": "#8b5cf6", "stopped": "#6b7280",
                 "failed": "#dc2626", "infeasible": "#be185d", "waiting": "#10b981"}
@@ -299,11 +300,11 @@ def scatter(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, 
             log_x: bool = False, log_y: bool = False, connect: bool = False,
             reference: tuple[float, float] | None = None, dominated: tuple[bool, bool] | None = None,
             link: str | None = None, digits: tuple[int, int] = (DIGITS, DIGITS),
-            keys: Sequence[Key] = (), width: int = WIDTH, height: int = HEIGHT) -> str:
+            keys: Sequence[Key] = (), width: int = WIDTH, height: int = HEIGHT, limit: int = MAX_POINTS) -> str:
     """Points (categorical x given as category indices); highlighted ones drawn on top, in the accent color,
     joined by a dashed line when `connect` (a two-objective front). `reference` draws the hypervolume's
     reference point; with `dominated` (whether x and y are maximized) it also shades the region the
-    highlighted points dominate up to it."""
+    highlighted points dominate up to it. At most `limit` plain points are drawn, evenly spaced."""
     xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
     if not xs.size:
         return empty(title, "no completed trials yet", width, height)
@@ -319,7 +320,7 @@ def scatter(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, 
     chosen = list(zip(xs[marks].tolist(), ys[marks].tolist(), strict=True))
     if reference is not None and dominated is not None and chosen:
         parts.append(_dominated_region(chosen, reference, dominated, x, y))
-    thinned = thin_mask(xs.size)
+    thinned = thin_mask(xs.size, limit)
     offset = 0.5 if categories else 0.0
 
     def point(a: float, b: float, n: int, css: str, radius: float) -> str:

@@ -30,6 +30,7 @@ from service.domain.trial import TrialState
 from service.engines.base import STATUS_KEY
 from service.errors import AsktellError, InvalidArgument
 from service.store.db import Database
+from service.store.records import StudyRecord
 from service.ui import analysis, plots, views
 from service.ui.table import TableParams, table_view
 
@@ -161,21 +162,23 @@ def _study_plots(overview: browsing.StudyOverview, scales: views.Scales, history
     """Every plot of the study page: numpy and string work, run off the event loop."""
     spec = overview.study.spec
     link = _trial_link(overview.study.name)
-    points = views.Points.of(spec, overview.completed)
-    plots: dict[str, Any] = {
+    points = views.points_cache.of(overview.study.id, spec, overview.completed)
+    shown: dict[str, Any] = {
         "best_text": views.best_value_text(spec, points),
         "history": views.history_plots(spec, points, scales, link, overview.stopped),
         "parallel": views.parallel_plot(spec, points, scales, link),
         "slices": views.slice_plots(spec, points, scales, link),
         "scales": views.scale_switches(spec, points, scales, url),
+        "completed_count": points.count, "max_points": plots.MAX_POINTS,
+        "max_card_points": plots.MAX_CARD_POINTS, "max_lines": plots.MAX_LINES,
         "pareto": None, "curves": views.learning_curve_plot(overview, points, scales, link) if spec.fidelity else None,
     }
     if history is not None:
         reference = oriented_reference(spec, history.reference)
-        plots["pareto"], plots["front_size"] = views.pareto_plots(spec, points, scales, link, reference)
-        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, history)
-        plots["box_share"] = views.reference_box_share(spec, points, history)
-    return plots
+        shown["pareto"], shown["front_size"] = views.pareto_plots(spec, points, scales, link, reference)
+        shown["hypervolume_plot"], shown["reference"], shown["hypervolume"] = views.hypervolume_plot(spec, history)
+        shown["box_share"] = views.reference_box_share(spec, points, history)
+    return shown
 
 
 @router.get("/studies/{name}", response_class=HTMLResponse)
@@ -208,15 +211,21 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: Axes = [],
     return _render(request, "study.html", context, started)
 
 
+async def _points(db: Database, who: str, name: str) -> tuple[StudyRecord, views.Points]:
+    """A study's completed trials as arrays; read and parsed only when a trial completed since the last time."""
+    study, (count, largest) = await browsing.completed_version(db, who, name)
+    found = views.points_cache.get((study.id, count, largest))
+    if found is None:
+        completed = await browsing.completed_of(db, study)
+        found = await run_in_threadpool(views.points_cache.of, study.id, study.spec, completed)
+    return study, found
+
+
 @router.get("/studies/{name}/importance", response_class=HTMLResponse)
 async def importance(request: Request, name: str, db: Db, who: Owner) -> HTMLResponse:
     started = time.perf_counter()
-    study, completed = await browsing.completed_of(db, who, name)
-
-    def compute() -> analysis.ImportanceView:
-        return analysis.importance_view(study.spec, views.Points.of(study.spec, completed))
-
-    found = await run_in_threadpool(compute)
+    study, points = await _points(db, who, name)
+    found = await run_in_threadpool(analysis.importance_view, study.spec, points)
     return _render(request, "importance.html", {"study": study, "study_url": _study_url(study.name),
                                                 "view": "importance", "found": found}, started)
 
@@ -225,7 +234,7 @@ async def importance(request: Request, name: str, db: Db, who: Owner) -> HTMLRes
 async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", y: str = "", objective: str = "",
                   log: Axes = [], linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
     started = time.perf_counter()
-    study, completed = await browsing.completed_of(db, who, name)
+    study, points = await _points(db, who, name)
     spec = study.spec
     if len(spec.params) < 2:
         raise InvalidArgument.one("x", "a contour plot needs a study with two parameters or more")
@@ -233,7 +242,6 @@ async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", 
     scales = views.Scales.parse(log, linear)
 
     def compute() -> dict[str, Any]:
-        points = views.Points.of(spec, completed)
         chosen_x, chosen_y = x, y
         if not chosen_x or not chosen_y:
             first, second = analysis.default_pair(spec, points)
@@ -258,12 +266,11 @@ async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", 
 async def edf(request: Request, name: str, db: Db, who: Owner, log: Axes = [],  # noqa: B006
               linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
     started = time.perf_counter()
-    study, completed = await browsing.completed_of(db, who, name)
+    study, points = await _points(db, who, name)
     url = f"{_study_url(study.name)}/edf"
     scales = views.Scales.parse(log, linear)
 
     def compute() -> dict[str, Any]:
-        points = views.Points.of(study.spec, completed)
         switches = [s for s in views.scale_switches(study.spec, points, scales, url) if s.key.startswith("value:")]
         return {"plots": analysis.edf_view(study.spec, points, scales), "scales": switches, "count": points.count}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +78,44 @@ class Points:
     def digits(self, j: int) -> int:
         """Significant digits that tell objective j's values apart."""
         return plots.digits_for(self.objectives[:, j])
+
+
+class PointsCache:
+    """Studies' completed trials as Points, remembered while their set of completed trials stays the same (it
+    only grows, so its count and largest trial number identify it): the overview refreshed every few
+    seconds and the analysis views of one study parse its trials once per new result. Thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._found: OrderedDict[tuple[int, int, int], Points] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int, int]) -> Points | None:
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                self._found.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[int, int, int], points: Points) -> None:
+        with self._lock:
+            self._found[key] = points
+            self._found.move_to_end(key)
+            while len(self._found) > self.size:
+                self._found.popitem(last=False)
+
+    def of(self, study_id: int, spec: StudySpec, completed: Completed) -> Points:
+        """The Points of `completed` (in number order), from memory when they were built before."""
+        key = (study_id, len(completed), completed[-1][0] if completed else -1)
+        found = self.get(key)
+        if found is None:
+            found = Points.of(spec, completed)
+            self.put(key, found)
+        return found
+
+
+REMEMBERED_POINTS = 8  # a few MB each at 50,000 trials
+points_cache = PointsCache(REMEMBERED_POINTS)
 
 
 @dataclass(frozen=True)
@@ -218,7 +258,8 @@ def slice_plots(spec: StudySpec, points: Points, scales: Scales, link: str) -> l
                                              title=title, numbers=points.numbers, categories=categories,
                                              log_x=param_is_log(param, points, scales), log_y=log_y, link=link,
                                              digits=(plots.digits_for(values), points.digits(0)),
-                                             width=plots.CARD_WIDTH, height=plots.CARD_HEIGHT)))
+                                             width=plots.CARD_WIDTH, height=plots.CARD_HEIGHT,
+                                             limit=plots.MAX_CARD_POINTS)))
     return out
 
 
