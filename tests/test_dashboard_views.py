@@ -143,6 +143,13 @@ def test_contour_bins_two_parameters_and_names_a_bad_choice(api: httpx.Client, m
         assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == field
 
 
+def test_a_study_with_one_parameter_says_why_it_has_no_contour(api: httpx.Client, server: RunningServer) -> None:
+    study = Client(server.url).create_study(f"views-one-{secrets.token_hex(4)}", SPACE[:1],
+                                            [{"name": "loss", "goal": "minimize"}], engine="random")
+    html = page(api, f"/ui/studies/{study.name}/contour")
+    assert "needs a study with two parameters or more" in html
+
+
 def test_edf_rises_from_the_best_value_to_all_trials(api: httpx.Client, made: dict[str, Study]) -> None:
     html = page(api, f"/ui/studies/{made['two'].name}/edf")
     for metric in ("error", "seconds"):
@@ -167,6 +174,10 @@ def test_compare_puts_trials_side_by_side(api: httpx.Client, made: dict[str, Stu
     assert re.findall(r'<th><a href="[^"]+/trials/(\d+)">trial', html) == ["1", "2", "3"]
     assert 'data-name="lr"' in html and 'class="parameter differs"' in html
     assert "loss by epoch of the compared trials" in html
+    started = re.search(r'data-name="started">.*?</tr>', html, re.S)
+    assert started and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", started.group(0))
+    assert not re.search(r":\d\d\.\d{3,6}", started.group(0))  # to the second: no microseconds
+    assert 'data-name="worker"' in html
     missing = page(api, f"/ui/studies/{name}/compare", trials="1,999")
     assert 'id="missing"' in missing and "999" in missing
     for bad in ("x", ",".join(str(n) for n in range(13))):

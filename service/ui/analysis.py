@@ -192,6 +192,11 @@ def comparison(spec: StudySpec, trials: list[TrialRecord], link: str) -> Compari
         digits = plots.digits_for([v for v in raw if v is not None])
         cells = ["—" if v is None else plots.fmt(float(v), digits) for v in raw]
         rows.append(("value", metric, cells, len(set(cells)) > 1))
+    rows.append(("run", "worker", [t.worker_id or "—" for t in trials], len({t.worker_id for t in trials}) > 1))
+    rows.append(("run", "started", [when(t.started_at) for t in trials], False))
+    durations = [None if t.started_at is None or t.finished_at is None
+                 else (t.finished_at - t.started_at).total_seconds() for t in trials]
+    rows.append(("run", "seconds", ["—" if d is None else plots.fmt(d) for d in durations], False))
     curves = None
     metric = spec.objectives[0].name
     palette = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#be185d", "#4b5563"]
@@ -206,6 +211,11 @@ def comparison(spec: StudySpec, trials: list[TrialRecord], link: str) -> Compari
         keys = [plots.Key(c.label, c.color, "line") for c in series]
         curves = Plot(title, plots.lines(series, x_label=axis, y_label=metric, title=title, link=link, keys=keys))
     return Comparison([t.number for t in trials], [t.state.value for t in trials], rows, curves)
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp to the second, in UTC: what a person reads (the API keeps the microseconds)."""
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_numbers(texts: list[str]) -> list[int]:

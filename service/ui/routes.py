@@ -28,7 +28,7 @@ from service.core.access import Authenticator
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.trial import TrialState
 from service.engines.base import STATUS_KEY
-from service.errors import AsktellError, InvalidArgument
+from service.errors import AsktellError
 from service.store.db import Database
 from service.store.records import StudyRecord
 from service.ui import analysis, plots, views
@@ -41,6 +41,7 @@ MAX_STUDIES_PAGE = 1_000_000
 HERE = Path(__file__).parent
 
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["when"] = analysis.when  # timestamps to the second
 static_files = StaticFiles(directory=HERE / "static")
 router = APIRouter(prefix=ROOT, include_in_schema=False)
 Db = Annotated[Database, Depends(database)]
@@ -236,12 +237,15 @@ async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", 
     started = time.perf_counter()
     study, points = await _points(db, who, name)
     spec = study.spec
-    if len(spec.params) < 2:
-        raise InvalidArgument.one("x", "a contour plot needs a study with two parameters or more")
     url = f"{_study_url(study.name)}/contour"
     scales = views.Scales.parse(log, linear)
 
     def compute() -> dict[str, Any]:
+        if len(spec.params) < 2:
+            title = "contour plot"
+            message = "a contour plot needs a study with two parameters or more"
+            return {"plot": views.Plot(title, plots.empty(title, message)), "x": "", "y": "",
+                    "objective": spec.objectives[0].name, "count": points.count, "scales": [], "scale_query": ""}
         chosen_x, chosen_y = x, y
         if not chosen_x or not chosen_y:
             first, second = analysis.default_pair(spec, points)
