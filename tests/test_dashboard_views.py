@@ -198,3 +198,47 @@ def test_points_are_parsed_once_per_set_of_completed_trials() -> None:
     grown = cache.of(1, spec, [*rows, (1, {"x": 0.25}, {"y": 2.0}, None)])
     assert grown is not first and grown.count == 2
     assert cache.get((1, 1, 0)) is None  # the older set fell out (size 1)
+
+
+def test_columns_read_in_the_database_match_whole_documents(server: RunningServer) -> None:
+    """The analysis views' column read (arrays aggregated in PostgreSQL, rows on SQLite) gives the same arrays
+    as the study page's JSON documents, categorical choices of every JSON type included."""
+    import asyncio
+
+    import numpy as np
+
+    from service.core import browsing
+    from service.store import browsing as store
+    from service.store.db import Database
+    from service.ui.views import Points
+
+    space = [*SPACE[:2], {"name": "kind", "type": "categorical", "choices": [1, "two", True, 0.5]}]
+    objectives = [{"name": "loss", "goal": "minimize"}, {"name": "cost", "goal": "maximize"}]
+    study = Client(server.url).create_study(f"views-columns-{secrets.token_hex(4)}", space, objectives,
+                                            constraints=[{"name": "memory", "op": "<=", "bound": 3}], engine="random")
+    for trial in study.ask(24):
+        if trial.number % 7 == 6:
+            trial.tell(failed=True)
+        else:
+            trial.tell({"loss": loss(trial.params), "cost": float(trial.number),
+                        "memory": float(trial.params["layers"])})
+
+    async def read() -> tuple[Points, Points]:
+        db = Database(server.database_url)
+        try:
+            record, _ = await browsing.completed_version(db, "default", study.name)
+            async with db.transaction() as conn:
+                documents = await store.completed_points(conn, record.id)
+            columns = await browsing.completed_columns(db, record)
+            return Points.of(record.spec, documents), Points.of_columns(record.spec, columns)
+        finally:
+            await db.dispose()
+
+    whole, by_column = asyncio.run(read())
+    assert whole.count == by_column.count == 21
+    assert np.array_equal(whole.numbers, by_column.numbers)
+    assert np.array_equal(whole.objectives, by_column.objectives)
+    assert np.array_equal(whole.feasible, by_column.feasible) and not whole.feasible.all()
+    for name in ("lr", "layers", "kind"):
+        assert np.array_equal(whole.params[name], by_column.params[name]), name
+    assert set(by_column.params["kind"].tolist()) <= {0.0, 1.0, 2.0, 3.0} and len(set(whole.params["kind"])) > 1

@@ -11,7 +11,7 @@ from service.store import browsing
 from service.store import jobs as job_store
 from service.store import studies as study_store
 from service.store import trials as trial_store
-from service.store.browsing import StudySummary, TimelineRow, TrialQuery
+from service.store.browsing import Columns, StudySummary, TimelineRow, TrialQuery
 from service.store.db import Database
 from service.store.jobs import EngineStatus
 from service.store.records import StudyRecord, TrialRecord
@@ -57,11 +57,10 @@ async def completed_version(db: Database, owner: str, name: str) -> tuple[StudyR
         return study, await browsing.completed_version(conn, study.id)
 
 
-async def completed_of(db: Database, study: StudyRecord) -> list[tuple[
-        int, dict[str, Any], dict[str, float | None], datetime | None]]:
-    """A study's completed trials (number, params, values, finished_at): what the analysis views read."""
+async def completed_columns(db: Database, study: StudyRecord) -> Columns:
+    """A study's completed trials column by column: what the analysis views read."""
     async with db.transaction() as conn:
-        return await browsing.completed_points(conn, study.id)
+        return await browsing.completed_columns(conn, study)
 
 
 async def timeline(db: Database, owner: str, name: str) -> tuple[StudyRecord, list[TimelineRow], int]:

@@ -251,3 +251,51 @@ async def pareto_optimal(conn: AsyncConnection, study: StudyRecord, trial: Trial
             strictly.append(column < value)
     dominated = (await conn.execute(select(exists().where(*conditions, or_(*strictly))))).scalar_one()
     return not dominated
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A study's completed trials column by column, in number order: what the analysis views read.
+
+    Numeric parameters and metrics are floats (None where a trial lacks them); categorical parameters
+    are their JSON values."""
+
+    numbers: list[int]
+    params: dict[str, list[Any]]
+    values: dict[str, list[float | None]]
+
+
+async def completed_columns(conn: AsyncConnection, study: StudyRecord) -> Columns:
+    """The study's completed trials as columns. On PostgreSQL one row of arrays, aggregated in the database
+    (numbers arrive as binary float arrays, no JSON to parse but the categoricals'): several times less work
+    than whole JSON documents, which a 50,000-trial study notices."""
+    spec = study.spec
+    numeric = [p.name for p in spec.params if p.type is not ParamType.CATEGORICAL]
+    categorical = [p.name for p in spec.params if p.type is ParamType.CATEGORICAL]
+    metrics = spec.metric_names
+    where = (TrialRow.study_id == study.id, TrialRow.state == TrialState.COMPLETED.value)
+    number_exprs = ([TrialRow.params[n].as_float() for n in numeric]
+                    + [TrialRow.values[m].as_float() for m in metrics])
+    if conn.dialect.name == "postgresql":
+        def ordered(expression: Any) -> Any:
+            return aggregate_order_by(expression, TrialRow.number)
+
+        aggregates = ([func.array_agg(ordered(TrialRow.number))]
+                      + [func.array_agg(ordered(e)) for e in number_exprs]
+                      + [cast(func.json_agg(ordered(TrialRow.params[n])), Text) for n in categorical])
+        row = (await conn.execute(select(*aggregates).where(*where))).one()
+        numbers = list(row[0] or [])
+        floats = [list(column or []) for column in row[1:1 + len(number_exprs)]]
+        choices = [json.loads(column) if column else [] for column in row[1 + len(number_exprs):]]
+    else:
+        # SQLite's JSON_EXTRACT turns true into 1: categoricals come from the whole parameters document.
+        whole = [TrialRow.params] if categorical else []
+        rows = list(await conn.execute(select(TrialRow.number, *number_exprs, *whole)
+                                       .where(*where).order_by(TrialRow.number)))
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else \
+            [[] for _ in range(1 + len(number_exprs) + len(whole))]
+        numbers, floats = columns[0], columns[1:1 + len(number_exprs)]
+        documents = columns[-1] if categorical else []
+        choices = [[(d or {}).get(n) for d in documents] for n in categorical]
+    params = dict(zip(numeric, floats[:len(numeric)], strict=True)) | dict(zip(categorical, choices, strict=True))
+    return Columns(numbers, params, dict(zip(metrics, floats[len(numeric):], strict=True)))

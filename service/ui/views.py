@@ -17,6 +17,7 @@ from service.core.browsing import StudyOverview
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.ranking import pareto_mask
 from service.domain.spec import Goal, Param, ParamType, StudySpec
+from service.store.browsing import Columns
 from service.ui import plots
 
 Completed = list[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]]
@@ -43,20 +44,35 @@ class Points:
 
     @classmethod
     def of(cls, spec: StudySpec, completed: Completed) -> Points:
-        names = [o.name for o in spec.objectives]
-        objectives = np.stack([_column([r[2] for r in completed], n) for n in names], axis=1) \
-            if completed else np.empty((0, len(names)))
-        keep = np.flatnonzero(np.all(np.isfinite(objectives), axis=1))
-        rows = [completed[i] for i in keep]
-        values = [r[2] for r in rows]
-        feasible = np.ones(len(rows), dtype=bool)
+        """From (number, params, values, finished_at) rows, in number order."""
+        params = [r[1] for r in completed]
+        values = [r[2] for r in completed]
+        columns = Columns([r[0] for r in completed], {p.name: [d.get(p.name) for d in params] for p in spec.params},
+                          {m: [v if type(v) in NUMBER_TYPES else None for v in (d.get(m) for d in values)]
+                           for m in spec.metric_names})
+        return cls.of_columns(spec, columns)
+
+    @classmethod
+    def of_columns(cls, spec: StudySpec, columns: Columns) -> Points:
+        count = len(columns.numbers)
+        objectives = np.array([columns.values[o.name] for o in spec.objectives], dtype=np.float64).reshape(
+            len(spec.objectives), count).T
+        keep = np.all(np.isfinite(objectives), axis=1)
+        feasible = np.ones(count, dtype=bool)
         for c in spec.constraints:
-            metric = _column(values, c.name)
+            metric = np.array(columns.values[c.name], dtype=np.float64)
             with np.errstate(invalid="ignore"):
                 feasible &= (metric <= c.bound) if c.op == "<=" else (metric >= c.bound)
-        params = [r[1] for r in rows]
-        columns = {param.name: _param_column(param, params) for param in spec.params}
-        return cls(np.array([r[0] for r in rows], dtype=np.int64), columns, objectives[keep], feasible)
+        params = {}
+        for param in spec.params:
+            raw = columns.params[param.name]
+            if param.type is ParamType.CATEGORICAL:
+                index = {str(c): i for i, c in enumerate(param.choices or ())}
+                column = np.fromiter((index.get(str(v), 0) for v in raw), dtype=np.float64, count=count)
+            else:
+                column = np.array(raw, dtype=np.float64).reshape(count)
+            params[param.name] = column[keep]
+        return cls(np.array(columns.numbers, dtype=np.int64)[keep], params, objectives[keep], feasible[keep])
 
     @property
     def count(self) -> int:
@@ -217,14 +233,6 @@ def _column(dicts: list[dict[str, Any]], key: str) -> np.ndarray:
     """dicts[i][key] as floats; NaN where absent or not a number."""
     return np.fromiter((v if type(v) in NUMBER_TYPES else math.nan for v in (d.get(key) for d in dicts)),
                        dtype=np.float64, count=len(dicts))
-
-
-def _param_column(param: Param, params: list[dict[str, Any]]) -> np.ndarray:
-    if param.type is not ParamType.CATEGORICAL:
-        return _column(params, param.name)
-    assert param.choices is not None
-    index = {str(c): i for i, c in enumerate(param.choices)}
-    return np.fromiter((index.get(str(p.get(param.name)), 0) for p in params), dtype=np.float64, count=len(params))
 
 
 def _param_axis(param: Param, points: Points) -> tuple[np.ndarray, list[str] | None]:
