@@ -187,58 +187,59 @@ def test_compare_puts_trials_side_by_side(api: httpx.Client, made: dict[str, Stu
 
 def test_points_are_parsed_once_per_set_of_completed_trials() -> None:
     from service.domain.spec import StudySpec
+    from service.store.browsing import Columns
     from service.ui.views import PointsCache
 
     spec = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
                                      "objectives": [{"name": "y", "goal": "minimize"}]})
     cache = PointsCache(size=1)
-    rows = [(0, {"x": 0.5}, {"y": 1.0}, None)]
-    first = cache.of(1, spec, rows)
-    assert cache.of(1, spec, list(rows)) is first
-    grown = cache.of(1, spec, [*rows, (1, {"x": 0.25}, {"y": 2.0}, None)])
+    first = cache.of(1, spec, Columns([0], {"x": [0.5]}, {"y": [1.0]}, [None]))
+    assert cache.of(1, spec, Columns([0], {"x": [0.5]}, {"y": [1.0]}, [None])) is first
+    grown = cache.of(1, spec, Columns([0, 1], {"x": [0.5, 0.25]}, {"y": [1.0, 2.0]}, [None, None]))
     assert grown is not first and grown.count == 2
     assert cache.get((1, 1, 0)) is None  # the older set fell out (size 1)
 
 
-def test_columns_read_in_the_database_match_whole_documents(server: RunningServer) -> None:
-    """The analysis views' column read (arrays aggregated in PostgreSQL, rows on SQLite) gives the same arrays
-    as the study page's JSON documents, categorical choices of every JSON type included."""
+def test_columns_read_in_the_database_match_the_trials(server: RunningServer) -> None:
+    """The dashboard's read of completed trials as columns (arrays aggregated in PostgreSQL, rows on SQLite)
+    gives each trial's own numbers, categorical choices of every JSON type included, and the finishing order."""
     import asyncio
 
     import numpy as np
 
-    from service.core import browsing
-    from service.store import browsing as store
+    from service.core import browsing, hypervolume
     from service.store.db import Database
     from service.ui.views import Points
 
-    space = [*SPACE[:2], {"name": "kind", "type": "categorical", "choices": [1, "two", True, 0.5]}]
+    choices = [1, "two", True, 0.5]
+    space = [*SPACE[:2], {"name": "kind", "type": "categorical", "choices": choices}]
     objectives = [{"name": "loss", "goal": "minimize"}, {"name": "cost", "goal": "maximize"}]
     study = Client(server.url).create_study(f"views-columns-{secrets.token_hex(4)}", space, objectives,
                                             constraints=[{"name": "memory", "op": "<=", "bound": 3}], engine="random")
-    for trial in study.ask(24):
+    asked = study.ask(24)
+    for trial in reversed(asked):  # finishing order differs from number order
         if trial.number % 7 == 6:
             trial.tell(failed=True)
         else:
             trial.tell({"loss": loss(trial.params), "cost": float(trial.number),
                         "memory": float(trial.params["layers"])})
 
-    async def read() -> tuple[Points, Points]:
+    async def read() -> tuple[Points, list[int]]:
         db = Database(server.database_url)
         try:
             record, _ = await browsing.completed_version(db, "default", study.name)
-            async with db.transaction() as conn:
-                documents = await store.completed_points(conn, record.id)
             columns = await browsing.completed_columns(db, record)
-            return Points.of(record.spec, documents), Points.of_columns(record.spec, columns)
+            return Points.of_columns(record.spec, columns), [t.number for t in hypervolume.in_finishing_order(columns)]
         finally:
             await db.dispose()
 
-    whole, by_column = asyncio.run(read())
-    assert whole.count == by_column.count == 21
-    assert np.array_equal(whole.numbers, by_column.numbers)
-    assert np.array_equal(whole.objectives, by_column.objectives)
-    assert np.array_equal(whole.feasible, by_column.feasible) and not whole.feasible.all()
-    for name in ("lr", "layers", "kind"):
-        assert np.array_equal(whole.params[name], by_column.params[name]), name
-    assert set(by_column.params["kind"].tolist()) <= {0.0, 1.0, 2.0, 3.0} and len(set(whole.params["kind"])) > 1
+    points, finishing = asyncio.run(read())
+    completed = sorted((t for t in study.trials() if t.state == "completed"), key=lambda t: t.number)
+    assert points.numbers.tolist() == [t.number for t in completed]
+    assert finishing == [t.number for t in reversed(completed)]
+    expected = np.array([[t.values["loss"], t.values["cost"]] for t in completed])  # type: ignore[index]
+    assert np.array_equal(points.objectives, expected)
+    assert points.feasible.tolist() == [t.params["layers"] <= 3 for t in completed]
+    assert points.params["lr"].tolist() == [t.params["lr"] for t in completed]
+    assert points.params["kind"].tolist() == [float(choices.index(t.params["kind"])) if t.params["kind"] is not True
+                                              else 2.0 for t in completed]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
 
 from service.errors import InvalidArgument
 from service.store import browsing
@@ -33,7 +31,7 @@ class StudyOverview:
     counts: dict[str, int]
     engine: EngineStatus
     pool_size: int
-    completed: list[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]]
+    completed: Columns
     curves: list[TrialRecord]
     stopped: list[tuple[int, dict[str, float | None]]] = field(default_factory=list)
 
@@ -44,7 +42,7 @@ async def study_overview(db: Database, owner: str, name: str) -> StudyOverview:
         counts = await study_store.trial_counts(conn, study.id)
         engine = await job_store.engine_status(conn, study.id)
         pool = await job_store.pool_size(conn, study.id)
-        completed = await browsing.completed_points(conn, study.id)
+        completed = await browsing.completed_columns(conn, study)
         curves = await browsing.curves(conn, study.id, CURVES_SHOWN) if study.spec.fidelity else []
         stopped = await browsing.stopped_values(conn, study.id)
     return StudyOverview(study, counts, engine, pool, completed, curves, stopped)

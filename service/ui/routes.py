@@ -218,9 +218,7 @@ async def _points(db: Database, who: str, name: str) -> tuple[StudyRecord, views
     found = views.points_cache.get((study.id, count, largest))
     if found is None:
         columns = await browsing.completed_columns(db, study)
-        found = await run_in_threadpool(views.Points.of_columns, study.spec, columns)
-        numbers = columns.numbers
-        views.points_cache.put((study.id, len(numbers), numbers[-1] if numbers else -1), found)
+        found = await run_in_threadpool(views.points_cache.of, study.id, study.spec, columns)
     return study, found
 
 

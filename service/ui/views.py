@@ -7,7 +7,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,7 +19,6 @@ from service.domain.spec import Goal, Param, ParamType, StudySpec
 from service.store.browsing import Columns
 from service.ui import plots
 
-Completed = list[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]]
 NUMBER_TYPES = (int, float)  # exact types: bool is not a number here
 
 
@@ -41,16 +39,6 @@ class Points:
     params: dict[str, np.ndarray]  # per parameter: its values (categoricals as choice indices), NaN if absent
     objectives: np.ndarray  # (n, m) raw values, in spec.objectives order
     feasible: np.ndarray  # (n,) outcome constraints hold
-
-    @classmethod
-    def of(cls, spec: StudySpec, completed: Completed) -> Points:
-        """From (number, params, values, finished_at) rows, in number order."""
-        params = [r[1] for r in completed]
-        values = [r[2] for r in completed]
-        columns = Columns([r[0] for r in completed], {p.name: [d.get(p.name) for d in params] for p in spec.params},
-                          {m: [v if type(v) in NUMBER_TYPES else None for v in (d.get(m) for d in values)]
-                           for m in spec.metric_names})
-        return cls.of_columns(spec, columns)
 
     @classmethod
     def of_columns(cls, spec: StudySpec, columns: Columns) -> Points:
@@ -120,12 +108,12 @@ class PointsCache:
             while len(self._found) > self.size:
                 self._found.popitem(last=False)
 
-    def of(self, study_id: int, spec: StudySpec, completed: Completed) -> Points:
-        """The Points of `completed` (in number order), from memory when they were built before."""
-        key = (study_id, len(completed), completed[-1][0] if completed else -1)
+    def of(self, study_id: int, spec: StudySpec, completed: Columns) -> Points:
+        """The Points of a study's completed trials, from memory when they were built before."""
+        key = (study_id, len(completed.numbers), completed.numbers[-1] if completed.numbers else -1)
         found = self.get(key)
         if found is None:
-            found = Points.of(spec, completed)
+            found = Points.of_columns(spec, completed)
             self.put(key, found)
         return found
 
