@@ -127,7 +127,17 @@ def edf_view(spec: StudySpec, points: Points, scales: Scales) -> list[Plot]:
         if objective.goal is Goal.MAXIMIZE:  # share at least as good: larger values are better
             shares = 1.0 - np.arange(0, n) / n
         keep = np.unique(np.linspace(0, n - 1, min(n, EDF_STEPS)).round().astype(np.int64))
-        steps = [(float(values[i]), float(shares[i])) for i in keep]
+        # A staircase, flat between values: share <= x rises at each value (right-continuous); share >= x
+        # falls just after each (left-continuous).
+        steps: list[tuple[float, float]] = []
+        before = 0.0
+        for i in keep.tolist():
+            value, share = float(values[i]), float(shares[i])
+            if objective.goal is Goal.MAXIMIZE:
+                steps += [(value, share), (value, share - 1 / n)]
+            else:
+                steps += [(value, before), (value, share)]
+                before = share
         label = (f"{objective.name}: share of {n} feasible completed trials at least as good as x "
                  f"(median {plots.fmt(float(np.median(values)), points.digits(j))})")
         log = objective_is_log(spec, points, j, scales)
