@@ -255,7 +255,8 @@ def test_the_edf_is_a_staircase_from_none_to_all_trials(goal: str) -> None:
                                      "objectives": [{"name": "y", "goal": goal}]})
     points = views.Points.of_columns(spec, Columns([0, 1, 2], {"x": [0.1, 0.2, 0.3]}, {"y": [3.0, 1.0, 2.0]},
                                                    [None] * 3))
-    (plot,) = analysis.edf_view(spec, points, views.Scales())
+    (plot,) = analysis.edf_view(spec, points, views.Scales(), "/t/")
+    assert re.findall(r'<a href="/t/(\d)"><circle', plot.svg) == ["1", "2", "0"]  # by value
     found = re.search(r'<polyline points="([^"]+)"', plot.svg)
     assert found
     corners = [tuple(float(v) for v in pair.split(",")) for pair in found.group(1).split()]

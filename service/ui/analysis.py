@@ -113,11 +113,14 @@ def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y
     return Plot(title, svg)
 
 
-def edf_view(spec: StudySpec, points: Points, scales: Scales) -> list[Plot]:
-    """Per objective: the share of feasible completed trials whose value is at least as good as x."""
+def edf_view(spec: StudySpec, points: Points, scales: Scales, link: str) -> list[Plot]:
+    """Per objective: the share of feasible completed trials whose value is at least as good as x, with a
+    mark per trial (at most EDF_STEPS) that names and links it."""
     out = []
     for j, objective in enumerate(spec.objectives):
-        values = np.sort(points.objectives[points.feasible, j])
+        order = np.argsort(points.objectives[points.feasible, j], kind="stable")
+        values = points.objectives[points.feasible, j][order]
+        numbers = points.numbers[points.feasible][order]
         title = f"empirical distribution of {objective.name}"
         if not values.size:
             out.append(Plot(title, plots.empty(title, "no feasible completed trials yet")))
@@ -130,9 +133,14 @@ def edf_view(spec: StudySpec, points: Points, scales: Scales) -> list[Plot]:
         # A staircase, flat between values: share <= x rises at each value (right-continuous); share >= x
         # falls just after each (left-continuous).
         steps: list[tuple[float, float]] = []
+        marks: list[tuple[float, float, int, str]] = []
         before = 0.0
+        digits = points.digits(j)
         for i in keep.tolist():
             value, share = float(values[i]), float(shares[i])
+            marks.append((value, share, int(numbers[i]),
+                          f"trial {numbers[i]}: {objective.name} {plots.fmt(value, digits)}; {share:.1%} of the "
+                          f"trials are at least as good"))
             if objective.goal is Goal.MAXIMIZE:
                 steps += [(value, share), (value, share - 1 / n)]
             else:
@@ -144,7 +152,7 @@ def edf_view(spec: StudySpec, points: Points, scales: Scales) -> list[Plot]:
         better = "≥" if objective.goal is Goal.MAXIMIZE else "≤"
         out.append(Plot(title, plots.lines([plots.Curve(label, plots.STATE_COLORS["completed"], steps)],
                                            x_label=objective.name, y_label=f"share of trials {better} x",
-                                           title=title, log_x=log)))
+                                           title=title, log_x=log, marks=marks, link=link)))
     return out
 
 

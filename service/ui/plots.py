@@ -401,9 +401,11 @@ def _robust_range(values: np.ndarray, log: bool) -> tuple[float, float] | None:
 
 def lines(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]] | Curve], *, x_label: str, y_label: str,
           title: str, log: bool = False, log_x: bool = False, robust: bool = False, link: str | None = None,
-          keys: Sequence[Key] = (), width: int = WIDTH, height: int = HEIGHT) -> str:
-    """Several labelled polylines, e.g. learning curves or hypervolume over time. With `robust` the y-range
-    is the curves' bulk (see `_robust_range`) and values beyond it are drawn at the frame's edge."""
+          keys: Sequence[Key] = (), marks: Sequence[tuple[float, float, int, str]] = (), width: int = WIDTH,
+          height: int = HEIGHT) -> str:
+    """Several labelled polylines, e.g. learning curves or hypervolume over time, and `marks` (x, y, trial
+    number, hover text) on top. With `robust` the y-range is the curves' bulk (see `_robust_range`) and values
+    beyond it are drawn at the frame's edge."""
     curves = [Curve(*item) for item in series]
     curves = [c._replace(points=_thin(c.points)) for c in curves]
     points = [p for c in curves for p in c.points]
@@ -427,6 +429,9 @@ def lines(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]] | Curv
         else:
             line = _polyline(curve.points, x, y, curve.color, clip=clipped is not None)
             parts.append(linked(line, curve.label, curve.number, link))
+    for a, b, number, tip in marks[:MAX_POINTS]:
+        parts.append(linked(f'<circle cx="{x(a):.1f}" cy="{y.inside(b):.1f}" r="2.5" class="mark"/>', tip, number,
+                            link))
     if keys:
         parts += legend(keys, MARGIN_LEFT)
     return document(parts, title, width, height, link=link)

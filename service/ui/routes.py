@@ -276,7 +276,8 @@ async def edf(request: Request, name: str, db: Db, who: Owner, log: Axes = [],  
 
     def compute() -> dict[str, Any]:
         switches = [s for s in views.scale_switches(study.spec, points, scales, url) if s.key.startswith("value:")]
-        return {"plots": analysis.edf_view(study.spec, points, scales), "scales": switches, "count": points.count}
+        shown = analysis.edf_view(study.spec, points, scales, _trial_link(study.name))
+        return {"plots": shown, "scales": switches, "count": points.count}
 
     context = await run_in_threadpool(compute)
     context.update({"study": study, "study_url": _study_url(study.name), "view": "edf",
