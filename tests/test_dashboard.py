@@ -131,9 +131,13 @@ def test_study_page_shows_the_spec_engine_and_every_plot(pg: RunningServer, page
                   "loss by lr", "loss by layers", "loss by act"):
         expect(page.locator(f"svg[aria-label='{title}']")).to_have_count(1)
     expect(page.locator("#learning-curves svg polyline")).to_have_count(120)  # every trial that reported
-    # The best-so-far line ends at the best feasible value.
-    page.click("a.toggle")
+    # Plots fill their cards: the SVG is as wide as its figure, less the padding.
+    sizes = page.evaluate("""() => [...document.querySelectorAll('figure > svg.plot')].map(
+        (svg) => [svg.getBoundingClientRect().width, svg.parentElement.clientWidth])""")
+    assert sizes and all(svg_width >= figure_width - 12 for svg_width, figure_width in sizes)
+    page.click("a.scale[data-axis='value:loss']")
     expect(page.locator("svg[aria-label='optimization history of loss'] text.label").last).to_contain_text("log")
+    expect(page.locator("a.scale[data-axis='value:loss']")).to_have_attribute("data-log", "1")
     shot(page, "study-single")
 
 
@@ -249,3 +253,46 @@ def test_signing_in_in_a_browser_passes_the_form_check(postgresql_factory: Calla
         assert not violations, violations
     finally:
         stop_server(server)
+
+
+def test_points_name_their_trial_and_open_its_page(pg: RunningServer, page: Page, studies: dict[str, Study]) -> None:
+    page.goto(f"{pg.url}/ui/studies/dash-pareto")
+    point = page.locator("svg[aria-label='Pareto front: error vs seconds'] circle.front").first
+    title = point.locator("title").text_content() or ""
+    number = int(title.split(":")[0].removeprefix("trial "))
+    point.hover()
+    point.click()
+    expect(page).to_have_url(f"{pg.url}/ui/studies/dash-pareto/trials/{number}")
+    expect(page.locator("#pareto-optimal")).to_have_text("Pareto-optimal")
+    shot(page, "trial-pareto-optimal")
+
+
+def test_analysis_views_render_in_a_browser(pg: RunningServer, page: Page, studies: dict[str, Study]) -> None:
+    """Importance, contour, EDF, timeline and compare: each page draws its chart, and a screenshot of each
+    lands beside the others."""
+    base = f"{pg.url}/ui/studies/dash-single"
+    page.goto(base)
+    page.click("nav.views a[data-view=importance]")
+    expect(page.locator("svg[aria-label='parameter importance for loss'] rect.bar")).to_have_count(3)
+    shot(page, "view-importance")
+    page.click("nav.views a[data-view=contour]")
+    expect(page.locator("#contour svg rect.cell").first).to_be_visible()
+    page.select_option("select[name=x]", "layers")
+    page.select_option("select[name=y]", "act")
+    page.click("#contour-form button")
+    expect(page.locator("svg[aria-label='loss over layers and act']")).to_have_count(1)
+    shot(page, "view-contour")
+    page.click("nav.views a[data-view=edf]")
+    expect(page.locator("svg[aria-label='empirical distribution of loss'] polyline")).to_have_count(1)
+    shot(page, "view-edf")
+    page.click("nav.views a[data-view=timeline]")
+    expect(page.locator("#timeline svg rect.span")).to_have_count(len(studies["single"].trials()))
+    shot(page, "view-timeline")
+    page.goto(base)
+    for number in (3, 4, 6):
+        page.check(f"#trials-table input[name=trials][value='{number}']")
+    page.click("#compare-form button")
+    expect(page).to_have_url(f"{base}/compare?trials=3&trials=4&trials=6")
+    expect(page.locator("#comparison thead th a")).to_have_count(3)
+    expect(page.locator("#compare-curves svg polyline")).to_have_count(3)
+    shot(page, "view-compare")

@@ -8,21 +8,20 @@ refreshed every few seconds, or several readers of one study, cost one computati
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from service.domain.hypervolume import HypervolumeHistory, hypervolume_history
 from service.domain.trial import TrialState, TrialView
 from service.store import studies as study_store
 from service.store import trials as trial_store
+from service.store.browsing import Columns
 from service.store.db import Database
 from service.store.records import StudyRecord, TrialRecord
 
 REMEMBERED_HISTORIES = 64
-_OLDEST = datetime.min.replace(tzinfo=UTC)
 _histories: OrderedDict[tuple[int, int, int], HypervolumeHistory] = OrderedDict()
 
 
@@ -40,12 +39,15 @@ async def history(study: StudyRecord, completed: Sequence[TrialView],
     return found
 
 
-def in_finishing_order(completed: Sequence[tuple[int, dict[str, Any], dict[str, float | None], datetime | None]],
-                       ) -> list[TrialView]:
-    """The dashboard's (number, params, values, finished_at) rows as trials, in the order they finished."""
-    ordered = sorted(completed, key=lambda row: (row[3] or _OLDEST, row[0]))
-    return [TrialView(number, params, TrialState.COMPLETED, {k: v for k, v in values.items() if v is not None})
-            for number, params, values, _ in ordered]
+def in_finishing_order(completed: Columns) -> list[TrialView]:
+    """A study's completed trials, read as columns, as trials (their metrics only) in the order they finished."""
+    names = list(completed.values)
+    order = sorted(range(len(completed.numbers)),
+                   key=lambda i: (completed.finished[i] if completed.finished[i] is not None else -math.inf,
+                                  completed.numbers[i]))
+    return [TrialView(completed.numbers[i], {}, TrialState.COMPLETED,
+                      {name: value for name in names if (value := completed.values[name][i]) is not None})
+            for i in order]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -25,12 +25,13 @@ from service.api.disconnect import unless_disconnected
 from service.api.paths import TrialNumber
 from service.core import browsing, engines, hypervolume
 from service.core.access import Authenticator
-from service.domain.hypervolume import HypervolumeHistory
+from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.trial import TrialState
 from service.engines.base import STATUS_KEY
 from service.errors import AsktellError
 from service.store.db import Database
-from service.ui import plots, views
+from service.store.records import StudyRecord
+from service.ui import analysis, plots, views
 from service.ui.table import TableParams, table_view
 
 ROOT = "/ui"
@@ -40,6 +41,7 @@ MAX_STUDIES_PAGE = 1_000_000
 HERE = Path(__file__).parent
 
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["when"] = analysis.when  # timestamps to the second
 static_files = StaticFiles(directory=HERE / "static")
 router = APIRouter(prefix=ROOT, include_in_schema=False)
 Db = Annotated[Database, Depends(database)]
@@ -147,35 +149,55 @@ async def _table(db: Database, who: str, name: str, request: Request) -> dict[st
     return {"table": table_view(study, trials, total, params, url, f"{url}/table"), "study_url": url}
 
 
-def _study_plots(overview: browsing.StudyOverview, log: bool, history: HypervolumeHistory | None) -> dict[str, Any]:
+def _trial_link(name: str) -> str:
+    """The URL of a trial's page less its number: plots append each mark's number to it."""
+    return f"{_study_url(name)}/trials/"
+
+
+Axes = Annotated[list[str], Query(max_length=200, description="Axes (value:NAME or param:NAME) shown on a log scale.")]
+LinearAxes = Annotated[list[str], Query(max_length=200, description="Axes shown on a linear scale.")]
+
+
+def _study_plots(overview: browsing.StudyOverview, scales: views.Scales, history: HypervolumeHistory | None,
+                 url: str) -> dict[str, Any]:
     """Every plot of the study page: numpy and string work, run off the event loop."""
     spec = overview.study.spec
-    points = views.Points.of(spec, overview.completed)
-    plots: dict[str, Any] = {
+    link = _trial_link(overview.study.name)
+    points = views.points_cache.of(overview.study.id, spec, overview.completed)
+    shown: dict[str, Any] = {
         "best_text": views.best_value_text(spec, points),
-        "history": views.history_plots(spec, points, log),
-        "parallel": views.parallel_plot(spec, points), "slices": views.slice_plots(spec, points),
-        "pareto": None, "curves": views.learning_curve_plot(overview) if spec.fidelity else None,
+        "history": views.history_plots(spec, points, scales, link, overview.stopped),
+        "parallel": views.parallel_plot(spec, points, scales, link),
+        "slices": views.slice_plots(spec, points, scales, link),
+        "scales": views.scale_switches(spec, points, scales, url),
+        "completed_count": points.count, "max_points": plots.MAX_POINTS,
+        "max_card_points": plots.MAX_CARD_POINTS, "max_lines": plots.MAX_LINES,
+        "pareto": None, "curves": views.learning_curve_plot(overview, points, scales, link) if spec.fidelity else None,
     }
     if history is not None:
-        plots["pareto"], plots["front_size"] = views.pareto_plots(spec, points)
-        plots["hypervolume_plot"], plots["reference"], plots["hypervolume"] = views.hypervolume_plot(spec, history)
-    return plots
+        reference = oriented_reference(spec, history.reference)
+        shown["pareto"], shown["front_size"] = views.pareto_plots(spec, points, scales, link, reference)
+        shown["hypervolume_plot"], shown["reference"], shown["hypervolume"] = views.hypervolume_plot(spec, history)
+        shown["box_share"] = views.reference_box_share(spec, points, history)
+    return shown
 
 
 @router.get("/studies/{name}", response_class=HTMLResponse)
-async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -> HTMLResponse:
+async def study(request: Request, name: str, db: Db, who: Owner, log: Axes = [],  # noqa: B006 (FastAPI copies)
+                linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
     started = time.perf_counter()
     overview = await browsing.study_overview(db, who, name)
     url = _study_url(overview.study.name)
+    scales = views.Scales.parse(log, linear)
     workers = [w for w in await engines.list_workers(db) if w.alive]
     published = overview.engine.memory.get(STATUS_KEY) or {}
+    query = scales.query()
     context: dict[str, Any] = {
         "workers": workers,
         "study": overview.study, "counts": overview.counts, "engine": overview.engine,
         "pool_size": overview.pool_size, "likely_infeasible": bool(published.get("likely_infeasible")),
-        "log": bool(log), "study_url": url,
-        "live_url": f"{url}?log={log}", "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "study_url": url, "view": "overview",
+        "live_url": f"{url}?{query}" if query else url, "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "all_states": [s.value for s in TrialState],
     }
     history = None
@@ -183,11 +205,108 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: int = 0) -
         completed = hypervolume.in_finishing_order(overview.completed)
         history = await unless_disconnected(
             request, lambda cancelled: hypervolume.history(overview.study, completed, cancelled))
-    context.update(await run_in_threadpool(_study_plots, overview, bool(log), history))
+    context.update(await run_in_threadpool(_study_plots, overview, scales, history, url))
     if _fragment(request):
         return _render(request, "study_live.html", context, started)
     context.update(await _table(db, who, name, request))
     return _render(request, "study.html", context, started)
+
+
+async def _points(db: Database, who: str, name: str) -> tuple[StudyRecord, views.Points]:
+    """A study's completed trials as arrays; read and parsed only when a trial completed since the last time."""
+    study, (count, largest) = await browsing.completed_version(db, who, name)
+    found = views.points_cache.get((study.id, count, largest))
+    if found is None:
+        columns = await browsing.completed_columns(db, study)
+        found = await run_in_threadpool(views.points_cache.of, study.id, study.spec, columns)
+    return study, found
+
+
+@router.get("/studies/{name}/importance", response_class=HTMLResponse)
+async def importance(request: Request, name: str, db: Db, who: Owner) -> HTMLResponse:
+    started = time.perf_counter()
+    study, points = await _points(db, who, name)
+    found = await run_in_threadpool(analysis.importance_view, study.spec, points)
+    return _render(request, "importance.html", {"study": study, "study_url": _study_url(study.name),
+                                                "view": "importance", "found": found}, started)
+
+
+@router.get("/studies/{name}/contour", response_class=HTMLResponse)
+async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", y: str = "", objective: str = "",
+                  log: Axes = [], linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
+    started = time.perf_counter()
+    study, points = await _points(db, who, name)
+    spec = study.spec
+    url = f"{_study_url(study.name)}/contour"
+    scales = views.Scales.parse(log, linear)
+
+    def compute() -> dict[str, Any]:
+        if len(spec.params) < 2:
+            title = "contour plot"
+            message = "a contour plot needs a study with two parameters or more"
+            return {"plot": views.Plot(title, plots.empty(title, message)), "x": "", "y": "",
+                    "objective": spec.objectives[0].name, "count": points.count, "scales": [], "scale_query": ""}
+        chosen_x, chosen_y = x, y
+        if not chosen_x or not chosen_y:
+            first, second = analysis.default_pair(spec, points)
+            chosen_x = chosen_x or (first if first != chosen_y else second)
+            chosen_y = chosen_y or (second if second != chosen_x else first)
+        metric = objective or spec.objectives[0].name
+        plot = analysis.contour_view(spec, points, scales, chosen_x, chosen_y, metric, _trial_link(study.name))
+        extra = {"x": chosen_x, "y": chosen_y, "objective": metric}
+        return {"plot": plot, "x": chosen_x, "y": chosen_y, "objective": metric, "count": points.count,
+                "scales": [s for s in views.scale_switches(spec, points, scales, url, **extra)
+                           if s.key in (f"param:{chosen_x}", f"param:{chosen_y}")],
+                "scale_query": scales.query()}
+
+    context = await run_in_threadpool(compute)
+    context.update({"study": study, "study_url": _study_url(study.name), "view": "contour",
+                    "bins": analysis.CONTOUR_BINS, "log_keys": sorted(scales.log),
+                    "linear_keys": sorted(scales.linear)})
+    return _render(request, "contour.html", context, started)
+
+
+@router.get("/studies/{name}/edf", response_class=HTMLResponse)
+async def edf(request: Request, name: str, db: Db, who: Owner, log: Axes = [],  # noqa: B006
+              linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
+    started = time.perf_counter()
+    study, points = await _points(db, who, name)
+    url = f"{_study_url(study.name)}/edf"
+    scales = views.Scales.parse(log, linear)
+
+    def compute() -> dict[str, Any]:
+        switches = [s for s in views.scale_switches(study.spec, points, scales, url) if s.key.startswith("value:")]
+        shown = analysis.edf_view(study.spec, points, scales, _trial_link(study.name))
+        return {"plots": shown, "scales": switches, "count": points.count}
+
+    context = await run_in_threadpool(compute)
+    context.update({"study": study, "study_url": _study_url(study.name), "view": "edf",
+                    "steps": analysis.EDF_STEPS})
+    return _render(request, "edf.html", context, started)
+
+
+@router.get("/studies/{name}/timeline", response_class=HTMLResponse)
+async def timeline(request: Request, name: str, db: Db, who: Owner) -> HTMLResponse:
+    started = time.perf_counter()
+    study, rows, total = await browsing.timeline(db, who, name)
+    plot, workers = await run_in_threadpool(analysis.timeline_view, rows, _trial_link(study.name))
+    return _render(request, "timeline.html", {"study": study, "study_url": _study_url(study.name), "view": "timeline",
+                                              "plot": plot, "shown": len(rows), "total": total, "workers": workers,
+                                              "rows_cap": analysis.TIMELINE_WORKERS}, started)
+
+
+@router.get("/studies/{name}/compare", response_class=HTMLResponse)
+async def compare(request: Request, name: str, db: Db, who: Owner,
+                  trials: Annotated[list[str], Query(max_length=100)] = []) -> HTMLResponse:  # noqa: B006
+    started = time.perf_counter()
+    numbers = analysis.parse_numbers(trials)
+    study, found = await browsing.compared(db, who, name, numbers)
+    missing = [n for n in numbers if n not in {t.number for t in found}]
+    result = analysis.comparison(study.spec, found, _trial_link(study.name))
+    return _render(request, "compare.html", {"study": study, "study_url": _study_url(study.name), "view": "compare",
+                                             "comparison": result, "missing": missing,
+                                             "asked": ",".join(str(n) for n in numbers),
+                                             "limit": browsing.COMPARED}, started)
 
 
 @router.get("/studies/{name}/table", response_class=HTMLResponse)
@@ -207,5 +326,5 @@ async def trial(request: Request, name: str, number: TrialNumber, db: Db, who: O
     curve = views.Plot("measurements", plots.lines(series, x_label=study.spec.fidelity.name if study.spec.fidelity
                                                    else "step", y_label="value", title="measurements"))
     context = {"study": study, "trial": found, "study_url": _study_url(study.name), "metrics": metrics,
-               "curve": curve}
+               "curve": curve, "pareto_optimal": await browsing.is_pareto_optimal(db, study, found)}
     return _render(request, "trial.html", context, started)

@@ -16,7 +16,10 @@ async function fetchInto(element, url) {
     const response = await fetch(url, { headers: { "X-Asktell-Fragment": "1" }, signal: controller.signal });
     const html = response.ok ? await response.text() : null;
     if (html !== null && inFlight.get(element) === controller) {
+      // Trials ticked for comparison stay ticked when the table is refreshed or paged.
+      const ticked = new Set([...element.querySelectorAll("input[name=trials]:checked")].map((box) => box.value));
       element.innerHTML = html;
+      element.querySelectorAll("input[name=trials]").forEach((box) => { box.checked = ticked.has(box.value); });
       element.dataset.loadedAt = String(Date.now());
     }
   } catch (error) {
