@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from service.store.db import upgrade
 from service.store.models import Base
@@ -57,3 +57,25 @@ def test_replicas_upgrading_at_once_all_succeed(postgresql_factory: Callable[[],
     with ThreadPoolExecutor(replicas) as pool:
         list(pool.map(lambda _: upgrade(url), range(replicas)))
     assert _schema_diff(url) == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_a_study_from_before_0008_keeps_no_pinned_options(backend: str, request: pytest.FixtureRequest,
+                                                         tmp_path: Path) -> None:
+    url = request.getfixturevalue("postgresql_factory")() if backend == "postgresql" else \
+        f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0007")
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO studies (owner, name, spec, engine, seed, state, next_trial_number, created_at, "
+                "updated_at) VALUES ('default', 'old', :spec, 'gp', 1, 'active', 0, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"),
+                {"spec": '{"params": [{"name": "x", "type": "float", "low": 0, "high": 1}], '
+                         '"objectives": [{"name": "y", "goal": "minimize"}]}'})
+        upgrade(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT engine_options FROM studies WHERE name = 'old'")).scalar() is None
+    finally:
+        engine.dispose()

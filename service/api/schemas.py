@@ -51,6 +51,10 @@ class StudyOut(BaseModel):
     owner: str
     state: StudyState
     engine: str = Field(description="The engine serving this study (what `auto` resolved to at creation).")
+    engine_options: dict[str, Any] | None = Field(
+        default=None, description="The engine's options with every default filled in, pinned at creation: a server "
+                                  "upgrade that changes a default does not change this study. Null for studies "
+                                  "created before options were pinned (they follow the server's defaults).")
     seed: int
     spec: StudySpec
     created_at: datetime
@@ -65,7 +69,8 @@ class StudyOut(BaseModel):
     def of(cls, study: StudyRecord, counts: dict[str, int] | None = None,
            best_value: float | None = None) -> StudyOut:
         return cls(id=study.id, name=study.name, owner=study.owner, state=study.state, engine=study.engine,
-                   seed=study.seed, spec=study.spec, created_at=study.created_at, updated_at=study.updated_at,
+                   engine_options=study.engine_options, seed=study.seed, spec=study.spec,
+                   created_at=study.created_at, updated_at=study.updated_at,
                    trial_counts=counts, best_value=best_value)
 
 

@@ -62,7 +62,7 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
         context = await study_store.ask_context(conn, owner, name, worker_id)
         study = context.study
         trials, step = await _earlier_attempt(conn, study.id, request_id)
-        resolved = resolve_engine(study.spec, study.engine)
+        resolved = resolve_engine(study.spec, study.engine, study.engine_options)
         if step.job is None and len(trials) < count:
             if study.state is not StudyState.ACTIVE:
                 raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")

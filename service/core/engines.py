@@ -42,7 +42,7 @@ async def list_workers(db: Database) -> list[WorkerView]:
 async def study_engine_status(db: Database, owner: str, name: str) -> StudyEngineStatus:
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
-        resolved = resolve_engine(study.spec, study.engine)
+        resolved = resolve_engine(study.spec, study.engine, study.engine_options)
         needs_worker = resolved.engine.needs_worker(study.spec, resolved.options,
                                                     await job_store.finished_count(conn, study.id),
                                                     created=study.next_trial_number)

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from service.domain.spec import StudySpec
-from service.engines import check_study_spec
+from service.engines import check_study_spec, pinned_options
 from service.errors import AlreadyExists, Conflict
 from service.store import browsing
 from service.store import studies as study_store
@@ -32,7 +32,8 @@ async def create_study(
         if existing is None:
             try:
                 study = await study_store.insert_study(
-                    conn, owner=owner, name=name, spec=spec, engine=resolved.engine.name, seed=seed)
+                    conn, owner=owner, name=name, spec=spec, engine=resolved.engine.name,
+                    engine_options=pinned_options(resolved), seed=seed)
                 return CreatedStudy(study, created=True)
             except AlreadyExists:
                 if if_exists != "get":

@@ -43,7 +43,7 @@ async def history_of(conn: AsyncConnection, study: StudyRecord, needed: bool) ->
 
 def budget_of(study: StudyRecord) -> float | None:
     """The step a new trial of this study trains to (its engine may pause runs before the fidelity's max)."""
-    resolved = resolve_engine(study.spec, study.engine)
+    resolved = resolve_engine(study.spec, study.engine, study.engine_options)
     return resolved.engine.first_budget(study.spec, resolved.options)
 
 
@@ -120,7 +120,7 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
         return None
     if told.state is TrialState.FAILED and study.spec.retry_failed:
         return None  # a failure may be re-queued: the careful path does that in the same transaction
-    if isinstance(resolve_engine(study.spec, study.engine).options, ModelEngineOptions):
+    if isinstance(resolve_engine(study.spec, study.engine, study.engine_options).options, ModelEngineOptions):
         return None
     try:
         values = _stored_values(study, told, None)
@@ -150,7 +150,7 @@ async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: Tria
 
 async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
     """New data makes pooled suggestions stale: whether a worker should precompute the next ones."""
-    resolved = resolve_engine(study.spec, study.engine)
+    resolved = resolve_engine(study.spec, study.engine, study.engine_options)
     options = resolved.options
     if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
         return False
@@ -203,7 +203,7 @@ async def report(
         if checkpoint is not None:
             await trial_store.set_checkpoint(conn, trial.id, checkpoint)
         trial = await trial_store.record_heartbeat(conn, trial.id) or trial  # a report is a sign of life
-        resolved = resolve_engine(study.spec, study.engine)
+        resolved = resolve_engine(study.spec, study.engine, study.engine_options)
         history = await history_of(conn, study, resolved.engine.decision_needs_history(resolved.options))
         current = next((t for t in history if t.number == trial.number), trial.view())
         decision = resolved.engine.decide(study.spec, resolved.options, current, history)

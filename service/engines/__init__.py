@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,11 +54,15 @@ def check_study_spec(spec: StudySpec) -> ResolvedEngine:
     return resolved
 
 
-def resolve_engine(spec: StudySpec, engine_name: str | None = None) -> ResolvedEngine:
+def resolve_engine(spec: StudySpec, engine_name: str | None = None,
+                   pinned: dict[str, Any] | None = None) -> ResolvedEngine:
     """Pick the engine named by the spec (resolving `auto`) and validate its options.
 
-    `engine_name` overrides the spec's choice: a stored study keeps the engine `auto` resolved to
-    when it was created, so upgrading the server never changes a running study's algorithm.
+    A stored study passes what was pinned at its creation, so upgrading the server never changes a running study's
+    behaviour: `engine_name`, the engine `auto` resolved to, and `pinned`, its options with every default filled
+    in (`pinned_options`). A pinned default that this version's engine no longer has is dropped (the engine cannot
+    honour it); an option the user set stays and is validated as always. A study created before options were
+    pinned passes None and gets today's defaults.
     """
     name = engine_name or (auto_engine_name(spec) if spec.engine == AUTO else spec.engine)
     engine = ENGINES.get(name)
@@ -68,7 +73,8 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None) -> ResolvedE
     if reason:
         raise InvalidArgument.one("engine", reason)
     try:
-        options = engine.Options.model_validate(spec.engine_options)
+        options = engine.Options.model_validate(spec.engine_options if pinned is None else {
+            k: v for k, v in pinned.items() if k in engine.Options.model_fields or k in spec.engine_options})
     except ValidationError as error:
         raise InvalidArgument(
             [FieldProblem(".".join(["engine_options", *map(str, e["loc"])]), e["msg"]) for e in error.errors()]
@@ -76,6 +82,11 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None) -> ResolvedE
     if isinstance(options, StoppingOptions) and (problem := stopping_problem(spec, options)):
         raise InvalidArgument.one("engine_options.stopping", problem)
     return ResolvedEngine(engine, options)
+
+
+def pinned_options(resolved: ResolvedEngine) -> dict[str, Any]:
+    """The options to store with a new study: every field, defaults included, as JSON."""
+    return resolved.options.model_dump(mode="json")
 
 
 def warm_up(device: str = "cpu") -> None:

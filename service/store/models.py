@@ -66,6 +66,9 @@ class StudyRow(Base):
     name: Mapped[str] = mapped_column(String(256))
     spec: Mapped[dict[str, Any]] = mapped_column(JSONValue)
     engine: Mapped[str] = mapped_column(String(64))
+    # The engine's options with every default filled in, as resolved at creation: a server upgrade that changes a
+    # default leaves running studies as they were. NULL for studies created before options were pinned.
+    engine_options: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     seed: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16))
     next_trial_number: Mapped[int] = mapped_column(Integer, default=0)

@@ -29,6 +29,7 @@ class StudyRecord:
     next_trial_number: int
     created_at: datetime
     updated_at: datetime
+    engine_options: dict[str, Any] | None = None  # pinned at creation (None: created before options were pinned)
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,17 @@ def study_record(row: Any) -> StudyRecord:
     return StudyRecord(
         id=row.id, owner=row.owner, name=row.name, spec=spec, engine=row.engine, seed=row.seed,
         state=StudyState(row.state), next_trial_number=row.next_trial_number,
-        created_at=row.created_at, updated_at=row.updated_at,
+        created_at=row.created_at, updated_at=row.updated_at, engine_options=row.engine_options,
     )
 
 
 async def insert_study(
-    conn: AsyncConnection, *, owner: str, name: str, spec: StudySpec, engine: str, seed: int
+    conn: AsyncConnection, *, owner: str, name: str, spec: StudySpec, engine: str, engine_options: dict[str, Any],
+    seed: int
 ) -> StudyRecord:
     now = utcnow()
-    values = dict(owner=owner, name=name, spec=spec.model_dump(mode="json"), engine=engine, seed=seed,
+    values = dict(owner=owner, name=name, spec=spec.model_dump(mode="json"), engine=engine,
+                  engine_options=engine_options, seed=seed,
                   state=StudyState.ACTIVE.value, next_trial_number=0, created_at=now, updated_at=now)
     try:
         async with conn.begin_nested():

@@ -198,7 +198,7 @@ class Worker:
             study = await study_store.get_study_by_id(conn, job.study_id)
             if study is None or (job.kind is JobKind.REFILL and study.state is not StudyState.ACTIVE):
                 return None
-            resolved = resolve_engine(study.spec, study.engine)
+            resolved = resolve_engine(study.spec, study.engine, study.engine_options)
             history = [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
             finished = sum(t.state in FINISHED_STATES for t in history)
             memory = (await job_store.engine_status(conn, study.id)).memory

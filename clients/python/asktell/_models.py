@@ -167,6 +167,13 @@ class StudyFields:
         return str(self._data["engine"])
 
     @property
+    def engine_options(self) -> dict[str, Any] | None:
+        """The engine's options with every default filled in, pinned when the study was created (a server upgrade
+        that changes a default leaves the study as it was); None for studies created before options were pinned."""
+        options = self._data.get("engine_options")
+        return dict(options) if options is not None else None
+
+    @property
     def spec(self) -> dict[str, Any]:
         return dict(self._data["spec"])
 
