@@ -9,6 +9,7 @@ pending job to poll. No model is ever fitted inside an API request.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -205,6 +206,11 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     did not know of when it computed the pool (another job may have proposed the same point meanwhile, and
     that trial may have finished already).
 
+    An engine that plans runs pools each with its own budget, and pools resumes: a pooled resume hands its paused
+    trial out again if it still is paused below that budget (the conditional update in `resume_paused`, so it
+    never goes to two workers), and is dropped otherwise (another ask resumed it, or it finished): the trial
+    itself is untouched, and the next plan decides about it again.
+
     Also says whether other trials are running, which decides if the pool should be refilled now.
     """
     assert isinstance(options, ModelEngineOptions)
@@ -216,11 +222,19 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     unknown = await trial_store.params_numbered_from(conn, study.id, first_unknown)
     taken_points = to_unit(study.spec, running + unknown)
     chosen: list[job_store.PooledSuggestion] = []
+    resumed: list[TrialRecord] = []
     used: list[int] = []
     for suggestion in pooled:
-        if len(chosen) == count:
+        if len(chosen) + len(resumed) == count:
             break
         used.append(suggestion.id)
+        if suggestion.resume_number is not None:
+            assert suggestion.budget is not None
+            trial = await trial_store.resume_paused(conn, study.id, suggestion.resume_number, budget=suggestion.budget,
+                                                    worker_id=worker_id, request_id=request_id)
+            if trial is not None:
+                resumed.append(trial)
+            continue
         point = to_unit(study.spec, [suggestion.params])
         if taken_points.size and np.abs(taken_points - point).max(axis=1).min() < MIN_SEPARATION:
             continue  # a running trial already covers it: drop it
@@ -228,12 +242,16 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
         taken_points = np.vstack([taken_points, point]) if taken_points.size else point
     await job_store.delete_pooled(conn, used)
     if not chosen:
-        return [], bool(running)
+        return resumed, bool(running)
     first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
-    trials = await trial_store.insert_trials(
-        conn, study_id=study.id, first_number=first, params=[p.params for p in chosen], state=TrialState.ACTIVE,
-        source=study.engine, worker_id=worker_id, budget=budget,
-        engine_info=[p.engine_info for p in chosen], request_id=request_id)
+    trials = list(resumed)
+    for run_budget, runs in itertools.groupby(chosen, key=lambda p: p.budget if p.budget is not None else budget):
+        group = list(runs)
+        trials += await trial_store.insert_trials(
+            conn, study_id=study.id, first_number=first, params=[p.params for p in group], state=TrialState.ACTIVE,
+            source=study.engine, worker_id=worker_id, budget=run_budget,
+            engine_info=[p.engine_info for p in group], request_id=request_id)
+        first += len(group)
     return trials, bool(running)
 
 

@@ -154,7 +154,8 @@ async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
     options = resolved.options
     if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
         return False
-    return bool(resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id)))
+    return bool(resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id),
+                                             created=study.next_trial_number))
 
 
 async def queue_refill(db: Database, study_id: int) -> None:
@@ -216,7 +217,13 @@ async def report(
         elif decision.action is Action.STOP:
             trial = await trial_store.finish_trial(conn, trial.id, state=TrialState.STOPPED, values=dict(values),
                                                    reason=decision.reason or "stopped early by the engine")
-        return ReportOutcome(trial, decision)
+        # A run that paused or stopped is new data for an engine that plans runs: its pool is planned again, while
+        # asks meanwhile take what the last plan left (the job that paused asks next, and gets a run at once).
+        refill = (decision.action is not Action.CONTINUE and resolved.engine.plans_runs
+                  and await _refresh_pool(conn, study))
+    if refill:
+        await queue_refill(db, study.id)
+    return ReportOutcome(trial, decision)
 
 
 def _at_budget(trial: TrialRecord, fidelity: Fidelity | None, step: float) -> bool:

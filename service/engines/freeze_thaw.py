@@ -32,12 +32,14 @@ from pydantic import BaseModel, Field
 
 from service.domain.spec import Choice, StudySpec
 from service.engines.asha import AshaOptions, rungs
-from service.engines.base import Engine, NewRun, Resume, SuggestRequest
+from service.engines.base import Engine, ModelEngineOptions, NewRun, Resume, SuggestRequest
 from service.engines.sobol import SobolEngine
 
 
-class FreezeThawOptions(AshaOptions):
-    """asha's `eta` and `min_step` (rule `promote` climbs asha's rungs), `stopping`, and the model's options."""
+class FreezeThawOptions(AshaOptions, ModelEngineOptions):
+    """asha's `eta` and `min_step` (rule `promote` climbs asha's rungs), `stopping`, the ready pool's `pool_max` and
+    `pool_freshness` (a worker plans the next runs ahead, so an ask is answered without waiting for a decision), and
+    the model's options."""
 
     rule: Literal["promote", "entropy", "ei"] = Field(
         default="promote", description="`promote`: successive-halving rungs where a run goes on when its predicted "

@@ -217,6 +217,8 @@ class PooledSuggestion:
     data_version: int
     engine_info: dict[str, Any] | None
     as_of_number: int | None
+    budget: float | None = None  # a planned run's budget (engines that plan runs)
+    resume_number: int | None = None  # a planned resume: the paused trial it hands out again
 
 
 async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshness: int,
@@ -225,7 +227,8 @@ async def fresh_pooled_suggestions(conn: AsyncConnection, study_id: int, freshne
     transaction; concurrent asks skip each other's."""
     min_version = _finished_count_query(study_id).scalar_subquery() - freshness
     query = (select(PooledSuggestionRow.id, PooledSuggestionRow.params, PooledSuggestionRow.data_version,
-                    PooledSuggestionRow.engine_info, PooledSuggestionRow.as_of_number)
+                    PooledSuggestionRow.engine_info, PooledSuggestionRow.as_of_number, PooledSuggestionRow.budget,
+                    PooledSuggestionRow.resume_number)
              .where(PooledSuggestionRow.study_id == study_id, PooledSuggestionRow.data_version >= min_version)
              .order_by(PooledSuggestionRow.id).limit(limit).with_for_update(skip_locked=True))
     return [PooledSuggestion(*row) for row in await conn.execute(query)]
@@ -248,6 +251,29 @@ async def replace_pool(conn: AsyncConnection, study_id: int, params: Sequence[di
             dict(study_id=study_id, params=p, data_version=data_version, job_id=job_id, created_at=now,
                  engine_info=info, as_of_number=as_of_number)
             for p, info in zip(params, infos, strict=True)])
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run an engine that plans runs wants handed out: new (`params`) or a resume of paused trial `resume_number`."""
+
+    params: dict[str, Any]
+    budget: float
+    resume_number: int | None
+    engine_info: dict[str, Any] | None
+
+
+async def replace_plan_pool(conn: AsyncConnection, study_id: int, planned: Sequence[PlannedRun], data_version: int,
+                            job_id: int | None, as_of_number: int) -> None:
+    """Replace the study's pool with a plan's runs, kept in the engine's order (best first)."""
+    await conn.execute(delete(PooledSuggestionRow).where(PooledSuggestionRow.study_id == study_id))
+    if planned:
+        now = utcnow()
+        await conn.execute(insert(PooledSuggestionRow), [
+            dict(study_id=study_id, params=run.params, data_version=data_version, job_id=job_id, created_at=now,
+                 engine_info=run.engine_info, as_of_number=as_of_number, budget=run.budget,
+                 resume_number=run.resume_number)
+            for run in planned])
 
 
 async def pool_size(conn: AsyncConnection, study_id: int) -> int:

@@ -185,6 +185,10 @@ class PooledSuggestionRow(Base):
     # The study's next trial number when the data behind this suggestion was read: trials numbered from
     # here on were unknown to the engine.
     as_of_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Engines that plan runs (`plans_runs`) pool runs with their own budget: a new run (these params), or a resume
+    # of the paused trial numbered `resume_number` (its params, for reference).
+    budget: Mapped[float | None] = mapped_column(Float, nullable=True)
+    resume_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class EngineStateRow(Base):

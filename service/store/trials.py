@@ -8,7 +8,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -163,10 +163,13 @@ async def finish_trial(
 async def resume_paused(conn: AsyncConnection, study_id: int, number: int, *, budget: float, worker_id: str | None,
                         request_id: str | None) -> TrialRecord | None:
     """Hand a paused trial out again to train on to `budget`; None if it is not paused (another ask took it first:
-    the condition on the state makes the claim atomic, so a paused trial never goes to two workers)."""
+    the condition on the state makes the claim atomic, so a paused trial never goes to two workers) or already
+    paused at `budget` or beyond (a decision made before another resume took it there, e.g. from the ready pool:
+    resuming it would hand out a run with nothing to train)."""
     now = utcnow()
+    below_budget = or_(TrialRow.resume_from.is_(None), TrialRow.resume_from < budget - 1e-9)
     query = (update(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number,
-                                    TrialRow.state == TrialState.PAUSED.value)
+                                    TrialRow.state == TrialState.PAUSED.value, below_budget)
              .values(state=TrialState.ACTIVE.value, budget=budget, worker_id=worker_id, heartbeat_at=now,
                      updated_at=now, **({"request_id": request_id} if request_id is not None else {}))
              .returning(*TRIAL_COLUMNS))

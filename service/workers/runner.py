@@ -170,9 +170,12 @@ class Worker:
             return
         started = time.perf_counter()
         try:
-            if loaded.engine.plans_runs and job.kind is JobKind.SUGGEST:
+            if loaded.engine.plans_runs:
                 planned = await asyncio.to_thread(loaded.engine.plan, loaded.request)
-                await self._store_plan(job, loaded, planned, seconds=time.perf_counter() - started)
+                if job.kind is JobKind.REFILL:
+                    await self._pool_plan(job, loaded, planned, seconds=time.perf_counter() - started)
+                else:
+                    await self._store_plan(job, loaded, planned, seconds=time.perf_counter() - started)
                 self._done += 1
                 return
             suggestions = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
@@ -282,6 +285,25 @@ class Worker:
                         request_id=job.request_id)
                     numbers.append(trial.number)
             return {"trials": numbers}
+
+        await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
+
+    async def _pool_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *, seconds: float) -> None:
+        """A refill of an engine that plans runs: its runs, best first, replace the study's ready pool. Nothing is
+        claimed here: an ask claims a pooled resume when it hands it out, if the trial is still paused then."""
+        study, notes = loaded.study, loaded.request.notes
+        params_of = {t.number: t.params for t in loaded.request.trials}
+        runs = [job_store.PlannedRun(item.params, item.budget, None, item.info) if isinstance(item, NewRun)
+                else job_store.PlannedRun(params_of[item.number], item.budget, item.number,
+                                          {"resumed": item.reason} if item.reason else None)
+                for item in planned]
+
+        async def write(conn: AsyncConnection) -> dict[str, Any]:
+            await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
+                                               error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+            await job_store.replace_plan_pool(conn, study.id, runs, loaded.finished, job.id,
+                                              as_of_number=loaded.request.sequence_start)
+            return {"pooled": len(runs)}
 
         await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
 
