@@ -7,11 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from service.store.db import upgrade
+from service.store.db import alembic_config, upgrade
 from service.store.models import Base
 from service.store.urls import sync_url
 
@@ -79,3 +80,22 @@ def test_a_study_from_before_0008_keeps_no_pinned_options(backend: str, request:
             assert connection.execute(text("SELECT engine_options FROM studies WHERE name = 'old'")).scalar() is None
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_0008_to_0010_go_down_and_up_again(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Pinned options (0008), planned runs in the pool (0009) and trial events (0010) come off and back cleanly."""
+    url = request.getfixturevalue("postgresql_factory")() if backend == "postgresql" else \
+        f"sqlite:///{tmp_path / 'round.db'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "0007")
+    engine = create_engine(sync_url(url))
+    try:
+        inspector = inspect(engine)
+        assert "trial_events" not in inspector.get_table_names()
+        assert "engine_options" not in {c["name"] for c in inspector.get_columns("studies")}
+        assert not {"budget", "resume_number"} & {c["name"] for c in inspector.get_columns("pooled_suggestions")}
+    finally:
+        engine.dispose()
+    upgrade(url)
+    assert _schema_diff(url) == []

@@ -131,7 +131,7 @@ async def _resume_paused(conn: AsyncConnection, study: StudyRecord, resolved: Re
     resumed: list[TrialRecord] = []
     for choice in resolved.engine.resumes(study.spec, resolved.options, history, count):
         trial = await trial_store.resume_paused(conn, study.id, choice.number, budget=choice.budget,
-                                                worker_id=worker_id, request_id=request_id)
+                                                worker_id=worker_id, request_id=request_id, reason=choice.reason)
         if trial is not None:  # None: a concurrent ask resumed it first
             resumed.append(trial)
     return resumed
@@ -231,7 +231,8 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
         if suggestion.resume_number is not None:
             assert suggestion.budget is not None
             trial = await trial_store.resume_paused(conn, study.id, suggestion.resume_number, budget=suggestion.budget,
-                                                    worker_id=worker_id, request_id=request_id)
+                                                    worker_id=worker_id, request_id=request_id,
+                                                    reason=(suggestion.engine_info or {}).get("resumed"))
             if trial is not None:
                 resumed.append(trial)
             continue

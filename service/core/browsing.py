@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from service.domain.trial import TrialEvent
 from service.errors import InvalidArgument
 from service.store import browsing
 from service.store import jobs as job_store
@@ -94,9 +95,12 @@ async def trials_table(db: Database, owner: str, name: str,
     return study, trials, total
 
 
-async def trial_detail(db: Database, owner: str, name: str, number: int) -> tuple[StudyRecord, TrialRecord]:
+async def trial_detail(db: Database, owner: str, name: str,
+                       number: int) -> tuple[StudyRecord, TrialRecord, list[TrialEvent]]:
+    """A trial with its measurements and its pause and resume history."""
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
         trial = await trial_store.get_trial(conn, study.id, number)
         measurements = await trial_store.measurements_of(conn, [trial.id])
-    return study, replace(trial, measurements=measurements[trial.id])
+        events = await trial_store.trial_events(conn, trial.id)
+    return study, replace(trial, measurements=measurements[trial.id]), events

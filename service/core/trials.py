@@ -208,11 +208,13 @@ async def report(
         history = await history_of(conn, study, resolved.engine.decision_needs_history(resolved.options))
         current = next((t for t in history if t.number == trial.number), trial.view())
         decision = resolved.engine.decide(study.spec, resolved.options, current, history)
+        engine_reason = decision.reason
         if decision.action is Action.CONTINUE and _at_budget(trial, fidelity, step):
+            engine_reason = None
             decision = Decision(Action.PAUSE, f"reached its budget ({fidelity.name if fidelity else 'step'} "
                                               f"{trial.budget:g}): save a checkpoint and stop; an ask may resume it")
         if decision.action is Action.PAUSE:
-            await trial_store.pause_trial(conn, trial.id, resume_from=step)
+            await trial_store.pause_trial(conn, trial, resume_from=step, reason=engine_reason)
             trial = replace(trial, state=TrialState.PAUSED, resume_from=step, worker_id=None)
         elif decision.action is Action.STOP:
             trial = await trial_store.finish_trial(conn, trial.id, state=TrialState.STOPPED, values=dict(values),

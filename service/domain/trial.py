@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +40,65 @@ class TrialView:
     state: TrialState
     values: dict[str, float] | None = None
     measurements: tuple[Measurement, ...] = field(default_factory=tuple)
+
+
+class TrialEventKind(StrEnum):
+    PAUSED = "paused"
+    RESUMED = "resumed"
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """One entry of a trial's pause and resume history.
+
+    paused: at `step`, with `checkpoint`, leaving `worker_id` (`reason` set when it was not its budget that paused
+    it, e.g. a resumed run that went silent). resumed: from `step` to `budget`, by `worker_id`, for the engine's
+    `reason`, handing out `checkpoint`.
+    """
+
+    kind: TrialEventKind
+    at: datetime
+    step: float | None
+    budget: float | None = None
+    worker_id: str | None = None
+    checkpoint: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Timings:
+    running_seconds: float | None  # None: it paused before its history was kept, so the split is unknown
+    paused_seconds: float | None
+
+
+def timings(started_at: datetime | None, finished_at: datetime | None, resume_from: float | None,
+            events: Sequence[TrialEvent], now: datetime) -> Timings | None:
+    """How long a trial trained and how long it sat paused: training runs from its start to its first pause, from
+    each resume to the next pause, and from the last resume to its end (or now). None before it started.
+
+    Intervals are clamped at zero: the events of one trial are stamped by different hosts (a resume by the engine
+    worker that planned it), whose clocks may disagree by a little.
+    """
+    if started_at is None:
+        return None
+    if resume_from is not None and not events:
+        return Timings(None, None)
+    running = paused = 0.0
+    running_since: datetime | None = started_at
+    paused_since: datetime | None = None
+    for event in events:
+        if event.kind is TrialEventKind.PAUSED and running_since is not None:
+            running += max(0.0, (event.at - running_since).total_seconds())
+            running_since, paused_since = None, event.at
+        elif event.kind is TrialEventKind.RESUMED and paused_since is not None:
+            paused += max(0.0, (event.at - paused_since).total_seconds())
+            running_since, paused_since = max(event.at, paused_since), None
+    end = finished_at or now
+    if running_since is not None:
+        running += max(0.0, (end - running_since).total_seconds())
+    if paused_since is not None:
+        paused += max(0.0, (end - paused_since).total_seconds())
+    return Timings(running, paused)
 
 
 def check_values(values: dict[str, float], *, field_prefix: str = "values") -> None:

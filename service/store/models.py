@@ -126,6 +126,25 @@ class MeasurementRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class TrialEventRow(Base):
+    """A trial's pause and resume history. `paused`: at `step` (its budget, or the step it resumes from when a silent
+    resumed run was paused again), with `checkpoint`, leaving `worker_id`. `resumed`: from `step` to `budget` by
+    `worker_id`, with the engine's `reason`."""
+
+    __tablename__ = "trial_events"
+    __table_args__ = (Index("ix_trial_events_trial", "trial_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    step: Mapped[float | None] = mapped_column(Float, nullable=True)
+    budget: Mapped[float | None] = mapped_column(Float, nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 QUEUED_REFILL = "kind = 'refill' AND state = 'queued'"
 
 

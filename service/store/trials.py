@@ -13,9 +13,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.domain.trial import Measurement, TrialState
+from service.domain.trial import Measurement, TrialEvent, TrialEventKind, TrialState
 from service.errors import NotFound
-from service.store.models import MeasurementRow, StudyRow, TrialRow, utcnow
+from service.store.models import MeasurementRow, StudyRow, TrialEventRow, TrialRow, utcnow
 from service.store.records import StudyRecord, TrialRecord
 from service.store.studies import find_study, study_record
 
@@ -161,11 +161,11 @@ async def finish_trial(
 
 
 async def resume_paused(conn: AsyncConnection, study_id: int, number: int, *, budget: float, worker_id: str | None,
-                        request_id: str | None) -> TrialRecord | None:
-    """Hand a paused trial out again to train on to `budget`; None if it is not paused (another ask took it first:
-    the condition on the state makes the claim atomic, so a paused trial never goes to two workers) or already
-    paused at `budget` or beyond (a decision made before another resume took it there, e.g. from the ready pool:
-    resuming it would hand out a run with nothing to train)."""
+                        request_id: str | None, reason: str | None = None) -> TrialRecord | None:
+    """Hand a paused trial out again to train on to `budget`, and note it in the trial's history; None if it is not
+    paused (another ask took it first: the condition on the state makes the claim atomic, so a paused trial never
+    goes to two workers) or already paused at `budget` or beyond (a decision made before another resume took it
+    there, e.g. from the ready pool: resuming it would hand out a run with nothing to train)."""
     now = utcnow()
     below_budget = or_(TrialRow.resume_from.is_(None), TrialRow.resume_from < budget - 1e-9)
     query = (update(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number,
@@ -174,17 +174,41 @@ async def resume_paused(conn: AsyncConnection, study_id: int, number: int, *, bu
                      updated_at=now, **({"request_id": request_id} if request_id is not None else {}))
              .returning(*TRIAL_COLUMNS))
     row = (await conn.execute(query)).one_or_none()
-    return trial_record(row) if row is not None else None
+    if row is None:
+        return None
+    await _add_event(conn, row.id, TrialEvent(TrialEventKind.RESUMED, now, row.resume_from, budget, worker_id,
+                                              row.checkpoint, reason))
+    return trial_record(row)
 
 
 async def set_checkpoint(conn: AsyncConnection, trial_id: int, checkpoint: str) -> None:
     await conn.execute(update(TrialRow).where(TrialRow.id == trial_id).values(checkpoint=checkpoint))
 
 
-async def pause_trial(conn: AsyncConnection, trial_id: int, *, resume_from: float) -> None:
-    query = (update(TrialRow).where(TrialRow.id == trial_id)
-             .values(state=TrialState.PAUSED.value, resume_from=resume_from, worker_id=None, updated_at=utcnow()))
+async def pause_trial(conn: AsyncConnection, trial: TrialRecord, *, resume_from: float, reason: str | None) -> None:
+    """Pause an active trial at `resume_from` and note it in its history (with the worker it leaves and its
+    checkpoint); `reason` when it was not its budget that paused it."""
+    now = utcnow()
+    query = (update(TrialRow).where(TrialRow.id == trial.id)
+             .values(state=TrialState.PAUSED.value, resume_from=resume_from, worker_id=None, updated_at=now))
     await conn.execute(query)
+    await _add_event(conn, trial.id, TrialEvent(TrialEventKind.PAUSED, now, resume_from, trial.budget,
+                                                trial.worker_id, trial.checkpoint, reason))
+
+
+async def _add_event(conn: AsyncConnection, trial_id: int, event: TrialEvent) -> None:
+    await conn.execute(insert(TrialEventRow).values(
+        trial_id=trial_id, kind=event.kind.value, step=event.step, budget=event.budget, worker_id=event.worker_id,
+        checkpoint=event.checkpoint, reason=event.reason, at=event.at))
+
+
+async def trial_events(conn: AsyncConnection, trial_id: int) -> list[TrialEvent]:
+    """The trial's pause and resume history, oldest first."""
+    query = (select(TrialEventRow.kind, TrialEventRow.at, TrialEventRow.step, TrialEventRow.budget,
+                    TrialEventRow.worker_id, TrialEventRow.checkpoint, TrialEventRow.reason)
+             .where(TrialEventRow.trial_id == trial_id).order_by(TrialEventRow.id))
+    return [TrialEvent(TrialEventKind(row.kind), row.at, row.step, row.budget, row.worker_id, row.checkpoint,
+                       row.reason) for row in await conn.execute(query)]
 
 
 async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord | None:
@@ -274,6 +298,7 @@ async def give_up_if_silent(conn: AsyncConnection, trial_id: int, silent_since: 
     """Fail a trial still active and silent since `silent_since`, or pause it again if it was resumed (its
     checkpoint is still good). None if it spoke up or finished meanwhile."""
     now = utcnow()
+    held_by = (await conn.execute(select(TrialRow.worker_id).where(TrialRow.id == trial_id))).scalar_one_or_none()
     resumed = TrialRow.resume_from.is_not(None)
     query = (update(TrialRow)
              .where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since)
@@ -283,4 +308,9 @@ async def give_up_if_silent(conn: AsyncConnection, trial_id: int, silent_since: 
                      worker_id=case((resumed, None), else_=TrialRow.worker_id), updated_at=now)
              .returning(*TRIAL_COLUMNS))
     row = (await conn.execute(query)).one_or_none()
-    return trial_record(row) if row is not None else None
+    if row is None:
+        return None
+    if row.state == TrialState.PAUSED.value:
+        await _add_event(conn, trial_id, TrialEvent(TrialEventKind.PAUSED, now, row.resume_from, row.budget, held_by,
+                                                    row.checkpoint, reason))
+    return trial_record(row)

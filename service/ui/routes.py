@@ -26,7 +26,7 @@ from service.api.paths import TrialNumber
 from service.core import browsing, engines, hypervolume
 from service.core.access import Authenticator
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
-from service.domain.trial import TrialState
+from service.domain.trial import TrialState, timings
 from service.engines.base import STATUS_KEY
 from service.errors import AsktellError
 from service.store.db import Database
@@ -318,13 +318,15 @@ async def trials_table(request: Request, name: str, db: Db, who: Owner) -> HTMLR
 @router.get("/studies/{name}/trials/{number}", response_class=HTMLResponse)
 async def trial(request: Request, name: str, number: TrialNumber, db: Db, who: Owner) -> HTMLResponse:
     started = time.perf_counter()
-    study, found = await browsing.trial_detail(db, who, name, number)
+    study, found, events = await browsing.trial_detail(db, who, name, number)
     metrics = sorted({k for m in found.measurements or () for k in m.values})
     series = [(metric, color, [(m.step, m.values[metric]) for m in found.measurements or () if metric in m.values])
               for metric, color in zip(metrics, ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed"] * 10,
                                        strict=False)]
     curve = views.Plot("measurements", plots.lines(series, x_label=study.spec.fidelity.name if study.spec.fidelity
                                                    else "step", y_label="value", title="measurements"))
+    spent = timings(found.started_at, found.finished_at, found.resume_from, events, datetime.now(UTC))
     context = {"study": study, "trial": found, "study_url": _study_url(study.name), "metrics": metrics,
-               "curve": curve, "pareto_optimal": await browsing.is_pareto_optimal(db, study, found)}
+               "curve": curve, "events": events, "timings": views.timings_text(spent),
+               "pareto_optimal": await browsing.is_pareto_optimal(db, study, found)}
     return _render(request, "trial.html", context, started)

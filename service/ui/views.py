@@ -16,6 +16,7 @@ from service.core.browsing import StudyOverview
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.ranking import pareto_mask
 from service.domain.spec import Goal, Param, ParamType, StudySpec
+from service.domain.trial import Timings
 from service.store.browsing import Columns
 from service.ui import plots
 
@@ -344,3 +345,24 @@ def best_value_text(spec: StudySpec, points: Points) -> str:
         return "none yet"
     best = values.max() if spec.objectives[0].goal is Goal.MAXIMIZE else values.min()
     return plots.fmt(float(best), max(points.digits(0), 6))
+
+
+def duration_text(seconds: float) -> str:
+    """1.2 s, 3 min 05 s, 2 h 07 min: as precise as a reader of a training run's page needs."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def timings_text(spent: Timings | None) -> dict[str, str] | None:
+    """A trial's time training and time paused, as shown on its page (None before it started)."""
+    if spent is None:
+        return None
+    if spent.running_seconds is None or spent.paused_seconds is None:
+        unknown = "unknown (paused before pause history was kept)"
+        return {"running": unknown, "paused": unknown}
+    return {"running": duration_text(spent.running_seconds), "paused": duration_text(spent.paused_seconds)}

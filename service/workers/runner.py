@@ -267,7 +267,8 @@ class Worker:
                     starts.append(item)
                     continue
                 resumed = await trial_store.resume_paused(conn, study.id, item.number, budget=item.budget,
-                                                          worker_id=job.worker_id, request_id=job.request_id)
+                                                          worker_id=job.worker_id, request_id=job.request_id,
+                                                          reason=item.reason)
                 if resumed is None:
                     starts.append(item.instead)
                 else:
