@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asktell import Client
 from service.core import asking, trials
 from service.core.studies import create_study
 from service.domain.access import DEFAULT_NAMESPACE
@@ -81,6 +82,13 @@ def test_the_trial_page_shows_checkpoints_and_the_pause_and_resume_history(api: 
     assert "at 3.0" in rows[2] and "left by w3" in rows[2] and "ck-0-3" in rows[2]
     assert 'id="checkpoint"><code>ck-0-3</code>' in text
     assert 'id="running-time"' in text and 'id="paused-time"' in text
+    with Client(str(api.base_url)) as client:  # the API and the SDK carry the same history
+        history = client.get_study(study_name).trial(0).history
+    assert history is not None
+    assert [(e["kind"], e["step"], e["budget"], e["worker_id"], e["checkpoint"]) for e in history] == [
+        ("paused", 1.0, 1.0, "w0", "ck-0-1"), ("resumed", 1.0, 3.0, "w3", "ck-0-1"),
+        ("paused", 3.0, 3.0, "w3", "ck-0-3")]
+    assert api.get(f"/v1/studies/{study_name}/trials").json()["trials"][0]["history"] is None
     paused_once = html.unescape(api.get(f"/ui/studies/{study_name}/trials/1").text)
     assert paused_once.count('<tr class="event-') == 1 and "left by w1" in paused_once
 

@@ -88,6 +88,18 @@ class MeasurementOut(BaseModel):
     values: dict[str, float]
 
 
+class TrialEventOut(BaseModel):
+    """One pause or resume of a trial."""
+
+    kind: Literal["paused", "resumed"]
+    at: datetime
+    step: float | None = Field(description="paused: the step it paused at; resumed: the step it resumed from.")
+    budget: float | None = Field(description="paused: the budget it had; resumed: the new budget.")
+    worker_id: str | None = Field(description="paused: the worker it left; resumed: the worker that took it up.")
+    checkpoint: str | None
+    reason: str | None = Field(description="resumed: the engine's reason; paused: why, unless its budget.")
+
+
 class TrialOut(BaseModel):
     id: int
     number: int
@@ -107,6 +119,8 @@ class TrialOut(BaseModel):
     engine_info: dict[str, Any] | None = Field(
         default=None, description="What the engine said of this suggestion, e.g. `branch` for engine egreedy.")
     checkpoint: str | None = Field(default=None, description="The last checkpoint reported (resume from it).")
+    history: list[TrialEventOut] | None = Field(
+        default=None, description="Its pauses and resumes, oldest first (single-trial reads).")
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialOut:
@@ -116,7 +130,10 @@ class TrialOut(BaseModel):
                    reason=trial.reason, worker_id=trial.worker_id, source=trial.source, budget=trial.budget,
                    resume_from=trial.resume_from, created_at=trial.created_at, started_at=trial.started_at,
                    finished_at=trial.finished_at, heartbeat_at=trial.heartbeat_at, measurements=measurements,
-                   engine_info=trial.engine_info, checkpoint=trial.checkpoint)
+                   engine_info=trial.engine_info, checkpoint=trial.checkpoint,
+                   history=None if trial.history is None else [
+                       TrialEventOut(kind=e.kind.value, at=e.at, step=e.step, budget=e.budget, worker_id=e.worker_id,
+                                     checkpoint=e.checkpoint, reason=e.reason) for e in trial.history])
 
 
 class TrialPage(BaseModel):

@@ -268,7 +268,8 @@ async def get_trial(db: Database, owner: str, name: str, number: int) -> TrialRe
         study = await study_store.get_study(conn, owner, name)
         trial = await trial_store.get_trial(conn, study.id, number)
         measurements = await trial_store.measurements_of(conn, [trial.id])
-        return _with_measurements(trial, measurements[trial.id])
+        history = tuple(await trial_store.trial_events(conn, trial.id))
+        return replace(trial, measurements=measurements[trial.id], history=history)
 
 
 async def list_trials(db: Database, owner: str, name: str, *, states: list[TrialState], worker_id: str | None,

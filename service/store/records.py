@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from service.domain.spec import StudySpec
-from service.domain.trial import Measurement, TrialState, TrialView
+from service.domain.trial import Measurement, TrialEvent, TrialState, TrialView
 
 
 class StudyState(StrEnum):
@@ -55,6 +55,7 @@ class TrialRecord:
     request_id: str | None = None  # the client's id of the ask that handed it out
     tell_request_id: str | None = None  # the client's id of the tell that finished it
     checkpoint: str | None = None  # the last checkpoint its training job reported
+    history: tuple[TrialEvent, ...] | None = None  # its pauses and resumes; None: not loaded
 
     def view(self) -> TrialView:
         finite = {k: v for k, v in (self.values or {}).items() if v is not None}

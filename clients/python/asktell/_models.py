@@ -113,6 +113,12 @@ class TrialFields:
         return self._data.get("measurements")
 
     @property
+    def history(self) -> list[dict[str, Any]] | None:
+        """Its pauses and resumes, oldest first (`kind`, `at`, `step`, `budget`, `worker_id`, `checkpoint`,
+        `reason`), in `study.trial(number)`; None in listings and ask answers."""
+        return self._data.get("history")
+
+    @property
     def engine_info(self) -> dict[str, Any]:
         """What the engine said of this suggestion, e.g. `{"branch": "thompson"}` for engine egreedy; empty
         for trials the engine said nothing of (added by hand, initial design)."""
