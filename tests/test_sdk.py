@@ -148,9 +148,10 @@ def test_listing_studies_with_a_summary_gives_counts_and_best_values(server: Run
         second.tell({"val_loss": 0.2})
         third.tell(failed=True)
         (listed,) = [s for s in client.list_studies(summary=True) if s.name == study_name]
-        assert listed.trial_counts == {"completed": 2, "failed": 1} and listed.best_value == 0.2
+        assert listed.trial_counts == {"completed": 2, "failed": 1} and listed.to_dict()["best_value"] == 0.2
         (plain,) = [s for s in client.list_studies() if s.name == study_name]
-        assert plain.trial_counts is None and plain.best_value is None
+        assert plain.trial_counts is None and plain.to_dict()["best_value"] is None
+        assert plain.best_value == 0.2  # a Study's best_value asks the server
 
 
 def test_serve_on_a_port_in_use_says_how_to_choose_another(tmp_path: Path) -> None:

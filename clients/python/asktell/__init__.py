@@ -16,6 +16,7 @@ from asktell.errors import (
     ServerError,
     ServiceUnavailableError,
     SobolFallbackWarning,
+    TrialStopped,
 )
 
 __version__ = "0.1.0"
@@ -40,5 +41,6 @@ __all__ = [
     "SobolFallbackWarning",
     "Study",
     "Trial",
+    "TrialStopped",
     "current_trial",
 ]

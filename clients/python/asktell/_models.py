@@ -24,6 +24,13 @@ class Decision:
         """Checkpoint and release the worker: a later ask hands the trial out again with `resume_from` set."""
         return self.action == "pause"
 
+    def raise_if_stopped(self) -> None:
+        """Raise `TrialStopped` on a stop or pause decision: one line in a training loop run by `optimize`."""
+        if self.action in ("stop", "pause"):
+            from asktell.errors import TrialStopped
+
+            raise TrialStopped(self.reason or f"{self.action} decided by the service", action=self.action)
+
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None

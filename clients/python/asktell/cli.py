@@ -61,7 +61,9 @@ def _studies_list(client: Client, args: argparse.Namespace) -> str:
     studies = client.list_studies(summary=True)
     if args.json:
         return _dump([s.to_dict() for s in studies])
-    rows = [[s.name, s.engine, s.state, sum((s.trial_counts or {}).values()), s.trial_counts or None, s.best_value,
+    # The listing's summary value: a Study's best_value property would ask the server once per study.
+    rows = [[s.name, s.engine, s.state, sum((s.trial_counts or {}).values()), s.trial_counts or None,
+             s.to_dict().get("best_value"),
              [f"{o['name']} ({o['goal'][:3]})" for o in s.spec["objectives"]]] for s in studies]
     return table(rows, ["NAME", "ENGINE", "STATE", "TRIALS", "BY STATE", "BEST", "OBJECTIVES"])
 

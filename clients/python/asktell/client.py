@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -175,18 +175,49 @@ class Study(StudyFields):
         """The engine's status as a dict, including `likely_infeasible` (engine constrained) and its evidence."""
         return self.engine_status()
 
-    def optimize(self, objective: Callable[[Trial], float | dict[str, float] | None], n_trials: int,
-                 n_workers: int = 1, *, catch: tuple[type[BaseException], ...] = (),
-                 show_progress: bool = True) -> None:
-        """Ask, evaluate `objective(trial)` and tell, `n_trials` times on `n_workers` threads.
+    def optimize(self, objective: Callable[[Trial], float | dict[str, float] | None], n_trials: int | None = None,
+                 n_workers: int = 1, *, timeout: float | None = None,
+                 callbacks: Sequence[Callable[[Study, Trial], None]] = (),
+                 catch: tuple[type[BaseException], ...] = (), show_progress: bool = True) -> None:
+        """Ask, evaluate `objective(trial)` and tell, `n_trials` times on `n_workers` threads, and start no new
+        trial after `timeout` seconds (running ones finish); at least one of the two is needed.
 
         `objective` returns the value of the single objective, a dict of metric values, or None when it told
-        the trial itself. An exception marks the trial failed (with the exception as reason) and is raised
-        again unless it is an instance of `catch`. The progress bar (tqdm) shows the best value so far.
+        the trial itself. Raising `TrialStopped` ends the trial early (after a stop or pause decision) without
+        failing it. Any other exception marks the trial failed (with the exception as reason) and is raised
+        again unless it is an instance of `catch`. Each of `callbacks` is called as `callback(study, trial)`
+        after every trial, one call at a time. The progress bar (tqdm) shows the best value so far.
         """
         from asktell.optimize import optimize
 
-        optimize(self, objective, n_trials, n_workers, catch=catch, show_progress=show_progress)
+        optimize(self, objective, n_trials, n_workers, timeout=timeout, callbacks=callbacks, catch=catch,
+                 show_progress=show_progress)
+
+    @property
+    def best_trial(self) -> Trial:
+        """The best feasible completed trial of a single-objective study, read from the server now (ValueError
+        when there is none yet, or the study has several objectives: see `best_trials`)."""
+        objectives = self.spec["objectives"]
+        if len(objectives) > 1:
+            raise ValueError(f"study {self.name!r} has {len(objectives)} objectives: best_trials() gives its "
+                             "Pareto-optimal trials")
+        best = self.best_trials()
+        if not best:
+            raise ValueError(f"study {self.name!r} has no completed feasible trial yet")
+        return best[0]
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The parameters of `best_trial`."""
+        return self.best_trial.params
+
+    @property
+    def best_value(self) -> float:  # type: ignore[override]
+        """The objective's value of `best_trial`, read from the server now (a listing's summary value, which
+        this replaces on a synchronous `Study`, stays in `to_dict()["best_value"]`)."""
+        value = (self.best_trial.values or {})[self.spec["objectives"][0]["name"]]
+        assert value is not None  # a completed trial has every objective's value
+        return float(value)
 
     def to_dataframe(self, *, measurements: bool = False) -> Any:
         """Every trial as a pandas DataFrame: number, state, params_*, values_*, engine_* (what the engine said,

@@ -50,6 +50,17 @@ class ServiceUnavailableError(AsktellError):
     """The server could not be reached (or stopped answering), even after retries."""
 
 
+class TrialStopped(AsktellError):
+    """Raised by a training loop (or a framework callback of `asktell.integrations`) to end its trial early, as
+    Optuna's TrialPruned: after a report's stop or pause decision, which the server has already recorded, or on
+    the loop's own initiative. `Study.optimize` counts the trial as ended, not failed, and goes on; a trial still
+    active is told stopped (with this message as the reason)."""
+
+    def __init__(self, message: str = "stopped by the service", *, action: str = "stop") -> None:
+        super().__init__(message)
+        self.action = action  # the decision that ended it: stop or pause
+
+
 class SobolFallbackWarning(UserWarning):
     """The server handed out Sobol points instead of its engine's suggestions (trial source `sobol-fallback`):
     typically no engine worker is running (start `asktell worker`). The message says why."""

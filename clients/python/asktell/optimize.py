@@ -10,24 +10,27 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asktell.errors import AsktellError, ConflictError, InvalidArgumentError
+from asktell.errors import AsktellError, ConflictError, InvalidArgumentError, TrialStopped
 
 if TYPE_CHECKING:
     from asktell.client import Study, Trial
 
 Objective = Callable[["Trial"], "float | dict[str, float] | None"]
+# Called as callback(study, trial) after each trial the loop ran has ended (completed, failed, stopped, paused).
+Callback = Callable[["Study", "Trial"], None]
 
 
 class _Progress:
     """Counts finished trials and the best value of the study's first objective, behind one lock."""
 
-    def __init__(self, study: Study, total: int, show: bool) -> None:
+    def __init__(self, study: Study, total: int | None, deadline: float | None, show: bool) -> None:
         objective = study.spec["objectives"][0]
         self.metric, self.maximize = objective["name"], objective["goal"] == "maximize"
         self.several = len(study.spec["objectives"]) > 1
         self.lock = threading.Lock()
         self.started = 0
         self.total = total
+        self.deadline = deadline  # time.monotonic() after which no new trial starts
         self.best: float | None = None
         self.bar = None
         if show:
@@ -37,7 +40,9 @@ class _Progress:
 
     def claim(self) -> bool:
         with self.lock:
-            if self.started >= self.total:
+            if self.total is not None and self.started >= self.total:
+                return False
+            if self.deadline is not None and time.monotonic() >= self.deadline:
                 return False
             self.started += 1
             return True
@@ -87,6 +92,9 @@ def _evaluate(study: Study, trial: Trial, objective: Objective, catch: tuple[typ
     try:
         result = objective(trial)
         values = None if result is None else _values_of(study, result)
+    except TrialStopped as stopped:
+        _end_stopped(trial, str(stopped))
+        return
     except BaseException as error:
         _fail(trial, "".join(traceback.format_exception_only(type(error), error)).strip())
         if isinstance(error, catch) and not isinstance(error, KeyboardInterrupt):
@@ -102,20 +110,44 @@ def _evaluate(study: Study, trial: Trial, objective: Objective, catch: tuple[typ
         return
     try:
         trial.tell(values)
+    except ConflictError:
+        # The objective returned after a pause decision: the trial waits, paused, for a later ask.
+        if trial.refresh().state != "paused":
+            raise
     except InvalidArgumentError as error:  # e.g. a metric the study needs is missing
         _fail(trial, f"the server refused the objective's result: {error}")
         if not isinstance(error, catch):
             raise
 
 
-def optimize(study: Study, objective: Objective, n_trials: int, n_workers: int, *,
-             catch: tuple[type[BaseException], ...], show_progress: bool) -> None:
-    if n_trials < 0 or n_workers < 1:
-        raise ValueError(f"need n_trials >= 0 and n_workers >= 1, got {n_trials} and {n_workers}")
-    progress = _Progress(study, n_trials, show_progress)
+def _end_stopped(trial: Trial, reason: str) -> None:
+    """The objective raised TrialStopped: a trial the service stopped or paused is left as it is, one the loop
+    gave up on by itself is told stopped (with the values it reported, the server's rule for a stop)."""
+    if trial.refresh().state == "active":
+        with contextlib.suppress(ConflictError):  # stopped meanwhile
+            trial.tell(stopped=True, reason=reason[-2000:])
+
+
+def optimize(study: Study, objective: Objective, n_trials: int | None, n_workers: int, *,
+             timeout: float | None, callbacks: Sequence[Callback], catch: tuple[type[BaseException], ...],
+             show_progress: bool) -> None:
+    if n_trials is None and timeout is None:
+        raise ValueError("give n_trials, timeout or both: otherwise the loop would never end")
+    if (n_trials is not None and n_trials < 0) or n_workers < 1 or (timeout is not None and timeout < 0):
+        raise ValueError(f"need n_trials >= 0, n_workers >= 1 and timeout >= 0, got {n_trials}, {n_workers} "
+                         f"and {timeout}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    progress = _Progress(study, n_trials, deadline, show_progress)
     errors: list[BaseException] = []
     stop = threading.Event()
     running: dict[int, Trial] = {}  # by slot: the trials the threads are evaluating
+    callback_lock = threading.Lock()  # callbacks run one at a time: they need not be thread-safe
+
+    def ended(trial: Trial) -> None:
+        progress.finished(trial)
+        with callback_lock:
+            for callback in callbacks:
+                callback(study, trial)
 
     def work(slot: int) -> None:
         worker_id = f"optimize-{threading.get_ident()}-{slot}"
@@ -124,7 +156,7 @@ def optimize(study: Study, objective: Objective, n_trials: int, n_workers: int, 
                 (trial,) = study.ask(worker_id=worker_id, fresh=True)
                 running[slot] = trial
                 _evaluate(study, trial, objective, catch)
-                progress.finished(trial)
+                ended(trial)
             except BaseException as error:
                 errors.append(error)
                 stop.set()
