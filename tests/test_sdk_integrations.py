@@ -185,3 +185,158 @@ def test_wandb_logs_each_trial_as_an_offline_run(client: Client, study_name: str
     (stopped,) = tmp_path.glob(f"wandb/offline-run-*-{callback.run_ids[2]}/run-*.wandb")
     (run,) = [r.run for r in wandb_records(stopped) if r.WhichOneof("record_type") == "run"]
     assert list(run.tags) == ["stopped"]
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[Any, Any, Any, Any]:
+    """Scikit-learn's 8x8 digits as float tensors, scaled to [0, 1]: a model learns them in a few epochs."""
+    torch = pytest.importorskip("torch")
+    x, y = load_digits(return_X_y=True)
+    x_train, x_valid, y_train, y_valid = train_test_split(x / 16.0, y, test_size=0.3, random_state=0)
+    return (torch.tensor(x_train, dtype=torch.float32), torch.tensor(x_valid, dtype=torch.float32),
+            torch.tensor(y_train), torch.tensor(y_valid))
+
+
+def lightning_objective(digits: tuple[Any, ...], checkpoints: Path) -> Callable[[asktell.Trial], float]:
+    lightning = pytest.importorskip("lightning")
+    import torch
+
+    from asktell.integrations.lightning import LightningCallback
+
+    x_train, x_valid, y_train, y_valid = digits
+
+    class Classifier(lightning.LightningModule):  # type: ignore[misc]
+        def __init__(self, lr: float) -> None:
+            super().__init__()
+            self.lr = lr
+            self.net = torch.nn.Linear(64, 10)
+
+        def training_step(self, batch: Any, index: int) -> Any:
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch: Any, index: int) -> None:
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.cross_entropy(self.net(x), y))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+    def loader(x: Any, y: Any) -> Any:
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=128)
+
+    def objective(trial: asktell.Trial) -> float:
+        torch.manual_seed(0)
+        trainer = lightning.Trainer(max_epochs=int(trial.budget or ROUNDS), accelerator="cpu", logger=False,
+                                    enable_checkpointing=False, enable_progress_bar=False,
+                                    enable_model_summary=False, num_sanity_val_steps=0,
+                                    callbacks=[LightningCallback(trial, "val_loss", report_as="loss",
+                                                                 checkpoint_dir=checkpoints)])
+        trainer.fit(Classifier(trial.params["lr"]), loader(x_train, y_train), loader(x_valid, y_valid),
+                    ckpt_path=trial.checkpoint)
+        return float(trainer.callback_metrics["val_loss"])
+
+    return objective
+
+
+def test_lightning_reports_each_epoch_and_stops_when_told(client: Client, study_name: str, tmp_path: Path,
+                                                          digits: tuple[Any, ...]) -> None:
+    objective = lightning_objective(digits, tmp_path)
+    study = good_good_bad(client, study_name, "lr", (0.5, 1.0), 1e-5, fidelity="epoch", steps=4)
+    study.optimize(objective, n_trials=3, show_progress=False)
+    assert_two_completed_then_stopped(study, steps=4)
+
+
+def test_lightning_pauses_with_a_checkpoint_and_resumes_from_it(client: Client, study_name: str,
+                                                                 tmp_path: Path, digits: tuple[Any, ...]) -> None:
+    import torch
+
+    objective = lightning_objective(digits, tmp_path)
+    # ASHA (eta 2, rungs at epochs 1, 2, 4) hands out each new trial for one epoch and pauses it there; with two
+    # trials paused at epoch 1, the better one is promoted: handed out again to train on to epoch 2.
+    study = client.create_study(study_name, [{"name": "lr", "type": "float", "low": 1e-3, "high": 1.0}], LOSS,
+                                fidelity={"name": "epoch", "min": 1, "max": 4}, engine="asha",
+                                engine_options={"eta": 2})
+    study.add_trial({"lr": 0.001})
+    study.add_trial({"lr": 1.0})
+    for _ in range(2):
+        (trial,) = study.ask(worker_id="a")
+        assert trial.budget == 1
+        with pytest.raises(asktell.TrialStopped) as paused:
+            objective(trial)
+        assert paused.value.action == "pause"
+        trial.refresh()
+        assert trial.state == "paused" and trial.checkpoint and Path(trial.checkpoint).exists()
+        assert "state_dict" in torch.load(trial.checkpoint, weights_only=False)
+    (resumed,) = study.ask(worker_id="a")
+    assert (resumed.number, resumed.resume_from, resumed.budget) == (1, 1, 2)
+    with pytest.raises(asktell.TrialStopped):
+        objective(resumed)  # from its checkpoint: it trains epoch 2 only, and pauses at the next rung
+    assert [m["step"] for m in study.trial(1).measurements or []] == [1, 2]
+
+
+def huggingface_objective(digits: tuple[Any, ...], output: Path) -> Callable[[asktell.Trial], float]:
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from asktell.integrations.huggingface import HuggingFaceCallback
+
+    x_train, x_valid, y_train, y_valid = digits
+
+    class Classifier(torch.nn.Module):
+        """Any torch module whose forward returns the loss works with the Trainer: no weights to download."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(64, 10)
+
+        def forward(self, x: Any, labels: Any) -> dict[str, Any]:
+            logits = self.net(x)
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    def rows(x: Any, y: Any) -> list[dict[str, Any]]:
+        return [{"x": features, "labels": label} for features, label in zip(x, y, strict=True)]
+
+    def objective(trial: asktell.Trial) -> float:
+        torch.manual_seed(0)
+        args = transformers.TrainingArguments(
+            output_dir=str(output / f"trial-{trial.number}"), num_train_epochs=int(trial.budget or ROUNDS),
+            learning_rate=trial.params["lr"], lr_scheduler_type="constant", optim="sgd",
+            per_device_train_batch_size=128, eval_strategy="epoch", save_strategy="no", logging_strategy="no",
+            report_to=[], use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
+        trainer = transformers.Trainer(Classifier(), args, train_dataset=rows(x_train, y_train),
+                                       eval_dataset=rows(x_valid, y_valid),
+                                       callbacks=[HuggingFaceCallback(trial, "eval_loss", report_as="loss")])
+        trainer.train(resume_from_checkpoint=trial.checkpoint)
+        return float(trainer.evaluate()["eval_loss"])
+
+    return objective
+
+
+def test_huggingface_trainer_reports_each_epoch_and_stops_when_told(client: Client, study_name: str,
+                                                                    tmp_path: Path, digits: tuple[Any, ...]) -> None:
+    objective = huggingface_objective(digits, tmp_path)
+    study = good_good_bad(client, study_name, "lr", (0.5, 1.0), 1e-5, fidelity="epoch", steps=4)
+    study.optimize(objective, n_trials=3, show_progress=False)
+    assert_two_completed_then_stopped(study, steps=4)
+
+
+def test_huggingface_trainer_pauses_with_a_checkpoint_and_resumes_from_it(
+        client: Client, study_name: str, tmp_path: Path, digits: tuple[Any, ...]) -> None:
+    objective = huggingface_objective(digits, tmp_path)
+    study = client.create_study(study_name, [{"name": "lr", "type": "float", "low": 1e-3, "high": 1.0}], LOSS,
+                                fidelity={"name": "epoch", "min": 1, "max": 4}, engine="asha",
+                                engine_options={"eta": 2})  # as in the Lightning test
+    study.add_trial({"lr": 0.001})
+    study.add_trial({"lr": 1.0})
+    for _ in range(2):
+        (trial,) = study.ask(worker_id="a")
+        with pytest.raises(asktell.TrialStopped):
+            objective(trial)
+        trial.refresh()
+        assert trial.state == "paused" and trial.checkpoint and (Path(trial.checkpoint) / "trainer_state.json").exists()
+    (resumed,) = study.ask(worker_id="a")
+    assert (resumed.number, resumed.resume_from, resumed.budget) == (1, 1, 2)
+    with pytest.raises(asktell.TrialStopped):
+        objective(resumed)
+    assert [m["step"] for m in study.trial(1).measurements or []] == [1, 2]
