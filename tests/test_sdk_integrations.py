@@ -340,3 +340,38 @@ def test_huggingface_trainer_pauses_with_a_checkpoint_and_resumes_from_it(
     with pytest.raises(asktell.TrialStopped):
         objective(resumed)
     assert [m["step"] for m in study.trial(1).measurements or []] == [1, 2]
+
+
+def ray_trainable(config: dict[str, Any]) -> None:
+    """A Ray function trainable: a curve of three steps whose level depends on x."""
+    from ray import tune
+
+    for epoch in (1, 2, 3):
+        tune.report({"loss": (config["x"] - 0.3) ** 2 + 1 / epoch, "epoch": epoch})
+
+
+def test_ray_tune_runs_the_studys_trials_and_tells_their_results(client: Client, study_name: str,
+                                                                 tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from ray import tune
+
+    from asktell.integrations.ray import AsktellSearch
+
+    study = client.create_study(study_name, [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}], LOSS,
+                                fidelity={"name": "epoch", "min": 1, "max": 3}, engine="random")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        tuner = tune.Tuner(ray_trainable, tune_config=tune.TuneConfig(search_alg=AsktellSearch(study), num_samples=4,
+                                                                     max_concurrent_trials=2),
+                           run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    assert not results.errors
+    trials = study.trials(measurements=True)
+    assert [t.state for t in trials] == ["completed"] * 4
+    assert all([m["step"] for m in t.measurements or []] == [1, 2, 3] for t in trials)
+    ray_losses = sorted(r.metrics["loss"] for r in results)
+    assert sorted(t.values["loss"] for t in trials) == pytest.approx(ray_losses)  # type: ignore[index,type-var]
+    best = results.get_best_result(metric="loss", mode="min")
+    assert best.config == study.best_params
