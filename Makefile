@@ -11,7 +11,8 @@ $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU build of torch, pinned: an unpinned torch pulls a multi-GB CUDA build (see README, GPU workers).
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install -q -e ".[test,dev]" -e clients/python
+	# The integrations extra: the frameworks the SDK's callbacks are tested with (see README, Integrations).
+	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION) -e ".[test,dev,integrations]" -e clients/python
 	touch $@
 
 install: $(BIN)/.installed

@@ -1,10 +1,12 @@
 """The framework callbacks of `asktell.integrations`, each training a tiny model on scikit-learn's bundled data
 against a real server (PostgreSQL; the callbacks do not depend on the backend). Each framework comes with an
-extra of the SDK and CI installs them all (the root's `integrations` extra): the import guards only keep a
-partial checkout usable."""
+extra of the SDK and `make install` installs them all (the root's `integrations` extra): a missing framework
+skips its test, unless ASKTELL_REQUIRE_INTEGRATIONS=1 (as in CI), where it fails."""
 
 from __future__ import annotations
 
+import importlib
+import os
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from sklearn.model_selection import train_test_split
 import asktell
 from asktell import Client
 from tests.conftest import RunningServer
+from tests.sdk.readme import run_snippet
 
 pytestmark = pytest.mark.parametrize("server", ["postgresql"], indirect=True)
 
@@ -25,6 +28,13 @@ ROUNDS = 8
 # Median stopping from the second round on, once two trials have completed.
 CURVES = {"engine": "random", "engine_options": {"stopping": "median", "stopping_min_trials": 2, "stopping_grace": 2}}
 LOSS = [{"name": "loss", "goal": "minimize"}]
+
+
+def need(module: str) -> Any:
+    """The framework's module; a skip where it is not installed, a failure where CI requires it."""
+    if os.environ.get("ASKTELL_REQUIRE_INTEGRATIONS") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 @pytest.fixture
@@ -60,7 +70,7 @@ def assert_two_completed_then_stopped(study: asktell.Study, steps: int = ROUNDS)
 
 def test_xgboost_reports_each_round_and_stops_when_told(client: Client, study_name: str,
                                                         cancer: tuple[np.ndarray, ...]) -> None:
-    xgboost = pytest.importorskip("xgboost")
+    xgboost = need("xgboost")
     from asktell.integrations.xgboost import XGBoostCallback
 
     x_train, x_valid, y_train, y_valid = cancer
@@ -83,7 +93,7 @@ def test_xgboost_reports_each_round_and_stops_when_told(client: Client, study_na
 
 def test_lightgbm_reports_each_round_and_stops_when_told(client: Client, study_name: str,
                                                          cancer: tuple[np.ndarray, ...]) -> None:
-    lightgbm = pytest.importorskip("lightgbm")
+    lightgbm = need("lightgbm")
     from asktell.integrations.lightgbm import LightGBMCallback
 
     x_train, x_valid, y_train, y_valid = cancer
@@ -111,13 +121,19 @@ def curves_objective(trial: asktell.Trial) -> float:
     return loss
 
 
-def test_mlflow_logs_each_trial_as_a_run(client: Client, study_name: str, tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")
+@pytest.fixture(scope="module")
+def mlflow_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow database for the module's tests: creating one takes MLflow seconds."""
+    return tmp_path_factory.mktemp("mlflow")
+
+
+def test_mlflow_logs_each_trial_as_a_run(client: Client, study_name: str, mlflow_folder: Path) -> None:
+    need("mlflow")
     import mlflow
 
     from asktell.integrations.mlflow import MLflowCallback
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{mlflow_folder / 'mlflow.db'}"
     study = good_good_bad(client, study_name, "lr", (0.5, 0.9), 1e-4, fidelity="epoch", steps=3)
     study.optimize(curves_objective, n_trials=3, show_progress=False, callbacks=[MLflowCallback(uri)])
     tracking = mlflow.MlflowClient(uri)
@@ -161,7 +177,7 @@ def wandb_records(path: Path) -> list[Any]:
 
 def test_wandb_logs_each_trial_as_an_offline_run(client: Client, study_name: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("wandb")
+    need("wandb")
     from asktell.integrations.wandb import WandbCallback
 
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -190,7 +206,7 @@ def test_wandb_logs_each_trial_as_an_offline_run(client: Client, study_name: str
 @pytest.fixture(scope="module")
 def digits() -> tuple[Any, Any, Any, Any]:
     """Scikit-learn's 8x8 digits as float tensors, scaled to [0, 1]: a model learns them in a few epochs."""
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     x, y = load_digits(return_X_y=True)
     x_train, x_valid, y_train, y_valid = train_test_split(x / 16.0, y, test_size=0.3, random_state=0)
     return (torch.tensor(x_train, dtype=torch.float32), torch.tensor(x_valid, dtype=torch.float32),
@@ -198,7 +214,7 @@ def digits() -> tuple[Any, Any, Any, Any]:
 
 
 def lightning_objective(digits: tuple[Any, ...], checkpoints: Path) -> Callable[[asktell.Trial], float]:
-    lightning = pytest.importorskip("lightning")
+    lightning = need("lightning")
     import torch
 
     from asktell.integrations.lightning import LightningCallback
@@ -276,7 +292,7 @@ def test_lightning_pauses_with_a_checkpoint_and_resumes_from_it(client: Client, 
 
 
 def huggingface_objective(digits: tuple[Any, ...], output: Path) -> Callable[[asktell.Trial], float]:
-    transformers = pytest.importorskip("transformers")
+    transformers = need("transformers")
     import torch
 
     from asktell.integrations.huggingface import HuggingFaceCallback
@@ -342,6 +358,56 @@ def test_huggingface_trainer_pauses_with_a_checkpoint_and_resumes_from_it(
     assert [m["step"] for m in study.trial(1).measurements or []] == [1, 2]
 
 
+@pytest.fixture
+def readme(server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], dict[str, Any]]:
+    """Runs a README snippet against the test server, in a fresh folder (for the files trackers write)."""
+    monkeypatch.setenv("ASKTELL_URL", server.url)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.chdir(tmp_path)
+    return run_snippet
+
+
+def test_readme_xgboost_and_lightgbm_snippets(readme: Callable[[str], dict[str, Any]]) -> None:
+    need("xgboost")
+    need("lightgbm")
+    for marker in ('"readme-xgboost"', '"readme-lightgbm"'):
+        study: asktell.Study = readme(marker)["study"]
+        trials = study.trials(measurements=True)
+        assert len(trials) == 6 and {t.state for t in trials} <= {"completed", "stopped"}
+        assert all(len(t.measurements or []) == 20 for t in trials if t.state == "completed")
+        assert study.best_value > 0
+
+
+def test_readme_lightning_snippet(readme: Callable[[str], dict[str, Any]]) -> None:
+    need("lightning")
+    study: asktell.Study = readme('"readme-lightning"')["study"]
+    trials = study.trials(measurements=True)
+    assert trials and {t.state for t in trials} <= {"paused", "completed", "stopped"}
+    assert any(t.state == "paused" and t.checkpoint and Path(t.checkpoint).exists() for t in trials)
+
+
+def test_readme_huggingface_snippet(readme: Callable[[str], dict[str, Any]]) -> None:
+    need("transformers")
+    study: asktell.Study = readme('"readme-huggingface"')["study"]
+    trials = study.trials(measurements=True)
+    assert len(trials) == 4 and {t.state for t in trials} <= {"completed", "stopped"}
+    assert all([m["step"] for m in t.measurements or []] == [1, 2, 3] for t in trials if t.state == "completed")
+
+
+def test_readme_tracking_snippet(readme: Callable[[str], dict[str, Any]], mlflow_folder: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    need("mlflow")
+    need("wandb")
+    import mlflow
+
+    monkeypatch.chdir(mlflow_folder)  # the snippet's sqlite:///mlflow.db is the other MLflow test's
+    readme('"readme-tracking"')
+    tracking = mlflow.MlflowClient(f"sqlite:///{mlflow_folder / 'mlflow.db'}")
+    experiment = tracking.get_experiment_by_name("readme-tracking")
+    assert len(tracking.search_runs([experiment.experiment_id])) == 4
+    assert len(list(mlflow_folder.glob("wandb/offline-run-*/run-*.wandb"))) == 4
+
+
 def ray_trainable(config: dict[str, Any]) -> None:
     """A Ray function trainable: a curve of three steps whose level depends on x."""
     from ray import tune
@@ -350,28 +416,16 @@ def ray_trainable(config: dict[str, Any]) -> None:
         tune.report({"loss": (config["x"] - 0.3) ** 2 + 1 / epoch, "epoch": epoch})
 
 
-def test_ray_tune_runs_the_studys_trials_and_tells_their_results(client: Client, study_name: str,
-                                                                 tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    from ray import tune
-
-    from asktell.integrations.ray import AsktellSearch
-
-    study = client.create_study(study_name, [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}], LOSS,
-                                fidelity={"name": "epoch", "min": 1, "max": 3}, engine="random")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        tuner = tune.Tuner(ray_trainable, tune_config=tune.TuneConfig(search_alg=AsktellSearch(study), num_samples=4,
-                                                                     max_concurrent_trials=2),
-                           run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
-        results = tuner.fit()
-    finally:
-        ray.shutdown()
+def test_ray_tune_runs_the_studys_trials_and_tells_their_results(readme: Callable[[str], dict[str, Any]]) -> None:
+    """The README's snippet: Ray runs the trials, the study chose them and has their curves and values."""
+    need("ray")
+    variables = readme('"readme-ray"')
+    study: asktell.Study = variables["study"]
+    results = variables["results"]
     assert not results.errors
     trials = study.trials(measurements=True)
     assert [t.state for t in trials] == ["completed"] * 4
     assert all([m["step"] for m in t.measurements or []] == [1, 2, 3] for t in trials)
     ray_losses = sorted(r.metrics["loss"] for r in results)
     assert sorted(t.values["loss"] for t in trials) == pytest.approx(ray_losses)  # type: ignore[index,type-var]
-    best = results.get_best_result(metric="loss", mode="min")
-    assert best.config == study.best_params
+    assert results.get_best_result(metric="loss", mode="min").config == study.best_params

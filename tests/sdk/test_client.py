@@ -600,3 +600,14 @@ def test_the_retry_policy_is_the_documented_one() -> None:
     policy = api.RetryPolicy()
     assert (policy.deadline_seconds, policy.max_retries) == (300, None)
     assert (policy.base_seconds, policy.cap_seconds) == (0.1, 5.0)
+
+
+def test_the_sdk_and_its_integrations_package_import_no_framework() -> None:
+    """`import asktell` (and the integrations package) stays light: a framework loads only with its module."""
+    import subprocess
+
+    code = ("import sys, asktell, asktell.integrations; "
+            "print(sorted({'torch', 'xgboost', 'lightgbm', 'lightning', 'transformers', 'mlflow', 'wandb', 'ray', "
+            "'numpy', 'pandas'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
