@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -175,9 +177,18 @@ def wandb_records(path: Path) -> list[Any]:
     return records
 
 
+@pytest.fixture
+def fresh_wandb() -> Iterator[None]:
+    """W&B keeps the settings of its first run for the whole process (its folder among them): a test's runs go
+    to that test's folder only after a teardown."""
+    wandb = need("wandb")
+    wandb.teardown()
+    yield
+    wandb.teardown()
+
+
 def test_wandb_logs_each_trial_as_an_offline_run(client: Client, study_name: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    need("wandb")
+                                                 monkeypatch: pytest.MonkeyPatch, fresh_wandb: None) -> None:
     from asktell.integrations.wandb import WandbCallback
 
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -395,9 +406,8 @@ def test_readme_huggingface_snippet(readme: Callable[[str], dict[str, Any]]) -> 
 
 
 def test_readme_tracking_snippet(readme: Callable[[str], dict[str, Any]], mlflow_folder: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 monkeypatch: pytest.MonkeyPatch, fresh_wandb: None) -> None:
     need("mlflow")
-    need("wandb")
     import mlflow
 
     monkeypatch.chdir(mlflow_folder)  # the snippet's sqlite:///mlflow.db is the other MLflow test's
@@ -429,3 +439,29 @@ def test_ray_tune_runs_the_studys_trials_and_tells_their_results(readme: Callabl
     ray_losses = sorted(r.metrics["loss"] for r in results)
     assert sorted(t.values["loss"] for t in trials) == pytest.approx(ray_losses)  # type: ignore[index,type-var]
     assert results.get_best_result(metric="loss", mode="min").config == study.best_params
+
+
+def test_agent_logs_its_trials_to_mlflow_and_wandb(client: Client, study_name: str, mlflow_folder: Path,
+                                                   tmp_path: Path, server: RunningServer) -> None:
+    need("mlflow")
+    need("wandb")
+    import mlflow
+
+    study = client.create_study(study_name, [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}], LOSS,
+                                fidelity={"name": "epoch", "min": 1, "max": 2}, engine="random")
+    program = "import sys; x = float(sys.argv[1]); [print(f'asktell: step={e} loss={x / e}') for e in (1, 2)]"
+    uri = f"sqlite:///{mlflow_folder / 'mlflow.db'}"
+    done = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study_name, "--count", "2", "--mlflow", uri,
+                           "--wandb", "agent-runs", "--literal-braces", "--", sys.executable, "-c", program, "{x}"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "ASKTELL_URL": server.url, "WANDB_MODE": "offline",
+                               "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
+    assert done.returncode == 0, done.stderr
+    assert "logging trial" not in done.stderr
+    tracking = mlflow.MlflowClient(uri)
+    runs = tracking.search_runs([tracking.get_experiment_by_name(study_name).experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"{study_name}-trial-0", f"{study_name}-trial-1"]
+    assert all(r.info.status == "FINISHED" and len(tracking.get_metric_history(r.info.run_id, "loss")) == 3
+               for r in runs)
+    assert len(list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))) == 2
+    assert [t.state for t in study.trials()] == ["completed"] * 2

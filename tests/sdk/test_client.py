@@ -611,3 +611,12 @@ def test_the_sdk_and_its_integrations_package_import_no_framework() -> None:
             "'numpy', 'pandas'} & set(sys.modules)))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_agent_tracking_flags_name_the_extra_they_need(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if W&B were not installed
+    monkeypatch.delitem(sys.modules, "asktell.integrations.wandb", raising=False)
+    args = types.SimpleNamespace(mlflow=None, wandb="")
+    with pytest.raises(AsktellError, match=r"--wandb needs its package: pip install 'asktell\[wandb\]'"):
+        cli._trackers(args)
+    assert cli._trackers(types.SimpleNamespace(mlflow=None, wandb=None)) == ()

@@ -33,11 +33,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from asktell.client import Client, Trial
+from asktell.client import Client, Study, Trial
 from asktell.errors import AsktellError, ConflictError
 from asktell.program import (
     TRIAL_KEYS,
@@ -63,6 +64,8 @@ class AgentOptions:
     heartbeat_seconds: float = 30.0
     poll_seconds: float = 0.2
     literal_braces: bool = False  # keep `{name}`s that name no parameter (code in the command) instead of refusing
+    # Called as callback(study, trial) after each run, one at a time: the MLflow and W&B loggers of --mlflow, --wandb.
+    callbacks: tuple[Callable[[Study, Trial], None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,12 @@ class Agent:
         print(finished.line(trial.number), file=sys.stderr)
         with self.lock:
             self.ended.append(finished.state)
+            for callback in self.options.callbacks:
+                try:
+                    callback(self.study, trial)
+                except Exception as error:  # a tracker that is down must not stop the trials
+                    print(f"asktell agent: logging trial {trial.number} failed: {type(error).__name__}: {error}",
+                          file=sys.stderr)
 
     def _environment(self, trial: Trial, slot: int, metrics_file: Path) -> dict[str, str]:
         env = dict(os.environ)

@@ -129,11 +129,29 @@ def _agent(client: Client, args: argparse.Namespace) -> str:
     parallel = args.parallel or max(len(gpus), 1)
     options = AgentOptions(study=args.study, command=args.program, count=args.count, parallel=parallel, gpus=gpus,
                            grace_seconds=args.grace, heartbeat_seconds=args.heartbeat,
-                           literal_braces=args.literal_braces)
+                           literal_braces=args.literal_braces, callbacks=_trackers(args))
     code = run_agent(client, options)
     if code:
         raise SystemExit(code)
     return ""
+
+
+def _trackers(args: argparse.Namespace) -> tuple[Any, ...]:
+    """The loggers --mlflow and --wandb ask for, each from asktell.integrations (its framework's extra)."""
+    trackers: list[Any] = []
+    try:
+        if args.mlflow is not None:
+            from asktell.integrations.mlflow import MLflowCallback
+
+            trackers.append(MLflowCallback(args.mlflow or None))
+        if args.wandb is not None:
+            from asktell.integrations.wandb import WandbCallback
+
+            trackers.append(WandbCallback(args.wandb or None))
+    except ImportError as error:
+        extra = "mlflow" if "mlflow" in str(error) else "wandb"
+        raise AsktellError(f"--{extra} needs its package: pip install 'asktell[{extra}]' ({error})") from error
+    return tuple(trackers)
 
 
 def _studies_delete(client: Client, args: argparse.Namespace) -> str:
@@ -251,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between heartbeats of a run that reports nothing (default 30)")
     agent.add_argument("--literal-braces", action="store_true",
                        help="keep {name}s that name no parameter as they are (code passed inline) instead of refusing")
+    agent.add_argument("--mlflow", nargs="?", const="", metavar="TRACKING_URI",
+                       help="log each trial as an MLflow run (experiment: the study's name) at TRACKING_URI "
+                            "(default: MLFLOW_TRACKING_URI); needs asktell[mlflow]")
+    agent.add_argument("--wandb", nargs="?", const="", metavar="PROJECT",
+                       help="log each trial as a W&B run of PROJECT (default: the study's name; WANDB_MODE=offline "
+                            "keeps them on disk); needs asktell[wandb]")
     agent.set_defaults(program=[])
     return parser
 
