@@ -37,7 +37,7 @@ class HuggingFaceCallback(transformers.TrainerCallback):  # type: ignore[misc]
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kwargs: Any) -> None:
-        if self.reporter.ended or not state.is_world_process_zero:
+        if self.reporter.ended:  # every process reports (the same step again replaces it): each must stop
             return
         metrics = metrics or {}
         if self.metric not in metrics:
