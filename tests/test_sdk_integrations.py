@@ -412,6 +412,7 @@ def test_readme_tracking_snippet(readme: Callable[[str], dict[str, Any]], mlflow
     import mlflow
 
     monkeypatch.chdir(mlflow_folder)  # the snippet's sqlite:///mlflow.db is the other MLflow test's
+    monkeypatch.setenv("WANDB_DIR", str(mlflow_folder))
     readme('"readme-tracking"')
     tracking = mlflow.MlflowClient(f"sqlite:///{mlflow_folder / 'mlflow.db'}")
     experiment = tracking.get_experiment_by_name("readme-tracking")
