@@ -212,7 +212,7 @@ class Study(StudyFields):
         return self.best_trial.params
 
     @property
-    def best_value(self) -> float:  # type: ignore[override]
+    def best_value(self) -> float:
         """The objective's value of `best_trial`, read from the server now (a listing's summary value, which
         this replaces on a synchronous `Study`, stays in `to_dict()["best_value"]`)."""
         value = (self.best_trial.values or {})[self.spec["objectives"][0]["name"]]

@@ -16,7 +16,7 @@ from asktell.client import Trial
 from asktell.integrations._reporting import Reporter
 
 
-class HuggingFaceCallback(transformers.TrainerCallback):  # type: ignore[misc]
+class HuggingFaceCallback(transformers.TrainerCallback):
     """Reports `metric` of each evaluation (a key of the Trainer's metrics, e.g. `eval_loss`) at step = epoch
     (`by="epoch"`, the default) or optimizer step (`by="step"`), as `report_as` (default: `metric`).
 

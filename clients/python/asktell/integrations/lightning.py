@@ -16,7 +16,7 @@ from asktell.client import Trial
 from asktell.integrations._reporting import Reporter
 
 
-class LightningCallback(pl.Callback):  # type: ignore[misc]
+class LightningCallback(pl.Callback):
     """Reports `monitor` (a metric the module logs, as `trainer.callback_metrics` has it) at step = epoch (from 1)
     after each validation, as `report_as` (default: `monitor`).
 

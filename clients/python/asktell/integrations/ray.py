@@ -20,7 +20,7 @@ from asktell.client import Client, Study, Trial
 from asktell.errors import ConflictError, InvalidArgumentError
 
 
-class AsktellSearch(Searcher):  # type: ignore[misc]
+class AsktellSearch(Searcher):
     """Suggests each Ray trial's config by asking `study` (one trial per Ray trial, `worker_id` by default
     "ray-tune"), reports each intermediate result at step `result[step_key]` (Ray's `training_iteration` unless
     the study's fidelity is a key of the results), and tells the final result's values of the study's
@@ -71,7 +71,7 @@ class AsktellSearch(Searcher):  # type: ignore[misc]
         try:
             (trial,) = self.study.ask(worker_id=self.worker_id, fresh=True)
         except ConflictError:  # the study is paused or completed: no more trials
-            return Searcher.FINISHED  # type: ignore[no-any-return]
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's "no more trials" is a str
         self.running[trial_id] = trial
         return trial.params
 

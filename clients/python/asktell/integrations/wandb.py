@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import wandb
 
@@ -22,8 +22,9 @@ class WandbCallback:
     its summary, the state as a tag. A paused trial is logged once it ends (a later `optimize` resumes it).
     `mode="offline"` keeps the runs on disk for `wandb sync`; other keyword arguments go to `wandb.init`."""
 
-    def __init__(self, project: str | None = None, *, mode: str | None = None, dir: str | Path | None = None,
-                 **init: Any) -> None:
+    def __init__(self, project: str | None = None, *,
+                 mode: Literal["online", "offline", "disabled", "shared"] | None = None,
+                 dir: str | Path | None = None, **init: Any) -> None:
         self.project = project
         self.mode = mode
         self.dir = str(dir) if dir is not None else None

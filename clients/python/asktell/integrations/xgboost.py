@@ -14,7 +14,7 @@ from asktell.client import Trial
 from asktell.integrations._reporting import Reporter, last_value
 
 
-class XGBoostCallback(xgboost.callback.TrainingCallback):  # type: ignore[misc]
+class XGBoostCallback(xgboost.callback.TrainingCallback):
     """Reports `metric` of the evaluation set `data` (default: the last of `evals`, the one XGBoost's own early
     stopping watches) at step = boosting round (from 1), as `report_as` (default: `metric`). On a stop or pause
     decision it raises `asktell.TrialStopped` out of `xgboost.train` / `fit` (the trial is already ended on the
