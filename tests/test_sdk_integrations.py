@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -431,7 +432,12 @@ def ray_trainable(config: dict[str, Any]) -> None:
 def test_ray_tune_runs_the_studys_trials_and_tells_their_results(readme: Callable[[str], dict[str, Any]]) -> None:
     """The README's snippet: Ray runs the trials, the study chose them and has their curves and values."""
     need("ray")
-    variables = readme('"readme-ray"')
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        variables = readme('"readme-ray"')
+    finally:  # Ray's driver keeps its own Ctrl-C handler after shutdown: later tests need Python's
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     study: asktell.Study = variables["study"]
     results = variables["results"]
     assert not results.errors
