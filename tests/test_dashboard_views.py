@@ -130,7 +130,7 @@ def test_importance_ranks_the_parameter_the_loss_depends_on_first(api: httpx.Cli
 
 def test_contour_bins_two_parameters_and_names_a_bad_choice(api: httpx.Client, made: dict[str, Study]) -> None:
     name = made["single"].name
-    html = page(api, f"/ui/studies/{name}/contour", x="lr", y="act")
+    html = page(api, f"/ui/studies/{name}/contour", x="lr", y="act", surface="binned")
     contour = svg(html, "loss over lr and act")
     cells = re.findall(r'class="cell"><title>lr [^,]+, act (relu|gelu): mean loss [0-9.e+-]+ over (\d+) trials',
                        contour)
@@ -141,6 +141,25 @@ def test_contour_bins_two_parameters_and_names_a_bad_choice(api: httpx.Client, m
                           ({"x": "lr", "y": "act", "objective": "nope"}, "objective")):
         response = api.get(f"/ui/studies/{name}/contour", params=params)
         assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == field
+
+
+def test_contour_draws_a_gp_posterior_mean_by_default(api: httpx.Client, made: dict[str, Study]) -> None:
+    """Every cell filled with the model's prediction, the other parameters at the best trial's values; the
+    predicted minimum sits in the decade where the error is lowest (lr near 1e-2), far from the box's edges."""
+    study = made["two"]
+    html = page(api, f"/ui/studies/{study.name}/contour", x="lr", y="layers", objective="error")
+    contour = svg(html, "error over lr and layers: GP posterior mean")
+    cells = re.findall(r'class="cell"><title>lr ([0-9.e+-]+)…([0-9.e+-]+), layers [^:]+: predicted error '
+                       r'([0-9.e+-]+) \((\d+) trials in the cell\)', contour)
+    assert len(cells) >= 24 * 5, "every cell of the grid has a prediction"
+    assert sum(int(c[3]) for c in cells) == 20
+    low, high, _, _ = min(cells, key=lambda c: float(c[2]))
+    assert 1e-3 <= math.sqrt(float(low) * float(high)) <= 1e-1
+    best = min((t for t in study.trials() if t.state == "completed"), key=lambda t: t.values["error"])
+    assert f'/trials/{best.number}">trial {best.number}</a>' in html
+    assert "binned" in page(api, f"/ui/studies/{study.name}/contour", x="lr", y="layers", surface="binned")
+    response = api.get(f"/ui/studies/{study.name}/contour", params={"surface": "nope"})
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["field"].endswith("surface")
 
 
 def test_a_study_with_one_parameter_says_why_it_has_no_contour(api: httpx.Client, server: RunningServer) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from service.domain.importance import MIN_TRIALS, importances
 from service.domain.spec import Goal, Param, ParamType, StudySpec
+from service.engines.sobol import EngineFailure
 from service.errors import InvalidArgument
 from service.store.browsing import TimelineRow
 from service.store.records import TrialRecord
@@ -78,10 +79,34 @@ def _bins(values: np.ndarray, categories: list[str] | None, log: bool) -> tuple[
     return edges, index
 
 
+@dataclass(frozen=True)
+class ContourView:
+    plot: Plot
+    surface: str  # "model": a GP's posterior mean; "binned": the mean of the trials in each cell
+    anchor: int | None  # with the model, the trial whose values hold the other parameters
+    reason: str  # why the binned mean was drawn when the model was asked for, else ""
+
+
+def _cell_centres(edges: np.ndarray, categories: list[str] | None, log: bool) -> np.ndarray:
+    if categories:
+        return np.arange(len(categories), dtype=np.float64)
+    if log and edges[0] > 0:
+        return np.asarray(np.sqrt(edges[:-1] * edges[1:]), dtype=np.float64)
+    return np.asarray((edges[:-1] + edges[1:]) / 2, dtype=np.float64)
+
+
+def _best_row(points: Points, j: int, maximize: bool) -> int:
+    """The best feasible completed trial's row (the best of all when none is feasible)."""
+    candidates = np.flatnonzero(points.feasible) if points.feasible.any() else np.arange(points.count)
+    values = points.objectives[candidates, j]
+    return int(candidates[np.argmax(values) if maximize else np.argmin(values)])
+
+
 def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y_name: str, objective_name: str,
-                 link: str) -> Plot:
-    """The mean objective over a grid of two parameters (a binned mean: the dashboard runs no model), with the
-    trials as dots."""
+                 link: str, model: bool = True) -> ContourView:
+    """The objective over a grid of two parameters, with the trials as dots: with `model`, a GP's posterior mean
+    (the other parameters at the best trial's values; engines.surface), else or where the model cannot be fitted,
+    the mean of the trials in each cell."""
     x_param, y_param = _parameter(spec, x_name, "x"), _parameter(spec, y_name, "y")
     if x_name == y_name:
         raise InvalidArgument.one("y", "choose two different parameters")
@@ -91,7 +116,8 @@ def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y
     objective = spec.objectives[j]
     title = f"{objective.name} over {x_name} and {y_name}"
     if not points.count:
-        return Plot(title, plots.empty(title, "no completed trials yet", plots.WIDTH, 420))
+        return ContourView(Plot(title, plots.empty(title, "no completed trials yet", plots.WIDTH, 420)), "binned",
+                           None, "")
     x_values, y_values, z = points.params[x_name], points.params[y_name], points.objectives[:, j]
     present = np.isfinite(x_values) & np.isfinite(y_values)
     x_values, y_values, z, numbers = x_values[present], y_values[present], z[present], points.numbers[present]
@@ -106,11 +132,40 @@ def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y
     sums = np.bincount(cell, weights=z, minlength=nx * ny).reshape(nx, ny)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    grid = charts.Grid(x_edges, y_edges, means, counts)
+    maximize = objective.goal is Goal.MAXIMIZE
+    surface, anchor, reason = "binned", None, ""
+    if model:
+        try:
+            means, anchor = _model_means(spec, points, j, maximize, x_name, y_name,
+                                         _cell_centres(x_edges, x_categories, x_log),
+                                         _cell_centres(y_edges, y_categories, y_log))
+            surface = "model"
+            title = f"{objective.name} over {x_name} and {y_name}: GP posterior mean"
+        except (ValueError, RuntimeError, ImportError, EngineFailure) as error:  # the binned mean still draws
+            reason = str(error) or type(error).__name__
+    grid = charts.Grid(x_edges, y_edges, means, counts, predicted=surface == "model")
     svg = charts.heatmap(grid, x=(x_name, x_categories, x_log), y=(y_name, y_categories, y_log),
-                         metric=objective.name, maximize=objective.goal is Goal.MAXIMIZE, title=title,
+                         metric=objective.name, maximize=maximize, title=title,
                          points=(x_values, y_values, numbers), link=link, digits=points.digits(j))
-    return Plot(title, svg)
+    return ContourView(Plot(title, svg), surface, anchor, reason)
+
+
+def _model_means(spec: StudySpec, points: Points, j: int, maximize: bool, x_name: str, y_name: str,
+                 x_grid: np.ndarray, y_grid: np.ndarray) -> tuple[np.ndarray, int]:
+    """The GP's posterior mean on the cell centres, and the number of the trial holding the other parameters."""
+    from service.engines import surface  # torch: loaded on the first contour page that asks for the model
+
+    keep = np.ones(points.count, dtype=bool)
+    for name in points.params:
+        keep &= np.isfinite(points.params[name])
+    if not keep.all():
+        raise ValueError("some completed trials lack a parameter")
+    best = _best_row(points, j, maximize)
+    anchor = {name: float(values[best]) for name, values in points.params.items()}
+    means = surface.posterior_mean_grid(spec, points.params, points.objectives[:, j], minimize=not maximize,
+                                        x_name=x_name, y_name=y_name, x_grid=x_grid.tolist(),
+                                        y_grid=y_grid.tolist(), anchor=anchor)
+    return means, int(points.numbers[best])
 
 
 def edf_view(spec: StudySpec, points: Points, scales: Scales, link: str) -> list[Plot]:

@@ -47,6 +47,7 @@ class Grid:
     y_edges: np.ndarray  # (ny + 1,)
     means: np.ndarray  # (nx, ny)
     counts: np.ndarray  # (nx, ny)
+    predicted: bool = False  # the means are a model's predictions at the cell centres, not trial averages
 
 
 def heatmap(grid: Grid, *, x: tuple[str, list[str] | None, bool], y: tuple[str, list[str] | None, bool],
@@ -87,8 +88,12 @@ def heatmap(grid: Grid, *, x: tuple[str, list[str] | None, bool], y: tuple[str, 
             colour = plots.colour_scale(1 - share if maximize else share)
             left, right = x_axis(float(x_edges[i])), x_axis(float(x_edges[i + 1]))
             top, base = y_axis(float(y_edges[j + 1])), y_axis(float(y_edges[j]))
-            tip = (f"{x[0]} {span(grid.x_edges, i, x[1])}, {y[0]} {span(grid.y_edges, j, y[1])}: mean {metric} "
-                   f"{plots.fmt(float(mean), digits)} over {int(grid.counts[i, j])} trials")
+            where = f"{x[0]} {span(grid.x_edges, i, x[1])}, {y[0]} {span(grid.y_edges, j, y[1])}"
+            if grid.predicted:
+                tip = (f"{where}: predicted {metric} {plots.fmt(float(mean), digits)} "
+                       f"({int(grid.counts[i, j])} trials in the cell)")
+            else:
+                tip = f"{where}: mean {metric} {plots.fmt(float(mean), digits)} over {int(grid.counts[i, j])} trials"
             parts.append(plots.linked(f'<rect x="{left:.1f}" y="{top:.1f}" width="{right - left + 0.3:.1f}" '
                                  f'height="{base - top + 0.3:.1f}" fill="{colour}" class="cell"/>', tip, None, None))
     xs, ys, numbers = points

@@ -11,7 +11,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -233,7 +233,8 @@ async def importance(request: Request, name: str, db: Db, who: Owner) -> HTMLRes
 
 @router.get("/studies/{name}/contour", response_class=HTMLResponse)
 async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", y: str = "", objective: str = "",
-                  log: Axes = [], linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
+                  surface: Literal["model", "binned"] = "model", log: Axes = [],  # noqa: B006
+                  linear: LinearAxes = []) -> HTMLResponse:  # noqa: B006
     started = time.perf_counter()
     study, points = await _points(db, who, name)
     spec = study.spec
@@ -245,16 +246,19 @@ async def contour(request: Request, name: str, db: Db, who: Owner, x: str = "", 
             title = "contour plot"
             message = "a contour plot needs a study with two parameters or more"
             return {"plot": views.Plot(title, plots.empty(title, message)), "x": "", "y": "",
-                    "objective": spec.objectives[0].name, "count": points.count, "scales": [], "scale_query": ""}
+                    "objective": spec.objectives[0].name, "count": points.count, "scales": [], "scale_query": "",
+                    "surface": "binned", "anchor": None, "reason": ""}
         chosen_x, chosen_y = x, y
         if not chosen_x or not chosen_y:
             first, second = analysis.default_pair(spec, points)
             chosen_x = chosen_x or (first if first != chosen_y else second)
             chosen_y = chosen_y or (second if second != chosen_x else first)
         metric = objective or spec.objectives[0].name
-        plot = analysis.contour_view(spec, points, scales, chosen_x, chosen_y, metric, _trial_link(study.name))
+        found = analysis.contour_view(spec, points, scales, chosen_x, chosen_y, metric, _trial_link(study.name),
+                                      model=surface == "model")
         extra = {"x": chosen_x, "y": chosen_y, "objective": metric}
-        return {"plot": plot, "x": chosen_x, "y": chosen_y, "objective": metric, "count": points.count,
+        return {"plot": found.plot, "surface": found.surface, "anchor": found.anchor, "reason": found.reason,
+                "x": chosen_x, "y": chosen_y, "objective": metric, "count": points.count,
                 "scales": [s for s in views.scale_switches(spec, points, scales, url, **extra)
                            if s.key in (f"param:{chosen_x}", f"param:{chosen_y}")],
                 "scale_query": scales.query()}
