@@ -90,7 +90,9 @@ METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
            "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
            "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
-           "asha": ("asha", {}), "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
+           "asha": ("asha", {}), "asha_bo": ("asha_bo", {}), "asha_bo-log_ei": ("asha_bo", {"acquisition": "log_ei"}),
+           "asha_bo-top_rung": ("asha_bo", {"model": "top_rung"}),
+           "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
 
 
 class Problem:
@@ -315,7 +317,8 @@ def main() -> None:
         if problem in TABLES:
             curve_table(problem)
     log = RunLog(args.results, ("problem", "method", "seed", "workers"))
-    tasks = [(p, m, s, w) for p in problems for w in worker_counts for s in range(args.seeds) for m in methods
+    # Seed by seed, so an interrupted run has every problem and method for its first seeds.
+    tasks = [(p, m, s, w) for s in range(args.seeds) for p in problems for w in worker_counts for m in methods
              if (p, m, s, w) not in log]
     with ProcessPoolExecutor(args.parallel) as pool:
         for run in pool.map(run_task, tasks):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.asha import AshaEngine
+from service.engines.asha_bo import AshaBOEngine
 from service.engines.base import Engine
 from service.engines.constrained import ConstrainedEngine
 from service.engines.egreedy import EGreedyEngine
@@ -21,7 +22,7 @@ from service.errors import FieldProblem, InvalidArgument
 
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
     RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
-    AshaEngine(), FreezeThawEngine())}
+    AshaEngine(), AshaBOEngine(), FreezeThawEngine())}
 AUTO = "auto"
 
 
