@@ -87,6 +87,7 @@ TABLES = {"sgd": Table(DATA / "sgd_digits_curves.json", None, "sgd"),
           "sgd-cv": Table(DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
           "mlp-cv": Table(DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
+           "freeze_thaw-promote-capped": ("freeze_thaw", {"rule": "promote_capped"}),
            "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
            "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),

@@ -120,6 +120,23 @@ def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none
     assert sum(abs(x - 0.3) for x in xs) / 3 < 0.25  # drawn where the model expects low final values
 
 
+def test_promote_capped_rule_promotes_as_asha_and_starts_model_samples_at_the_first_rung() -> None:
+    """`promote_capped` (variant (c)): the promotions are asha's, by the value at the rung (after one epoch x = 0.45
+    is ahead of x = 0.3, which ends lower); new runs are the model's Thompson samples, at the first rung."""
+    xs = [0.3, 0.45, 0.9, 0.95, 0.05, 0.7, 0.8, 0.6, 0.15]
+    runs = [_run(n, x, 2) for n, x in enumerate(xs)]
+    asha_spec = StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
+                                          "engine": "asha"})
+    expected = ENGINES["asha"].resumes(asha_spec, resolve_engine(asha_spec).options, runs, 3)
+    planned = _plan(runs, count=3, rule="promote_capped")
+    promoted = [(p.number, p.budget) for p in planned if isinstance(p, Resume)]
+    assert promoted == [(r.number, r.budget) for r in expected]
+    fresh = _plan([_run(0, 0.3, 4, TrialState.ACTIVE), _run(1, 0.9, 2), _run(2, 0.05, 2), _run(3, 0.75, 2)],
+                  count=2, rule="promote_capped")
+    assert all(isinstance(p, NewRun) and p.budget == 1.0 and p.info and p.info["rule"] == "promote_capped"
+               for p in fresh)
+
+
 def test_rank_agreement_leaves_out_pairs_seen_equal() -> None:
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([4, 3, 2, 1], [10, 20, 30, 40]) == -1.0
