@@ -41,10 +41,10 @@ asha spent on it; stricter, seed by seed: how many reached the final error asha 
 median share of the epochs asha itself needed to find it; configurations started and runs trained to the max (mean
 over seeds); and engine seconds per decision.
 
-Then one table for all cases: each method's mean best final error at 25, 50, 75 and 100% of the budget, the share of
-the budget at which the median seed reached asha's final error, and whether that is within 60% (of the budget, the
-epochs asha spent on it); and, per method, the cases where it was at or below asha, and at or below gp with median
-stopping, at every one of those shares.
+Then one table for all cases, on the seeds every method ran: each method's mean best final error at 25, 50, 75 and
+100% of the budget, the share of the budget at which the median seed reached asha's final error, and whether that is
+within 60% (of the budget, the epochs asha spent on it); and, per method, the cases where it was at or below asha,
+and at or below gp with median stopping, at every one of those shares.
 """
 
 from __future__ import annotations
@@ -323,11 +323,11 @@ REACH_SHARE = 0.6  # the target: asha's final error within this share of asha's 
 
 def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts: list[int], methods: list[str],
                  seeds: int) -> str:
-    """The issue's table: per problem and worker count, each method's mean best final error at 25, 50, 75 and 100%
-    of the budget (a seed with no run at the max yet is left out of that mean, and the count says so); whether the
-    median seed reached asha's final error (its mean over seeds) within 60% of the budget, which is the epochs asha
-    spent; and, per method, in how many cases it was at or below asha and at or below gp with median stopping at
-    every budget share."""
+    """The issue's table: per problem and worker count, on the seeds every method ran, each method's mean best final
+    error at 25, 50, 75 and 100% of the budget (a seed with no run at the max yet is left out of that mean, and the
+    count says so); whether the median seed reached asha's final error (its mean over seeds) within 60% of the
+    budget, which is the epochs asha spent; and, per method, in how many cases it was at or below asha and at or
+    below gp with median stopping at every budget share."""
     budget = BUDGET_FACTOR * MAX_EPOCHS
     rows: list[list[object]] = []
     tally: dict[str, list[int]] = {m: [0, 0, 0, 0] for m in methods}  # cases, <= asha, <= gp-median, reached
@@ -335,6 +335,8 @@ def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts:
         for workers in worker_counts:
             case = {m: [r for r in runs if (r["problem"], r["method"], r["workers"]) == (problem, m, workers)
                         and r["seed"] < seeds] for m in methods}
+            shared = set.intersection(*[{r["seed"] for r in found} for found in case.values() if found] or [set()])
+            case = {m: [r for r in found if r["seed"] in shared] for m, found in case.items()}  # paired by seed
             means: dict[str, list[float]] = {}
             for method, found in case.items():
                 if not found:
