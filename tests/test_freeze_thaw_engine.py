@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from asktell import Client
-from service.domain.spec import StudySpec
+from service.domain.spec import Constraint, StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
-from service.engines import ENGINES, resolve_engine
+from service.engines import ENGINES, auto_engine_name, resolve_engine
 from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
 from service.engines.freeze_thaw_decision import kendall_tau
@@ -48,6 +48,16 @@ def _plan(trials: list[TrialView], count: int = 1, **options: object) -> list[Re
     planned = resolved.engine.plan(request)
     assert request.notes.rung == "freeze-thaw" and "freeze_thaw_hyperparameters" in request.notes.memory
     return planned
+
+
+def test_auto_resolves_a_study_with_a_fidelity_to_freeze_thaw() -> None:
+    """One objective and a fidelity: freeze_thaw (the learning-curve benchmark's best); with outcome constraints,
+    which no fidelity engine models, Sobol points as before; without a fidelity, the GP engines."""
+    spec = StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY})
+    assert auto_engine_name(spec) == "freeze_thaw" and resolve_engine(spec).engine.name == "freeze_thaw"
+    constrained = spec.model_copy(update={"constraints": [Constraint(name="memory", op="<=", bound=1.0)]})
+    assert auto_engine_name(constrained) == "sobol"
+    assert auto_engine_name(spec.model_copy(update={"fidelity": None})) == "gp"
 
 
 def test_budgets_move_one_increment_at_a_time() -> None:

@@ -34,12 +34,15 @@ class ResolvedEngine:
 
 def auto_engine_name(spec: StudySpec) -> str:
     """The best installed engine for this spec: `multiobjective` for several objectives, `constrained` for one
-    with outcome constraints, `gp` for one without, and `sobol` where none applies (studies with a fidelity)."""
+    with outcome constraints, `gp` for one without; with a fidelity, `freeze_thaw` (rule `promote`) for one
+    objective without constraints, the best of the fidelity engines on benchmarks/learning_curves.py (README,
+    "Benchmarks"), and `sobol` where none applies (a fidelity with outcome constraints, which no fidelity engine
+    models)."""
     if len(spec.objectives) > 1:
         return MultiObjectiveEngine.name
-    if len(spec.objectives) == 1 and spec.fidelity is None:
+    if spec.fidelity is None:
         return ConstrainedEngine.name if spec.constraints else GPEngine.name
-    return SobolEngine.name
+    return SobolEngine.name if spec.constraints else FreezeThawEngine.name
 
 
 def check_study_spec(spec: StudySpec) -> ResolvedEngine:
