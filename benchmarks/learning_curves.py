@@ -1,5 +1,6 @@
-"""Learning curves: freeze_thaw (rules promote, entropy and ei; and promote with its warm-up runs trained to the max
-unjudged, `warmup_to_max: true`) against asha, gp with median stopping, and random with full training.
+"""Learning curves: freeze_thaw (rules promote, promote_capped, entropy and ei; and promote with its warm-up runs
+trained to the max unjudged, `warmup_to_max: true`) and asha_bo (its default, `log_ei`, and BOHB's `top_rung`) against
+asha, gp with median stopping, and random with full training.
 
 Four problems, budget counted in training epochs consumed (20 x the max epochs), 1 and 4 asynchronous workers:
 
@@ -27,9 +28,11 @@ engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a tr
 worker trains one epoch per time unit, so with 4 workers completions interleave.
 
     python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd,sgd-cv,mlp-cv]
-        [--methods freeze_thaw-promote,freeze_thaw-promote-warmup-to-max,freeze_thaw-entropy,freeze_thaw-ei,asha,
-                   gp-median,random] [--parallel 2]
-        [--results runs.jsonl]
+        [--methods freeze_thaw-promote,freeze_thaw-promote-capped,freeze_thaw-promote-warmup-to-max,
+                   freeze_thaw-entropy,freeze_thaw-ei,asha,asha_bo,asha_bo-log_ei,asha_bo-top_rung,gp-median,random]
+        [--parallel 2] [--results runs.jsonl] [--report]
+
+(`--report` prints the tables of what --results holds and runs nothing.)
 
 Reported: best final validation error (a trial trained to the max epochs) at the end, ± s.e.; how many seeds reached
 asha's final error (its mean over seeds at the end of the budget), and the epochs that took (median over seeds, a
@@ -37,6 +40,11 @@ seed that never reached it counted as never; "-" when most never did), also as a
 asha spent on it; stricter, seed by seed: how many reached the final error asha found with the same seed, and the
 median share of the epochs asha itself needed to find it; configurations started and runs trained to the max (mean
 over seeds); and engine seconds per decision.
+
+Then one table for all cases, on the seeds every method ran: each method's mean best final error at 25, 50, 75 and
+100% of the budget, the share of the budget at which the median seed reached asha's final error, and whether that is
+within 60% (of the budget, the epochs asha spent on it); and, per method, the cases where it was at or below asha,
+and at or below gp with median stopping, at every one of those shares.
 """
 
 from __future__ import annotations
@@ -87,10 +95,13 @@ TABLES = {"sgd": Table(DATA / "sgd_digits_curves.json", None, "sgd"),
           "sgd-cv": Table(DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
           "mlp-cv": Table(DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
 METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
+           "freeze_thaw-promote-capped": ("freeze_thaw", {"rule": "promote_capped"}),
            "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
            "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
            "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
-           "asha": ("asha", {}), "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
+           "asha": ("asha", {}), "asha_bo": ("asha_bo", {}), "asha_bo-log_ei": ("asha_bo", {"acquisition": "log_ei"}),
+           "asha_bo-top_rung": ("asha_bo", {"model": "top_rung"}),
+           "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
 
 
 class Problem:
@@ -300,6 +311,72 @@ def _epochs_to_reach(run: dict[str, Any], target: float) -> int | None:
     return next((used for used, best in run["history"] if best <= target + 1e-12), None)
 
 
+def _best_by(run: dict[str, Any], epochs: float) -> float | None:
+    """The best final error a run had found once it had used `epochs` (None: no run trained to the max yet)."""
+    found = [best for used, best in run["history"] if used <= epochs]
+    return min(found) if found else None
+
+
+BUDGET_SHARES = (0.25, 0.5, 0.75, 1.0)
+REACH_SHARE = 0.6  # the target: asha's final error within this share of asha's epochs
+
+
+def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts: list[int], methods: list[str],
+                 seeds: int) -> str:
+    """The issue's table: per problem and worker count, on the seeds every method ran, each method's mean best final
+    error at 25, 50, 75 and 100% of the budget (a seed with no run at the max yet is left out of that mean, and the
+    count says so); whether the median seed reached asha's final error (its mean over seeds) within 60% of the
+    budget, which is the epochs asha spent; and, per method, in how many cases it was at or below asha and at or
+    below gp with median stopping at every budget share."""
+    budget = BUDGET_FACTOR * MAX_EPOCHS
+    rows: list[list[object]] = []
+    tally: dict[str, list[int]] = {m: [0, 0, 0, 0] for m in methods}  # cases, <= asha, <= gp-median, reached
+    for problem in problems:
+        for workers in worker_counts:
+            case = {m: [r for r in runs if (r["problem"], r["method"], r["workers"]) == (problem, m, workers)
+                        and r["seed"] < seeds] for m in methods}
+            shared = set.intersection(*[{r["seed"] for r in found} for found in case.values() if found] or [set()])
+            case = {m: [r for r in found if r["seed"] in shared] for m, found in case.items()}  # paired by seed
+            means: dict[str, list[float]] = {}
+            for method, found in case.items():
+                if not found:
+                    continue
+                cells: list[object] = [problem, workers, method, len(found)]
+                means[method] = []
+                for share in BUDGET_SHARES:
+                    values = [v for r in found if (v := _best_by(r, share * budget)) is not None]
+                    means[method].append(float(np.mean(values)) if values else math.inf)
+                    cells.append(f"{np.mean(values):.4f}" + ("" if len(values) == len(found) else
+                                                              f" ({len(values)}/{len(found)})") if values else "-")
+                rows.append(cells)
+            asha_finals = [r["final"] for r in case.get("asha", []) if r["final"] is not None]
+            target = float(np.mean(asha_finals)) if asha_finals else None
+            for method, found in case.items():
+                if not found or target is None:
+                    continue
+                reach = [_epochs_to_reach(r, target) for r in found]
+                median = float(np.median([math.inf if e is None else e for e in reach]))
+                reached = median <= REACH_SHARE * budget
+                row = next(row for row in rows if row[:3] == [problem, workers, method])
+                row.append(f"{median / budget:.0%}" if math.isfinite(median) else "never")
+                row.append("yes" if reached else "no")
+                counts = tally[method]
+                counts[0] += 1
+                for k, other in ((1, "asha"), (2, "gp-median")):
+                    if other in means and all(a <= b + 1e-12 for a, b in zip(means[method], means[other],
+                                                                              strict=True)):
+                        counts[k] += 1
+                counts[3] += reached
+    header = ["problem", "workers", "method", "seeds", *[f"{share:.0%}" for share in BUDGET_SHARES],
+              "asha's final reached at", "within 60%"]
+    rows = [row + ["", ""][len(row) - len(header) + 2:] if len(row) < len(header) else row for row in rows]
+    summary = markdown_table(["method", "cases", "<= asha at every share", "<= gp-median at every share",
+                              "asha's final within 60%"],
+                             [[m, c[0], c[1], c[2], c[3]] for m, c in tally.items() if c[0]])
+    return (f"mean best final error at each share of the budget ({budget} epochs); asha's final error is its mean "
+            f"over seeds at the end\n{markdown_table(header, rows)}\n\n{summary}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -308,6 +385,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--results", type=Path)
+    parser.add_argument("--report", action="store_true", help="print the tables of the runs in --results, run none")
     args = parser.parse_args()
     problems, methods = args.problems.split(","), args.methods.split(",")
     worker_counts = [int(w) for w in args.workers.split(",")]
@@ -315,8 +393,9 @@ def main() -> None:
         if problem in TABLES:
             curve_table(problem)
     log = RunLog(args.results, ("problem", "method", "seed", "workers"))
-    tasks = [(p, m, s, w) for p in problems for w in worker_counts for s in range(args.seeds) for m in methods
-             if (p, m, s, w) not in log]
+    # Seed by seed, so an interrupted run has every problem and method for its first seeds.
+    tasks = [(p, m, s, w) for s in range(args.seeds) for p in problems for w in worker_counts for m in methods
+             if (p, m, s, w) not in log and not args.report]
     with ProcessPoolExecutor(args.parallel) as pool:
         for run in pool.map(run_task, tasks):
             log.add(run)
@@ -360,6 +439,8 @@ def main() -> None:
             print(markdown_table(["method", "seeds", "final error", "reached asha's final", "epochs (median)",
                                   "of the budget", "reached asha's seed", "of asha's epochs to it",
                                   "configs", "trained to the max", "s/decision"], rows))
+    print()
+    print(budget_table(list(log.runs.values()), problems, worker_counts, methods, args.seeds))
 
 if __name__ == "__main__":
     main()

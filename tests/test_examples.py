@@ -52,18 +52,20 @@ def test_multiobjective_example_reports_a_pareto_front(pg: RunningServer, study_
 def test_torch_example_trains_under_the_agent_with_checkpoints(pg: RunningServer, study_name: str,
                                                                tmp_path: Path) -> None:
     spec = json.loads((EXAMPLES / "torch_mlp" / "study.json").read_text())
-    spec["fidelity"]["max"] = 3  # short mode: three epochs per trial
+    spec["fidelity"]["max"] = 3  # short mode: rungs at 1 and 3 epochs
     (tmp_path / "study.json").write_text(json.dumps(spec))
     run(pg, *asktell("studies", "create", study_name, "--spec", str(tmp_path / "study.json")))
-    run(pg, *asktell("agent", study_name, "--count", "2", "--", sys.executable,
+    run(pg, *asktell("agent", study_name, "--count", "3", "--", sys.executable,
                      str(EXAMPLES / "torch_mlp" / "train.py"), "--lr", "{lr}", "--hidden", "{hidden}",
                      "--dropout", "{dropout}", "--epochs", "{budget}", "--checkpoint",
                      str(tmp_path / "checkpoints" / "{trial_id}.pt")))
-    trials = Client(pg.url).get_study(study_name).trials(measurements=True)
-    assert [t.state for t in trials] == ["completed"] * 2
-    assert all([m["step"] for m in t.measurements or []] == [1, 2, 3] for t in trials)
-    assert all(0 <= (t.values or {})["val_error"] < 1 for t in trials)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["0.pt", "1.pt"]
+    study = Client(pg.url).get_study(study_name)
+    assert study.engine == "freeze_thaw"  # the default for a study with a fidelity
+    trials = study.trials(measurements=True)
+    # The warm-up: Sobol runs that train to the first rung and pause there, each with its checkpoint.
+    assert [(t.state, [m["step"] for m in t.measurements or []]) for t in trials] == [("paused", [1])] * 3
+    assert all(0 <= m["values"]["val_error"] < 1 for t in trials for m in t.measurements or [])
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["0.pt", "1.pt", "2.pt"]
 
 
 def test_shell_example_runs_under_the_agent(pg: RunningServer, study_name: str) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from asktell import Client
-from service.domain.spec import StudySpec
+from service.domain.spec import Constraint, StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
-from service.engines import ENGINES, resolve_engine
+from service.engines import ENGINES, auto_engine_name, resolve_engine
 from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
 from service.engines.freeze_thaw_decision import kendall_tau
@@ -48,6 +48,16 @@ def _plan(trials: list[TrialView], count: int = 1, **options: object) -> list[Re
     planned = resolved.engine.plan(request)
     assert request.notes.rung == "freeze-thaw" and "freeze_thaw_hyperparameters" in request.notes.memory
     return planned
+
+
+def test_auto_resolves_a_study_with_a_fidelity_to_freeze_thaw() -> None:
+    """One objective and a fidelity: freeze_thaw (the learning-curve benchmark's best); with outcome constraints,
+    which no fidelity engine models, Sobol points as before; without a fidelity, the GP engines."""
+    spec = StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY})
+    assert auto_engine_name(spec) == "freeze_thaw" and resolve_engine(spec).engine.name == "freeze_thaw"
+    constrained = spec.model_copy(update={"constraints": [Constraint(name="memory", op="<=", bound=1.0)]})
+    assert auto_engine_name(constrained) == "sobol"
+    assert auto_engine_name(spec.model_copy(update={"fidelity": None})) == "gp"
 
 
 def test_budgets_move_one_increment_at_a_time() -> None:
@@ -118,6 +128,23 @@ def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none
     xs = [float(p.params["x"]) for p in planned if isinstance(p, NewRun)]
     assert len(set(xs)) == 3
     assert sum(abs(x - 0.3) for x in xs) / 3 < 0.25  # drawn where the model expects low final values
+
+
+def test_promote_capped_rule_promotes_as_asha_and_starts_model_samples_at_the_first_rung() -> None:
+    """`promote_capped` (variant (c)): the promotions are asha's, by the value at the rung (after one epoch x = 0.45
+    is ahead of x = 0.3, which ends lower); new runs are the model's Thompson samples, at the first rung."""
+    xs = [0.3, 0.45, 0.9, 0.95, 0.05, 0.7, 0.8, 0.6, 0.15]
+    runs = [_run(n, x, 2) for n, x in enumerate(xs)]
+    asha_spec = StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
+                                          "engine": "asha"})
+    expected = ENGINES["asha"].resumes(asha_spec, resolve_engine(asha_spec).options, runs, 3)
+    planned = _plan(runs, count=3, rule="promote_capped")
+    promoted = [(p.number, p.budget) for p in planned if isinstance(p, Resume)]
+    assert promoted == [(r.number, r.budget) for r in expected]
+    fresh = _plan([_run(0, 0.3, 4, TrialState.ACTIVE), _run(1, 0.9, 2), _run(2, 0.05, 2), _run(3, 0.75, 2)],
+                  count=2, rule="promote_capped")
+    assert all(isinstance(p, NewRun) and p.budget == 1.0 and p.info and p.info["rule"] == "promote_capped"
+               for p in fresh)
 
 
 def test_rank_agreement_leaves_out_pairs_seen_equal() -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.asha import AshaEngine
+from service.engines.asha_bo import AshaBOEngine
 from service.engines.base import Engine
 from service.engines.constrained import ConstrainedEngine
 from service.engines.egreedy import EGreedyEngine
@@ -22,7 +23,7 @@ from service.errors import FieldProblem, InvalidArgument
 
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
     RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
-    AshaEngine(), FreezeThawEngine())}
+    AshaEngine(), AshaBOEngine(), FreezeThawEngine())}
 AUTO = "auto"
 
 
@@ -34,12 +35,15 @@ class ResolvedEngine:
 
 def auto_engine_name(spec: StudySpec) -> str:
     """The best installed engine for this spec: `multiobjective` for several objectives, `constrained` for one
-    with outcome constraints, `gp` for one without, and `sobol` where none applies (studies with a fidelity)."""
+    with outcome constraints, `gp` for one without; with a fidelity, `freeze_thaw` (rule `promote`) for one
+    objective without constraints, the best of the fidelity engines on benchmarks/learning_curves.py (README,
+    "Benchmarks"), and `sobol` where none applies (a fidelity with outcome constraints, which no fidelity engine
+    models)."""
     if len(spec.objectives) > 1:
         return MultiObjectiveEngine.name
-    if len(spec.objectives) == 1 and spec.fidelity is None:
+    if spec.fidelity is None:
         return ConstrainedEngine.name if spec.constraints else GPEngine.name
-    return SobolEngine.name
+    return SobolEngine.name if spec.constraints else FreezeThawEngine.name
 
 
 def check_study_spec(spec: StudySpec) -> ResolvedEngine:

@@ -1,7 +1,7 @@
 """Engine `freeze_thaw`: decide which training run to thaw (resume) or whether to start a new one, from a model of
 the learning curves (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4).
 
-At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) and decides by one of three rules:
+At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) and decides by one of four rules:
 
 - `promote` (default): successive-halving rungs as engine `asha`, with the model in three places: a paused run goes
   on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
@@ -10,6 +10,8 @@ At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) 
   runs are judged at the rungs like any other; with `warmup_to_max` they train to the max unjudged instead, so the
   check starts from final values that no rung chose, at the price of a few full runs of Sobol points (on the
   benchmark's real curves that price was larger than what it saved).
+- `promote_capped`: asha's promotions (the top 1/eta of a rung by the value there) and new runs at the first rung,
+  with the model only choosing the new configurations (its Thompson sample).
 - `entropy` (the paper's): every run trains `increment` steps at a time and pauses; the worker chooses, among a
   basket of paused runs and fresh candidates, the one whose next increment is expected to tell most about which
   run ends lowest (information gain).
@@ -35,16 +37,20 @@ from service.engines.asha import AshaOptions, rungs
 from service.engines.base import Engine, ModelEngineOptions, NewRun, Resume, SuggestRequest
 from service.engines.sobol import SobolEngine
 
+PROMOTE_RULES = ("promote", "promote_capped")  # the rules that climb asha's rungs
+
 
 class FreezeThawOptions(AshaOptions, ModelEngineOptions):
     """asha's `eta` and `min_step` (rule `promote` climbs asha's rungs), `stopping`, the ready pool's `pool_max` and
     `pool_freshness` (a worker plans the next runs ahead, so an ask is answered without waiting for a decision), and
     the model's options."""
 
-    rule: Literal["promote", "entropy", "ei"] = Field(
+    rule: Literal["promote", "promote_capped", "entropy", "ei"] = Field(
         default="promote", description="`promote`: successive-halving rungs where a run goes on when its predicted "
         "final value is in the top 1/eta of its rung, new configurations are Thompson samples of the model, and new "
-        "runs start at the lowest rung whose values rank the finished runs' final values; `entropy`: information "
+        "runs start at the lowest rung whose values rank the finished runs' final values; `promote_capped`: asha's "
+        "promotions (the top 1/eta by the value at the rung) and new runs at the first rung, with new "
+        "configurations from the model's Thompson sample; `entropy`: information "
         "gain on which run ends lowest (the paper's); `ei`: expected improvement of the final value per step still "
         "to train. `entropy` and `ei` train `increment` steps per decision.")
     rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between "
@@ -79,7 +85,7 @@ def next_budget(spec: StudySpec, options: FreezeThawOptions, progress: float | N
     """The step a run trains to next: one increment past its progress (a new run: the first increment, at least
     the fidelity's min), at most the max; with `rule: promote`, the next rung."""
     assert spec.fidelity is not None
-    if options.rule == "promote":
+    if options.rule in PROMOTE_RULES:
         steps = rungs(spec, options)
         return next((step for step in steps if progress is None or step > progress + 1e-9), steps[-1])
     target = increment_of(spec, options) if progress is None else progress + increment_of(spec, options)
@@ -90,7 +96,7 @@ def warmup_budget(spec: StudySpec, options: FreezeThawOptions) -> float:
     """The step a Sobol run (warm-up, fallback) trains to: under `promote` with `warmup_to_max`, the fidelity's
     max, so the first-rung check sees final values no rung selected; else the first budget of a new run."""
     assert spec.fidelity is not None
-    if options.rule == "promote" and options.warmup_to_max:
+    if options.rule in PROMOTE_RULES and options.warmup_to_max:
         return spec.fidelity.max
     return next_budget(spec, options, None)
 

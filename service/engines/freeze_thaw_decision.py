@@ -34,7 +34,7 @@ from service.domain.trial import TrialState, TrialView
 from service.engines.asha import promotions, rungs
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
-from service.engines.freeze_thaw import FreezeThawOptions, next_budget, warmup_budget
+from service.engines.freeze_thaw import PROMOTE_RULES, FreezeThawOptions, next_budget, warmup_budget
 from service.engines.freeze_thaw_model import (
     Curves,
     FreezeThawPosterior,
@@ -131,7 +131,7 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
         request.notes.memory[FITTED_AT_KEY] = observations
     request.notes.rung = "freeze-thaw"
     posterior = FreezeThawPosterior(curves, hyper)
-    if options.rule == "promote":
+    if options.rule in PROMOTE_RULES:
         return _promote(request, options, started, progress, posterior)
     basket, links = _basket(request, options, started, progress, posterior)
     _believe_running(request, options, started, progress, posterior, basket, links)
@@ -168,6 +168,8 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
 def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
              progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
     """`rule: promote`: asynchronous successive halving (as engine `asha`) driven by the curve model.
+    `promote_capped` keeps only the Thompson sample: promotions are asha's (the top 1/eta by the value at the rung)
+    and new runs start at the first rung.
 
     - A paused run goes on to the next rung when its *predicted final value* is in the top 1/eta of the runs that
       reached its rung, so a run that starts slowly but is heading lower is kept, and one that starts fast but
@@ -181,12 +183,17 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
     """
     spec = request.spec
     assert spec.fidelity is not None
-    end = torch.ones(1, dtype=torch.float64)
-    final = {t.number: float(posterior.curve(i, end)[0][0]) for i, t in enumerate(started)}
     steps = rungs(spec, options)
-    promoted = promotions(steps, options.eta, started, lambda t: progress[t.number], lambda t, _: final[t.number],
-                          request.count, "freeze-thaw, by predicted final value:")
-    first = _first_rung(options, started, progress, posterior, steps)
+    if options.rule == "promote_capped":
+        promoted = promotions(steps, options.eta, started, lambda t: progress[t.number],
+                              lambda t, rung: _loss_at(spec, t, rung), request.count, "freeze-thaw, as asha:")
+        first = steps[0]
+    else:
+        end = torch.ones(1, dtype=torch.float64)
+        final = {t.number: float(posterior.curve(i, end)[0][0]) for i, t in enumerate(started)}
+        promoted = promotions(steps, options.eta, started, lambda t: progress[t.number],
+                              lambda t, _: final[t.number], request.count, "freeze-thaw, by predicted final value:")
+        first = _first_rung(options, started, progress, posterior, steps)
     pending = [t.params for t in request.trials if t.state is TrialState.ACTIVE and not t.measurements]
     believed = _believe_pending(spec, options, posterior, pending)
     pool = SobolEngine().suggest(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
@@ -204,12 +211,22 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
         taken.append(k)
         (params,) = from_unit(spec, units[k][None, :].numpy())
         believed = _believe_pending(spec, options, believed, [params])
-        return NewRun(params, first, {"rule": "promote", "first_rung": first, **info})
+        return NewRun(params, first, {"rule": options.rule, "first_rung": first, **info})
 
     fresh = [thompson_run({}) for _ in range(request.count - len(promoted))]
     # Each promotion's spare, for when another ask resumed that run first: sampled after the fresh runs, so a plan
     # without promotions draws exactly what it drew before spares existed.
     return [*[replace(resume, instead=thompson_run({"instead_of": resume.number})) for resume in promoted], *fresh]
+
+
+def _loss_at(spec: StudySpec, trial: TrialView, step: float) -> float | None:
+    """The objective as last reported at or before `step`, as a loss (None if never): what asha ranks a rung by."""
+    objective = spec.objectives[0]
+    seen = [m for m in trial.measurements if m.step <= step + 1e-9 and objective.name in m.values]
+    if not seen:
+        return None
+    value = max(seen, key=lambda m: m.step).values[objective.name]
+    return value if objective.goal is Goal.MINIMIZE else -value
 
 
 def kendall_tau(said: list[float], seen: list[float]) -> float:
