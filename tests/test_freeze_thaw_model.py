@@ -4,6 +4,7 @@ covariance K_t + O K_x Oᵀ is formed explicitly and conditioned the slow way.""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -21,7 +22,16 @@ from service.engines.freeze_thaw_model import (
     trend,
 )
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_by_default() -> Iterator[None]:
+    """These tests build tensors in float64 like the model does; the default goes back afterwards, so tests that
+    train float32 networks in the same process (the framework integrations) are not affected."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 def _random_case(seed: int, lengths: tuple[int, ...] = (1, 3, 5, 2), dimension: int = 2) -> tuple[Curves,
