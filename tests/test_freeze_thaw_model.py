@@ -23,7 +23,6 @@ from service.engines.freeze_thaw_model import (
 )
 
 
-
 @pytest.fixture(autouse=True)
 def float64_by_default() -> Iterator[None]:
     """These tests build tensors in float64 like the model does; the default goes back afterwards, so tests that
