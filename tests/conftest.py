@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,8 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+from service.store.db import Database, upgrade
 
 ADMIN_URL = os.environ.get("ASKTELL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["postgresql", "sqlite"]
@@ -47,6 +49,19 @@ def postgresql_factory() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def postgresql_url(postgresql_factory) -> str:  # type: ignore[no-untyped-def]
     return postgresql_factory()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database per test, on PostgreSQL and on SQLite, for tests of the store and core layers."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgresql_factory")()
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    database = Database(url)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture(scope="session")

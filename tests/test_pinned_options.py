@@ -3,9 +3,6 @@ changes a default never changes a running study (on PostgreSQL and SQLite)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
 import httpx
 import pytest
 from pydantic import Field
@@ -17,7 +14,7 @@ from service.domain.spec import StudySpec
 from service.engines import resolve_engine
 from service.engines.asha import AshaEngine, AshaOptions
 from service.errors import InvalidArgument
-from service.store.db import Database, upgrade
+from service.store.db import Database
 from service.store.models import StudyRow
 from tests.conftest import make_spec
 
@@ -31,19 +28,6 @@ class UpgradedAshaOptions(AshaOptions):
     """asha's options as a later server version might ship them: a new default for eta."""
 
     eta: int = Field(default=9, ge=2, le=10)
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "postgresql":
-        factory: Callable[[], str] = request.getfixturevalue("postgresql_factory")
-        url = factory()
-    else:
-        url = f"sqlite:///{tmp_path / 'pinned.db'}"
-    upgrade(url)
-    database = Database(url)
-    yield database
-    await database.dispose()
 
 
 async def _first_budget(db: Database, name: str) -> float | None:

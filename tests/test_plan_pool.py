@@ -4,9 +4,6 @@ a pooled resume never hands out a trial another ask resumed meanwhile, nor one a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
 import pytest
 
 from service.core import asking, trials
@@ -19,7 +16,7 @@ from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw import FreezeThawEngine
 from service.store import jobs as job_store
 from service.store import trials as trial_store
-from service.store.db import Database, upgrade
+from service.store.db import Database
 from service.store.jobs import JobKind
 from service.workers.runner import Worker, WorkerSettings
 
@@ -44,19 +41,11 @@ class PlanAhead(FreezeThawEngine):
         return runs[:request.count]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Database]:
+@pytest.fixture
+def db(db: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """conftest's migrated database on both backends, with the fixed-plan engine registered."""
     monkeypatch.setitem(ENGINES, PlanAhead.name, PlanAhead())
-    if request.param == "postgresql":
-        factory: Callable[[], str] = request.getfixturevalue("postgresql_factory")
-        url = factory()
-    else:
-        url = f"sqlite:///{tmp_path / 'pool.db'}"
-    upgrade(url)
-    database = Database(url)
-    yield database
-    await database.dispose()
+    return db
 
 
 async def _ask(db: Database, worker_id: str) -> asking.AskOutcome:

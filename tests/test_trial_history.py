@@ -5,12 +5,9 @@ leaves out the time it sat paused."""
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from asktell import Client
 from service.core import asking, trials
@@ -19,7 +16,7 @@ from service.domain.access import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialEvent, TrialEventKind, TrialState, timings
 from service.store import trials as trial_store
-from service.store.db import Database, upgrade
+from service.store.db import Database
 from service.ui.views import duration_text
 
 ASHA = {"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
@@ -91,19 +88,6 @@ def test_the_trial_page_shows_checkpoints_and_the_pause_and_resume_history(api: 
     assert api.get(f"/v1/studies/{study_name}/trials").json()["trials"][0]["history"] is None
     paused_once = html.unescape(api.get(f"/ui/studies/{study_name}/trials/1").text)
     assert paused_once.count('<tr class="event-') == 1 and "left by w1" in paused_once
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "postgresql":
-        factory: Callable[[], str] = request.getfixturevalue("postgresql_factory")
-        url = factory()
-    else:
-        url = f"sqlite:///{tmp_path / 'history.db'}"
-    upgrade(url)
-    database = Database(url)
-    yield database
-    await database.dispose()
 
 
 async def test_a_silent_resumed_run_paused_again_is_in_its_history(db: Database) -> None:

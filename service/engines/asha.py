@@ -62,9 +62,9 @@ class AshaEngine(Engine):
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         if spec.fidelity is None:
-            return "asha needs a fidelity: trials train step by step and pause at each rung"
+            return f"{self.name} needs a fidelity: trials train step by step and pause at each rung"
         if len(spec.objectives) > 1:
-            return "asha ranks one objective; this study has several"
+            return f"{self.name} ranks one objective; this study has several"
         return None
 
     def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:

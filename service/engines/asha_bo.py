@@ -118,13 +118,9 @@ class AshaBOEngine(AshaEngine):
     needs_history = True
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
-        if spec.fidelity is None:
-            return "asha_bo needs a fidelity: trials train step by step and pause at each rung"
-        if len(spec.objectives) > 1:
-            return "asha_bo ranks one objective; this study has several"
         if spec.constraints:
             return "asha_bo does not model outcome constraints"
-        return None
+        return super().unsupported_reason(spec)
 
     def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         """A worker fits the model once enough configurations could have reported a rung value."""
