@@ -3,10 +3,8 @@ pending runs, mixed spaces and warm starts (pure, CPU only); and one training lo
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,8 @@ from service.engines.asha_bo import AshaBOEngine, AshaBOOptions, rung_observatio
 from service.engines.base import EngineNotes, SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
-from tests.conftest import RunningServer, start_worker, wait_until
+from tests.conftest import RunningServer, start_worker
+from tests.training import train_on_workers
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 27}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
@@ -205,43 +204,8 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="asha_bo", seed=5,
                             engine_options={"candidate_pool": 128})
         worker = start_worker(server.database_url, tmp_path / "worker.log")
-    problems: list[str] = []
-    epochs = [0]
-    lock = threading.Lock()
-
-    def train(worker_id: str) -> None:
-        with Client(server.url) as own:
-            study = own.get_study(name)
-            while True:
-                with lock:
-                    if epochs[0] >= 50:
-                        return
-                (trial,) = study.ask(worker_id=worker_id, timeout=120)
-                start = 1
-                if trial.resume_from:
-                    saved = json.loads(Path(trial.checkpoint or "").read_text())
-                    if saved["epoch"] != trial.resume_from:
-                        problems.append(f"trial {trial.number}: checkpoint at {saved['epoch']}, "
-                                        f"resume_from {trial.resume_from}")
-                    start = int(trial.resume_from) + 1
-                for epoch in range(start, int(trial.budget or 0) + 1):
-                    path = tmp_path / f"ckpt-{trial.number}.json"
-                    path.write_text(json.dumps({"epoch": epoch}))
-                    with lock:
-                        epochs[0] += 1
-                    decision = trial.report(epoch, {"loss": curve(trial.params["x"], epoch)}, checkpoint=str(path))
-                    if decision.should_pause or decision.should_stop:
-                        break
-                else:
-                    trial.tell({"loss": curve(trial.params["x"], int(trial.budget or 0))})
-
     try:
-        wait_until(lambda: any(w["alive"] for w in Client(server.url).workers()), 60, "the worker to start")
-        threads = [threading.Thread(target=train, args=(f"gpu-{i}",)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=600)
+        problems = train_on_workers(server, name, tmp_path, curve, max_epochs=50)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
