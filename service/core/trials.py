@@ -154,7 +154,7 @@ async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
     options = resolved.options
     if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
         return False
-    return bool(resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id),
+    return bool(resolved.engine.needs_worker(study.spec, options, await trial_store.finished_count(conn, study.id),
                                              created=study.next_trial_number))
 
 
