@@ -8,7 +8,7 @@ import pytest
 
 from service.core import asking, trials
 from service.core.studies import create_study
-from service.domain.access import DEFAULT_NAMESPACE
+from service.domain.caller import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines import ENGINES

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from service.core.access import Authenticator
-from service.domain.access import Caller, Role
+from service.core.authentication import Authenticator
+from service.domain.caller import Caller, Role
 from service.errors import PermissionDenied
 from service.store.db import Database
 

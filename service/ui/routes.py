@@ -24,7 +24,7 @@ from service.api.deps import TOKEN_COOKIE, database, owner
 from service.api.disconnect import unless_disconnected
 from service.api.paths import TrialNumber
 from service.core import browsing, engines, hypervolume
-from service.core.access import Authenticator
+from service.core.authentication import Authenticator
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.trial import TrialState, timings
 from service.engines.base import STATUS_KEY
