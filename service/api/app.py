@@ -16,7 +16,7 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.nul import RefuseNul
 from service.config import Settings
-from service.core import engines, tokens
+from service.core import fleet, tokens
 from service.core.authentication import Authenticator
 from service.core.stale import sweep_forever
 from service.store.db import Database, upgrade
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("installed the admin token from ASKTELL_ADMIN_TOKEN (namespace default)")
         if not await app.state.auth.enabled():
             log.warning(AUTH_OFF_WARNING)
-        if not settings.runs_embedded_worker and not await engines.any_live_worker(db):
+        if not settings.runs_embedded_worker and not await fleet.any_live_worker(db):
             log.warning(NO_WORKER_WARNING)
         await db.signals.start()
         stop = asyncio.Event()

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.core.engines import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
+from service.core.fleet import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import TOKEN_COOKIE, database, owner
 from service.api.disconnect import unless_disconnected
 from service.api.paths import TrialNumber
-from service.core import browsing, engines, hypervolume
+from service.core import browsing, fleet, hypervolume
 from service.core.authentication import Authenticator
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.trial import TrialState, timings
@@ -189,7 +189,7 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: Axes = [],
     overview = await browsing.study_overview(db, who, name)
     url = _study_url(overview.study.name)
     scales = views.Scales.parse(log, linear)
-    workers = [w for w in await engines.list_workers(db) if w.alive]
+    workers = [w for w in await fleet.list_workers(db) if w.alive]
     published = overview.engine.memory.get(STATUS_KEY) or {}
     query = scales.query()
     context: dict[str, Any] = {

@@ -1,4 +1,7 @@
-"""Observability of the engine side: the worker fleet and each study's engine status."""
+"""The worker fleet: which engine workers are alive, and each study's engine status (fits, ready pool, jobs).
+
+A study whose engine needs a worker gets Sobol points while none is alive; its status says so.
+"""
 
 from __future__ import annotations
 
