@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.core.fleet import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
+from service.domain.study import StudyState
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
 from service.engines.base import ModelEngineOptions, SuggestRequest
@@ -34,7 +35,7 @@ from service.store import trials as trial_store
 from service.store import workers as worker_store
 from service.store.db import Database
 from service.store.jobs import Job, JobState
-from service.store.records import StudyRecord, StudyState, TrialRecord
+from service.store.records import StudyRecord, TrialRecord
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
 JOB_POLL_SECONDS = 0.25  # signals wake a waiter at once; this is the safety net

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.domain.study import StudyState
 from service.domain.trial import FINISHED_STATES, TrialState
 from service.engines import resolve_engine, warm_up
 from service.engines.base import Engine, EngineNotes, NewRun, Resume, SuggestRequest
@@ -43,7 +44,7 @@ from service.store import workers as worker_store
 from service.store.db import Database
 from service.store.jobs import Job, JobKind, JobState
 from service.store.models import utcnow
-from service.store.records import StudyRecord, StudyState
+from service.store.records import StudyRecord
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
 log = logging.getLogger(__name__)
