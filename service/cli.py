@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     print(f"asktell serving on http://{args.host}:{args.port} (database: {_safe(settings.database_url)})",
           file=sys.stderr)
-    uvicorn.run("service.api.app:create_app", factory=True, host=args.host, port=args.port,
+    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, access_log=args.access_log,
                 # SIGTERM: stop accepting, let requests in flight (long-polled asks included) finish.
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import make_url
 
 from asktell import AuthenticationError, Client, NotFoundError
-from service.api.app import create_app
+from service.app import create_app
 from service.config import Settings
 from service.core import namespaces, studies
 from service.domain.spec import StudySpec

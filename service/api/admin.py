@@ -15,12 +15,11 @@ from service.api.admin_schemas import (
     TokenList,
     TokenOut,
 )
-from service.api.deps import admin, database
-from service.api.paths import RowId
 from service.core import namespaces, tokens
-from service.core.authentication import Authenticator
 from service.domain.caller import Caller
 from service.store.db import Database
+from service.web.deps import admin, authenticator, database
+from service.web.paths import RowId
 
 router = APIRouter(prefix="/v1", tags=["access"])
 Db = Annotated[Database, Depends(database)]
@@ -42,7 +41,7 @@ async def list_namespaces(db: Db, _: Admin) -> NamespaceList:
 async def delete_namespace(namespace: str, request: Request, db: Db, _: Admin) -> Response:
     """Delete an empty namespace; its tokens are revoked."""
     await namespaces.delete_namespace(db, namespace)
-    _authenticator(request).forget()
+    authenticator(request).forget()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -62,10 +61,5 @@ async def list_tokens(db: Db, _: Admin, namespace: str | None = None) -> TokenLi
 async def revoke_token(token_id: RowId, request: Request, db: Db, _: Admin) -> TokenOut:
     """Revoke a token: this replica refuses it at once, the others within the token cache time."""
     revoked = await tokens.revoke_token(db, token_id)
-    _authenticator(request).forget()
+    authenticator(request).forget()
     return TokenOut.of(revoked)
-
-
-def _authenticator(request: Request) -> Authenticator:
-    found: Authenticator = request.app.state.auth
-    return found

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from service.api.deps import database, owner
 from service.api.schemas import EngineStatusOut, WorkerOut, WorkersResponse
 from service.core import fleet
 from service.engines.base import STATUS_KEY
 from service.store.db import Database
+from service.web.deps import database, owner
 
 router = APIRouter(prefix="/v1", tags=["workers"])
 Db = Annotated[Database, Depends(database)]

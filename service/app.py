@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error handlers, limits, and the lifetime of the database and background tasks."""
+"""The FastAPI application: the REST API and the dashboard, error handlers, limits, and the lifetime of the database
+and background tasks."""
 
 from __future__ import annotations
 
