@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     print(f"asktell serving on http://{args.host}:{args.port} (database: {_safe(settings.database_url)})",
           file=sys.stderr)
-    uvicorn.run("service.api.app:create_app", factory=True, host=args.host, port=args.port,
+    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, access_log=args.access_log,
                 # SIGTERM: stop accepting, let requests in flight (long-polled asks included) finish.
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
@@ -82,7 +82,7 @@ def _loopback(host: str) -> bool:
 
 
 def _auth_configured(settings: Settings) -> bool:
-    from service.core.access import auth_configured
+    from service.core.authentication import auth_configured
 
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     return _with_database(settings.database_url, lambda db: auth_configured(db, admin))
@@ -113,12 +113,12 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
-    from service.core import access
-    from service.domain.access import DEFAULT_NAMESPACE, Role
+    from service.core.tokens import create_token
+    from service.domain.caller import DEFAULT_NAMESPACE, Role
 
     role = Role.ADMIN if args.admin else Role(args.role)
     namespace = args.namespace or DEFAULT_NAMESPACE
-    issued = _with_database(_database_url(args), lambda db: access.create_token(
+    issued = _with_database(_database_url(args), lambda db: create_token(
         db, namespace=namespace, role=role, name=args.name))
     record = issued.record
     print(f"token {record.id} ({record.role} of namespace {record.namespace}); shown only this once:",
@@ -128,9 +128,9 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
 
 def _tokens_list(args: argparse.Namespace) -> int:
-    from service.core import access
+    from service.core.tokens import list_tokens
 
-    tokens = _with_database(_database_url(args), lambda db: access.list_tokens(db, args.namespace))
+    tokens = _with_database(_database_url(args), lambda db: list_tokens(db, args.namespace))
     print(f"{'ID':>4}  {'NAMESPACE':<20} {'ROLE':<7} {'PREFIX':<11} {'REVOKED':<8} NAME")
     for t in tokens:
         print(f"{t.id:>4}  {t.namespace:<20} {t.role:<7} {t.prefix:<11} {'yes' if t.revoked_at else 'no':<8} "
@@ -139,25 +139,25 @@ def _tokens_list(args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:
-    from service.core import access
+    from service.core.tokens import revoke_token
 
-    revoked = _with_database(_database_url(args), lambda db: access.revoke_token(db, args.id))
+    revoked = _with_database(_database_url(args), lambda db: revoke_token(db, args.id))
     print(f"token {revoked.id} ({revoked.prefix}...) revoked")
     return 0
 
 
 def _namespaces(args: argparse.Namespace) -> int:
-    from service.core import access
+    from service.core import namespaces
 
     url = _database_url(args)
     if args.namespace_command == "create":
-        created = _with_database(url, lambda db: access.create_namespace(db, args.name))
+        created = _with_database(url, lambda db: namespaces.create_namespace(db, args.name))
         print(f"namespace {created.name} created")
     elif args.namespace_command == "delete":
-        _with_database(url, lambda db: access.delete_namespace(db, args.name))
+        _with_database(url, lambda db: namespaces.delete_namespace(db, args.name))
         print(f"namespace {args.name} deleted; its tokens are revoked")
     else:
-        for n in _with_database(url, access.list_namespaces):
+        for n in _with_database(url, namespaces.list_namespaces):
             print(f"{n.name:<20} {n.studies:>6} studies {n.tokens:>4} tokens")
     return 0
 

@@ -22,9 +22,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import make_url
 
 from asktell import AuthenticationError, Client, NotFoundError
-from service.api.app import create_app
+from service.app import create_app
 from service.config import Settings
-from service.core import access, studies
+from service.core import namespaces, studies
 from service.domain.spec import StudySpec
 from service.errors import Conflict
 from service.store.db import Database, upgrade
@@ -378,10 +378,10 @@ async def test_no_study_is_created_in_a_deleted_namespace(backend: str, postgres
     upgrade(url)
     db = Database(url)
     try:
-        await access.create_namespace(db, "team-x")
-        await access.delete_namespace(db, "team-x")
+        await namespaces.create_namespace(db, "team-x")
+        await namespaces.delete_namespace(db, "team-x")
         with pytest.raises(Conflict, match="namespace 'team-x' was deleted"):  # a writer whose token was cached
             await studies.create_study(db, "team-x", "s", StudySpec.model_validate(make_spec()))
-        assert [n.name for n in await access.list_namespaces(db)] == ["default"]
+        assert [n.name for n in await namespaces.list_namespaces(db)] == ["default"]
     finally:
         await db.dispose()

@@ -236,7 +236,7 @@ async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from service.core import asking, trials
     from service.core.studies import create_study
-    from service.store import jobs as job_store
+    from service.store import workers as worker_store
     from service.store.db import Database, upgrade
     from service.workers.runner import Worker, WorkerSettings
 
@@ -254,8 +254,8 @@ async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path
             await trials.report(db, "default", "s", trial.number, 3.0, {"loss": 1.0 + i}, checkpoint=f"ckpt-{i}")
         worker = Worker(db, WorkerSettings())
         async with db.transaction() as conn:
-            await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                            concurrency=1)
+            await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                               concurrency=1)
         pending = await asking.ask(db, "default", "s", count=1, worker_id="w9", fresh=False, wait_seconds=0)
         assert pending.pending is not None
         job = await worker._claim()

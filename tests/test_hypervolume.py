@@ -12,7 +12,6 @@ import pytest
 import torch
 from botorch.utils.multi_objective.hypervolume import Hypervolume
 
-from service.api.disconnect import unless_disconnected
 from service.core import hypervolume as hypervolume_core
 from service.core.studies import create_study
 from service.core.trials import add_trial
@@ -28,6 +27,7 @@ from service.domain.hypervolume import (
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.store.db import Database, upgrade
+from service.web.disconnect import unless_disconnected
 
 MINIMIZE_BOTH = StudySpec.model_validate({
     "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],

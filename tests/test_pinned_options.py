@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy import update
 
 from service.core import asking, studies
-from service.domain.access import DEFAULT_NAMESPACE
+from service.domain.caller import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
 from service.engines import resolve_engine
 from service.engines.asha import AshaEngine, AshaOptions

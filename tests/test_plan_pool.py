@@ -8,14 +8,16 @@ import pytest
 
 from service.core import asking, trials
 from service.core.studies import create_study
-from service.domain.access import DEFAULT_NAMESPACE
+from service.domain.caller import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines import ENGINES
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw import FreezeThawEngine
 from service.store import jobs as job_store
+from service.store import pool as pool_store
 from service.store import trials as trial_store
+from service.store import workers as worker_store
 from service.store.db import Database
 from service.store.jobs import JobKind
 from service.workers.runner import Worker, WorkerSettings
@@ -63,8 +65,8 @@ async def test_asks_take_planned_resumes_and_runs_from_the_pool(db: Database) ->
     study = (await create_study(db, DEFAULT_NAMESPACE, "s", SPEC)).study
     worker = Worker(db, WorkerSettings())
     async with db.transaction() as conn:
-        await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                        concurrency=1)
+        await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                           concurrency=1)
     warmup = [(await _ask(db, f"w{i}")).trials[0] for i in range(4)]  # Sobol runs, answered inline
     for trial in warmup[:2]:  # two pause at their budget; the other two still train
         await trials.report(db, DEFAULT_NAMESPACE, "s", trial.number, 3.0, {"loss": 1.0}, checkpoint=f"c{trial.number}")
@@ -72,7 +74,7 @@ async def test_asks_take_planned_resumes_and_runs_from_the_pool(db: Database) ->
         assert await job_store.unfinished_refill(conn, study.id) is not None
     await _refill(db, worker)
     async with db.transaction() as conn:  # two runs train: two planned runs, the two resumes
-        assert await job_store.pool_size(conn, study.id) == 2
+        assert await pool_store.pool_size(conn, study.id) == 2
 
     (resumed,) = (outcome := await _ask(db, "w4")).trials
     assert outcome.pending is None  # no decision waited for
@@ -86,7 +88,7 @@ async def test_asks_take_planned_resumes_and_runs_from_the_pool(db: Database) ->
     assert outcome.trials == [] and outcome.pending is not None  # the pool is spent: a job plans the next run
     async with db.transaction() as conn:
         assert (await trial_store.get_trial(conn, study.id, 1)).worker_id == "other"
-        assert await job_store.pool_size(conn, study.id) == 0
+        assert await pool_store.pool_size(conn, study.id) == 0
     suggest = await worker._claim()
     assert suggest is not None and suggest.kind is JobKind.SUGGEST
     await worker.process(suggest)
@@ -105,13 +107,13 @@ async def test_a_pooled_resume_of_a_trial_paused_at_its_budget_is_dropped(db: Da
     (trial,) = (await _ask(db, "w0")).trials
     await trials.report(db, DEFAULT_NAMESPACE, "s", trial.number, 3.0, {"loss": 1.0})
     async with db.transaction() as conn:  # a plan made before the trial was last resumed: it is at 3 already
-        await job_store.replace_plan_pool(conn, study.id, [job_store.PlannedRun(trial.params, 3.0, 0, None)],
-                                          data_version=0, job_id=None, as_of_number=1)
-        pooled = await job_store.fresh_pooled_suggestions(conn, study.id, 1, 5)
+        await pool_store.replace_plan_pool(conn, study.id, [pool_store.PlannedRun(trial.params, 3.0, 0, None)],
+                                           data_version=0, job_id=None, as_of_number=1)
+        pooled = await pool_store.fresh_pooled_suggestions(conn, study.id, 1, 5)
     outcome = await _ask(db, "w1")
     (started,) = outcome.trials  # still in the warm-up: a new Sobol run instead
     assert started.number == 1 and pooled[0].resume_number == 0
     async with db.transaction() as conn:
         paused = await trial_store.get_trial(conn, study.id, 0)
         assert paused.state is TrialState.PAUSED and paused.resume_from == 3.0
-        assert await job_store.pool_size(conn, study.id) == 0
+        assert await pool_store.pool_size(conn, study.id) == 0

@@ -12,7 +12,7 @@ import httpx
 from asktell import Client
 from service.core import asking, trials
 from service.core.studies import create_study
-from service.domain.access import DEFAULT_NAMESPACE
+from service.domain.caller import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialEvent, TrialEventKind, TrialState, timings
 from service.store import trials as trial_store

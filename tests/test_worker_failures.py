@@ -17,7 +17,9 @@ from service.domain.spec import Choice, StudySpec
 from service.engines import ENGINES
 from service.engines.base import SuggestRequest
 from service.engines.gp import GPEngine
+from service.store import engine_state as engine_state_store
 from service.store import jobs as job_store
+from service.store import workers as worker_store
 from service.store.db import Database, upgrade
 from service.store.jobs import JobState
 from service.workers.runner import MAX_ATTEMPTS, Worker, WorkerSettings
@@ -56,8 +58,8 @@ async def test_a_job_that_keeps_failing_is_marked_failed_and_the_client_gets_sob
     await create_study(db, "default", "s", SPEC)
     worker = Worker(db, WorkerSettings())
     async with db.transaction() as conn:
-        await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                        concurrency=1)
+        await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                           concurrency=1)
     pending = await asking.ask(db, "default", "s", count=1, worker_id="trainer-1", fresh=False, wait_seconds=0)
     assert pending.trials == [] and pending.pending is not None
     job_id = pending.pending.id
@@ -79,7 +81,7 @@ async def test_a_job_that_keeps_failing_is_marked_failed_and_the_client_gets_sob
     assert polled.pending is None
     assert trial.source == "sobol-fallback" and trial.worker_id == "trainer-1" and 0 <= trial.params["x"] <= 1
     async with db.transaction() as conn:
-        status = await job_store.engine_status(conn, 1)
+        status = await engine_state_store.engine_status(conn, 1)
     assert status.fallbacks == 1 and "illegal memory access" in (status.last_error or "")
     assert await worker._claim() is None  # nothing left to redo
 
@@ -103,8 +105,8 @@ async def test_a_study_deleted_while_its_job_runs_costs_the_worker_nothing(
     await create_study(db, "default", "kept", SPEC.model_copy(update={"engine": "point"}))
     worker = Worker(db, WorkerSettings())
     async with db.transaction() as conn:
-        await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                        concurrency=1)
+        await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                           concurrency=1)
     await asking.ask(db, "default", "gone", count=1, worker_id=None, fresh=False, wait_seconds=0)
     job = await worker._claim()
     assert job is not None
@@ -152,8 +154,8 @@ async def test_a_job_whose_database_connection_was_killed_is_released_at_once(
         await create_study(db, "default", "s", SPEC.model_copy(update={"engine": engine.name}))
         worker = Worker(db, WorkerSettings(lease_seconds=30))
         async with db.transaction() as conn:
-            await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                            concurrency=1)
+            await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
+                                               concurrency=1)
         pending = await asking.ask(db, "default", "s", count=1, worker_id=None, fresh=False, wait_seconds=0)
         assert pending.pending is not None
         job = await worker._claim()

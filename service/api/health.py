@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from service.api.deps import database
 from service.store.db import Database
+from service.web.deps import database
 
 router = APIRouter(tags=["health"])
 

@@ -11,10 +11,11 @@ from service.core.asking import AskOutcome
 from service.core.hypervolume import HypervolumeReport
 from service.domain.hypervolume import oriented_reference
 from service.domain.spec import STUDY_NAME_PATTERN, Choice, Name, StudySpec
+from service.domain.study import StudyState
 from service.domain.trial import TrialState
 from service.engines.base import Action
 from service.store.jobs import Job
-from service.store.records import StudyRecord, StudyState, TrialRecord
+from service.store.records import StudyRecord, TrialRecord
 
 
 class _Body(BaseModel):

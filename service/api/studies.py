@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from service.api import pages
-from service.api.deps import database, owner
 from service.api.schemas import StudyCreate, StudyOut, StudyPage, StudyStateChange
 from service.core import studies
 from service.store.db import Database
+from service.web.deps import database, owner
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 Db = Annotated[Database, Depends(database)]

@@ -7,9 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api import pages
-from service.api.deps import database, owner
-from service.api.disconnect import unless_disconnected
-from service.api.paths import RowId, TrialNumber
 from service.api.schemas import (
     AddTrialRequest,
     AskRequest,
@@ -26,6 +23,9 @@ from service.core import asking, trials
 from service.core.hypervolume import report as hypervolume_report
 from service.domain.trial import TrialState
 from service.store.db import Database
+from service.web.deps import database, owner
+from service.web.disconnect import unless_disconnected
+from service.web.paths import RowId, TrialNumber
 
 router = APIRouter(prefix="/v1/studies/{study}", tags=["trials"])
 Db = Annotated[Database, Depends(database)]

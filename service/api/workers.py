@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from service.api.deps import database, owner
 from service.api.schemas import EngineStatusOut, WorkerOut, WorkersResponse
-from service.core import engines
+from service.core import fleet
 from service.engines.base import STATUS_KEY
 from service.store.db import Database
+from service.web.deps import database, owner
 
 router = APIRouter(prefix="/v1", tags=["workers"])
 Db = Annotated[Database, Depends(database)]
@@ -20,14 +20,14 @@ Owner = Annotated[str, Depends(owner)]
 @router.get("/workers", response_model=WorkersResponse)
 async def list_workers(db: Db, _: Owner) -> WorkersResponse:
     """Engine workers: alive or recently stopped, their device, jobs done and last heartbeat."""
-    views = await engines.list_workers(db)
+    views = await fleet.list_workers(db)
     return WorkersResponse(workers=[WorkerOut(alive=v.alive, **v.info.__dict__) for v in views])
 
 
 @router.get("/studies/{study}/engine", response_model=EngineStatusOut)
 async def engine_status(study: str, db: Db, who: Owner) -> EngineStatusOut:
     """How the study's engine is doing: last fit time, fallbacks, ready-pool size, jobs."""
-    found = await engines.study_engine_status(db, who, study)
+    found = await fleet.study_engine_status(db, who, study)
     s = found.status
     published = s.memory.get(STATUS_KEY) or {}
     return EngineStatusOut(engine=found.engine, computations=s.computations, fallbacks=s.fallbacks,

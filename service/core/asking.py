@@ -17,21 +17,25 @@ import numpy as np
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.core.engines import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
+from service.core.fleet import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
+from service.domain.study import StudyState
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
 from service.engines.base import ModelEngineOptions, SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
 from service.errors import Conflict, NotFound
+from service.store import engine_state as engine_state_store
 from service.store import jobs as job_store
+from service.store import pool as pool_store
 from service.store import signals
 from service.store import studies as study_store
 from service.store import trials as trial_store
+from service.store import workers as worker_store
 from service.store.db import Database
 from service.store.jobs import Job, JobState
-from service.store.records import StudyRecord, StudyState, TrialRecord
+from service.store.records import StudyRecord, TrialRecord
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
 JOB_POLL_SECONDS = 0.25  # signals wake a waiter at once; this is the safety net
@@ -162,16 +166,16 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: Resol
     refill_now = bool(pool_max) and others_running
     if len(trials) == count:  # the common case under load: the pool answered
         return _NewTrials(trials, refill=refill_now)
-    finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
+    finished = await trial_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.engine.needs_worker(study.spec, resolved.options, finished, created=study.next_trial_number):
         return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id, budget,
                                                  request_id=request_id))
 
-    if not await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
+    if not await worker_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
         trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
                                 worker_id, budget, source="sobol-fallback", request_id=request_id)
-        await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
-                                           error=NO_WORKER, fallback=True)
+        await engine_state_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
+                                                    error=NO_WORKER, fallback=True)
         return _NewTrials(trials, fallback=SOBOL_FALLBACK)
     if pool_max and wait_for_refill:
         refill = await job_store.unfinished_refill(conn, study.id)
@@ -215,13 +219,13 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
     """
     assert isinstance(options, ModelEngineOptions)
     running = await trial_store.params_in_state(conn, study.id, TrialState.ACTIVE)
-    pooled = await job_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
+    pooled = await pool_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
     if not pooled:
         return [], bool(running)
     first_unknown = min(p.as_of_number if p.as_of_number is not None else 0 for p in pooled)
     unknown = await trial_store.params_numbered_from(conn, study.id, first_unknown)
     taken_points = to_unit(study.spec, running + unknown)
-    chosen: list[job_store.PooledSuggestion] = []
+    chosen: list[pool_store.PooledSuggestion] = []
     resumed: list[TrialRecord] = []
     used: list[int] = []
     for suggestion in pooled:
@@ -241,7 +245,7 @@ async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseMod
             continue  # a running trial already covers it: drop it
         chosen.append(suggestion)
         taken_points = np.vstack([taken_points, point]) if taken_points.size else point
-    await job_store.delete_pooled(conn, used)
+    await pool_store.delete_pooled(conn, used)
     if not chosen:
         return resumed, bool(running)
     first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))

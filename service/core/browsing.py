@@ -7,12 +7,13 @@ from dataclasses import dataclass, field, replace
 from service.domain.trial import TrialEvent
 from service.errors import InvalidArgument
 from service.store import browsing
-from service.store import jobs as job_store
+from service.store import engine_state as engine_state_store
+from service.store import pool as pool_store
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.browsing import Columns, StudySummary, TimelineRow, TrialQuery
 from service.store.db import Database
-from service.store.jobs import EngineStatus
+from service.store.engine_state import EngineStatus
 from service.store.records import StudyRecord, TrialRecord
 
 CURVES_SHOWN = 200  # learning curves drawn on a study page: the latest trials that reported
@@ -41,8 +42,8 @@ async def study_overview(db: Database, owner: str, name: str) -> StudyOverview:
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
         counts = await study_store.trial_counts(conn, study.id)
-        engine = await job_store.engine_status(conn, study.id)
-        pool = await job_store.pool_size(conn, study.id)
+        engine = await engine_state_store.engine_status(conn, study.id)
+        pool = await pool_store.pool_size(conn, study.id)
         completed = await browsing.completed_columns(conn, study)
         curves = await browsing.curves(conn, study.id, CURVES_SHOWN) if study.spec.fidelity else []
         stopped = await browsing.stopped_values(conn, study.id)

@@ -6,13 +6,14 @@ import secrets
 from dataclasses import dataclass
 
 from service.domain.spec import StudySpec
+from service.domain.study import StudyState
 from service.engines import check_study_spec, pinned_options
 from service.errors import AlreadyExists, Conflict
 from service.store import browsing
 from service.store import studies as study_store
 from service.store.browsing import StudySummary
 from service.store.db import Database
-from service.store.records import StudyRecord, StudyState
+from service.store.records import StudyRecord
 
 
 @dataclass(frozen=True)

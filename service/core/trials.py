@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.ranking import best_trials
 from service.domain.spec import Fidelity
+from service.domain.study import StudyState
 from service.domain.trial import (
     FINISHED_STATES,
     Measurement,
@@ -31,7 +32,7 @@ from service.store import jobs as job_store
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
-from service.store.records import StudyRecord, StudyState, TrialRecord
+from service.store.records import StudyRecord, TrialRecord
 from service.store.signals import JOBS_QUEUED
 
 
@@ -154,7 +155,7 @@ async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
     options = resolved.options
     if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
         return False
-    return bool(resolved.engine.needs_worker(study.spec, options, await job_store.finished_count(conn, study.id),
+    return bool(resolved.engine.needs_worker(study.spec, options, await trial_store.finished_count(conn, study.id),
                                              created=study.next_trial_number))
 
 

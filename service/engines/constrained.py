@@ -3,15 +3,13 @@
 
 - `cei` (default): qLogNEI weighted by the probability of feasibility (Frazier's constrained EI, noise-aware), as
   Ax's default strategy does; one multi-output GP over the objective and the constraint metrics, each metric on a
-  bilog scale around its bound. On benchmarks/quality.py's constrained family (six BoTorch problems, 3 seeds,
-  paired) it scored 0.32, 0.52 and 0.15 above CONFIG after 10, 20 and 40 evaluations, ahead on five problems of
-  six (CONFIG led on ConstrainedHartmann).
+  bilog scale around its bound. It scored above CONFIG on benchmarks/quality.py's constrained family (README,
+  "Engine defaults the benchmarks chose").
 - `config` ("Constrained Efficient Global Optimization of Expensive Black-box Functions", Xu et al., 2023): the
   next point maximizes the optimistic objective (UCB) among points whose constraints are optimistically met (LCB
   of each violation <= 0). The auxiliary problem is solved over 2000·d Sobol points, the best one refined by a
-  shrinking local search. sqrt(beta) defaults to 1, not the authors' 3: at a budget of 50 the mean best feasible
-  value fell as sqrt(beta) went from 3 to 1 on ConstrainedGramacy (0.815 to 0.714), ConstrainedHartmann (-2.69 to
-  -3.30) and PressureVessel (6344 to 6115).
+  shrinking local search. sqrt(beta) defaults to 1, not the authors' 3: 1 found better feasible values at a
+  budget of 50 (D5; README, "Engine defaults the benchmarks chose").
 - Infeasibility (D5), whatever the method: a test with sqrt(beta) = 3 (`infeasibility_sqrt_beta`) looks for an
   optimistically feasible point, so a declaration still means that no point is feasible even at three standard
   deviations of optimism; a round (a fit on new data) in which it finds none is counted, and after

@@ -12,10 +12,8 @@ Variants (`engine_options.variant`):
 - `aegis` (default; "Asynchronous epsilon-Greedy Bayesian Optimisation", De Ath et al., 2021): exploit with
   probability 1 - 2·eps, else Thompson or Pareto half and half (eta). While the first W selections fill the
   workers, only the very first one may exploit. eps defaults to the paper's min(1/sqrt(d), 0.5) above d = 4;
-  up to d = 4 the paper's rule gives 0.5, which never exploits, and eps defaults to 0.1 instead (D3): on
-  Branin (d = 2, benchmarks/quality_egreedy.py, 5 seeds) the final regret at 50 evaluations fell from 0.0060
-  to 0.0017 serially and from 0.0245 to 0.0025 on 8 asynchronous workers; at d = 6 and 10 the two were
-  within a standard error of each other. `epsilon: 0.5` restores the faithful rule.
+  up to d = 4 the paper's rule gives 0.5, which never exploits, and eps defaults to 0.1 instead (D3; the
+  regrets that settled it: README, "Engine defaults the benchmarks chose"). `epsilon: 0.5` restores the faithful rule.
 - `eps_pf` / `eps_rs` ("Greed is Good", De Ath et al., 2021): exploit with probability 1 - eps, else a
   random point of the Pareto front (`eps_pf`) or of the whole space (`eps_rs`); eps defaults to 0.1.
 

@@ -1,5 +1,6 @@
 """Engine `freeze_thaw`: decide which training run to thaw (resume) or whether to start a new one, from a model of
-the learning curves (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4).
+the learning curves ("Freeze-Thaw Bayesian Optimization", Swersky, Snoek and Adams, 2014). Labels D7-D10, D13 and
+D14 refer to docs/decisions.md (the choices the paper leaves open).
 
 At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) and decides by one of four rules:
 

@@ -1,5 +1,6 @@
-"""The freeze-thaw decision (ALGORITHMS.md §4.2): which paused run to thaw, or which new configuration to start.
-The torch half of engine `freeze_thaw`, run by workers.
+"""The freeze-thaw decision: which paused run to thaw, or which new configuration to start ("Freeze-Thaw Bayesian
+Optimization", Swersky, Snoek and Adams, 2014; labels D7-D9 and D14 refer to docs/decisions.md). The torch half of
+engine `freeze_thaw`, run by workers.
 
 1. Fit the curve model to every run that reported the objective (MAP, warm-started from the last fit; refitted
    once the observations grew by a tenth).
@@ -9,7 +10,7 @@ The torch half of engine `freeze_thaw`, run by workers.
 3. `entropy` and `ei`: the basket, the `old_candidates` paused runs and the `new_candidates` fresh Sobol points with
    the highest expected improvement of their final value. The target is each member's value at the end of
    training (the fidelity's max): the paper's asymptote when training runs to convergence, and what a study with a
-   bounded budget is judged by. An old run's final value is its asymptote weighted by Omega(max) plus its own
+   bounded budget is judged by (D14). An old run's final value is its asymptote weighted by Omega(max) plus its own
    curve's residual; a new run's is its asymptote plus the shared mean decay plus a fresh residual. So the
    basket's final values, and each member's next observation, are one joint Gaussian.
    `entropy`: P_min, the probability that each member ends lowest, by Monte Carlo; for each member, fantasize its

@@ -1,14 +1,15 @@
-"""The freeze-thaw learning-curve model (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4.1), in torch.
+"""The freeze-thaw learning-curve model ("Freeze-Thaw Bayesian Optimization", Swersky, Snoek and Adams, 2014),
+in torch.
 
 Each training run n has an asymptote f_n; the asymptotes follow a GP over hyperparameters (Matérn-5/2 ARD
 kernel k_x), and run n's curve is a GP around its asymptote with the exponential-decay kernel
 k_t(t, t') = s_t * beta^alpha / (t + t' + beta)^alpha plus observation noise. Unlike the paper, the curves share
-a mean decay g(t) = a * (b / (b + t))^c on top of their asymptotes (the expected decay under a Gamma(c, b) rate):
-every loss curve starts above where it ends, and without g an unstarted run would be predicted at its asymptote
-from its first step on, which makes every new run look better than any started one. The joint covariance of every
-observation, K_t + O K_x Oᵀ, is never formed: with the Woodbury identity and the matrix determinant lemma,
-inference costs one Cholesky per curve (T_n³) and one of an N x N matrix, instead of one of the joint
-(sum of T_n)² matrix.
+a mean decay g(t) = a * (b / (b + t))^c on top of their asymptotes (the expected decay under a Gamma(c, b) rate;
+D13 in docs/decisions.md): every loss curve starts above where it ends, and without g an unstarted run would be
+predicted at its asymptote from its first step on, which makes every new run look better than any started one.
+The joint covariance of every observation, K_t + O K_x Oᵀ, is never formed: with the Woodbury identity and the
+matrix determinant lemma, inference costs one Cholesky per curve (T_n³) and one of an N x N matrix, instead of one
+of the joint (sum of T_n)² matrix.
 
 Notation, per curve n: K_n = k_t(t_n, t_n) + noise * I, lam_n = 1ᵀ K_n⁻¹ 1, gam_n = 1ᵀ K_n⁻¹ (y_n - g(t_n) - m),
 L = diag(lam). With B = I + L^½ K_x L^½ and A = L^½ B⁻¹ L^½ = (K_x + L⁻¹)⁻¹, the asymptotes' posterior is

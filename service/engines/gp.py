@@ -6,9 +6,8 @@ Improvements to Expected Improvement", Ament et al., 2023). Trials still running
 so concurrent workers get jointly diverse suggestions.
 
 - Initial design: the centre of the space, then scrambled Sobol points, 5 in all, before the first model (Ax's
-  default strategy does the same). On benchmarks/quality.py's rotated and shifted synthetic functions the centre
-  alone lifted the mean score after 10 and 20 evaluations from 0.16 and 0.25 to 0.61 and 0.70, and 5 points
-  instead of d + 1 (5..10) added 0.13 and 0.04 more (3 seeds, paired).
+  default strategy does the same). Both the centre and 5 points rather than d + 1 scored higher early on
+  benchmarks/quality.py's synthetic functions (README, "Engine defaults the benchmarks chose").
 - Outcomes are winsorized before modelling (outcome_transforms): a diverged run no longer flattens the model.
 - Observations: completed trials and trials stopped early with values (at the values they were stopped at).
 - Failed and infeasible trials (D2): dropped until there are `failure_model_after` of them; then a

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from service.domain.spec import StudySpec
+from service.domain.study import StudyState
 from service.domain.trial import Measurement, TrialEvent, TrialState, TrialView
-
-
-class StudyState(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-    COMPLETED = "completed"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.spec import StudySpec
+from service.domain.study import StudyState
 from service.domain.trial import TrialState
 from service.errors import AlreadyExists, Conflict, NotFound
 from service.store.models import NamespaceRow, StudyRow, TrialRow, utcnow
-from service.store.records import StudyRecord, StudyState
+from service.store.records import StudyRecord
 
 _STUDY_COLUMNS = StudyRow.__table__.c
 

@@ -9,17 +9,26 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import case, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.domain.trial import Measurement, TrialEvent, TrialEventKind, TrialState
+from service.domain.trial import FINISHED_STATES, Measurement, TrialEvent, TrialEventKind, TrialState
 from service.errors import NotFound
+from service.store.db import dialect_insert
 from service.store.models import MeasurementRow, StudyRow, TrialEventRow, TrialRow, utcnow
 from service.store.records import StudyRecord, TrialRecord
 from service.store.studies import find_study, study_record
 
 TRIAL_COLUMNS = TrialRow.__table__.c
+
+
+def finished_count_query(study_id: int) -> Any:
+    return select(func.count()).where(TrialRow.study_id == study_id,
+                                      TrialRow.state.in_([s.value for s in FINISHED_STATES]))
+
+
+async def finished_count(conn: AsyncConnection, study_id: int) -> int:
+    """The study's data version: how many trials have a final result."""
+    return int((await conn.execute(finished_count_query(study_id))).scalar_one())
 
 
 def trial_record(row: Any, measurements: tuple[Measurement, ...] | None = None) -> TrialRecord:
@@ -221,8 +230,8 @@ async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord 
 
 async def upsert_measurement(conn: AsyncConnection, trial_id: int, step: float, values: dict[str, float]) -> None:
     """Record the values at `step`; reporting the same step again replaces them (a retried report is harmless)."""
-    make_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = make_insert(MeasurementRow).values(trial_id=trial_id, step=step, values=values, created_at=utcnow())
+    statement = dialect_insert(conn)(MeasurementRow).values(trial_id=trial_id, step=step, values=values,
+                                                            created_at=utcnow())
     statement = statement.on_conflict_do_update(
         index_elements=[MeasurementRow.trial_id, MeasurementRow.step],
         set_={"values": statement.excluded["values"], "created_at": statement.excluded.created_at},

@@ -20,11 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import TOKEN_COOKIE, database, owner
-from service.api.disconnect import unless_disconnected
-from service.api.paths import TrialNumber
-from service.core import browsing, engines, hypervolume
-from service.core.access import Authenticator
+from service.core import browsing, fleet, hypervolume
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.trial import TrialState, timings
 from service.engines.base import STATUS_KEY
@@ -33,6 +29,9 @@ from service.store.db import Database
 from service.store.records import StudyRecord
 from service.ui import analysis, plots, views
 from service.ui.table import TableParams, table_view
+from service.web.deps import TOKEN_COOKIE, authenticator, database, owner
+from service.web.disconnect import unless_disconnected
+from service.web.paths import TrialNumber
 
 ROOT = "/ui"
 STATIC = f"{ROOT}/static"
@@ -125,9 +124,8 @@ async def sign_in(request: Request) -> HTMLResponse | RedirectResponse:
     if not _from_this_site(request, form):
         return _sign_in_form(request, FORM_FROM_ELSEWHERE, status_code=403)
     token = (form.get("token") or [""])[0].strip()
-    authenticator: Authenticator = request.app.state.auth
     try:
-        await authenticator.caller(f"Bearer {token}")
+        await authenticator(request).caller(f"Bearer {token}")
     except AsktellError as error:
         return _sign_in_form(request, error.message, status_code=401)
     redirect = RedirectResponse(ROOT, status_code=303)
@@ -189,7 +187,7 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: Axes = [],
     overview = await browsing.study_overview(db, who, name)
     url = _study_url(overview.study.name)
     scales = views.Scales.parse(log, linear)
-    workers = [w for w in await engines.list_workers(db) if w.alive]
+    workers = [w for w in await fleet.list_workers(db) if w.alive]
     published = overview.engine.memory.get(STATUS_KEY) or {}
     query = scales.query()
     context: dict[str, Any] = {

@@ -28,19 +28,23 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.domain.study import StudyState
 from service.domain.trial import FINISHED_STATES, TrialState
 from service.engines import resolve_engine, warm_up
 from service.engines.base import Engine, EngineNotes, NewRun, Resume, SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
+from service.store import engine_state as engine_state_store
 from service.store import jobs as job_store
+from service.store import pool as pool_store
 from service.store import signals
 from service.store import studies as study_store
 from service.store import trials as trial_store
+from service.store import workers as worker_store
 from service.store.db import Database
 from service.store.jobs import Job, JobKind, JobState
 from service.store.models import utcnow
-from service.store.records import StudyRecord, StudyState
+from service.store.records import StudyRecord
 from service.store.signals import JOBS_DONE, JOBS_QUEUED
 
 log = logging.getLogger(__name__)
@@ -84,8 +88,8 @@ class Worker:
         await self.db.signals.start()
         waker = asyncio.create_task(self._wake_on(stop))
         async with self.db.transaction() as conn:
-            await job_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
-                                            device=self.settings.device, concurrency=self.settings.concurrency)
+            await worker_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+                                               device=self.settings.device, concurrency=self.settings.concurrency)
         await asyncio.to_thread(warm_up, self.settings.device)  # registered first: asks queue jobs meanwhile
         log.info("worker %s started (device %s, concurrency %d)", self.id, self.settings.device,
                  self.settings.concurrency)
@@ -96,7 +100,7 @@ class Worker:
             heartbeat.cancel()
             waker.cancel()
             async with self.db.transaction() as conn:
-                await job_store.worker_heartbeat(conn, self.id, state="stopped")
+                await worker_store.worker_heartbeat(conn, self.id, state="stopped")
             log.info("worker %s stopped", self.id)
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
@@ -109,10 +113,10 @@ class Worker:
             try:
                 async with self.db.transaction() as conn:
                     await job_store.renew_leases(conn, self.id, sorted(self._running), self.lease)
-                    await job_store.worker_heartbeat(conn, self.id, done=self._done, failed=self._failed)
+                    await worker_store.worker_heartbeat(conn, self.id, done=self._done, failed=self._failed)
                     self._done = self._failed = 0
                     await job_store.delete_finished_jobs(conn, utcnow() - self.settings.cleanup_after)
-                    await job_store.forget_workers(conn, timedelta(days=1))
+                    await worker_store.forget_workers(conn, timedelta(days=1))
             except Exception:  # the database may be briefly away; the next beat tries again
                 log.exception("worker heartbeat failed")
             with contextlib.suppress(TimeoutError):
@@ -204,7 +208,7 @@ class Worker:
             resolved = resolve_engine(study.spec, study.engine, study.engine_options)
             history = [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
             finished = sum(t.state in FINISHED_STATES for t in history)
-            memory = (await job_store.engine_status(conn, study.id)).memory
+            memory = (await engine_state_store.engine_status(conn, study.id)).memory
         count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.options)
         request = SuggestRequest(spec=study.spec, options=resolved.options, count=max(count, 1), seed=study.seed,
                                  sequence_start=study.next_trial_number, trials=history, device=self.settings.device,
@@ -216,8 +220,8 @@ class Worker:
         log.error("job %d (study %d) failed after %d attempts: %s", job.id, job.study_id, job.attempts, error)
         if job.kind is JobKind.REFILL:  # nobody waits on a refill: no Sobol points in the pool
             async def record(conn: AsyncConnection) -> dict[str, Any]:
-                await job_store.record_computation(conn, loaded.study.id, memory=None, seconds=None, rung=None,
-                                                   error=error, fallback=False)
+                await engine_state_store.record_computation(conn, loaded.study.id, memory=None, seconds=None, rung=None,
+                                                            error=error, fallback=False)
                 return {}
 
             await self._finish(job, record, fallback=False, error=error, state=JobState.FAILED)
@@ -233,11 +237,11 @@ class Worker:
         engine_name = study.engine
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await job_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung, error=error,
-                                               fallback=fallback)
+            await engine_state_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung,
+                                                        error=error, fallback=fallback)
             if job.kind is JobKind.REFILL:
-                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info,
-                                             as_of_number=loaded.request.sequence_start)
+                await pool_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info,
+                                              as_of_number=loaded.request.sequence_start)
                 return {"pooled": len(suggestions)}
             first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
             unknown = await trial_store.params_numbered_from(conn, study.id, loaded.request.sequence_start)
@@ -258,8 +262,9 @@ class Worker:
         study, notes = loaded.study, loaded.request.notes
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
-                                               error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+            await engine_state_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds,
+                                                        rung=notes.rung, error=notes.fallback_reason,
+                                                        fallback=notes.fallback_reason is not None)
             numbers: list[int] = []
             starts: list[NewRun | None] = []
             for item in planned:
@@ -294,16 +299,17 @@ class Worker:
         claimed here: an ask claims a pooled resume when it hands it out, if the trial is still paused then."""
         study, notes = loaded.study, loaded.request.notes
         params_of = {t.number: t.params for t in loaded.request.trials}
-        runs = [job_store.PlannedRun(item.params, item.budget, None, item.info) if isinstance(item, NewRun)
-                else job_store.PlannedRun(params_of[item.number], item.budget, item.number,
-                                          {"resumed": item.reason} if item.reason else None)
+        runs = [pool_store.PlannedRun(item.params, item.budget, None, item.info) if isinstance(item, NewRun)
+                else pool_store.PlannedRun(params_of[item.number], item.budget, item.number,
+                                           {"resumed": item.reason} if item.reason else None)
                 for item in planned]
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
-                                               error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
-            await job_store.replace_plan_pool(conn, study.id, runs, loaded.finished, job.id,
-                                              as_of_number=loaded.request.sequence_start)
+            await engine_state_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds,
+                                                        rung=notes.rung, error=notes.fallback_reason,
+                                                        fallback=notes.fallback_reason is not None)
+            await pool_store.replace_plan_pool(conn, study.id, runs, loaded.finished, job.id,
+                                               as_of_number=loaded.request.sequence_start)
             return {"pooled": len(runs)}
 
         await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)

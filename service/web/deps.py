@@ -1,11 +1,14 @@
-"""Request-scoped dependencies: the database, and who is calling (their namespace and role)."""
+"""Request-scoped dependencies of the REST API and the dashboard: the database, and who is calling.
+
+Both read what the application set up at start (`app.state`); neither layer owns them.
+"""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from service.core.access import Authenticator
-from service.domain.access import Caller, Role
+from service.core.authentication import Authenticator
+from service.domain.caller import Caller, Role
 from service.errors import PermissionDenied
 from service.store.db import Database
 
@@ -18,12 +21,16 @@ async def database(request: Request) -> Database:
     return db
 
 
+def authenticator(request: Request) -> Authenticator:
+    found: Authenticator = request.app.state.auth
+    return found
+
+
 async def caller(request: Request) -> Caller:
-    authenticator: Authenticator = request.app.state.auth
     header = request.headers.get("Authorization")
     if header is None and request.method in READ_METHODS and TOKEN_COOKIE in request.cookies:
         header = f"Bearer {request.cookies[TOKEN_COOKIE]}"  # the dashboard only reads
-    return await authenticator.caller(header)
+    return await authenticator(request).caller(header)
 
 
 async def owner(request: Request) -> str:

@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error handlers, limits, and the lifetime of the database and background tasks."""
+"""The FastAPI application: the REST API and the dashboard, error handlers, limits, and the lifetime of the database
+and background tasks."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import access, health, studies, trials, workers
+from service.api import admin, health, studies, trials, workers
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.nul import RefuseNul
 from service.config import Settings
-from service.core import access as access_core
-from service.core import engines
+from service.core import fleet, tokens
+from service.core.authentication import Authenticator
 from service.core.stale import sweep_forever
 from service.store.db import Database, upgrade
 from service.ui import routes as ui_routes
@@ -41,13 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await asyncio.to_thread(upgrade, settings.database_url)
         app.state.db = db = Database(settings.database_url, pool_size=settings.pool_size)
-        app.state.auth = access_core.Authenticator(db, cache_seconds=settings.auth_cache_seconds)
-        if settings.admin_token is not None and await access_core.install_token(
+        app.state.auth = Authenticator(db, cache_seconds=settings.auth_cache_seconds)
+        if settings.admin_token is not None and await tokens.install_token(
                 db, settings.admin_token.get_secret_value()):
             log.info("installed the admin token from ASKTELL_ADMIN_TOKEN (namespace default)")
         if not await app.state.auth.enabled():
             log.warning(AUTH_OFF_WARNING)
-        if not settings.runs_embedded_worker and not await engines.any_live_worker(db):
+        if not settings.runs_embedded_worker and not await fleet.any_live_worker(db):
             log.warning(NO_WORKER_WARNING)
         await db.signals.start()
         stop = asyncio.Event()
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (studies.router, trials.router, workers.router, access.router, health.router, ui_routes.router):
+    for router in (studies.router, trials.router, workers.router, admin.router, health.router, ui_routes.router):
         app.include_router(router)
     app.mount(ui_routes.STATIC, ui_routes.static_files, name="ui-static")
     if settings.cors_origins:  # closed unless origins are named: no wildcard default

@@ -6,8 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.domain.access import NAMESPACE_PATTERN, Role
-from service.store.access import NamespaceRecord, TokenRecord
+from service.domain.caller import NAMESPACE_PATTERN, Role
+from service.store.namespaces import NamespaceRecord
+from service.store.tokens import TokenRecord
 
 
 class NamespaceCreate(BaseModel):
