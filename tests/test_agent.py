@@ -20,7 +20,7 @@ import pytest
 
 import asktell
 from asktell import Client, cli
-from tests.conftest import REPO, RunningServer, start_server, stop_server, wait_until
+from tests.support import REPO, RunningServer, start_server, stop_server, wait_until
 
 SPACE = [{"name": "x", "type": "float", "low": 0, "high": 1}, {"name": "width", "type": "int", "low": 1, "high": 8}]
 LOSS = [{"name": "loss", "goal": "minimize"}]

@@ -18,7 +18,7 @@ from service.engines.asha_bo import AshaBOEngine, AshaBOOptions, rung_observatio
 from service.engines.base import EngineNotes, SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
-from tests.conftest import RunningServer, start_worker
+from tests.support import RunningServer, start_worker
 from tests.training import train_on_workers
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 27}

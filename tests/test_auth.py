@@ -28,7 +28,7 @@ from service.core import access, studies
 from service.domain.spec import StudySpec
 from service.errors import Conflict
 from service.store.db import Database, upgrade
-from tests.conftest import REPO, RunningServer, free_port, make_spec, start_server, stop_server
+from tests.support import REPO, RunningServer, free_port, make_spec, start_server, stop_server
 
 ADMIN_SECRET = "at_bootstrap-" + secrets.token_hex(16)
 DB_PASSWORD = "pw-" + secrets.token_hex(8)  # PostgreSQL trusts local connections: any password works

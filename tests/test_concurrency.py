@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.conftest import RunningServer
+from tests.support import RunningServer
 
 THREADS = 32
 ROUNDS = 6

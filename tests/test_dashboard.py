@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from asktell import Client, Study
-from tests.conftest import REPO, RunningServer, start_server, stop_server, wait_until
+from tests.support import REPO, RunningServer, start_server, stop_server, wait_until
 
 CHROMIUM = os.environ.get("ASKTELL_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "test-artifacts" / "dashboard"

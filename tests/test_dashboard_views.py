@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from asktell import Client, Study
-from tests.conftest import RunningServer
+from tests.support import RunningServer
 
 SPACE = [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
          {"name": "layers", "type": "int", "low": 1, "high": 6},

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from asktell import Client, Study
-from tests.conftest import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+from tests.support import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 PARAMS = [{"name": "x", "type": "float", "low": 0, "high": 1}, {"name": "y", "type": "float", "low": 0, "high": 1}]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from asktell import Client
-from tests.conftest import REPO, RunningServer, start_server, stop_server
+from tests.support import REPO, RunningServer, start_server, stop_server
 
 EXAMPLES = REPO / "examples"
 

@@ -21,7 +21,7 @@ import pytest
 
 from asktell import AsktellError, Client
 from asktell import _protocol as api
-from tests.conftest import REPO, free_port, make_spec, wait_until
+from tests.support import REPO, free_port, make_spec, wait_until
 
 CLIENTS = 16
 TELLS = 1000

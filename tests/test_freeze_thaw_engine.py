@@ -16,7 +16,7 @@ from service.engines import ENGINES, auto_engine_name, resolve_engine
 from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
 from service.engines.freeze_thaw_decision import kendall_tau
-from tests.conftest import RunningServer, start_worker
+from tests.support import RunningServer, start_worker
 from tests.training import train_on_workers
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 30}

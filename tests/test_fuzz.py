@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.conftest import RunningServer, make_spec, start_server, stop_server
+from tests.support import RunningServer, make_spec, start_server, stop_server
 
 ADMIN = "at_fuzz-" + secrets.token_hex(16)
 EXAMPLES = 25  # per operation and mode: about 2,500 requests in all

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, make_spec, start_worker, wait_until
+from tests.support import RunningServer, make_spec, start_worker, wait_until
 
 
 def _ask(api: httpx.Client, study: str, request_id: str, count: int = 1, **extra: object) -> httpx.Response:

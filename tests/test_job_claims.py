@@ -16,7 +16,7 @@ from service.store import jobs as job_store
 from service.store.db import Database
 from service.store.models import JobRow, StudyRow, utcnow
 from service.workers.runner import _apart_from
-from tests.conftest import RunningServer, make_spec
+from tests.support import RunningServer, make_spec
 
 LEASE = timedelta(seconds=30)
 

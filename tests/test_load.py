@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_short_load_run_has_no_errors_and_a_clean_audit(tmp_path: Path) -> None:

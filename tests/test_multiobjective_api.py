@@ -16,7 +16,7 @@ import pytest
 from asktell import Client
 from service.domain.hypervolume import hypervolume
 from service.domain.ranking import pareto_mask
-from tests.conftest import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+from tests.support import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 

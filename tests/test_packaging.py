@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, free_port
+from tests.support import REPO, free_port
 
 
 def test_the_wheel_migrates_a_database_and_serves(tmp_path: Path) -> None:

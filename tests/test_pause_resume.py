@@ -18,7 +18,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import resolve_engine
 from service.engines.asha import AshaEngine, AshaOptions, rungs
-from tests.conftest import RunningServer
+from tests.support import RunningServer
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 27}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]

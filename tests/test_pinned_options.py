@@ -16,7 +16,7 @@ from service.engines.asha import AshaEngine, AshaOptions
 from service.errors import InvalidArgument
 from service.store.db import Database
 from service.store.models import StudyRow
-from tests.conftest import make_spec
+from tests.support import make_spec
 
 # With eta 3 asha's first rung on 1..81 is 81 / 3^3 = 3; with eta 9 it is the fidelity's min, 1.
 SPEC = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],

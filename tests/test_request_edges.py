@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from tests.conftest import make_spec
+from tests.support import make_spec
 
 DOCUMENTED_CODES = {"invalid_argument", "unauthenticated", "permission_denied", "not_found", "method_not_allowed",
                     "already_exists", "conflict", "too_large", "unavailable", "internal"}

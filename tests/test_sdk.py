@@ -17,7 +17,7 @@ from asktell import (
     InvalidArgumentError,
     NotFoundError,
 )
-from tests.conftest import REPO, RunningServer, make_spec
+from tests.support import REPO, RunningServer, make_spec
 
 PARAMS = make_spec()["params"]
 OBJECTIVES = [{"name": "val_loss", "goal": "minimize"}]

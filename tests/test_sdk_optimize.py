@@ -9,8 +9,8 @@ import pytest
 
 import asktell
 from asktell import Client
-from tests.conftest import RunningServer
 from tests.sdk.readme import run_snippet
+from tests.support import RunningServer
 
 SPACE = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
 LOSS = [{"name": "loss", "goal": "minimize"}]

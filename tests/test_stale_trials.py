@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from asktell import Client
-from tests.conftest import BACKENDS, RunningServer, make_spec, start_server, stop_server, wait_until
+from tests.support import BACKENDS, RunningServer, make_spec, start_server, stop_server, wait_until
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

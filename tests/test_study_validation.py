@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import make_spec
+from tests.support import make_spec
 
 FLOAT = {"name": "x", "type": "float", "low": 0, "high": 1}
 LOSS = [{"name": "loss", "goal": "minimize"}]

@@ -7,7 +7,7 @@ import math
 import httpx
 import pytest
 
-from tests.conftest import make_spec
+from tests.support import make_spec
 
 
 def _ask(api: httpx.Client, study: str, **body: object) -> list[dict[str, object]]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from asktell import Client, SobolFallbackWarning
-from tests.conftest import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+from tests.support import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
