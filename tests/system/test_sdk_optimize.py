@@ -9,7 +9,7 @@ import pytest
 
 import asktell
 from asktell import Client
-from tests.sdk.readme import run_snippet
+from tests.readme import run_snippet
 from tests.support import RunningServer
 
 SPACE = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]

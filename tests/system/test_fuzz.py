@@ -66,7 +66,7 @@ def _operations(url: str) -> list[Any]:
 
 def _fuzz(url: str, operation: Any, mode: GenerationMode, aimed: bool) -> list[str]:
     if mode is GenerationMode.POSITIVE and operation.label == "DELETE /v1/tokens/{token_id}":
-        return []  # valid ids start at 1: it would revoke the fuzzer's own token (tests/test_auth.py covers it)
+        return []  # valid ids start at 1: it would revoke the fuzzer's own token (tests/system/test_auth.py covers it)
     aim: dict[str, Any] = {}
     if aimed:
         names = {p.name for p in operation.path_parameters}

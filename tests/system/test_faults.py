@@ -1,5 +1,5 @@
 """Faults under load: the API server killed mid-burst, PostgreSQL restarted under load. Nothing acknowledged may be
-lost, nothing retried may land twice. (A worker killed mid-job: tests/test_workers.py.)"""
+lost, nothing retried may land twice. (A worker killed mid-job: tests/system/test_workers.py.)"""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import resolve_engine
 from service.engines.asha import AshaEngine, AshaOptions, rungs
-from tests.support import RunningServer
+from tests.support import REPO, RunningServer
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 27}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
@@ -169,7 +169,7 @@ def test_the_readme_training_loop_recipe_runs(server: RunningServer, tmp_path: P
     import subprocess
     import sys
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## Pause and resume", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert len(code.strip().splitlines()) < 25

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 import asktell
 from asktell import Client
-from tests.sdk.readme import run_snippet
+from tests.readme import run_snippet
 from tests.support import RunningServer
 
 pytestmark = pytest.mark.parametrize("server", ["postgresql"], indirect=True)
