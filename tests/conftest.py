@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh PostgreSQL database and an SQLite file, and a real server on each."""
+"""Shared fixtures: a fresh PostgreSQL database and an SQLite file, and a real server on each; and the marker of
+each test's layer, taken from its folder."""
 
 from __future__ import annotations
 
@@ -14,6 +15,28 @@ from sqlalchemy.engine import make_url
 
 from service.store.db import Database, upgrade
 from tests.support import BACKENDS, RunningServer, make_spec, start_server, stop_server
+
+LAYERS = ("unit", "integration", "system")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks each test with its layer, the folder under tests/ it lives in, so that `pytest -m unit` selects it."""
+    for item in items:
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(LAYERS)}}}/")
+        item.add_marker(layer)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`pytest -m <layer>` does not even import the other layers' modules (servers, browsers, ML frameworks), which
+    keeps `pytest -m unit` quick; any other selection collects everything, as usual."""
+    selected = config.getoption("markexpr")
+    if selected in LAYERS and collection_path.parent == TESTS and collection_path.name in LAYERS:
+        return collection_path.name != selected
+    return None
+
 
 ADMIN_URL = os.environ.get("ASKTELL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

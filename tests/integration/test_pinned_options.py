@@ -3,7 +3,6 @@ changes a default never changes a running study (on PostgreSQL and SQLite)."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from pydantic import Field
 from sqlalchemy import update
@@ -11,12 +10,9 @@ from sqlalchemy import update
 from service.core import asking, studies
 from service.domain.access import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
-from service.engines import resolve_engine
 from service.engines.asha import AshaEngine, AshaOptions
-from service.errors import InvalidArgument
 from service.store.db import Database
 from service.store.models import StudyRow
-from tests.support import make_spec
 
 # With eta 3 asha's first rung on 1..81 is 81 / 3^3 = 3; with eta 9 it is the fidelity's min, 1.
 SPEC = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
@@ -53,26 +49,3 @@ async def test_a_changed_default_leaves_a_running_study_as_it_was(db: Database,
     async with db.transaction() as conn:
         await conn.execute(update(StudyRow).where(StudyRow.id == created.id).values(engine_options=None))
     assert await _first_budget(db, "before") == 1
-
-
-def test_a_pinned_default_the_engine_no_longer_has_is_dropped_but_a_user_option_is_still_checked() -> None:
-    pinned = {"eta": 4, "min_step": None, "stopping": "none", "retired_option": 7}
-    assert resolve_engine(SPEC, "asha", pinned).options == AshaOptions(eta=4)
-    spec = SPEC.model_copy(update={"engine_options": {"retired_option": 7}})
-    with pytest.raises(InvalidArgument) as refused:
-        resolve_engine(spec, "asha", pinned)
-    assert [p.field for p in refused.value.problems] == ["engine_options.retired_option"]
-
-
-def test_the_study_answer_shows_the_pinned_options(api: httpx.Client, study_name: str) -> None:
-    spec = make_spec(engine="auto", engine_options={"pool_max": 3})
-    created = api.post("/v1/studies", json={"name": study_name, **spec})
-    assert created.status_code == 201, created.text
-    shown = api.get(f"/v1/studies/{study_name}").json()
-    assert shown["engine"] == "gp" and shown["spec"]["engine_options"] == {"pool_max": 3}
-    options = shown["engine_options"]
-    assert options["pool_max"] == 3 and options["pool_freshness"] == 1 and options == created.json()["engine_options"]
-    assert set(options) == set(resolve_engine(StudySpec.model_validate(spec)).options.model_dump())
-    # The same spec again (if_exists=get) is the same study: the pinned options are not part of the spec.
-    again = api.post("/v1/studies", json={"name": study_name, "if_exists": "get", **spec})
-    assert again.status_code == 200 and again.json()["id"] == shown["id"]

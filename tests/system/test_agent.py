@@ -260,12 +260,6 @@ def test_agent_help_explains_placeholders_metrics_and_defaults() -> None:
         assert words in shown, words
 
 
-def test_current_trial_is_none_outside_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ASKTELL_STUDY", raising=False)
-    monkeypatch.delenv("ASKTELL_TRIAL_ID", raising=False)
-    assert asktell.current_trial() is None
-
-
 def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The server's side scripted: report answers pause (the real loop, with asha, is tested below)."""

@@ -24,10 +24,6 @@ from sqlalchemy.engine import make_url
 from asktell import AuthenticationError, Client, NotFoundError
 from service.api.app import create_app
 from service.config import Settings
-from service.core import access, studies
-from service.domain.spec import StudySpec
-from service.errors import Conflict
-from service.store.db import Database, upgrade
 from tests.support import REPO, RunningServer, free_port, make_spec, start_server, stop_server
 
 ADMIN_SECRET = "at_bootstrap-" + secrets.token_hex(16)
@@ -369,19 +365,3 @@ def test_deleting_a_namespace_while_its_writers_create_studies_leaves_no_study_b
             fresh = admin.post("/v1/tokens", json={"namespace": namespace, "role": "reader"}).json()["secret"]
         with _client(secured, fresh) as reader:
             assert reader.get("/v1/studies").json()["studies"] == [], f"attempt {attempt}: {len(created)} created"
-
-
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-async def test_no_study_is_created_in_a_deleted_namespace(backend: str, postgresql_factory: Callable[[], str],
-                                                          tmp_path: Path) -> None:
-    url = postgresql_factory() if backend == "postgresql" else f"sqlite:///{tmp_path / 'keys.db'}"
-    upgrade(url)
-    db = Database(url)
-    try:
-        await access.create_namespace(db, "team-x")
-        await access.delete_namespace(db, "team-x")
-        with pytest.raises(Conflict, match="namespace 'team-x' was deleted"):  # a writer whose token was cached
-            await studies.create_study(db, "team-x", "s", StudySpec.model_validate(make_spec()))
-        assert [n.name for n in await access.list_namespaces(db)] == ["default"]
-    finally:
-        await db.dispose()

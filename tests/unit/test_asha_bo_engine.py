@@ -1,15 +1,12 @@
 """Engine asha_bo: asha's promotions, asha's Sobol points before the model, the model's configurations after,
-pending runs, mixed spaces and warm starts (pure, CPU only); and one training loop through the SDK with a worker."""
+pending runs, mixed spaces and warm starts (pure, CPU only)."""
 
 from __future__ import annotations
 
 import math
-import secrets
-from pathlib import Path
 
 import pytest
 
-from asktell import Client
 from service.domain.spec import StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, resolve_engine
@@ -18,8 +15,6 @@ from service.engines.asha_bo import AshaBOEngine, AshaBOOptions, rung_observatio
 from service.engines.base import EngineNotes, SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
-from tests.support import RunningServer, start_worker
-from tests.training import train_on_workers
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 27}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
@@ -191,32 +186,3 @@ def test_a_maximized_objective_is_modelled_as_a_loss() -> None:
     assert isinstance(options, AshaBOOptions)
     trial = TrialView(0, {"x": 0.5}, TrialState.PAUSED, None, (Measurement(1.0, {"acc": 0.9}),))
     assert [o.loss for o in rung_observations(spec, options, [trial])] == [-0.9]
-
-
-def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path) -> None:
-    """Two training threads on PostgreSQL with one engine worker: runs pause at the rungs (1, 3, 9 epochs of 27),
-    promoted runs resume from their checkpoints, and past the Sobol start the worker's model proposes the new
-    configurations."""
-    if not server.database_url.startswith("postgresql"):
-        pytest.skip("engine workers in their own processes need PostgreSQL")
-    name = f"asha-bo-{secrets.token_hex(4)}"
-    with Client(server.url) as client:
-        client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="asha_bo", seed=5,
-                            engine_options={"candidate_pool": 128})
-        worker = start_worker(server.database_url, tmp_path / "worker.log")
-    try:
-        problems = train_on_workers(server, name, tmp_path, curve, max_epochs=50)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    assert not problems, problems
-    with Client(server.url) as client:
-        study = client.get_study(name)
-        trials = study.trials(measurements=True)
-        status = study.status()
-    assert status["computations"] > 0 and status["last_rung"] in ("fit", "fit-warm", "reused")
-    for trial in trials:  # paused at a rung; a promoted run continued in order
-        steps = [m["step"] for m in trial.measurements or []]
-        assert steps == [float(e) for e in range(1, len(steps) + 1)]
-        assert trial.state in ("paused", "completed") and (len(steps) in (1, 3, 9) or trial.state == "completed")
-    assert any(t.resume_from for t in trials)

@@ -1,23 +1,17 @@
-"""Engine freeze_thaw: the warm-up, the basket decision (entropy and EI rules), pending runs, and the whole loop
-through the SDK with an engine worker on PostgreSQL."""
+"""Engine freeze_thaw: the warm-up, the basket decision (entropy and EI rules), pending runs (pure, CPU only)."""
 
 from __future__ import annotations
 
 import math
-import secrets
-from pathlib import Path
 
 import pytest
 
-from asktell import Client
 from service.domain.spec import Constraint, StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, auto_engine_name, resolve_engine
 from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
+from service.engines.freeze_thaw import FreezeThawOptions, increment_of, next_budget
 from service.engines.freeze_thaw_decision import kendall_tau
-from tests.support import RunningServer, start_worker
-from tests.training import train_on_workers
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 30}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
@@ -178,112 +172,3 @@ def test_too_little_data_starts_sobol_runs() -> None:
                              notes=EngineNotes())
     planned = resolved.engine.plan(request)
     assert request.notes.rung == "warm-up" and all(isinstance(p, NewRun) and p.budget == 3.0 for p in planned)
-
-
-@pytest.mark.parametrize("warmup_to_max", [False, True])
-def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path,
-                                                     warmup_to_max: bool) -> None:
-    """Two training threads on PostgreSQL with one engine worker and the default rule (promote): runs pause at the
-    rungs (1, 3, 10 epochs) and resumed runs continue from their checkpoint; with `warmup_to_max`, the two warm-up
-    runs train to the end unjudged."""
-    if not server.database_url.startswith("postgresql"):
-        pytest.skip("engine workers in their own processes need PostgreSQL")
-    name = f"freeze-{secrets.token_hex(4)}"
-    with Client(server.url) as client:
-        client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="freeze_thaw", seed=5,
-                            engine_options={"candidate_pool": 128, "pmin_samples": 400, "warmup_configs": 2,
-                                            "warmup_to_max": warmup_to_max})
-        worker = start_worker(server.database_url, tmp_path / "worker.log")
-    try:
-        problems = train_on_workers(server, name, tmp_path, curve, max_epochs=120)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    assert not problems, problems
-    with Client(server.url) as client:
-        study = client.get_study(name)
-        trials = study.trials(measurements=True)
-        status = study.status()
-    assert status["computations"] > 0 and status["last_rung"] == "freeze-thaw"
-    assert any(t.source == "freeze_thaw" for t in trials)  # runs the worker planned
-    for trial in trials:  # paused at a rung; a promoted run (the model decides which) continued in order
-        steps = [m["step"] for m in trial.measurements or []]
-        assert steps == [float(e) for e in range(1, len(steps) + 1)]
-        assert trial.state in ("paused", "completed") and (len(steps) in (1, 3, 10) or trial.state == "completed")
-    assert any(t.resume_from for t in trials)
-    if warmup_to_max:
-        warmup = sorted(trials, key=lambda t: t.number)[:2]
-        assert [(t.state, len(t.measurements or [])) for t in warmup] == [("completed", 30)] * 2
-
-
-class ThawFirst(FreezeThawEngine):
-    """A freeze_thaw whose plan is fixed: thaw the lowest-numbered paused run; what the worker does with a plan is
-    tested apart from what the model chooses."""
-
-    name = "thaw_first"
-    target: int | None = None
-    instead: NewRun | None = None
-
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
-        options = request.options
-        assert isinstance(options, FreezeThawOptions)
-        number = self.target if self.target is not None else min(
-            t.number for t in request.trials if t.state is TrialState.PAUSED)
-        return [Resume(number, 6.0, instead=self.instead)]
-
-
-async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.core import asking, trials
-    from service.core.studies import create_study
-    from service.store import jobs as job_store
-    from service.store.db import Database, upgrade
-    from service.workers.runner import Worker, WorkerSettings
-
-    engine = ThawFirst()
-    monkeypatch.setitem(ENGINES, engine.name, engine)
-    url = f"sqlite:///{tmp_path / 'plan.db'}"
-    upgrade(url)
-    db = Database(url)
-    try:
-        await create_study(db, "default", "s", _spec(rule="entropy").model_copy(update={"engine": engine.name}))
-        for i in range(4):  # the warm-up: Sobol runs answered inline, paused at their first budget
-            outcome = await asking.ask(db, "default", "s", count=1, worker_id=f"w{i}", fresh=False, wait_seconds=0)
-            (trial,) = outcome.trials
-            assert trial.budget == 3.0 and trial.resume_from is None
-            await trials.report(db, "default", "s", trial.number, 3.0, {"loss": 1.0 + i}, checkpoint=f"ckpt-{i}")
-        worker = Worker(db, WorkerSettings())
-        async with db.transaction() as conn:
-            await job_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                            concurrency=1)
-        pending = await asking.ask(db, "default", "s", count=1, worker_id="w9", fresh=False, wait_seconds=0)
-        assert pending.pending is not None
-        job = await worker._claim()
-        assert job is not None
-        await worker.process(job)
-        done = await asking.get_study_job(db, "default", "s", pending.pending.id, 0)
-        (resumed,) = done.trials
-        assert (resumed.number, resumed.state, resumed.worker_id) == (0, TrialState.ACTIVE, "w9")
-        assert resumed.resume_from == 3.0 and resumed.budget == 6.0 and resumed.checkpoint == "ckpt-0"
-
-        # A run another ask took meanwhile is not resumed twice: the worker starts a new Sobol run instead.
-        engine.target = 0
-        pending = await asking.ask(db, "default", "s", count=1, worker_id="w10", fresh=False, wait_seconds=0)
-        job = await worker._claim()
-        assert job is not None and pending.pending is not None
-        await worker.process(job)
-        (fresh,) = (await asking.get_study_job(db, "default", "s", pending.pending.id, 0)).trials
-        assert fresh.number == 4 and fresh.budget == 3.0 and fresh.engine_info == {"redrawn": "sobol"}
-
-        # With a spare in the plan, the lost race starts the engine's own new run, with its budget and info.
-        engine.instead = NewRun({"x": 0.25}, 1.0, {"rule": "spare"})
-        pending = await asking.ask(db, "default", "s", count=1, worker_id="w11", fresh=False, wait_seconds=0)
-        job = await worker._claim()
-        assert job is not None and pending.pending is not None
-        await worker.process(job)
-        (spare,) = (await asking.get_study_job(db, "default", "s", pending.pending.id, 0)).trials
-        assert (spare.number, spare.params, spare.budget, spare.engine_info) == (5, {"x": 0.25}, 1.0,
-                                                                                 {"rule": "spare"})
-        assert spare.state is TrialState.ACTIVE and spare.worker_id == "w11"
-    finally:
-        await db.dispose()

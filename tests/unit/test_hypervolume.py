@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,6 @@ import torch
 from botorch.utils.multi_objective.hypervolume import Hypervolume
 
 from service.api.disconnect import unless_disconnected
-from service.core import hypervolume as hypervolume_core
-from service.core.studies import create_study
-from service.core.trials import add_trial
 from service.domain.hypervolume import (
     Cancelled,
     estimated_trace,
@@ -27,7 +23,6 @@ from service.domain.hypervolume import (
 )
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
-from service.store.db import Database, upgrade
 
 MINIMIZE_BOTH = StudySpec.model_validate({
     "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
@@ -169,32 +164,6 @@ def test_a_cancelled_history_stops(objectives: int) -> None:
               for i, row in enumerate(np.random.default_rng(6).random((30, objectives)))]
     with pytest.raises(Cancelled):
         hypervolume_history(spec, trials, cancelled=lambda: True)
-
-
-async def test_a_history_is_computed_once_per_count_of_completed_trials(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 'histories.db'}"
-    upgrade(url)
-    db = Database(url)
-    computed: list[int] = []
-
-    def counting(spec: StudySpec, trials: list[TrialView], cancelled: object) -> object:
-        computed.append(len(trials))
-        return hypervolume_history(spec, trials)
-
-    monkeypatch.setattr(hypervolume_core, "hypervolume_history", counting)
-    try:
-        await create_study(db, "default", "mo", MINIMIZE_BOTH)
-        for loss in (3.0, 2.0):
-            await add_trial(db, "default", "mo", {"x": 0.5}, {"loss": loss, "seconds": 5 - loss, "memory": 1})
-        first = await hypervolume_core.report(db, "default", "mo", lambda: False)
-        again = await hypervolume_core.report(db, "default", "mo", lambda: False)
-        assert computed == [2] and again.history is first.history
-        await add_trial(db, "default", "mo", {"x": 0.5}, {"loss": 1.0, "seconds": 1.0, "memory": 1})
-        grown = await hypervolume_core.report(db, "default", "mo", lambda: False)
-        assert computed == [2, 3] and grown.history.final > first.history.final
-    finally:
-        await db.dispose()
 
 
 class _GoneClient:

@@ -620,3 +620,9 @@ def test_agent_tracking_flags_name_the_extra_they_need(monkeypatch: pytest.Monke
     with pytest.raises(AsktellError, match=r"--wandb needs its package: pip install 'asktell\[wandb\]'"):
         cli._trackers(args)
     assert cli._trackers(types.SimpleNamespace(mlflow=None, wandb=None)) == ()
+
+
+def test_current_trial_is_none_outside_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ASKTELL_STUDY", raising=False)
+    monkeypatch.delenv("ASKTELL_TRIAL_ID", raising=False)
+    assert asktell.current_trial() is None
