@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from service.store.db import Database, upgrade
-from tests.support import BACKENDS, RunningServer, make_spec, start_server, stop_server
+from tests.support import BACKENDS, RunningServer, ServerFactory, make_spec
 
 LAYERS = ("unit", "integration", "system")
 TESTS = Path(__file__).resolve().parent
@@ -63,11 +63,6 @@ def postgresql_factory() -> Iterator[object]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def postgresql_url(postgresql_factory) -> str:  # type: ignore[no-untyped-def]
-    return postgresql_factory()  # type: ignore[no-any-return]
-
-
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated, empty database per test, on PostgreSQL and on SQLite, for tests of the store and core layers."""
@@ -81,18 +76,28 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     await database.dispose()
 
 
-@pytest.fixture(scope="session")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'asktell.db'}"
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A real `asktell serve` process on each backend; tests keep apart by using unique study names."""
-    database_url = request.getfixturevalue(f"{request.param}_url")
-    running = start_server(database_url, tmp_path_factory.mktemp("server") / "server.log")
-    yield running
-    stop_server(running)
+def server(request: pytest.FixtureRequest, postgresql_factory: Callable[[], str],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A real `asktell serve` process on each backend, shared by the session; tests keep apart by using unique
+    study names."""
+    servers = ServerFactory(postgresql_factory, tmp_path_factory)
+    try:
+        yield servers(request.param)
+    finally:
+        servers.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_servers(postgresql_factory: Callable[[], str],
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Starts servers for one module, each on a fresh database, where a module needs settings, tokens or workers
+    of its own; they all stop when the module is done."""
+    servers = ServerFactory(postgresql_factory, tmp_path_factory)
+    try:
+        yield servers
+    finally:
+        servers.stop_all()
 
 
 @pytest.fixture

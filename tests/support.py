@@ -9,10 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy.engine import make_url
 
 BACKENDS = ["postgresql", "sqlite"]
 REPO = Path(__file__).resolve().parent.parent
@@ -100,3 +103,48 @@ def wait_until(condition: object, timeout: float, message: str) -> None:
 
 # A cheap GP configuration for tests: small initial design, few restarts.
 FAST_GP = {"initial_design": 3, "raw_samples": 64, "num_restarts": 2}
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Gracefully (each worker marks itself stopped), all at once; by force after 15 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+class ServerFactory:
+    """Starts `asktell serve` processes, each on a fresh database of the backend asked for, with its own settings
+    and engine workers if asked; stops all it started in one go when the fixture that owns it ends."""
+
+    def __init__(self, new_postgresql_database: Callable[[], str], folders: pytest.TempPathFactory) -> None:
+        self._new_postgresql_database = new_postgresql_database
+        self._folders = folders
+        self._servers: list[RunningServer] = []
+        self._workers: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, backend: str = "postgresql", extra_env: dict[str, str] | None = None, *, workers: int = 0,
+                 database_password: str | None = None) -> RunningServer:
+        """A ready server; `workers` engine worker processes alive on its database; `database_password` written
+        into the database URL (trust authentication ignores it), for tests that look for it in the logs."""
+        folder = self._folders.mktemp(f"server-{backend}")
+        url = self._new_postgresql_database() if backend == "postgresql" else f"sqlite:///{folder / 'asktell.db'}"
+        if database_password is not None:
+            url = make_url(url).set(password=database_password).render_as_string(hide_password=False)
+        server = start_server(url, folder / "server.log", extra_env)
+        self._servers.append(server)
+        if workers:
+            self._workers += [start_worker(url, folder / "workers.log") for _ in range(workers)]
+            wait_until(lambda: sum(w["alive"] for w in httpx.get(f"{server.url}/v1/workers").json()["workers"])
+                       == workers, 60, f"{workers} live workers")
+        return server
+
+    def stop_all(self) -> None:
+        stop_workers(self._workers)
+        for server in self._servers:
+            stop_server(server)
+        self._workers.clear()
+        self._servers.clear()

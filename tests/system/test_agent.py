@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 
 import asktell
 from asktell import Client, cli
-from tests.support import REPO, RunningServer, start_server, stop_server, wait_until
+from tests.support import REPO, RunningServer, ServerFactory, wait_until
 
 SPACE = [{"name": "x", "type": "float", "low": 0, "high": 1}, {"name": "width", "type": "int", "low": 1, "high": 8}]
 LOSS = [{"name": "loss", "goal": "minimize"}]
@@ -28,10 +28,8 @@ EPOCHS = {"name": "epoch", "min": 1, "max": 3}
 
 
 @pytest.fixture(scope="module")
-def pg(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_server(postgresql_factory(), tmp_path_factory.mktemp("agent") / "server.log")
-    yield server
-    stop_server(server)
+def pg(module_servers: ServerFactory) -> RunningServer:
+    return module_servers()
 
 
 @pytest.fixture

@@ -12,31 +12,27 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy.engine import make_url
 
 from asktell import AuthenticationError, Client, NotFoundError
 from service.api.app import create_app
 from service.config import Settings
-from tests.support import REPO, RunningServer, free_port, make_spec, start_server, stop_server
+from tests.support import REPO, RunningServer, ServerFactory, free_port, make_spec
 
 ADMIN_SECRET = "at_bootstrap-" + secrets.token_hex(16)
 DB_PASSWORD = "pw-" + secrets.token_hex(8)  # PostgreSQL trusts local connections: any password works
 
 
 @pytest.fixture(scope="module")
-def secured(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    url = make_url(postgresql_factory()).set(password=DB_PASSWORD).render_as_string(hide_password=False)
-    running = start_server(url, tmp_path_factory.mktemp("secured") / "server.log",
-                           {"ASKTELL_ADMIN_TOKEN": ADMIN_SECRET, "ASKTELL_AUTH_CACHE_SECONDS": "0"})
-    yield running
-    stop_server(running)
+def secured(module_servers: ServerFactory) -> RunningServer:
+    return module_servers(extra_env={"ASKTELL_ADMIN_TOKEN": ADMIN_SECRET, "ASKTELL_AUTH_CACHE_SECONDS": "0"},
+                          database_password=DB_PASSWORD)
 
 
 def _client(server: RunningServer, token: str | None) -> httpx.Client:

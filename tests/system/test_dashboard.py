@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from asktell import Client, Study
-from tests.support import REPO, RunningServer, start_server, stop_server, wait_until
+from tests.support import REPO, RunningServer, ServerFactory, start_server, stop_server, wait_until
 
 CHROMIUM = os.environ.get("ASKTELL_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "test-artifacts" / "dashboard"
@@ -36,10 +36,8 @@ SPACE = [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True}
 
 
 @pytest.fixture(scope="module")
-def pg(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_server(postgresql_factory(), tmp_path_factory.mktemp("dashboard") / "server.log")
-    yield server
-    stop_server(server)
+def pg(module_servers: ServerFactory) -> RunningServer:
+    return module_servers()
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from asktell import Client, Study
-from tests.support import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+from tests.support import FAST_GP, RunningServer, ServerFactory, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 PARAMS = [{"name": "x", "type": "float", "low": 0, "high": 1}, {"name": "y", "type": "float", "low": 0, "high": 1}]
@@ -22,25 +21,9 @@ BRANCHES = {"exploit", "thompson", "pareto", "random"}
 
 
 @pytest.fixture(scope="module")
-def server(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        RunningServer]:
+def server(module_servers: ServerFactory) -> RunningServer:
     """A PostgreSQL-backed API and two engine worker processes."""
-    logs = tmp_path_factory.mktemp("egreedy")
-    running = start_server(postgresql_factory(), logs / "server.log")
-    workers = [start_worker(running.database_url, logs / "workers.log") for _ in range(2)]
-    try:
-        wait_until(lambda: sum(w["alive"] for w in httpx.get(f"{running.url}/v1/workers").json()["workers"]) == 2,
-                   60, "two live workers")
-        yield running
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        stop_server(running)
+    return module_servers(workers=2)
 
 
 def concurrently(study: Study, evaluate: Callable[[dict[str, Any]], dict[str, float]], jobs: int,

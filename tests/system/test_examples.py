@@ -6,22 +6,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from asktell import Client
-from tests.support import REPO, RunningServer, start_server, stop_server
+from tests.support import REPO, RunningServer, ServerFactory
 
 EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture(scope="module")
-def pg(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_server(postgresql_factory(), tmp_path_factory.mktemp("examples") / "server.log")
-    yield server
-    stop_server(server)
+def pg(module_servers: ServerFactory) -> RunningServer:
+    return module_servers()
 
 
 def run(pg: RunningServer, *argv: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.support import RunningServer, make_spec, start_server, stop_server
+from tests.support import RunningServer, ServerFactory, make_spec
 
 ADMIN = "at_fuzz-" + secrets.token_hex(16)
 EXAMPLES = 25  # per operation and mode: about 2,500 requests in all
@@ -29,14 +28,12 @@ STUDY = "fuzzed"
 
 
 @pytest.fixture(scope="module")
-def fuzzed(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(postgresql_factory(), tmp_path_factory.mktemp("fuzz") / "server.log",
-                           {"ASKTELL_ADMIN_TOKEN": ADMIN})
+def fuzzed(module_servers: ServerFactory) -> RunningServer:
+    running = module_servers(extra_env={"ASKTELL_ADMIN_TOKEN": ADMIN})
     with httpx.Client(base_url=running.url, headers=_auth(), timeout=30) as api:
         assert api.post("/v1/studies", json={"name": STUDY, **make_spec(engine="random")}).status_code == 201
         api.post(f"/v1/studies/{STUDY}/ask", json={"count": 5})
-    yield running
-    stop_server(running)
+    return running
 
 
 def _auth() -> dict[str, str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ import pytest
 from asktell import Client
 from service.domain.hypervolume import hypervolume
 from service.domain.ranking import pareto_mask
-from tests.support import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+from tests.support import FAST_GP, RunningServer, ServerFactory
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -113,23 +111,9 @@ def test_reports_carry_several_metrics_per_step(api: httpx.Client, study_name: s
 
 
 @pytest.fixture(scope="module")
-def pg_with_worker(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        RunningServer]:
+def pg_with_worker(module_servers: ServerFactory) -> RunningServer:
     """A PostgreSQL-backed API and one engine worker process."""
-    logs = tmp_path_factory.mktemp("mo")
-    server = start_server(postgresql_factory(), logs / "server.log")
-    worker = start_worker(server.database_url, logs / "worker.log")
-    try:
-        wait_until(lambda: any(w["alive"] for w in httpx.get(f"{server.url}/v1/workers").json()["workers"]), 60,
-                   "a live worker")
-        yield server
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        stop_server(server)
+    return module_servers(workers=1)
 
 
 def test_efficiency_study_through_the_sdk_with_concurrent_training_jobs(pg_with_worker: RunningServer,

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from asktell import Client
-from tests.support import BACKENDS, RunningServer, make_spec, start_server, stop_server, wait_until
+from tests.support import BACKENDS, RunningServer, ServerFactory, make_spec, wait_until
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def sweeping(request: pytest.FixtureRequest, postgresql_factory: Callable[[], str],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def sweeping(request: pytest.FixtureRequest, module_servers: ServerFactory) -> RunningServer:
     """A server that sweeps for stale trials every 0.2 s."""
-    folder = tmp_path_factory.mktemp("sweeping")
-    url = postgresql_factory() if request.param == "postgresql" else f"sqlite:///{folder / 'stale.db'}"
-    running = start_server(url, folder / "server.log", {"ASKTELL_STALE_SWEEP_SECONDS": "0.2"})
-    yield running
-    stop_server(running)
+    return module_servers(request.param, {"ASKTELL_STALE_SWEEP_SECONDS": "0.2"})
 
 
 def _study(api: httpx.Client, **spec: Any) -> str:

@@ -16,7 +16,16 @@ import httpx
 import pytest
 
 from asktell import Client, SobolFallbackWarning
-from tests.support import FAST_GP, RunningServer, start_server, start_worker, stop_server, wait_until
+from tests.support import (
+    FAST_GP,
+    RunningServer,
+    ServerFactory,
+    start_server,
+    start_worker,
+    stop_server,
+    stop_workers,
+    wait_until,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -50,12 +59,9 @@ def _ask_tell(api: httpx.Client, study: str, worker: str = "w", wait: float = 60
 
 
 @pytest.fixture(scope="module")
-def pg_server(postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        RunningServer]:
+def pg_server(module_servers: ServerFactory) -> RunningServer:
     """A PostgreSQL-backed API with no embedded worker; tests start the workers they need."""
-    server = start_server(postgresql_factory(), tmp_path_factory.mktemp("pg") / "server.log")
-    yield server
-    stop_server(server)
+    return module_servers()
 
 
 @pytest.fixture
@@ -66,7 +72,7 @@ def pg_api(pg_server: RunningServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def workers(pg_server: RunningServer, tmp_path: Path) -> Iterator[Callable[..., object]]:
-    started: list[object] = []
+    started: list[subprocess.Popen[bytes]] = []
 
     def start(lease_seconds: float = 30.0) -> object:
         process = start_worker(pg_server.database_url, tmp_path / "workers.log", lease_seconds=lease_seconds)
@@ -74,13 +80,7 @@ def workers(pg_server: RunningServer, tmp_path: Path) -> Iterator[Callable[..., 
         return process
 
     yield start
-    for process in started:
-        process.terminate()  # type: ignore[attr-defined]  # graceful: the worker marks itself stopped
-    for process in started:
-        try:
-            process.wait(timeout=15)  # type: ignore[attr-defined]
-        except subprocess.TimeoutExpired:
-            process.kill()  # type: ignore[attr-defined]
+    stop_workers(started)
 
 
 def test_gp_study_runs_on_the_embedded_worker(tmp_path: Path, study_name: str) -> None:
