@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """`pytest -m <layer>` does not even import the other layers' modules (servers, browsers, ML frameworks), which
     keeps `pytest -m unit` quick; any other selection collects everything, as usual."""
-    selected = config.getoption("markexpr")
+    selected: str = config.getoption("markexpr")
     if selected in LAYERS and collection_path.parent == TESTS and collection_path.name in LAYERS:
         return collection_path.name != selected
     return None
