@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: serve test lint bench install
+.PHONY: serve test test-fast lint bench install
 
 $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ serve: $(BIN)/.installed
 test: $(BIN)/.installed
 	scripts/ensure-postgres
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest
+
+# The unit layer only (tests/unit: engines, domain, plots, the SDK on a scripted transport): no database, no
+# server, about a minute on two cores. The fuzzer's pytest plugins (schemathesis, hypothesis) take seconds to
+# import and no unit test uses them.
+test-fast: $(BIN)/.installed
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -m unit -q -p no:schemathesis -p no:hypothesispytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check service clients/python tests benchmarks examples

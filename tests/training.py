@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from asktell import Client
-from tests.conftest import RunningServer, wait_until
+from tests.support import RunningServer, wait_until
 
 
 def train_on_workers(server: RunningServer, name: str, folder: Path, curve: Callable[[float, float], float],
