@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select, update
 
+from service.core.new_trials import NewTrial, kept_apart
 from service.domain.spec import StudySpec
 from service.engines import resolve_engine
 from service.engines.base import SuggestRequest
@@ -15,7 +16,6 @@ from service.engines.sobol import SobolEngine
 from service.store import jobs as job_store
 from service.store.db import Database
 from service.store.models import JobRow, StudyRow, utcnow
-from service.workers.runner import _apart_from
 from tests.conftest import RunningServer, make_spec
 
 LEASE = timedelta(seconds=30)
@@ -58,12 +58,11 @@ async def test_a_study_computes_one_job_at_a_time(server: RunningServer, api: ht
 
 def test_a_computed_suggestion_on_a_trial_created_meanwhile_is_replaced() -> None:
     spec = StudySpec.model_validate({**make_spec(), "seed": 1})
-    request = SuggestRequest(spec, resolve_engine(spec).options, 2, 1, 7)
     created_meanwhile = {"lr": 0.01, "layers": 3, "act": "tanh"}
     apart = {"lr": 0.05, "layers": 6, "act": "relu"}
-    kept, infos = _apart_from(request, [dict(created_meanwhile), apart], [{"branch": "exploit"}, None],
-                              [created_meanwhile], first_number=9)
-    assert kept[1] == apart and infos[1] is None
-    assert kept[0] != created_meanwhile and infos[0] == {"branch": "exploit", "redrawn": "sobol"}
-    sobol = SobolEngine().suggest(SuggestRequest(spec, request.options, 1, 1, 9))
-    assert kept[0] == sobol[0]  # the study's own Sobol point for trial 9: reproducible
+    computed = [NewTrial(dict(created_meanwhile), {"branch": "exploit"}), NewTrial(apart)]
+    kept = kept_apart(spec, 1, computed, [created_meanwhile], first_number=9)
+    assert kept[1] == NewTrial(apart)
+    assert kept[0].params != created_meanwhile and kept[0].info == {"branch": "exploit", "redrawn": "sobol"}
+    sobol = SobolEngine().suggest(SuggestRequest(spec, resolve_engine(spec).options, 1, 1, 9))
+    assert kept[0].params == sobol[0]  # the study's own Sobol point for trial 9: reproducible

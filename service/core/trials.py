@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core import new_trials
+from service.core.new_trials import NewTrial
 from service.domain.ranking import best_trials
 from service.domain.spec import Fidelity
 from service.domain.trial import (
@@ -140,11 +142,9 @@ async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: Tria
     attempt = int(earlier.get("retry_attempt", 0)) + 1
     if attempt > study.spec.retry_failed:
         return None
-    first = await study_store.allocate_trial_numbers(conn, study.id, 1)
     info = {"retry_of": int(earlier.get("retry_of", trial.number)), "retry_attempt": attempt}
-    (retry,) = await trial_store.insert_trials(
-        conn, study_id=study.id, first_number=first, params=[trial.params], state=TrialState.WAITING,
-        source="retry", budget=budget_of(study), engine_info=[info])
+    (retry,) = await new_trials.create_trials(conn, study, [NewTrial(trial.params, info, budget_of(study))],
+                                              source="retry", state=TrialState.WAITING)
     return retry
 
 
@@ -252,11 +252,9 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
         normalized = normalize_params(study.spec, params)
         if values is not None:
             check_complete_values(study.spec, values)
-        first = await study_store.allocate_trial_numbers(conn, study.id, 1)
         state = TrialState.WAITING if values is None else TrialState.COMPLETED
-        (trial,) = await trial_store.insert_trials(
-            conn, study_id=study.id, first_number=first, params=[normalized], state=state, source="user",
-            budget=budget_of(study), values=values)
+        (trial,) = await new_trials.create_trials(conn, study, [NewTrial(normalized, None, budget_of(study))],
+                                                  source="user", state=state, values=values)
         refill = values is not None and await _refresh_pool(conn, study)
     if refill:
         await queue_refill(db, study.id)

@@ -21,17 +21,16 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core import new_trials
 from service.domain.trial import FINISHED_STATES, TrialState
 from service.engines import resolve_engine, warm_up
 from service.engines.base import Engine, EngineNotes, NewRun, Resume, SuggestRequest
-from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
 from service.store import jobs as job_store
 from service.store import signals
@@ -231,6 +230,7 @@ class Worker:
                      state: JobState = JobState.DONE, engine_info: list[dict[str, Any]] | None = None) -> None:
         study = loaded.study
         engine_name = study.engine
+        budget = loaded.engine.first_budget(study.spec, loaded.request.options)
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await job_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung, error=error,
@@ -239,14 +239,11 @@ class Worker:
                 await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info,
                                              as_of_number=loaded.request.sequence_start)
                 return {"pooled": len(suggestions)}
-            first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
-            unknown = await trial_store.params_numbered_from(conn, study.id, loaded.request.sequence_start)
-            kept, infos = _apart_from(loaded.request, suggestions, engine_info, unknown, first)
-            budget = loaded.engine.first_budget(study.spec, loaded.request.options)
-            created = await trial_store.insert_trials(
-                conn, study_id=study.id, first_number=first, params=kept, state=TrialState.ACTIVE,
-                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget,
-                engine_info=infos, request_id=job.request_id)
+            created = await new_trials.create_computed(
+                conn, study, new_trials.new_trials_of(suggestions, engine_info, budget),
+                computed_from=loaded.request.sequence_start,
+                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id,
+                request_id=job.request_id)
             return {"trials": [t.number for t in created]}
 
         await self._finish(job, write, fallback=fallback, error=error, state=state)
@@ -260,32 +257,10 @@ class Worker:
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
                                                error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
-            numbers: list[int] = []
-            starts: list[NewRun | None] = []
-            for item in planned:
-                if isinstance(item, NewRun):
-                    starts.append(item)
-                    continue
-                resumed = await trial_store.resume_paused(conn, study.id, item.number, budget=item.budget,
-                                                          worker_id=job.worker_id, request_id=job.request_id,
-                                                          reason=item.reason)
-                if resumed is None:
-                    starts.append(item.instead)
-                else:
-                    numbers.append(resumed.number)
-            if starts:
-                first = await study_store.allocate_trial_numbers(conn, study.id, len(starts))
-                for i, start in enumerate(starts):
-                    if start is None:
-                        (params,) = SobolEngine().suggest(replace(loaded.request, count=1, sequence_start=first + i))
-                        start = NewRun(params, loaded.engine.first_budget(study.spec, loaded.request.options) or 0,
-                                       {"redrawn": "sobol"})
-                    (trial,) = await trial_store.insert_trials(
-                        conn, study_id=study.id, first_number=first + i, params=[start.params], state=TrialState.ACTIVE,
-                        source=study.engine, worker_id=job.worker_id, budget=start.budget, engine_info=[start.info],
-                        request_id=job.request_id)
-                    numbers.append(trial.number)
-            return {"trials": numbers}
+            trials = await new_trials.apply_plan(
+                conn, study, planned, first_budget=loaded.engine.first_budget(study.spec, loaded.request.options),
+                worker_id=job.worker_id, request_id=job.request_id)
+            return {"trials": [t.number for t in trials]}
 
         await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
 
@@ -320,29 +295,6 @@ class Worker:
                 await job_store.set_job_result(conn, job.id, await write(conn))
         except LeaseLost:
             log.warning("job %d was taken over by another worker or its study deleted; result discarded", job.id)
-
-
-def _apart_from(request: SuggestRequest, suggestions: list[dict[str, Any]], infos: list[dict[str, Any]] | None,
-                unknown: list[dict[str, Any]],
-                first_number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
-    """Suggestions kept apart from trials created while they were computed (from the pool, say, whose engine
-    read the same data and so proposed the same point): one that lands on such a trial is replaced by the
-    study's Sobol point for its trial number, and says so in its engine info."""
-    kept: list[dict[str, Any]] = []
-    kept_infos: list[dict[str, Any] | None] = []
-    taken = to_unit(request.spec, unknown)
-    for i, params in enumerate(suggestions):
-        info = infos[i] if infos is not None else None
-        point = to_unit(request.spec, [params])
-        if taken.size and np.abs(taken - point).max(axis=1).min() < MIN_SEPARATION:
-            redraw = replace(request, count=1, sequence_start=first_number + i)
-            (params,) = SobolEngine().suggest(redraw)
-            info = {**(info or {}), "redrawn": "sobol"}
-            point = to_unit(request.spec, [params])
-        kept.append(params)
-        kept_infos.append(info)
-        taken = np.vstack([taken, point]) if taken.size else point
-    return kept, kept_infos
 
 
 async def _no_result(_: AsyncConnection) -> dict[str, Any]:
