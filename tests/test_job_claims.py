@@ -64,5 +64,5 @@ def test_a_computed_suggestion_on_a_trial_created_meanwhile_is_replaced() -> Non
     kept = kept_apart(spec, 1, computed, [created_meanwhile], first_number=9)
     assert kept[1] == NewTrial(apart)
     assert kept[0].params != created_meanwhile and kept[0].info == {"branch": "exploit", "redrawn": "sobol"}
-    sobol = SobolEngine().suggest(SuggestRequest(spec, resolve_engine(spec).options, 1, 1, 9))
+    sobol = SobolEngine().suggest(SuggestRequest(spec, resolve_engine(spec).options, 1, 1, 9)).params
     assert kept[0].params == sobol[0]  # the study's own Sobol point for trial 9: reproducible

@@ -23,7 +23,7 @@ from service.domain.trial import TrialState
 from service.engines import ResolvedEngine
 from service.engines.base import ModelEngineOptions, NewRun, NoOptions, Resume, SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, to_unit
-from service.engines.sobol import SobolEngine
+from service.engines.sobol import sobol_points
 from service.store import jobs as job_store
 from service.store import studies as study_store
 from service.store import trials as trial_store
@@ -68,7 +68,7 @@ class TakenPoints:
 
 def sobol_params(spec: StudySpec, seed: int, number: int) -> dict[str, Any]:
     """The study's Sobol point for trial `number`: what stands in for a point that cannot be used."""
-    (params,) = SobolEngine().suggest(SuggestRequest(spec, NoOptions(), 1, seed, number))
+    (params,) = sobol_points(SuggestRequest(spec, NoOptions(), 1, seed, number))
     return params
 
 
@@ -116,8 +116,8 @@ async def create_inline(conn: AsyncConnection, study: StudyRecord, resolved: Res
     first = await study_store.allocate_trial_numbers(conn, study.id, count)
     request = SuggestRequest(spec=study.spec, options=resolved.options, count=count, seed=study.seed,
                              sequence_start=first, trials=history)
-    suggestions = resolved.engine.suggest(request)
-    return await create_trials(conn, study, new_trials_of(suggestions, request.notes.suggestion_info, budget),
+    suggested = resolved.engine.suggest(request)
+    return await create_trials(conn, study, new_trials_of(suggested.params, suggested.info, budget),
                                source=source or resolved.engine.name, worker_id=worker_id, request_id=request_id,
                                first_number=first)
 

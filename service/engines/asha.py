@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
-from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.spec import Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
-from service.engines.base import Engine, Resume, SuggestRequest
-from service.engines.sobol import SobolEngine
+from service.engines.base import Engine, Resume, Suggestions, SuggestRequest
+from service.engines.sobol import sobol_points
 from service.engines.stopping import StoppingOptions
 
 
@@ -71,8 +71,8 @@ class AshaEngine(Engine):
         assert isinstance(options, AshaOptions)
         return rungs(spec, options)[0]
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        return SobolEngine().suggest(request)
+    def suggest(self, request: SuggestRequest) -> Suggestions:
+        return Suggestions(sobol_points(request))
 
     def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
         """Promotions, best first: from the highest rung down, paused trials in the top 1/eta of their rung, ranked

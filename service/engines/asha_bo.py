@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines.asha import AshaEngine, AshaOptions, rungs
-from service.engines.base import ModelEngineOptions, SuggestRequest
+from service.engines.base import ModelEngineOptions, Suggestions, SuggestRequest
 from service.engines.sobol import model_or_sobol
 
 
@@ -127,7 +127,7 @@ class AshaBOEngine(AshaEngine):
         assert isinstance(options, AshaBOOptions)
         return created >= min_configs(spec, options)
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest) -> Suggestions:
         """asha's Sobol points until `min_configs` configurations have a rung value (with `top_rung`: at one rung),
         then the model's choice."""
         spec, options = request.spec, request.options
@@ -140,9 +140,9 @@ class AshaBOEngine(AshaEngine):
         pending = [t.params for t in request.trials
                    if t.state in (TrialState.ACTIVE, TrialState.PAUSED, TrialState.WAITING) and not t.measurements]
 
-        def from_model() -> list[dict[str, Choice]]:
+        def from_model() -> Suggestions:
             module = importlib.import_module("service.engines.asha_bo_model")
-            suggestions: list[dict[str, Choice]] = module.suggest(request, options, observed, pending, step)
+            suggestions: Suggestions = module.suggest(request, options, observed, pending, step)
             return suggestions
 
         return model_or_sobol(request, self.name, configurations(observed), min_configs(spec, options), from_model,

@@ -8,7 +8,7 @@ engine says it needs, calls it, and stores the result; the engine never sees how
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,8 +19,8 @@ from service.domain.trial import TrialView
 from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
 from service.engines.stopping import StoppingOptions, median_stopping
 
-__all__ = ["CONTINUE", "STATUS_KEY", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions",
-           "NewRun", "NoOptions", "Resume", "StoppingOptions", "SuggestRequest"]
+__all__ = ["CONTINUE", "Action", "Decision", "Engine", "ModelEngineOptions", "NewRun", "NoOptions", "Plan", "Resume",
+           "StoppingOptions", "SuggestRequest", "Suggestions"]
 
 
 class ModelEngineOptions(StoppingOptions):
@@ -28,27 +28,6 @@ class ModelEngineOptions(StoppingOptions):
 
     pool_freshness: int = Field(default=1, ge=0, description="A pooled suggestion may be this many tells old.")
     pool_max: int = Field(default=8, ge=0, le=256, description="At most this many suggestions are precomputed.")
-
-
-@dataclass
-class EngineNotes:
-    """What an engine tells the worker about one computation; the worker stores it.
-
-    `memory` comes in as what the engine kept last time (warm-start state) and goes out as what it
-    wants next time; `rung` names the step of the model-failure ladder that produced the answer.
-    `suggestion_info`, when the engine fills it, holds one dict per returned suggestion (e.g. which
-    branch of a randomized rule produced it); it is stored with the trial. `status` holds facts the
-    engine wants users to see in the study's engine status (e.g. `likely_infeasible`); it is kept in
-    memory under `STATUS_KEY`.
-    """
-
-    memory: dict[str, Any] = field(default_factory=dict)
-    rung: str | None = None
-    fallback_reason: str | None = None
-    suggestion_info: list[dict[str, Any]] | None = None
-
-
-STATUS_KEY = "status"
 
 
 @dataclass(frozen=True)
@@ -90,7 +69,37 @@ class SuggestRequest:
     sequence_start: int
     trials: Sequence[TrialView] = ()
     device: str = "cpu"
-    notes: EngineNotes = field(default_factory=EngineNotes)
+    memory: Mapping[str, Any] = field(default_factory=dict)  # what the engine kept last time (warm start)
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """What an engine's `suggest` returns: the params, and what the worker stores about the computation.
+
+    `info`, when the engine gives it, holds one dict per suggestion (e.g. which branch of a randomized rule produced
+    it); it is stored with the trial. `memory` is the warm-start state the engine wants next time (None: keep what
+    it had); `rung` names the step of the model-failure ladder that produced the answer, and `fallback_reason` why
+    it fell back to Sobol. `status` holds facts for users, shown in the study's engine status (e.g.
+    `likely_infeasible`; None: keep the last ones); it is stored apart from the memory.
+    """
+
+    params: list[dict[str, Choice]]
+    info: list[dict[str, Any]] | None = None
+    memory: dict[str, Any] | None = None
+    rung: str | None = None
+    fallback_reason: str | None = None
+    status: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an engine's `plan` returns: up to `count` runs to resume or start, best first, and (as in
+    `Suggestions`) its warm-start memory, rung and fallback reason."""
+
+    runs: list[Resume | NewRun]
+    memory: dict[str, Any] | None = None
+    rung: str | None = None
+    fallback_reason: str | None = None
 
 
 class Engine(ABC):
@@ -112,13 +121,13 @@ class Engine(ABC):
         """
         return False
 
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+    def plan(self, request: SuggestRequest) -> Plan:
         """For engines with `plans_runs`: up to `request.count` runs to resume or start, best first."""
         raise NotImplementedError(f"engine {self.name} does not plan runs")
 
     @abstractmethod
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        """Return exactly `request.count` parameter dicts inside the search space."""
+    def suggest(self, request: SuggestRequest) -> Suggestions:
+        """Exactly `request.count` parameter dicts inside the search space, and what to store about them."""
 
     def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
         """The step a new trial trains to: the fidelity's max, unless the engine pauses runs on the way."""

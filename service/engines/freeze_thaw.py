@@ -32,10 +32,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.domain.spec import Choice, StudySpec
+from service.domain.spec import StudySpec
 from service.engines.asha import AshaOptions, rungs
-from service.engines.base import Engine, ModelEngineOptions, NewRun, Resume, SuggestRequest
-from service.engines.sobol import SobolEngine
+from service.engines.base import Engine, ModelEngineOptions, Plan, Suggestions, SuggestRequest
+from service.engines.sobol import sobol_points
 
 PROMOTE_RULES = ("promote", "promote_capped")  # the rules that climb asha's rungs
 
@@ -122,11 +122,11 @@ class FreezeThawEngine(Engine):
         assert isinstance(options, FreezeThawOptions)
         return created >= options.warmup_configs
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest) -> Suggestions:
         """The warm-up (and the fallback when the model fails): Sobol configurations."""
-        return SobolEngine().suggest(request)
+        return Suggestions(sobol_points(request))
 
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+    def plan(self, request: SuggestRequest) -> Plan:
         module = importlib.import_module("service.engines.freeze_thaw_decision")
-        planned: list[Resume | NewRun] = module.plan(request)
+        planned: Plan = module.plan(request)
         return planned

@@ -27,9 +27,9 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from service.domain.spec import Choice, StudySpec
+from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
-from service.engines.base import Engine, ModelEngineOptions, SuggestRequest
+from service.engines.base import Engine, ModelEngineOptions, Suggestions, SuggestRequest
 from service.engines.sobol import model_or_sobol
 
 
@@ -74,16 +74,16 @@ class ModelEngine(Engine):
         assert isinstance(options, GPOptions)
         return finished >= options.initial_design
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest) -> Suggestions:
         options = request.options
         assert isinstance(options, GPOptions)
         metrics = request.spec.metric_names
         completed = [t for t in request.trials
                      if t.state in OBSERVED_STATES and t.values and all(m in t.values for m in metrics)]
 
-        def from_model() -> list[dict[str, Choice]]:
+        def from_model() -> Suggestions:
             module = importlib.import_module(f"service.engines.{self.model_module}")
-            suggestions: list[dict[str, Choice]] = module.suggest(request, options, completed)
+            suggestions: Suggestions = module.suggest(request, options, completed)
             return suggestions
 
         return model_or_sobol(request, self.name, len(completed), options.initial_design,

@@ -5,7 +5,7 @@ pools of points, marginal posteriors and Kriging-believer conditioning."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -181,12 +181,12 @@ def fit_success_model(request: SuggestRequest, features: Features, X_completed: 
     device = X_completed.device
     X_all = torch.cat([X_completed, features.encode([t.params for t in failures], device)])
     success = torch.cat([torch.ones(X_completed.shape[0], 1), torch.zeros(len(failures), 1)]).to(X_completed)
-    return fit_with_ladder(X_all, success, features.categories, warm_start=request.notes.memory.get("success"),
+    return fit_with_ladder(X_all, success, features.categories, warm_start=request.memory.get("success"),
                            **fit_args)
 
 
 def fit_outcomes(X: torch.Tensor, outputs: list[tuple[str, torch.Tensor]], features: Features,
-                 memory: dict[str, Any], fit_args: dict[str, Any]) -> tuple[FitOutcome, dict[str, Any]]:
+                 memory: Mapping[str, Any], fit_args: dict[str, Any]) -> tuple[FitOutcome, dict[str, Any]]:
     """One multi-output GP over the named outcome columns (in their order), warm-started from its last
     hyperparameters; returns the fit and the memory to keep for next time.
 

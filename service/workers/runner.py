@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.core import new_trials
 from service.domain.trial import FINISHED_STATES, TrialState
 from service.engines import resolve_engine, warm_up
-from service.engines.base import Engine, EngineNotes, NewRun, Resume, SuggestRequest
-from service.engines.sobol import SobolEngine
+from service.engines.base import Engine, NewRun, Plan, Suggestions, SuggestRequest
+from service.engines.sobol import sobol_points
 from service.store import jobs as job_store
 from service.store import signals
 from service.store import studies as study_store
@@ -177,7 +177,7 @@ class Worker:
                     await self._store_plan(job, loaded, planned, seconds=time.perf_counter() - started)
                 self._done += 1
                 return
-            suggestions = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
+            suggested = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             log.warning("job %d (study %d) failed on attempt %d: %s\n%s", job.id, job.study_id, job.attempts, message,
@@ -188,11 +188,7 @@ class Worker:
             else:
                 await self._release(job, message)
             return
-        seconds = time.perf_counter() - started
-        notes = loaded.request.notes
-        await self._store(job, loaded, suggestions, seconds=seconds, rung=notes.rung, memory=notes.memory,
-                          error=notes.fallback_reason, fallback=notes.fallback_reason is not None,
-                          engine_info=notes.suggestion_info)
+        await self._store(job, loaded, suggested, seconds=time.perf_counter() - started)
         self._done += 1
 
     async def _load(self, job: Job) -> _Loaded | None:
@@ -207,7 +203,7 @@ class Worker:
         count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.options)
         request = SuggestRequest(spec=study.spec, options=resolved.options, count=max(count, 1), seed=study.seed,
                                  sequence_start=study.next_trial_number, trials=history, device=self.settings.device,
-                                 notes=EngineNotes(memory=dict(memory)))
+                                 memory=dict(memory))
         return _Loaded(study, resolved.engine, request, finished) if count > 0 else None
 
     async def _fallback(self, job: Job, loaded: _Loaded, error: str) -> None:
@@ -221,67 +217,65 @@ class Worker:
 
             await self._finish(job, record, fallback=False, error=error, state=JobState.FAILED)
             return
-        suggestions = SobolEngine().suggest(loaded.request)
-        await self._store(job, loaded, suggestions, seconds=None, rung="sobol-fallback", memory=None, error=error,
-                          fallback=True, state=JobState.FAILED)
+        fallback = Suggestions(sobol_points(loaded.request), rung="sobol-fallback", fallback_reason=error)
+        await self._store(job, loaded, fallback, seconds=None, state=JobState.FAILED)
 
-    async def _store(self, job: Job, loaded: _Loaded, suggestions: list[dict[str, Any]], *, seconds: float | None,
-                     rung: str | None, memory: dict[str, Any] | None, error: str | None, fallback: bool,
-                     state: JobState = JobState.DONE, engine_info: list[dict[str, Any]] | None = None) -> None:
+    async def _store(self, job: Job, loaded: _Loaded, suggested: Suggestions, *, seconds: float | None,
+                     state: JobState = JobState.DONE) -> None:
+        """Store a computation: the engine's memory and status, and its suggestions as trials (or, for a refill, as
+        the study's ready pool). Sobol points the engine or the worker fell back to carry source sobol-fallback."""
         study = loaded.study
-        engine_name = study.engine
+        fallback = suggested.fallback_reason is not None
         budget = loaded.engine.first_budget(study.spec, loaded.request.options)
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await job_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung, error=error,
+            await job_store.record_computation(conn, study.id, memory=suggested.memory, status=suggested.status,
+                                               seconds=seconds, rung=suggested.rung, error=suggested.fallback_reason,
                                                fallback=fallback)
             if job.kind is JobKind.REFILL:
-                await job_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info,
+                await job_store.replace_pool(conn, study.id, suggested.params, loaded.finished, job.id, suggested.info,
                                              as_of_number=loaded.request.sequence_start)
-                return {"pooled": len(suggestions)}
+                return {"pooled": len(suggested.params)}
             created = await new_trials.create_computed(
-                conn, study, new_trials.new_trials_of(suggestions, engine_info, budget),
+                conn, study, new_trials.new_trials_of(suggested.params, suggested.info, budget),
                 computed_from=loaded.request.sequence_start,
-                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id,
+                source=study.engine if not fallback else "sobol-fallback", worker_id=job.worker_id,
                 request_id=job.request_id)
             return {"trials": [t.number for t in created]}
 
-        await self._finish(job, write, fallback=fallback, error=error, state=state)
+        await self._finish(job, write, fallback=fallback, error=suggested.fallback_reason, state=state)
 
-    async def _store_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *,
-                          seconds: float) -> None:
+    async def _store_plan(self, job: Job, loaded: _Loaded, planned: Plan, *, seconds: float) -> None:
         """Apply an engine's plan: resume the paused runs it chose (one another ask resumed meanwhile is replaced by
         the new run the engine gave instead, else a Sobol run) and start the new ones, each with its own budget."""
-        study, notes = loaded.study, loaded.request.notes
+        study = loaded.study
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
-                                               error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+            await _record_plan(conn, study.id, planned, seconds)
             trials = await new_trials.apply_plan(
-                conn, study, planned, first_budget=loaded.engine.first_budget(study.spec, loaded.request.options),
+                conn, study, planned.runs, first_budget=loaded.engine.first_budget(study.spec, loaded.request.options),
                 worker_id=job.worker_id, request_id=job.request_id)
             return {"trials": [t.number for t in trials]}
 
-        await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
+        await self._finish(job, write, fallback=planned.fallback_reason is not None, error=planned.fallback_reason)
 
-    async def _pool_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *, seconds: float) -> None:
+    async def _pool_plan(self, job: Job, loaded: _Loaded, planned: Plan, *, seconds: float) -> None:
         """A refill of an engine that plans runs: its runs, best first, replace the study's ready pool. Nothing is
         claimed here: an ask claims a pooled resume when it hands it out, if the trial is still paused then."""
-        study, notes = loaded.study, loaded.request.notes
+        study = loaded.study
         params_of = {t.number: t.params for t in loaded.request.trials}
         runs = [job_store.PlannedRun(item.params, item.budget, None, item.info) if isinstance(item, NewRun)
                 else job_store.PlannedRun(params_of[item.number], item.budget, item.number,
                                           {"resumed": item.reason} if item.reason else None)
-                for item in planned]
+                for item in planned.runs]
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await job_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds, rung=notes.rung,
-                                               error=notes.fallback_reason, fallback=notes.fallback_reason is not None)
+            await _record_plan(conn, study.id, planned, seconds)
             await job_store.replace_plan_pool(conn, study.id, runs, loaded.finished, job.id,
                                               as_of_number=loaded.request.sequence_start)
             return {"pooled": len(runs)}
 
-        await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
+        await self._finish(job, write, fallback=planned.fallback_reason is not None, error=planned.fallback_reason)
 
     async def _finish(self, job: Job, write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]], *,
                       fallback: bool, error: str | None, state: JobState = JobState.DONE) -> None:
@@ -295,6 +289,12 @@ class Worker:
                 await job_store.set_job_result(conn, job.id, await write(conn))
         except LeaseLost:
             log.warning("job %d was taken over by another worker or its study deleted; result discarded", job.id)
+
+
+async def _record_plan(conn: AsyncConnection, study_id: int, planned: Plan, seconds: float) -> None:
+    await job_store.record_computation(conn, study_id, memory=planned.memory, seconds=seconds,
+                                       rung=planned.rung, error=planned.fallback_reason,
+                                       fallback=planned.fallback_reason is not None)
 
 
 async def _no_result(_: AsyncConnection) -> dict[str, Any]:
