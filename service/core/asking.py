@@ -10,7 +10,7 @@ pending job to poll. No model is ever fitted inside an API request.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,7 +18,6 @@ from service.core import new_trials
 from service.core.engines import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
 from service.engines import ResolvedEngine, resolve_engine
-from service.engines.base import ModelEngineOptions
 from service.engines.sobol import SobolEngine
 from service.errors import Conflict, NotFound
 from service.store import jobs as job_store
@@ -148,21 +147,20 @@ def _finished(job: Job) -> bool:
 async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
                       worker_id: str | None, *, wait_for_refill: bool, request_id: str | None) -> _NewTrials:
     """New trials made here from the pool or inline, or the job that will compute them."""
-    options = resolved.options
-    pool_max = options.pool_max if isinstance(options, ModelEngineOptions) else 0
-    budget = resolved.engine.first_budget(study.spec, options)
+    pool_options, budget = resolved.pool_options, resolved.first_budget()
     trials: list[TrialRecord] = []
     others_running = False
-    if isinstance(options, ModelEngineOptions) and pool_max:
-        trials, others_running = await new_trials.create_from_pool(conn, study, options, count, budget=budget,
-                                                                   worker_id=worker_id, request_id=request_id)
+    if pool_options is not None and pool_options.pool_max:
+        trials, others_running = await new_trials.create_from_pool(
+            conn, study, count, freshness=pool_options.pool_freshness, budget=budget, worker_id=worker_id,
+            request_id=request_id)
     # Refill on an ask only when other trials run: they will ask before the next tell does. A lone
     # sequential client is served by the refill its tell queues.
-    refill_now = bool(pool_max) and others_running
+    refill_now = bool(resolved.pool_max) and others_running
     if len(trials) == count:  # the common case under load: the pool answered
         return _NewTrials(trials, refill=refill_now)
     finished = await job_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
-    if not resolved.engine.needs_worker(study.spec, resolved.options, finished, created=study.next_trial_number):
+    if not resolved.needs_worker(finished, created=study.next_trial_number):
         history = await history_of(conn, study, resolved.engine.needs_history)
         return _NewTrials(trials + await new_trials.create_inline(
             conn, study, resolved, count - len(trials), history=history, budget=budget, worker_id=worker_id,
@@ -170,12 +168,12 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: Resol
 
     if not await job_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
         trials += await new_trials.create_inline(
-            conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials), history=[],
+            conn, study, replace(resolved, engine=SobolEngine()), count - len(trials), history=[],
             budget=budget, worker_id=worker_id, request_id=request_id, source="sobol-fallback")
         await job_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
                                            error=NO_WORKER, fallback=True)
         return _NewTrials(trials, fallback=SOBOL_FALLBACK)
-    if pool_max and wait_for_refill:
+    if resolved.pool_max and wait_for_refill:
         refill = await job_store.unfinished_refill(conn, study.id)
         if refill is not None:
             return _NewTrials(trials, refill_job=refill)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines import ResolvedEngine
-from service.engines.base import ModelEngineOptions, NewRun, NoOptions, Resume, SuggestRequest
+from service.engines.base import NewRun, NoOptions, Resume, SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import sobol_points
 from service.store import jobs as job_store
@@ -168,12 +168,12 @@ async def apply_plan(conn: AsyncConnection, study: StudyRecord, planned: Sequenc
                                         request_id=request_id, first_number=first)
 
 
-async def create_from_pool(conn: AsyncConnection, study: StudyRecord, options: ModelEngineOptions, count: int, *,
+async def create_from_pool(conn: AsyncConnection, study: StudyRecord, count: int, *, freshness: int,
                            budget: float | None, worker_id: str | None,
                            request_id: str | None) -> tuple[list[TrialRecord], bool]:
-    """Take fresh pooled suggestions, skipping any that sit on top of a running trial or of a trial the engine
-    did not know of when it computed the pool (another job may have proposed the same point meanwhile, and
-    that trial may have finished already).
+    """Take fresh pooled suggestions (at most `freshness` results behind the study's data), skipping any that sit
+    on top of a running trial or of a trial the engine did not know of when it computed the pool (another job may
+    have proposed the same point meanwhile, and that trial may have finished already).
 
     An engine that plans runs pools each with its own budget, and pools resumes: a pooled resume hands its paused
     trial out again if it still is paused below that budget (the conditional update in `resume_paused`, so it
@@ -183,7 +183,7 @@ async def create_from_pool(conn: AsyncConnection, study: StudyRecord, options: M
     Also says whether other trials are running, which decides if the pool should be refilled now.
     """
     running = await trial_store.params_in_state(conn, study.id, TrialState.ACTIVE)
-    pooled = await job_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
+    pooled = await job_store.fresh_pooled_suggestions(conn, study.id, freshness, count + 4)
     if not pooled:
         return [], bool(running)
     first_unknown = min(p.as_of_number if p.as_of_number is not None else 0 for p in pooled)

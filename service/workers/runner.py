@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.core import new_trials
 from service.domain.trial import FINISHED_STATES, TrialState
-from service.engines import resolve_engine, warm_up
+from service.engines import ResolvedEngine, resolve_engine, warm_up
 from service.engines.base import Engine, NewRun, Plan, Suggestions, SuggestRequest
 from service.engines.sobol import sobol_points
 from service.store import jobs as job_store
@@ -63,9 +63,13 @@ class LeaseLost(Exception):
 @dataclass
 class _Loaded:
     study: StudyRecord
-    engine: Engine
+    resolved: ResolvedEngine  # the study's engine, resolved once for the job
     request: SuggestRequest
     finished: int
+
+    @property
+    def engine(self) -> Engine:
+        return self.resolved.engine
 
 
 class Worker:
@@ -200,11 +204,11 @@ class Worker:
             history = [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
             finished = sum(t.state in FINISHED_STATES for t in history)
             memory = (await job_store.engine_status(conn, study.id)).memory
-        count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.options)
+        count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.pool_max)
         request = SuggestRequest(spec=study.spec, options=resolved.options, count=max(count, 1), seed=study.seed,
                                  sequence_start=study.next_trial_number, trials=history, device=self.settings.device,
                                  memory=dict(memory))
-        return _Loaded(study, resolved.engine, request, finished) if count > 0 else None
+        return _Loaded(study, resolved, request, finished) if count > 0 else None
 
     async def _fallback(self, job: Job, loaded: _Loaded, error: str) -> None:
         """The job failed for good: it is marked failed; a waiting client still gets Sobol trials."""
@@ -226,7 +230,7 @@ class Worker:
         the study's ready pool). Sobol points the engine or the worker fell back to carry source sobol-fallback."""
         study = loaded.study
         fallback = suggested.fallback_reason is not None
-        budget = loaded.engine.first_budget(study.spec, loaded.request.options)
+        budget = loaded.resolved.first_budget()
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await job_store.record_computation(conn, study.id, memory=suggested.memory, status=suggested.status,
@@ -253,7 +257,7 @@ class Worker:
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await _record_plan(conn, study.id, planned, seconds)
             trials = await new_trials.apply_plan(
-                conn, study, planned.runs, first_budget=loaded.engine.first_budget(study.spec, loaded.request.options),
+                conn, study, planned.runs, first_budget=loaded.resolved.first_budget(),
                 worker_id=job.worker_id, request_id=job.request_id)
             return {"trials": [t.number for t in trials]}
 
@@ -301,8 +305,7 @@ async def _no_result(_: AsyncConnection) -> dict[str, Any]:
     return {}
 
 
-def _pool_target(history: list[Any], options: Any) -> int:
+def _pool_target(history: list[Any], pool_max: int) -> int:
     """As many suggestions as the study's current concurrency (its running trials), within pool_max."""
-    pool_max = int(getattr(options, "pool_max", 0))
     running = sum(t.state is TrialState.ACTIVE for t in history)
     return min(pool_max, max(1, running))
