@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.asha import AshaEngine
@@ -21,7 +21,7 @@ from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions, stopping_problem
 from service.errors import FieldProblem, InvalidArgument
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
+ENGINES: dict[str, Engine[Any]] = {engine.name: engine for engine in (
     RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
     AshaEngine(), AshaBOEngine(), FreezeThawEngine())}
 AUTO = "auto"
@@ -32,8 +32,8 @@ class ResolvedEngine:
     """A study's engine bound to its spec and its validated options: resolved once per request or job, then asked
     about that study."""
 
-    engine: Engine
-    options: BaseModel
+    engine: Engine[Any]
+    options: StoppingOptions
     spec: StudySpec
 
     @property
@@ -110,7 +110,7 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None,
         raise InvalidArgument(
             [FieldProblem(".".join(["engine_options", *map(str, e["loc"])]), e["msg"]) for e in error.errors()]
         ) from error
-    if isinstance(options, StoppingOptions) and (problem := stopping_problem(spec, options)):
+    if problem := stopping_problem(spec, options):
         raise InvalidArgument.one("engine_options.stopping", problem)
     return ResolvedEngine(engine, options, spec)
 

@@ -35,7 +35,7 @@ def step_column(spec: StudySpec, options: AshaBOOptions, steps: Sequence[float],
     return torch.tensor(scaled, dtype=DTYPE, device=device)[:, None]
 
 
-def suggest(request: SuggestRequest, options: AshaBOOptions, observed: list[Observation],
+def suggest(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, observed: list[Observation],
             pending: list[dict[str, Choice]], rung: float) -> Suggestions:
     """`request.count` new configurations; `rung` is the step `top_rung` modelled (NaN for `all_rungs`)."""
     with model_session(request):
@@ -53,7 +53,7 @@ def _inputs(spec: StudySpec, options: AshaBOOptions, features: Features, params:
     return torch.cat([X, step_column(spec, options, at, device)], dim=-1)
 
 
-def _suggestions(request: SuggestRequest, options: AshaBOOptions, observed: list[Observation],
+def _suggestions(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, observed: list[Observation],
                  pending: list[dict[str, Choice]], rung: float) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
@@ -125,7 +125,7 @@ class _Fitted:
     rung: str
 
 
-def _fitted(request: SuggestRequest, options: AshaBOOptions, features: Features, X: Tensor, Y: Tensor,
+def _fitted(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, features: Features, X: Tensor, Y: Tensor,
             key: str) -> _Fitted:
     """The GP on (X, Y): the last fit's hyperparameters while the data grew by less than a tenth since that fit
     (and it modelled the same thing), else a fit down the failure ladder warm-started from them."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,10 @@ from service.engines.stopping import StoppingOptions, median_stopping
 
 __all__ = ["CONTINUE", "Action", "Decision", "Engine", "ModelEngineOptions", "NewRun", "NoOptions", "Plan", "Resume",
            "StoppingOptions", "SuggestRequest", "Suggestions"]
+
+
+RequestOptionsT = TypeVar("RequestOptionsT", bound=BaseModel, covariant=True)
+EngineOptionsT = TypeVar("EngineOptionsT", bound=StoppingOptions)
 
 
 class ModelEngineOptions(StoppingOptions):
@@ -54,7 +58,7 @@ class Resume:
 
 
 @dataclass(frozen=True)
-class SuggestRequest:
+class SuggestRequest(Generic[RequestOptionsT]):
     """What an engine gets to propose `count` new trials.
 
     `sequence_start` is the number the first new trial will carry; with `seed` it makes seeded
@@ -63,7 +67,7 @@ class SuggestRequest:
     """
 
     spec: StudySpec
-    options: BaseModel
+    options: RequestOptionsT
     count: int
     seed: int
     sequence_start: int
@@ -102,9 +106,12 @@ class Plan:
     fallback_reason: str | None = None
 
 
-class Engine(ABC):
+class Engine(ABC, Generic[EngineOptionsT]):
+    """An engine, typed by its options: a study resolves it once (`resolve_engine`) with options validated by
+    `Options`, so each method gets the options of its own engine."""
+
     name: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = StoppingOptions
+    Options: ClassVar[type[StoppingOptions]] = StoppingOptions
     needs_history: ClassVar[bool] = False
     resumes_paused: ClassVar[bool] = False  # asks consult `resumes` (with the study's history) before new trials
     plans_runs: ClassVar[bool] = False  # a worker's job calls `plan` (resume or start runs) instead of `suggest`
@@ -113,7 +120,7 @@ class Engine(ABC):
         """Why this engine cannot serve `spec`, or None when it can."""
         return None
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
+    def needs_worker(self, spec: StudySpec, options: EngineOptionsT, finished: int, created: int = 0) -> bool:
         """True when the next suggestion needs a model, so a worker computes it, never an API request.
 
         `finished` counts the study's trials with a final result and `created` all its trials; model-based
@@ -121,29 +128,31 @@ class Engine(ABC):
         """
         return False
 
-    def plan(self, request: SuggestRequest) -> Plan:
+    def plan(self, request: SuggestRequest[EngineOptionsT]) -> Plan:
         """For engines with `plans_runs`: up to `request.count` runs to resume or start, best first."""
         raise NotImplementedError(f"engine {self.name} does not plan runs")
 
     @abstractmethod
-    def suggest(self, request: SuggestRequest) -> Suggestions:
+    def suggest(self, request: SuggestRequest[EngineOptionsT]) -> Suggestions:
         """Exactly `request.count` parameter dicts inside the search space, and what to store about them."""
 
-    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
+    def first_budget(self, spec: StudySpec, options: EngineOptionsT) -> float | None:
         """The step a new trial trains to: the fidelity's max, unless the engine pauses runs on the way."""
         return spec.fidelity.max if spec.fidelity else None
 
-    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
+    def resumes(self, spec: StudySpec, options: EngineOptionsT, trials: Sequence[TrialView],
+                count: int) -> list[Resume]:
         """Up to `count` paused trials to resume now, best first; an engine that never pauses resumes none."""
         return []
 
-    def decision_needs_history(self, options: BaseModel) -> bool:
+    def decision_needs_history(self, options: EngineOptionsT) -> bool:
         """Whether `decide` compares the reporting trial with the others: only a stopping rule does. A report
         on a study without one skips loading every trial's measurements."""
-        return isinstance(options, StoppingOptions) and options.stopping != "none"
+        return options.stopping != "none"
 
-    def decide(self, spec: StudySpec, options: BaseModel, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
+    def decide(self, spec: StudySpec, options: EngineOptionsT, trial: TrialView,
+               trials: Sequence[TrialView]) -> Decision:
         """Continue, pause or stop a trial that just reported: the study's stopping rule, if it chose one."""
-        if isinstance(options, StoppingOptions) and options.stopping == "median":
+        if options.stopping == "median":
             return median_stopping(spec, options, trial, trials)
         return CONTINUE

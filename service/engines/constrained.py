@@ -54,7 +54,7 @@ class ConstrainedOptions(GPOptions):
                                          "at 20,000 in all).")
 
 
-class ConstrainedEngine(ModelEngine):
+class ConstrainedEngine(ModelEngine[ConstrainedOptions]):
     name = "constrained"
     model_module = "constrained_model"
     Options = ConstrainedOptions

@@ -46,7 +46,7 @@ LOCAL_STEPS = (0.05, 0.01, 0.002)  # std of the local search around the pool's b
 LOCAL_SAMPLES = 256
 
 
-def suggest(request: SuggestRequest, options: ConstrainedOptions,
+def suggest(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
             completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, completed)
@@ -89,7 +89,7 @@ class OptimisticProblem:
         return index, bool(feasible[index]), float(violation[index])
 
 
-def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
+def _suggestions(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
                  completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
@@ -171,12 +171,12 @@ def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features, r
     return point, feasible, violation
 
 
-def _data_version(request: SuggestRequest, completed: list[TrialView]) -> int:
+def _data_version(request: SuggestRequest[ConstrainedOptions], completed: list[TrialView]) -> int:
     return len(completed) + sum(t.state in FAILURE_STATES for t in request.trials)
 
 
-def _infeasibility_status(request: SuggestRequest, options: ConstrainedOptions, completed: list[TrialView],
-                          feasible: bool, violation: float) -> dict[str, Any]:
+def _infeasibility_status(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
+                          completed: list[TrialView], feasible: bool, violation: float) -> dict[str, Any]:
     """Count consecutive rounds (model fits on new data) whose auxiliary problem had no feasible point (D5)."""
     last = request.memory.get("infeasible") or {}
     rounds = int(last.get("rounds", 0))

@@ -81,7 +81,7 @@ def choose_branch(variant: Variant, epsilon: float, eta: float, selections: int,
     return "pareto" if variant == "eps_pf" else "random"
 
 
-class EGreedyEngine(ModelEngine):
+class EGreedyEngine(ModelEngine[EGreedyOptions]):
     name = "egreedy"
     model_module = "egreedy_model"
     Options = EGreedyOptions

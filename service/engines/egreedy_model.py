@@ -33,12 +33,13 @@ MAX_PARETO_POOL = 20_000
 THOMPSON_POOL = 1024  # mixed spaces: Thompson sampling jointly over this many Sobol points
 
 
-def suggest(request: SuggestRequest, options: EGreedyOptions, completed: list[TrialView]) -> Suggestions:
+def suggest(request: SuggestRequest[EGreedyOptions], options: EGreedyOptions,
+            completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, completed)
 
 
-def _suggestions(request: SuggestRequest, options: EGreedyOptions,
+def _suggestions(request: SuggestRequest[EGreedyOptions], options: EGreedyOptions,
                  completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
@@ -82,8 +83,8 @@ def _suggestions(request: SuggestRequest, options: EGreedyOptions,
 class _Branches:
     """The four ways to pick one point, over one study's space."""
 
-    def __init__(self, request: SuggestRequest, options: EGreedyOptions, features: Features, device: torch.device,
-                 rng: random.Random) -> None:
+    def __init__(self, request: SuggestRequest[EGreedyOptions], options: EGreedyOptions, features: Features,
+                 device: torch.device, rng: random.Random) -> None:
         self.request, self.options, self.features, self.device, self.rng = request, options, features, device, rng
 
     def run(self, branch: Branch, model: Model) -> torch.Tensor:

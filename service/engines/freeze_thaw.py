@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from service.domain.spec import StudySpec
 from service.engines.asha import AshaOptions, rungs
@@ -101,7 +101,7 @@ def warmup_budget(spec: StudySpec, options: FreezeThawOptions) -> float:
     return next_budget(spec, options, None)
 
 
-class FreezeThawEngine(Engine):
+class FreezeThawEngine(Engine[FreezeThawOptions]):
     name = "freeze_thaw"
     Options = FreezeThawOptions
     needs_history = True
@@ -114,19 +114,17 @@ class FreezeThawEngine(Engine):
             return "freeze_thaw models one objective; this study has several"
         return None
 
-    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
-        assert isinstance(options, FreezeThawOptions)
+    def first_budget(self, spec: StudySpec, options: FreezeThawOptions) -> float | None:
         return warmup_budget(spec, options)
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
-        assert isinstance(options, FreezeThawOptions)
+    def needs_worker(self, spec: StudySpec, options: FreezeThawOptions, finished: int, created: int = 0) -> bool:
         return created >= options.warmup_configs
 
-    def suggest(self, request: SuggestRequest) -> Suggestions:
+    def suggest(self, request: SuggestRequest[FreezeThawOptions]) -> Suggestions:
         """The warm-up (and the fallback when the model fails): Sobol configurations."""
         return Suggestions(sobol_points(request))
 
-    def plan(self, request: SuggestRequest) -> Plan:
+    def plan(self, request: SuggestRequest[FreezeThawOptions]) -> Plan:
         module = importlib.import_module("service.engines.freeze_thaw_decision")
         planned: Plan = module.plan(request)
         return planned

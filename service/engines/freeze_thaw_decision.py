@@ -109,9 +109,9 @@ def _information_gains(basket: Basket, draws: Tensor, fantasies: Tensor) -> Tens
     return torch.stack(gains)
 
 
-def plan(request: SuggestRequest) -> Plan:
+def plan(request: SuggestRequest[FreezeThawOptions]) -> Plan:
     spec, options = request.spec, request.options
-    assert isinstance(options, FreezeThawOptions) and spec.fidelity is not None
+    assert spec.fidelity is not None
     objective = spec.objectives[0]
     sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0
     started = [t for t in request.trials if any(objective.name in m.values for m in t.measurements)
@@ -132,8 +132,8 @@ def plan(request: SuggestRequest) -> Plan:
     return Plan(_runs(request, options, started, progress, posterior), memory=memory, rung="freeze-thaw")
 
 
-def _runs(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
-          posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
+def _runs(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
+          progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
     """Up to `request.count` runs by the study's rule, best first; Sobol runs fill what the basket cannot."""
     spec = request.spec
     assert spec.fidelity is not None
@@ -171,7 +171,7 @@ def _runs(request: SuggestRequest, options: FreezeThawOptions, started: list[Tri
     return chosen
 
 
-def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
+def _promote(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
              progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
     """`rule: promote`: asynchronous successive halving (as engine `asha`) driven by the curve model.
     `promote_capped` keeps only the Thompson sample: promotions are asha's (the top 1/eta by the value at the rung)
@@ -285,14 +285,14 @@ def _believe_pending(spec: StudySpec, options: FreezeThawOptions, posterior: Fre
     return FreezeThawPosterior(extended, posterior.hyper)
 
 
-def _sobol_runs(request: SuggestRequest, count: int) -> list[Resume | NewRun]:
+def _sobol_runs(request: SuggestRequest[FreezeThawOptions], count: int) -> list[Resume | NewRun]:
     options = request.options
-    assert isinstance(options, FreezeThawOptions)
     fresh = sobol_points(SuggestRequest(request.spec, options, count, request.seed, request.sequence_start))
     return [NewRun(p, warmup_budget(request.spec, options)) for p in fresh]
 
 
-def _curves(request: SuggestRequest, started: list[TrialView], sign: float) -> tuple[Curves, dict[int, float]]:
+def _curves(request: SuggestRequest[FreezeThawOptions], started: list[TrialView],
+            sign: float) -> tuple[Curves, dict[int, float]]:
     spec = request.spec
     assert spec.fidelity is not None
     name = spec.objectives[0].name
@@ -357,8 +357,8 @@ def _old_weights(posterior: FreezeThawPosterior, n: int, t_next: float) -> _Weig
     return _Weights(omega[0], omega[1], residual[0, 0], residual[0, 1], residual[1, 1], mean_end)
 
 
-def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
-            posterior: FreezeThawPosterior) -> tuple[Basket, _Links]:
+def _basket(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
+            progress: dict[int, float], posterior: FreezeThawPosterior) -> tuple[Basket, _Links]:
     spec = request.spec
     assert spec.fidelity is not None
     top = spec.fidelity.max
@@ -411,7 +411,7 @@ def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[T
     return basket, _Links(rows, across, w_end, w_next)
 
 
-def _believe_running(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
+def _believe_running(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
                      progress: dict[int, float], posterior: FreezeThawPosterior, basket: Basket,
                      links: _Links) -> None:
     """Runs other workers are training: their next increment is fantasized at its mean (D9)."""

@@ -23,13 +23,13 @@ ModelEngine) on the first model-based suggestion.
 from __future__ import annotations
 
 import importlib
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
-from service.engines.base import Engine, ModelEngineOptions, Suggestions, SuggestRequest
+from service.engines.base import Engine, ModelEngineOptions, StoppingOptions, Suggestions, SuggestRequest
 from service.engines.sobol import model_or_sobol
 
 
@@ -59,24 +59,25 @@ class GPOptions(ModelEngineOptions):
 OBSERVED_STATES = (TrialState.COMPLETED, TrialState.STOPPED)
 
 
-class ModelEngine(Engine):
+GPOptionsT = TypeVar("GPOptionsT", bound=GPOptions)
+
+
+class ModelEngine(Engine[GPOptionsT]):
     """An engine that models the study's results: a Sobol initial design answered inline, then suggestions
     from its torch half (`service.engines.<model_module>.suggest`), computed by a worker, over the observed
     trials that reported every metric of the spec: completed ones, and stopped ones with the values they were
     stopped at. A run stopped early is evidence too: its value at the stop is what made the rule give up on it,
     and a model that never sees it proposes the same region again (one 20-trial study spent 11 trials there)."""
 
-    Options: ClassVar[type[BaseModel]] = GPOptions
+    Options: ClassVar[type[StoppingOptions]] = GPOptions
     needs_history = True
     model_module: ClassVar[str]
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
-        assert isinstance(options, GPOptions)
+    def needs_worker(self, spec: StudySpec, options: GPOptionsT, finished: int, created: int = 0) -> bool:
         return finished >= options.initial_design
 
-    def suggest(self, request: SuggestRequest) -> Suggestions:
+    def suggest(self, request: SuggestRequest[GPOptionsT]) -> Suggestions:
         options = request.options
-        assert isinstance(options, GPOptions)
         metrics = request.spec.metric_names
         completed = [t for t in request.trials
                      if t.state in OBSERVED_STATES and t.values and all(m in t.values for m in metrics)]
@@ -90,7 +91,7 @@ class ModelEngine(Engine):
                               from_model, options.center_point)
 
 
-class GPEngine(ModelEngine):
+class GPEngine(ModelEngine[GPOptions]):
     name = "gp"
     model_module = "gp_model"
 

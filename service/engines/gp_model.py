@@ -34,12 +34,13 @@ def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
     return 0.5 - samples[..., 1]
 
 
-def suggest(request: SuggestRequest, options: GPOptions, completed: list[TrialView]) -> Suggestions:
+def suggest(request: SuggestRequest[GPOptions], options: GPOptions, completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _model_suggestions(request, options, completed)
 
 
-def _model_suggestions(request: SuggestRequest, options: GPOptions, completed: list[TrialView]) -> Suggestions:
+def _model_suggestions(request: SuggestRequest[GPOptions], options: GPOptions,
+                       completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)

@@ -41,7 +41,7 @@ def method_of(spec: StudySpec, options: MultiObjectiveOptions) -> Method:
     return "nehvi" if len(spec.objectives) <= NEHVI_MAX_OBJECTIVES else "parego"
 
 
-class MultiObjectiveEngine(ModelEngine):
+class MultiObjectiveEngine(ModelEngine[MultiObjectiveOptions]):
     name = "multiobjective"
     model_module = "multiobjective_model"
     Options = MultiObjectiveOptions

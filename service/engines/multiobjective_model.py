@@ -41,7 +41,7 @@ __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 
 
 
-def suggest(request: SuggestRequest, options: MultiObjectiveOptions,
+def suggest(request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions,
             completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, method_of(request.spec, options), completed)
@@ -85,7 +85,7 @@ def _winsorized_objectives(spec: StudySpec, objectives: torch.Tensor, reference:
     return torch.cat(columns, dim=-1)
 
 
-def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
+def _suggestions(request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions, method: Method,
                  completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+from pydantic import BaseModel
 from scipy.stats import qmc
 
 from service.domain.spec import Choice, StudySpec
-from service.engines.base import Engine, Suggestions, SuggestRequest
+from service.engines.base import Engine, StoppingOptions, Suggestions, SuggestRequest
 from service.engines.encoding import from_unit
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class EngineFailure(Exception):
     """Every rung of the model ladder failed; the caller falls back to a model-free suggestion."""
 
 
-def sobol_points(request: SuggestRequest) -> list[dict[str, Choice]]:
+def sobol_points(request: SuggestRequest[BaseModel]) -> list[dict[str, Choice]]:
     """Points `sequence_start` to `sequence_start + count - 1` of the study's scrambled Sobol' sequence."""
     sampler = qmc.Sobol(d=len(request.spec.params), scramble=True, seed=request.seed % 2**32)
     if request.sequence_start:
@@ -38,7 +39,7 @@ def sobol_points(request: SuggestRequest) -> list[dict[str, Choice]]:
     return from_unit(request.spec, points)
 
 
-def initial_design(request: SuggestRequest, center_point: bool) -> list[dict[str, Choice]]:
+def initial_design(request: SuggestRequest[BaseModel], center_point: bool) -> list[dict[str, Choice]]:
     """A model engine's design before its first model: trial 0 at the centre of the space (the midpoint of every
     encoded axis: the geometric middle of a log range, the middle choice of a categorical), as Ax's default
     strategy does, then the study's Sobol points. Many objectives are good or at least typical in the middle of
@@ -52,7 +53,7 @@ def initial_design(request: SuggestRequest, center_point: bool) -> list[dict[str
     return centre + sobol_points(replace(request, count=request.count - 1, sequence_start=0))
 
 
-def model_or_sobol(request: SuggestRequest, engine: str, completed: int, design_size: int,
+def model_or_sobol(request: SuggestRequest[BaseModel], engine: str, completed: int, design_size: int,
                    model_suggestions: Callable[[], Suggestions], center_point: bool = True) -> Suggestions:
     """A model engine's suggestions: the initial design until `design_size` trials completed, then the model, and
     Sobol (with the reason) when every rung of the model ladder failed."""
@@ -65,7 +66,7 @@ def model_or_sobol(request: SuggestRequest, engine: str, completed: int, design_
         return Suggestions(sobol_points(request), rung="sobol-fallback", fallback_reason=str(failure))
 
 
-class SobolEngine(Engine):
+class SobolEngine(Engine[StoppingOptions]):
     name = "sobol"
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
@@ -73,5 +74,5 @@ class SobolEngine(Engine):
             return f"sobol supports at most {MAX_SOBOL_DIMENSION} parameters"
         return None
 
-    def suggest(self, request: SuggestRequest) -> Suggestions:
+    def suggest(self, request: SuggestRequest[BaseModel]) -> Suggestions:
         return Suggestions(sobol_points(request))

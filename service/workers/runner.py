@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.core import new_trials
@@ -64,11 +65,11 @@ class LeaseLost(Exception):
 class _Loaded:
     study: StudyRecord
     resolved: ResolvedEngine  # the study's engine, resolved once for the job
-    request: SuggestRequest
+    request: SuggestRequest[BaseModel]
     finished: int
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine[Any]:
         return self.resolved.engine
 
 
