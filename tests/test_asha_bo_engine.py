@@ -14,7 +14,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, resolve_engine
 from service.engines.asha import AshaEngine
-from service.engines.asha_bo import AshaBOEngine, AshaBOOptions, rung_observations, top_rung_observations
+from service.engines.asha_bo.engine import AshaBOEngine, AshaBOOptions, rung_observations, top_rung_observations
 from service.engines.base import SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument

@@ -11,7 +11,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines import resolve_engine
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.egreedy import EGreedyOptions, choose_branch, default_epsilon
+from service.engines.egreedy.engine import EGreedyOptions, choose_branch, default_epsilon
 from service.engines.encoding import to_unit
 from service.errors import InvalidArgument
 

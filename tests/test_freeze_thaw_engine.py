@@ -14,8 +14,8 @@ from service.domain.spec import Constraint, StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, auto_engine_name, resolve_engine
 from service.engines.base import NewRun, Plan, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
-from service.engines.freeze_thaw_decision import kendall_tau
+from service.engines.freeze_thaw.decision import kendall_tau
+from service.engines.freeze_thaw.engine import FreezeThawEngine, FreezeThawOptions, increment_of, next_budget
 from tests.conftest import RunningServer, start_worker
 from tests.training import train_on_workers
 

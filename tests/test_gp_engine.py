@@ -10,9 +10,11 @@ from botorch.exceptions.errors import ModelFittingError
 
 from service.domain.spec import Constraint, Goal, Objective, StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
-from service.engines import gp_model, modeling, resolve_engine
+from service.engines import resolve_engine
 from service.engines.base import Suggestions, SuggestRequest
 from service.engines.encoding import to_unit
+from service.engines.gp import model as gp_model
+from service.engines.shared import modeling
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
 

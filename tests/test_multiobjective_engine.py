@@ -9,10 +9,11 @@ import pytest
 
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
-from service.engines import auto_engine_name, multiobjective_model, resolve_engine
+from service.engines import auto_engine_name, resolve_engine
 from service.engines.base import Suggestions, SuggestRequest
 from service.engines.encoding import to_unit
-from service.engines.multiobjective import MultiObjectiveOptions, method_of
+from service.engines.multiobjective import model as multiobjective_model
+from service.engines.multiobjective.engine import MultiObjectiveOptions, method_of
 from service.errors import InvalidArgument
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")

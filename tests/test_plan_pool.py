@@ -13,7 +13,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines import ENGINES
 from service.engines.base import NewRun, Plan, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawEngine
+from service.engines.freeze_thaw.engine import FreezeThawEngine
 from service.store import jobs as job_store
 from service.store import trials as trial_store
 from service.store.db import Database

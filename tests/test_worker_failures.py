@@ -16,7 +16,7 @@ from service.core.studies import create_study, delete_study
 from service.domain.spec import StudySpec
 from service.engines import ENGINES
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.gp import GPEngine
+from service.engines.gp.engine import GPEngine
 from service.store import jobs as job_store
 from service.store.db import Database, upgrade
 from service.store.jobs import JobState

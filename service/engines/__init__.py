@@ -9,13 +9,13 @@ from pydantic import ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.asha import AshaEngine
-from service.engines.asha_bo import AshaBOEngine
+from service.engines.asha_bo.engine import AshaBOEngine
 from service.engines.base import Engine, ModelEngineOptions
-from service.engines.constrained import ConstrainedEngine
-from service.engines.egreedy import EGreedyEngine
-from service.engines.freeze_thaw import FreezeThawEngine
-from service.engines.gp import GPEngine
-from service.engines.multiobjective import MultiObjectiveEngine
+from service.engines.constrained.engine import ConstrainedEngine
+from service.engines.egreedy.engine import EGreedyEngine
+from service.engines.freeze_thaw.engine import FreezeThawEngine
+from service.engines.gp.engine import GPEngine
+from service.engines.multiobjective.engine import MultiObjectiveEngine
 from service.engines.random_search import RandomEngine
 from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions, stopping_problem

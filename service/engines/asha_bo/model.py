@@ -15,11 +15,11 @@ from torch import Tensor
 
 from service.domain.spec import Choice, StudySpec
 from service.engines.asha import rungs
-from service.engines.asha_bo import AshaBOOptions, Observation
+from service.engines.asha_bo.engine import AshaBOOptions, Observation
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.modeling import DTYPE, Features, build_gp, fit_with_ladder, load_hyperparameters
-from service.engines.optimizing import kriging_believer, mean_and_std, model_session, separated, space_pool
-from service.engines.outcome_transforms import winsorized
+from service.engines.shared.modeling import DTYPE, Features, build_gp, fit_with_ladder, load_hyperparameters
+from service.engines.shared.optimizing import kriging_believer, mean_and_std, model_session, separated, space_pool
+from service.engines.shared.outcome_transforms import winsorized
 
 MEMORY_KEY = "asha_bo"
 REFIT_GROWTH = 1.1  # refit once the observations grew by a tenth: a few more points barely move a MAP fit

@@ -1,7 +1,7 @@
 """Engine `freeze_thaw`: decide which training run to thaw (resume) or whether to start a new one, from a model of
 the learning curves (Swersky, Snoek and Adams, 2014; ALGORITHMS.md §4).
 
-At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) and decides by one of four rules:
+At each ask past the warm-up, a worker fits the curve model (freeze_thaw.model) and decides by one of four rules:
 
 - `promote` (default): successive-halving rungs as engine `asha`, with the model in three places: a paused run goes
   on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
@@ -22,7 +22,7 @@ With several workers, runs being trained elsewhere count as pending: their next 
 predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are Sobol points, answered inline.
 
 This module holds no torch import (API processes validate options and serve the warm-up); the decision lives in
-`freeze_thaw_decision`, imported by workers.
+`freeze_thaw.decision`, imported by workers.
 """
 
 from __future__ import annotations
@@ -125,6 +125,6 @@ class FreezeThawEngine(Engine[FreezeThawOptions]):
         return Suggestions(sobol_points(request))
 
     def plan(self, request: SuggestRequest[FreezeThawOptions]) -> Plan:
-        module = importlib.import_module("service.engines.freeze_thaw_decision")
+        module = importlib.import_module("service.engines.freeze_thaw.decision")
         planned: Plan = module.plan(request)
         return planned

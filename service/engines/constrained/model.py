@@ -16,10 +16,10 @@ from botorch.models.model import Model
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.constrained import ConstrainedOptions
+from service.engines.constrained.engine import ConstrainedOptions
 from service.engines.encoding import MIN_SEPARATION
-from service.engines.modeling import DTYPE, EngineFailure, Features, min_linf_distance
-from service.engines.optimizing import (
+from service.engines.shared.modeling import DTYPE, EngineFailure, Features, min_linf_distance
+from service.engines.shared.optimizing import (
     FAILURE_STATES,
     OutcomeBound,
     constraint_targets,

@@ -13,9 +13,9 @@ from botorch.utils.multi_objective.pareto import is_non_dominated
 
 from service.domain.trial import TrialView
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.egreedy import EXPLOIT_TOLERANCE, Branch, EGreedyOptions, choose_branch, default_epsilon
-from service.engines.modeling import EngineFailure, Features, fit_with_ladder, min_linf_distance
-from service.engines.optimizing import (
+from service.engines.egreedy.engine import EXPLOIT_TOLERANCE, Branch, EGreedyOptions, choose_branch, default_epsilon
+from service.engines.shared.modeling import EngineFailure, Features, fit_with_ladder, min_linf_distance
+from service.engines.shared.optimizing import (
     fit_arguments,
     kriging_believer,
     mean_and_std,

@@ -20,9 +20,9 @@ from service.domain.ranking import is_feasible, maximized_objectives, pareto_mas
 from service.domain.spec import Goal, StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.modeling import DTYPE, EngineFailure, Features
-from service.engines.multiobjective import Method, MultiObjectiveOptions, method_of
-from service.engines.optimizing import (
+from service.engines.multiobjective.engine import Method, MultiObjectiveOptions, method_of
+from service.engines.shared.modeling import DTYPE, EngineFailure, Features
+from service.engines.shared.optimizing import (
     OutcomeBound,
     constraint_targets,
     fit_arguments,
@@ -35,7 +35,7 @@ from service.engines.optimizing import (
     pending_inputs,
     separated,
 )
-from service.engines.outcome_transforms import winsorized, winsorized_constraint
+from service.engines.shared.outcome_transforms import winsorized, winsorized_constraint
 
 __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 

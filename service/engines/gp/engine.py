@@ -16,7 +16,7 @@ so concurrent workers get jointly diverse suggestions.
 - The model-failure ladder (modeling.fit_with_ladder); when every rung fails, Sobol, flagged.
 
 This module holds no torch import: API processes validate options and serve the initial design
-without loading the model stack; workers import `gp_model` (and the other engines' torch halves, through
+without loading the model stack; workers import `gp.model` (and the other engines' torch halves, through
 ModelEngine) on the first model-based suggestion.
 """
 
@@ -63,15 +63,15 @@ GPOptionsT = TypeVar("GPOptionsT", bound=GPOptions)
 
 
 class ModelEngine(Engine[GPOptionsT]):
-    """An engine that models the study's results: a Sobol initial design answered inline, then suggestions
-    from its torch half (`service.engines.<model_module>.suggest`), computed by a worker, over the observed
-    trials that reported every metric of the spec: completed ones, and stopped ones with the values they were
-    stopped at. A run stopped early is evidence too: its value at the stop is what made the rule give up on it,
-    and a model that never sees it proposes the same region again (one 20-trial study spent 11 trials there)."""
+    """An engine that models the study's results: a Sobol initial design answered inline, then suggestions from
+    its torch half (the `suggest` of `model_module`, the `model` module of its package), computed by a worker, over
+    the observed trials that reported every metric of the spec: completed ones, and stopped ones with the values
+    they were stopped at. A run stopped early is evidence too: its value at the stop is what made the rule give up on
+    it, and a model that never sees it proposes the same region again (one 20-trial study spent 11 trials there)."""
 
     Options: ClassVar[type[StoppingOptions]] = GPOptions
     needs_history = True
-    model_module: ClassVar[str]
+    model_module: ClassVar[str]  # the torch half, imported on the first model-based suggestion
 
     def needs_worker(self, spec: StudySpec, options: GPOptionsT, finished: int, created: int = 0) -> bool:
         return finished >= options.initial_design
@@ -83,7 +83,7 @@ class ModelEngine(Engine[GPOptionsT]):
                      if t.state in OBSERVED_STATES and t.values and all(m in t.values for m in metrics)]
 
         def from_model() -> Suggestions:
-            module = importlib.import_module(f"service.engines.{self.model_module}")
+            module = importlib.import_module(self.model_module)
             suggestions: Suggestions = module.suggest(request, options, completed)
             return suggestions
 
@@ -93,7 +93,7 @@ class ModelEngine(Engine[GPOptionsT]):
 
 class GPEngine(ModelEngine[GPOptions]):
     name = "gp"
-    model_module = "gp_model"
+    model_module = "service.engines.gp.model"
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         if len(spec.objectives) > 1:

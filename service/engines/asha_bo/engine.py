@@ -18,7 +18,7 @@ a rung value (default d + 2), and when every rung of the model ladder fails, new
 points, so the engine starts exactly as asha does.
 
 This module holds no torch import: API processes validate options and serve the Sobol start; workers import
-`asha_bo_model` for the model's suggestions.
+`asha_bo.model` for the model's suggestions.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class AshaBOEngine(RungEngine[AshaBOOptions]):
                    if t.state in (TrialState.ACTIVE, TrialState.PAUSED, TrialState.WAITING) and not t.measurements]
 
         def from_model() -> Suggestions:
-            module = importlib.import_module("service.engines.asha_bo_model")
+            module = importlib.import_module("service.engines.asha_bo.model")
             suggestions: Suggestions = module.suggest(request, options, observed, pending, step)
             return suggestions
 

@@ -34,8 +34,8 @@ from service.domain.trial import TrialState, TrialView
 from service.engines.asha import promotions, rungs
 from service.engines.base import NewRun, Plan, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
-from service.engines.freeze_thaw import PROMOTE_RULES, FreezeThawOptions, next_budget, warmup_budget
-from service.engines.freeze_thaw_model import (
+from service.engines.freeze_thaw.engine import PROMOTE_RULES, FreezeThawOptions, next_budget, warmup_budget
+from service.engines.freeze_thaw.model import (
     Curves,
     FreezeThawPosterior,
     Hyperparameters,

@@ -27,9 +27,9 @@ from service.domain.spec import Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines.base import SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, from_unit
-from service.engines.gp import GPOptions
-from service.engines.modeling import DTYPE, Features, FitOutcome, fit_with_ladder, min_linf_distance
-from service.engines.outcome_transforms import bilog, winsorized
+from service.engines.gp.engine import GPOptions
+from service.engines.shared.modeling import DTYPE, Features, FitOutcome, fit_with_ladder, min_linf_distance
+from service.engines.shared.outcome_transforms import bilog, winsorized
 
 PENDING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 FAILURE_STATES = (TrialState.FAILED, TrialState.INFEASIBLE)

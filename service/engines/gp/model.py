@@ -12,9 +12,9 @@ from botorch.models.model_list_gp_regression import ModelListGP
 
 from service.domain.trial import TrialView
 from service.engines.base import Suggestions, SuggestRequest
-from service.engines.gp import GPOptions
-from service.engines.modeling import EngineFailure, Features, fit_with_ladder
-from service.engines.optimizing import (
+from service.engines.gp.engine import GPOptions
+from service.engines.shared.modeling import EngineFailure, Features, fit_with_ladder
+from service.engines.shared.optimizing import (
     first_output,
     fit_arguments,
     fit_success_model,
