@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.spec import StudySpec
-from service.domain.trial import TrialState
+from service.domain.trial import TrialState, TrialView
 from service.engines import ResolvedEngine
 from service.engines.base import NewRun, NoOptions, Resume, SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, to_unit
@@ -109,7 +109,7 @@ async def create_trials(conn: AsyncConnection, study: StudyRecord, new: Sequence
 
 
 async def create_inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int, *,
-                        history: Sequence[Any], budget: float | None, worker_id: str | None,
+                        history: Sequence[TrialView], budget: float | None, worker_id: str | None,
                         request_id: str | None, source: str | None = None) -> list[TrialRecord]:
     """Trials a model-free engine (or a model engine's initial design) suggests right here, seeded by their
     trial numbers."""
