@@ -27,7 +27,7 @@ import torch
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
 from service.engines import resolve_engine
-from service.engines.base import EngineNotes, SuggestRequest
+from service.engines.base import SuggestRequest
 
 warnings.filterwarnings("ignore")
 
@@ -52,16 +52,17 @@ def engine_seconds(device: str, d: int, n: int, reps: int) -> tuple[float, float
     cold = warm = 0.0
     times = []
     for rep in range(reps + 1):
-        notes = EngineNotes(memory=dict(memory))
-        request = SuggestRequest(spec, resolved.options, 1, 7, n + 4 + rep, trials=trials, device=device, notes=notes)
+        request = SuggestRequest(spec, resolved.options, 1, 7, n + 4 + rep, trials=trials, device=device,
+                                 memory=dict(memory))
         synchronize(device)
         started = time.perf_counter()
-        (params,) = resolved.engine.suggest(request)
+        suggested = resolved.engine.suggest(request)
         synchronize(device)
         elapsed = time.perf_counter() - started
+        (params,) = suggested.params
         assert normalize_params(spec, params) == params, "suggestion outside the space"
-        assert notes.rung in ("fit", "fit-warm"), notes.rung
-        memory = notes.memory
+        assert suggested.rung in ("fit", "fit-warm"), suggested.rung
+        memory = suggested.memory or memory
         if rep == 0:
             cold = elapsed
         else:

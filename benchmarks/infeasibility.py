@@ -53,7 +53,7 @@ def declared_after(task: tuple[str, str, int, int]) -> int | None:
     from service.domain.spec import StudySpec
     from service.domain.trial import TrialState, TrialView
     from service.engines import resolve_engine
-    from service.engines.base import STATUS_KEY, EngineNotes, SuggestRequest
+    from service.engines.base import SuggestRequest
 
     torch.set_num_threads(1)
     instance = unreachable(name)
@@ -62,11 +62,11 @@ def declared_after(task: tuple[str, str, int, int]) -> int | None:
     trials: list[TrialView] = []
     memory: dict[str, Any] = {}
     for number in range(budget):
-        request = SuggestRequest(spec, resolved.options, 1, seed, number, trials=trials,
-                                 notes=EngineNotes(memory=dict(memory)))
-        (params,) = resolved.engine.suggest(request)
-        memory = request.notes.memory
-        if memory.get(STATUS_KEY, {}).get("likely_infeasible"):
+        suggested = resolved.engine.suggest(SuggestRequest(spec, resolved.options, 1, seed, number, trials=trials,
+                                                           memory=dict(memory)))
+        (params,) = suggested.params
+        memory = suggested.memory if suggested.memory is not None else memory
+        if (suggested.status or {}).get("likely_infeasible"):
             return number
         trials.append(TrialView(number, params, TrialState.COMPLETED, instance.evaluate(params)))
     return None

@@ -218,7 +218,7 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
     from service.domain.spec import StudySpec
     from service.domain.trial import Measurement, TrialState, TrialView
     from service.engines import resolve_engine
-    from service.engines.base import Action, EngineNotes, NewRun, SuggestRequest
+    from service.engines.base import Action, NewRun, SuggestRequest
     from service.engines.encoding import to_unit
 
     torch.set_num_threads(1)
@@ -257,17 +257,19 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
                     trial.state, trial.budget = "active", choice.budget
                     return trial.number
             finished = sum(t.state in ("completed", "stopped") for t in trials.values())
-            request = SuggestRequest(spec, opts, 1, seed, len(trials), trials=views(), notes=EngineNotes(memory=memory))
+            request = SuggestRequest(spec, opts, 1, seed, len(trials), trials=views(), memory=dict(memory))
             if engine.plans_runs and engine.needs_worker(spec, opts, finished, created=len(trials)):
-                (choice,) = engine.plan(request)
-                memory.update(request.notes.memory)
+                planned = engine.plan(request)
+                (choice,) = planned.runs
+                memory.update(planned.memory or {})
                 if isinstance(choice, NewRun):
                     return new_trial(choice.params, choice.budget)
                 trial = trials[choice.number]
                 trial.state, trial.budget = "active", choice.budget
                 return trial.number
-            (params,) = engine.suggest(request)
-            memory.update(request.notes.memory)
+            suggested = engine.suggest(request)
+            (params,) = suggested.params
+            memory.update(suggested.memory or {})
             return new_trial(params, engine.first_budget(spec, opts) or MAX_EPOCHS)
         finally:
             decision_seconds.append(time.perf_counter() - started)

@@ -51,7 +51,7 @@ def run_asktell(problem: Problem, method: str, seed: int, budget: int) -> Run:
     from service.domain.spec import StudySpec
     from service.domain.trial import TrialState, TrialView
     from service.engines import resolve_engine
-    from service.engines.base import EngineNotes, SuggestRequest
+    from service.engines.base import SuggestRequest
 
     engine, options = ("random", {}) if method == "random" else parse_asktell(method)
     spec = StudySpec.model_validate(problem.spec(engine, options, seed))
@@ -60,15 +60,15 @@ def run_asktell(problem: Problem, method: str, seed: int, budget: int) -> Run:
     run = Run()
     memory: dict[str, Any] = {}
     for number in range(budget):
-        request = SuggestRequest(spec, resolved.options, 1, seed, number, trials=list(trials),
-                                 notes=EngineNotes(memory=dict(memory)))
+        request = SuggestRequest(spec, resolved.options, 1, seed, number, trials=list(trials), memory=dict(memory))
         started = time.perf_counter()
-        (params,) = resolved.engine.suggest(request)
+        suggested = resolved.engine.suggest(request)
         run.seconds.append(time.perf_counter() - started)
-        if request.notes.rung != "sobol-fallback":
-            memory = request.notes.memory
-        info = (request.notes.suggestion_info or [{}])[0]
-        run.info.append({"rung": request.notes.rung, **info})
+        (params,) = suggested.params
+        if suggested.memory is not None:
+            memory = suggested.memory
+        info = (suggested.info or [{}])[0]
+        run.info.append({"rung": suggested.rung, **info})
         metrics = problem.evaluate(params)
         run.params.append(params)
         run.evaluations.append(metrics)

@@ -61,7 +61,7 @@ def simulate(problem_name: str, method: str, seed: int, budget: int, workers: in
     from service.domain.spec import StudySpec
     from service.domain.trial import TrialState, TrialView
     from service.engines import resolve_engine
-    from service.engines.base import EngineNotes, SuggestRequest
+    from service.engines.base import SuggestRequest
 
     torch.set_num_threads(1)
     problem = make_problem(problem_name, seed)
@@ -72,21 +72,21 @@ def simulate(problem_name: str, method: str, seed: int, budget: int, workers: in
     durations = random.Random(seed)
     trials: list[TrialView] = []
     running: list[tuple[float, int]] = []
-    notes = EngineNotes()
+    memory: dict[str, Any] = {}
     seconds: list[float] = []
     branches: Counter[str] = Counter()
     clock = 0.0
 
     def ask() -> None:
-        nonlocal notes
-        request = SuggestRequest(spec, resolved.options, 1, seed, len(trials), trials=list(trials), notes=notes)
+        nonlocal memory
+        request = SuggestRequest(spec, resolved.options, 1, seed, len(trials), trials=list(trials), memory=memory)
         started = time.perf_counter()
-        (params,) = resolved.engine.suggest(request)
+        suggested = resolved.engine.suggest(request)
         seconds.append(time.perf_counter() - started)
-        notes = request.notes
-        for info in notes.suggestion_info or []:
+        (params,) = suggested.params
+        memory = suggested.memory if suggested.memory is not None else memory
+        for info in suggested.info or []:
             branches[info.get("branch", "?")] += 1
-        notes.suggestion_info = None
         heapq.heappush(running, (clock + durations.uniform(0.5, 1.5), len(trials)))
         trials.append(TrialView(len(trials), params, TrialState.ACTIVE))
 

@@ -9,26 +9,20 @@ pending job to poll. No model is ever fitted inside an API request.
 
 from __future__ import annotations
 
-import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import numpy as np
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core import new_trials
 from service.core.fleet import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
 from service.domain.study import StudyState
-from service.domain.trial import TrialState
 from service.engines import ResolvedEngine, resolve_engine
-from service.engines.base import ModelEngineOptions, SuggestRequest
-from service.engines.encoding import MIN_SEPARATION, to_unit
 from service.engines.sobol import SobolEngine
 from service.errors import Conflict, NotFound
 from service.store import engine_state as engine_state_store
 from service.store import jobs as job_store
-from service.store import pool as pool_store
 from service.store import signals
 from service.store import studies as study_store
 from service.store import trials as trial_store
@@ -134,8 +128,7 @@ async def _resume_paused(conn: AsyncConnection, study: StudyRecord, resolved: Re
     history = await history_of(conn, study, True)
     resumed: list[TrialRecord] = []
     for choice in resolved.engine.resumes(study.spec, resolved.options, history, count):
-        trial = await trial_store.resume_paused(conn, study.id, choice.number, budget=choice.budget,
-                                                worker_id=worker_id, request_id=request_id, reason=choice.reason)
+        trial = await new_trials.resume(conn, study, choice, worker_id=worker_id, request_id=request_id)
         if trial is not None:  # None: a concurrent ask resumed it first
             resumed.append(trial)
     return resumed
@@ -157,107 +150,38 @@ def _finished(job: Job) -> bool:
 async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
                       worker_id: str | None, *, wait_for_refill: bool, request_id: str | None) -> _NewTrials:
     """New trials made here from the pool or inline, or the job that will compute them."""
-    pool_max = _pool_max(resolved.options)
-    budget = resolved.engine.first_budget(study.spec, resolved.options)
-    trials, others_running = await _from_pool(conn, study, resolved.options, count, worker_id, request_id,
-                                              budget) if pool_max else ([], False)
+    pool_options, budget = resolved.pool_options, resolved.first_budget()
+    trials: list[TrialRecord] = []
+    others_running = False
+    if pool_options is not None and pool_options.pool_max:
+        trials, others_running = await new_trials.create_from_pool(
+            conn, study, count, freshness=pool_options.pool_freshness, budget=budget, worker_id=worker_id,
+            request_id=request_id)
     # Refill on an ask only when other trials run: they will ask before the next tell does. A lone
     # sequential client is served by the refill its tell queues.
-    refill_now = bool(pool_max) and others_running
+    refill_now = bool(resolved.pool_max) and others_running
     if len(trials) == count:  # the common case under load: the pool answered
         return _NewTrials(trials, refill=refill_now)
     finished = await trial_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
-    if not resolved.engine.needs_worker(study.spec, resolved.options, finished, created=study.next_trial_number):
-        return _NewTrials(trials + await _inline(conn, study, resolved, count - len(trials), worker_id, budget,
-                                                 request_id=request_id))
+    if not resolved.needs_worker(finished, created=study.next_trial_number):
+        history = await history_of(conn, study, resolved.engine.needs_history)
+        return _NewTrials(trials + await new_trials.create_inline(
+            conn, study, resolved, count - len(trials), history=history, budget=budget, worker_id=worker_id,
+            request_id=request_id))
 
     if not await worker_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
-        trials += await _inline(conn, study, ResolvedEngine(SobolEngine(), resolved.options), count - len(trials),
-                                worker_id, budget, source="sobol-fallback", request_id=request_id)
+        trials += await new_trials.create_inline(
+            conn, study, replace(resolved, engine=SobolEngine()), count - len(trials), history=[],
+            budget=budget, worker_id=worker_id, request_id=request_id, source="sobol-fallback")
         await engine_state_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
-                                                    error=NO_WORKER, fallback=True)
+                                           error=NO_WORKER, fallback=True)
         return _NewTrials(trials, fallback=SOBOL_FALLBACK)
-    if pool_max and wait_for_refill:
+    if resolved.pool_max and wait_for_refill:
         refill = await job_store.unfinished_refill(conn, study.id)
         if refill is not None:
             return _NewTrials(trials, refill_job=refill)
     job = await job_store.enqueue_suggest(conn, study.id, count - len(trials), worker_id, request_id)
     return _NewTrials(trials, job=job, queued_work=True, refill=refill_now)
-
-
-async def _inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
-                  worker_id: str | None, budget: float | None, source: str | None = None,
-                  request_id: str | None = None) -> list[TrialRecord]:
-    first = await study_store.allocate_trial_numbers(conn, study.id, count)
-    history = await history_of(conn, study, resolved.engine.needs_history)
-    request = SuggestRequest(spec=study.spec, options=resolved.options, count=count, seed=study.seed,
-                             sequence_start=first, trials=history)
-    suggestions = resolved.engine.suggest(request)
-    return await trial_store.insert_trials(
-        conn, study_id=study.id, first_number=first, params=suggestions, state=TrialState.ACTIVE,
-        source=source or resolved.engine.name, worker_id=worker_id, budget=budget,
-        engine_info=request.notes.suggestion_info, request_id=request_id)
-
-
-def _pool_max(options: BaseModel) -> int:
-    return options.pool_max if isinstance(options, ModelEngineOptions) else 0
-
-
-async def _from_pool(conn: AsyncConnection, study: StudyRecord, options: BaseModel, count: int,
-                     worker_id: str | None, request_id: str | None,
-                     budget: float | None) -> tuple[list[TrialRecord], bool]:
-    """Take fresh pooled suggestions, skipping any that sit on top of a running trial or of a trial the engine
-    did not know of when it computed the pool (another job may have proposed the same point meanwhile, and
-    that trial may have finished already).
-
-    An engine that plans runs pools each with its own budget, and pools resumes: a pooled resume hands its paused
-    trial out again if it still is paused below that budget (the conditional update in `resume_paused`, so it
-    never goes to two workers), and is dropped otherwise (another ask resumed it, or it finished): the trial
-    itself is untouched, and the next plan decides about it again.
-
-    Also says whether other trials are running, which decides if the pool should be refilled now.
-    """
-    assert isinstance(options, ModelEngineOptions)
-    running = await trial_store.params_in_state(conn, study.id, TrialState.ACTIVE)
-    pooled = await pool_store.fresh_pooled_suggestions(conn, study.id, options.pool_freshness, count + 4)
-    if not pooled:
-        return [], bool(running)
-    first_unknown = min(p.as_of_number if p.as_of_number is not None else 0 for p in pooled)
-    unknown = await trial_store.params_numbered_from(conn, study.id, first_unknown)
-    taken_points = to_unit(study.spec, running + unknown)
-    chosen: list[pool_store.PooledSuggestion] = []
-    resumed: list[TrialRecord] = []
-    used: list[int] = []
-    for suggestion in pooled:
-        if len(chosen) + len(resumed) == count:
-            break
-        used.append(suggestion.id)
-        if suggestion.resume_number is not None:
-            assert suggestion.budget is not None
-            trial = await trial_store.resume_paused(conn, study.id, suggestion.resume_number, budget=suggestion.budget,
-                                                    worker_id=worker_id, request_id=request_id,
-                                                    reason=(suggestion.engine_info or {}).get("resumed"))
-            if trial is not None:
-                resumed.append(trial)
-            continue
-        point = to_unit(study.spec, [suggestion.params])
-        if taken_points.size and np.abs(taken_points - point).max(axis=1).min() < MIN_SEPARATION:
-            continue  # a running trial already covers it: drop it
-        chosen.append(suggestion)
-        taken_points = np.vstack([taken_points, point]) if taken_points.size else point
-    await pool_store.delete_pooled(conn, used)
-    if not chosen:
-        return resumed, bool(running)
-    first = await study_store.allocate_trial_numbers(conn, study.id, len(chosen))
-    trials = list(resumed)
-    for run_budget, runs in itertools.groupby(chosen, key=lambda p: p.budget if p.budget is not None else budget):
-        group = list(runs)
-        trials += await trial_store.insert_trials(
-            conn, study_id=study.id, first_number=first, params=[p.params for p in group], state=TrialState.ACTIVE,
-            source=study.engine, worker_id=worker_id, budget=run_budget,
-            engine_info=[p.engine_info for p in group], request_id=request_id)
-        first += len(group)
-    return trials, bool(running)
 
 
 async def wait_for_job(db: Database, job_id: int, wait_seconds: float) -> Job | None:

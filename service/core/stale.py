@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from service.core.trials import retry_if_failed
+from service.engines import resolve_engine
 from service.store import studies as study_store
 from service.store import trials as trial_store
 from service.store.db import Database
@@ -42,13 +43,14 @@ async def sweep(db: Database) -> int:
         study = studies[study_id]
         cutoff = now - timedelta(seconds=study.spec.stale_after)
         reason = f"stale: no report or heartbeat for {study.spec.stale_after:g} s"
+        resolved = resolve_engine(study.spec, study.engine, study.engine_options) if study.spec.retry_failed else None
         async with db.transaction() as conn:
             for trial_id in trial_ids:
                 trial = await trial_store.give_up_if_silent(conn, trial_id, cutoff, reason=reason)
                 if trial is None:
                     continue
                 given_up += 1
-                retry = await retry_if_failed(conn, study, trial)
+                retry = await retry_if_failed(conn, study, resolved, trial) if resolved is not None else None
                 log.info("study %s trial %d went silent: %s%s", study.name, trial.number, trial.state,
                          f", re-queued as trial {retry.number}" if retry else "")
     return given_up

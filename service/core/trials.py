@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core import new_trials
+from service.core.new_trials import NewTrial
 from service.domain.ranking import best_trials
 from service.domain.spec import Fidelity
 from service.domain.study import StudyState
@@ -25,8 +27,8 @@ from service.domain.trial import (
     check_values,
     normalize_params,
 )
-from service.engines import resolve_engine
-from service.engines.base import Action, Decision, ModelEngineOptions
+from service.engines import ResolvedEngine, keeps_pool, resolve_engine
+from service.engines.base import Action, Decision
 from service.errors import Conflict, InvalidArgument
 from service.store import jobs as job_store
 from service.store import studies as study_store
@@ -40,12 +42,6 @@ async def history_of(conn: AsyncConnection, study: StudyRecord, needed: bool) ->
     if not needed:
         return []
     return [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
-
-
-def budget_of(study: StudyRecord) -> float | None:
-    """The step a new trial of this study trains to (its engine may pause runs before the fidelity's max)."""
-    resolved = resolve_engine(study.spec, study.engine, study.engine_options)
-    return resolved.engine.first_budget(study.spec, resolved.options)
 
 
 @dataclass(frozen=True)
@@ -100,8 +96,9 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
             raise Conflict(f"trial {number} is waiting to be handed out by an ask; it cannot be told yet")
         finished = await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason,
                                                   request_id=told.request_id)
-        await retry_if_failed(conn, study, finished)
-        refill = await _refresh_pool(conn, study)
+        resolved = resolve_engine(study.spec, study.engine, study.engine_options)
+        await retry_if_failed(conn, study, resolved, finished)
+        refill = await _refresh_pool(conn, study, resolved)
     if refill:
         await queue_refill(db, study.id)
     return finished
@@ -121,7 +118,7 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
         return None
     if told.state is TrialState.FAILED and study.spec.retry_failed:
         return None  # a failure may be re-queued: the careful path does that in the same transaction
-    if isinstance(resolve_engine(study.spec, study.engine, study.engine_options).options, ModelEngineOptions):
+    if keeps_pool(study.engine):
         return None
     try:
         values = _stored_values(study, told, None)
@@ -132,7 +129,8 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
                                                    reason=told.reason, request_id=told.request_id)
 
 
-async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: TrialRecord) -> TrialRecord | None:
+async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine,
+                          trial: TrialRecord) -> TrialRecord | None:
     """With the study's `retry_failed: N`, enqueue a failed trial's params again, up to N times per original
     trial (each retry's engine_info names the trial it retries and its attempt number)."""
     if trial.state is not TrialState.FAILED or not study.spec.retry_failed:
@@ -141,22 +139,17 @@ async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, trial: Tria
     attempt = int(earlier.get("retry_attempt", 0)) + 1
     if attempt > study.spec.retry_failed:
         return None
-    first = await study_store.allocate_trial_numbers(conn, study.id, 1)
     info = {"retry_of": int(earlier.get("retry_of", trial.number)), "retry_attempt": attempt}
-    (retry,) = await trial_store.insert_trials(
-        conn, study_id=study.id, first_number=first, params=[trial.params], state=TrialState.WAITING,
-        source="retry", budget=budget_of(study), engine_info=[info])
+    (retry,) = await new_trials.create_trials(conn, study, [NewTrial(trial.params, info, resolved.first_budget())],
+                                              source="retry", state=TrialState.WAITING)
     return retry
 
 
-async def _refresh_pool(conn: AsyncConnection, study: StudyRecord) -> bool:
+async def _refresh_pool(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine) -> bool:
     """New data makes pooled suggestions stale: whether a worker should precompute the next ones."""
-    resolved = resolve_engine(study.spec, study.engine, study.engine_options)
-    options = resolved.options
-    if study.state is not StudyState.ACTIVE or not isinstance(options, ModelEngineOptions) or not options.pool_max:
+    if study.state is not StudyState.ACTIVE or not resolved.pool_max:
         return False
-    return bool(resolved.engine.needs_worker(study.spec, options, await trial_store.finished_count(conn, study.id),
-                                             created=study.next_trial_number))
+    return resolved.needs_worker(await trial_store.finished_count(conn, study.id), created=study.next_trial_number)
 
 
 async def queue_refill(db: Database, study_id: int) -> None:
@@ -223,7 +216,7 @@ async def report(
         # A run that paused or stopped is new data for an engine that plans runs: its pool is planned again, while
         # asks meanwhile take what the last plan left (the job that paused asks next, and gets a run at once).
         refill = (decision.action is not Action.CONTINUE and resolved.engine.plans_runs
-                  and await _refresh_pool(conn, study))
+                  and await _refresh_pool(conn, study, resolved))
     if refill:
         await queue_refill(db, study.id)
     return ReportOutcome(trial, decision)
@@ -253,12 +246,11 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
         normalized = normalize_params(study.spec, params)
         if values is not None:
             check_complete_values(study.spec, values)
-        first = await study_store.allocate_trial_numbers(conn, study.id, 1)
         state = TrialState.WAITING if values is None else TrialState.COMPLETED
-        (trial,) = await trial_store.insert_trials(
-            conn, study_id=study.id, first_number=first, params=[normalized], state=state, source="user",
-            budget=budget_of(study), values=values)
-        refill = values is not None and await _refresh_pool(conn, study)
+        resolved = resolve_engine(study.spec, study.engine, study.engine_options)
+        (trial,) = await new_trials.create_trials(conn, study, [NewTrial(normalized, None, resolved.first_budget())],
+                                                  source="user", state=state, values=values)
+        refill = values is not None and await _refresh_pool(conn, study, resolved)
     if refill:
         await queue_refill(db, study.id)
     return trial

@@ -5,23 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from service.domain.spec import StudySpec, spec_problems
 from service.engines.asha import AshaEngine
-from service.engines.asha_bo import AshaBOEngine
-from service.engines.base import Engine
-from service.engines.constrained import ConstrainedEngine
-from service.engines.egreedy import EGreedyEngine
-from service.engines.freeze_thaw import FreezeThawEngine
-from service.engines.gp import GPEngine
-from service.engines.multiobjective import MultiObjectiveEngine
+from service.engines.asha_bo.engine import AshaBOEngine
+from service.engines.base import Engine, ModelEngineOptions
+from service.engines.constrained.engine import ConstrainedEngine
+from service.engines.egreedy.engine import EGreedyEngine
+from service.engines.freeze_thaw.engine import FreezeThawEngine
+from service.engines.gp.engine import GPEngine
+from service.engines.multiobjective.engine import MultiObjectiveEngine
 from service.engines.random_search import RandomEngine
 from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions, stopping_problem
 from service.errors import FieldProblem, InvalidArgument
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
+ENGINES: dict[str, Engine[Any]] = {engine.name: engine for engine in (
     RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
     AshaEngine(), AshaBOEngine(), FreezeThawEngine())}
 AUTO = "auto"
@@ -29,8 +29,35 @@ AUTO = "auto"
 
 @dataclass(frozen=True)
 class ResolvedEngine:
-    engine: Engine
-    options: BaseModel
+    """A study's engine bound to its spec and its validated options: resolved once per request or job, then asked
+    about that study."""
+
+    engine: Engine[Any]
+    options: StoppingOptions
+    spec: StudySpec
+
+    @property
+    def pool_options(self) -> ModelEngineOptions | None:
+        """How the study's ready pool behaves; None for an engine that keeps none (it answers inline)."""
+        return self.options if isinstance(self.options, ModelEngineOptions) else None
+
+    @property
+    def pool_max(self) -> int:
+        """How many suggestions a worker precomputes for the study (0: none)."""
+        return self.pool_options.pool_max if self.pool_options is not None else 0
+
+    def first_budget(self) -> float | None:
+        return self.engine.first_budget(self.spec, self.options)
+
+    def needs_worker(self, finished: int, created: int) -> bool:
+        return self.engine.needs_worker(self.spec, self.options, finished, created=created)
+
+
+def keeps_pool(engine_name: str) -> bool:
+    """Whether a study of this engine (or of one this version no longer has) may keep a ready pool: what a tell's
+    single-statement path must rule out, told without resolving the study's options."""
+    engine = ENGINES.get(engine_name)
+    return engine is None or issubclass(engine.Options, ModelEngineOptions)
 
 
 def auto_engine_name(spec: StudySpec) -> str:
@@ -83,9 +110,9 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None,
         raise InvalidArgument(
             [FieldProblem(".".join(["engine_options", *map(str, e["loc"])]), e["msg"]) for e in error.errors()]
         ) from error
-    if isinstance(options, StoppingOptions) and (problem := stopping_problem(spec, options)):
+    if problem := stopping_problem(spec, options):
         raise InvalidArgument.one("engine_options.stopping", problem)
-    return ResolvedEngine(engine, options)
+    return ResolvedEngine(engine, options, spec)
 
 
 def pinned_options(resolved: ResolvedEngine) -> dict[str, Any]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.spec import Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
-from service.engines.base import Engine, Resume, SuggestRequest
-from service.engines.sobol import SobolEngine
+from service.engines.base import Engine, Resume, Suggestions, SuggestRequest
+from service.engines.sobol import sobol_points
 from service.engines.stopping import StoppingOptions
 
 
@@ -55,9 +56,12 @@ def _value_at(trial: TrialView, metric: str, step: float) -> float | None:
     return max(seen, key=lambda m: m.step).values[metric] if seen else None
 
 
-class AshaEngine(Engine):
-    name = "asha"
-    Options = AshaOptions
+AshaOptionsT = TypeVar("AshaOptionsT", bound=AshaOptions)
+
+
+class RungEngine(Engine[AshaOptionsT]):
+    """What asha and asha_bo share: runs start at the first rung, and promotions resume them rung by rung."""
+
     resumes_paused = True
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
@@ -67,17 +71,16 @@ class AshaEngine(Engine):
             return f"{self.name} ranks one objective; this study has several"
         return None
 
-    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
-        assert isinstance(options, AshaOptions)
+    def first_budget(self, spec: StudySpec, options: AshaOptionsT) -> float | None:
         return rungs(spec, options)[0]
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        return SobolEngine().suggest(request)
+    def suggest(self, request: SuggestRequest[AshaOptionsT]) -> Suggestions:
+        return Suggestions(sobol_points(request))
 
-    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
+    def resumes(self, spec: StudySpec, options: AshaOptionsT, trials: Sequence[TrialView],
+                count: int) -> list[Resume]:
         """Promotions, best first: from the highest rung down, paused trials in the top 1/eta of their rung, ranked
         by their value at the rung."""
-        assert isinstance(options, AshaOptions)
         objective = spec.objectives[0]
         sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0
 
@@ -86,6 +89,11 @@ class AshaEngine(Engine):
             return None if value is None else sign * value
 
         return promotions(rungs(spec, options), options.eta, trials, _progress, at_rung, count, "asha:")
+
+
+class AshaEngine(RungEngine[AshaOptions]):
+    name = "asha"
+    Options = AshaOptions
 
 
 def promotions(steps: list[float], eta: int, trials: Sequence[TrialView], progress: Callable[[TrialView], float],

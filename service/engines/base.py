@@ -8,9 +8,9 @@ engine says it needs, calls it, and stores the result; the engine never sees how
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -19,8 +19,12 @@ from service.domain.trial import TrialView
 from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
 from service.engines.stopping import StoppingOptions, median_stopping
 
-__all__ = ["CONTINUE", "STATUS_KEY", "Action", "Decision", "Engine", "EngineNotes", "ModelEngineOptions",
-           "NewRun", "NoOptions", "Resume", "StoppingOptions", "SuggestRequest"]
+__all__ = ["CONTINUE", "Action", "Decision", "Engine", "ModelEngineOptions", "NewRun", "NoOptions", "Plan", "Resume",
+           "StoppingOptions", "SuggestRequest", "Suggestions"]
+
+
+RequestOptionsT = TypeVar("RequestOptionsT", bound=BaseModel, covariant=True)
+EngineOptionsT = TypeVar("EngineOptionsT", bound=StoppingOptions)
 
 
 class ModelEngineOptions(StoppingOptions):
@@ -28,27 +32,6 @@ class ModelEngineOptions(StoppingOptions):
 
     pool_freshness: int = Field(default=1, ge=0, description="A pooled suggestion may be this many tells old.")
     pool_max: int = Field(default=8, ge=0, le=256, description="At most this many suggestions are precomputed.")
-
-
-@dataclass
-class EngineNotes:
-    """What an engine tells the worker about one computation; the worker stores it.
-
-    `memory` comes in as what the engine kept last time (warm-start state) and goes out as what it
-    wants next time; `rung` names the step of the model-failure ladder that produced the answer.
-    `suggestion_info`, when the engine fills it, holds one dict per returned suggestion (e.g. which
-    branch of a randomized rule produced it); it is stored with the trial. `status` holds facts the
-    engine wants users to see in the study's engine status (e.g. `likely_infeasible`); it is kept in
-    memory under `STATUS_KEY`.
-    """
-
-    memory: dict[str, Any] = field(default_factory=dict)
-    rung: str | None = None
-    fallback_reason: str | None = None
-    suggestion_info: list[dict[str, Any]] | None = None
-
-
-STATUS_KEY = "status"
 
 
 @dataclass(frozen=True)
@@ -75,7 +58,7 @@ class Resume:
 
 
 @dataclass(frozen=True)
-class SuggestRequest:
+class SuggestRequest(Generic[RequestOptionsT]):
     """What an engine gets to propose `count` new trials.
 
     `sequence_start` is the number the first new trial will carry; with `seed` it makes seeded
@@ -84,18 +67,51 @@ class SuggestRequest:
     """
 
     spec: StudySpec
-    options: BaseModel
+    options: RequestOptionsT
     count: int
     seed: int
     sequence_start: int
     trials: Sequence[TrialView] = ()
     device: str = "cpu"
-    notes: EngineNotes = field(default_factory=EngineNotes)
+    memory: Mapping[str, Any] = field(default_factory=dict)  # what the engine kept last time (warm start)
 
 
-class Engine(ABC):
+@dataclass(frozen=True)
+class Suggestions:
+    """What an engine's `suggest` returns: the params, and what the worker stores about the computation.
+
+    `info`, when the engine gives it, holds one dict per suggestion (e.g. which branch of a randomized rule produced
+    it); it is stored with the trial. `memory` is the warm-start state the engine wants next time (None: keep what
+    it had); `rung` names the step of the model-failure ladder that produced the answer, and `fallback_reason` why
+    it fell back to Sobol. `status` holds facts for users, shown in the study's engine status (e.g.
+    `likely_infeasible`; None: keep the last ones); it is stored apart from the memory.
+    """
+
+    params: list[dict[str, Choice]]
+    info: list[dict[str, Any]] | None = None
+    memory: dict[str, Any] | None = None
+    rung: str | None = None
+    fallback_reason: str | None = None
+    status: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an engine's `plan` returns: up to `count` runs to resume or start, best first, and (as in
+    `Suggestions`) its warm-start memory, rung and fallback reason."""
+
+    runs: list[Resume | NewRun]
+    memory: dict[str, Any] | None = None
+    rung: str | None = None
+    fallback_reason: str | None = None
+
+
+class Engine(ABC, Generic[EngineOptionsT]):
+    """An engine, typed by its options: a study resolves it once (`resolve_engine`) with options validated by
+    `Options`, so each method gets the options of its own engine."""
+
     name: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = StoppingOptions
+    Options: ClassVar[type[StoppingOptions]] = StoppingOptions
     needs_history: ClassVar[bool] = False
     resumes_paused: ClassVar[bool] = False  # asks consult `resumes` (with the study's history) before new trials
     plans_runs: ClassVar[bool] = False  # a worker's job calls `plan` (resume or start runs) instead of `suggest`
@@ -104,7 +120,7 @@ class Engine(ABC):
         """Why this engine cannot serve `spec`, or None when it can."""
         return None
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
+    def needs_worker(self, spec: StudySpec, options: EngineOptionsT, finished: int, created: int = 0) -> bool:
         """True when the next suggestion needs a model, so a worker computes it, never an API request.
 
         `finished` counts the study's trials with a final result and `created` all its trials; model-based
@@ -112,29 +128,31 @@ class Engine(ABC):
         """
         return False
 
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+    def plan(self, request: SuggestRequest[EngineOptionsT]) -> Plan:
         """For engines with `plans_runs`: up to `request.count` runs to resume or start, best first."""
         raise NotImplementedError(f"engine {self.name} does not plan runs")
 
     @abstractmethod
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        """Return exactly `request.count` parameter dicts inside the search space."""
+    def suggest(self, request: SuggestRequest[EngineOptionsT]) -> Suggestions:
+        """Exactly `request.count` parameter dicts inside the search space, and what to store about them."""
 
-    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
+    def first_budget(self, spec: StudySpec, options: EngineOptionsT) -> float | None:
         """The step a new trial trains to: the fidelity's max, unless the engine pauses runs on the way."""
         return spec.fidelity.max if spec.fidelity else None
 
-    def resumes(self, spec: StudySpec, options: BaseModel, trials: Sequence[TrialView], count: int) -> list[Resume]:
+    def resumes(self, spec: StudySpec, options: EngineOptionsT, trials: Sequence[TrialView],
+                count: int) -> list[Resume]:
         """Up to `count` paused trials to resume now, best first; an engine that never pauses resumes none."""
         return []
 
-    def decision_needs_history(self, options: BaseModel) -> bool:
+    def decision_needs_history(self, options: EngineOptionsT) -> bool:
         """Whether `decide` compares the reporting trial with the others: only a stopping rule does. A report
         on a study without one skips loading every trial's measurements."""
-        return isinstance(options, StoppingOptions) and options.stopping != "none"
+        return options.stopping != "none"
 
-    def decide(self, spec: StudySpec, options: BaseModel, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
+    def decide(self, spec: StudySpec, options: EngineOptionsT, trial: TrialView,
+               trials: Sequence[TrialView]) -> Decision:
         """Continue, pause or stop a trial that just reported: the study's stopping rule, if it chose one."""
-        if isinstance(options, StoppingOptions) and options.stopping == "median":
+        if options.stopping == "median":
             return median_stopping(spec, options, trial, trials)
         return CONTINUE

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.domain.spec import Choice
-from service.engines.base import Engine, SuggestRequest
+from service.engines.base import Engine, StoppingOptions, Suggestions, SuggestRequest
 from service.engines.encoding import from_unit
 
 
-class RandomEngine(Engine):
+class RandomEngine(Engine[StoppingOptions]):
     name = "random"
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest[StoppingOptions]) -> Suggestions:
         rng = np.random.default_rng([request.seed, request.sequence_start])
-        return from_unit(request.spec, rng.random((request.count, len(request.spec.params))))
+        return Suggestions(from_unit(request.spec, rng.random((request.count, len(request.spec.params)))))

@@ -14,7 +14,7 @@ import torch
 
 from service.domain.spec import ParamType, StudySpec
 from service.engines.encoding import encode_value
-from service.engines.modeling import DTYPE, Features, fit_with_ladder
+from service.engines.shared.modeling import DTYPE, Features, fit_with_ladder
 
 MODEL_POINTS = 1000  # the model conditions on at most this many trials: the best quarter and a random sample
 FIT_POINTS = 300  # hyperparameters are fitted on at most this many of them

@@ -211,12 +211,14 @@ class PooledSuggestionRow(Base):
 
 
 class EngineStateRow(Base):
-    """What an engine keeps between computations of one study (warm-start state) and how they went."""
+    """What an engine keeps between computations of one study (warm-start state), what it tells users (its status,
+    e.g. `likely_infeasible`; NULL until it says something) and how its computations went."""
 
     __tablename__ = "engine_states"
 
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
     memory: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    status: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     computations: Mapped[int] = mapped_column(Integer, default=0)
     fallbacks: Mapped[int] = mapped_column(Integer, default=0)
     last_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

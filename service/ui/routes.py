@@ -23,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 from service.core import browsing, fleet, hypervolume
 from service.domain.hypervolume import HypervolumeHistory, oriented_reference
 from service.domain.trial import TrialState, timings
-from service.engines.base import STATUS_KEY
 from service.errors import AsktellError
 from service.store.db import Database
 from service.store.records import StudyRecord
@@ -188,12 +187,11 @@ async def study(request: Request, name: str, db: Db, who: Owner, log: Axes = [],
     url = _study_url(overview.study.name)
     scales = views.Scales.parse(log, linear)
     workers = [w for w in await fleet.list_workers(db) if w.alive]
-    published = overview.engine.memory.get(STATUS_KEY) or {}
     query = scales.query()
     context: dict[str, Any] = {
         "workers": workers,
         "study": overview.study, "counts": overview.counts, "engine": overview.engine,
-        "pool_size": overview.pool_size, "likely_infeasible": bool(published.get("likely_infeasible")),
+        "pool_size": overview.pool_size, "likely_infeasible": bool(overview.engine.status.get("likely_infeasible")),
         "study_url": url, "view": "overview",
         "live_url": f"{url}?{query}" if query else url, "now": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "all_states": [s.value for s in TrialState],

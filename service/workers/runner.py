@@ -21,19 +21,19 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.core import new_trials
 from service.domain.study import StudyState
 from service.domain.trial import FINISHED_STATES, TrialState
-from service.engines import resolve_engine, warm_up
-from service.engines.base import Engine, EngineNotes, NewRun, Resume, SuggestRequest
-from service.engines.encoding import MIN_SEPARATION, to_unit
-from service.engines.sobol import SobolEngine
+from service.engines import ResolvedEngine, resolve_engine, warm_up
+from service.engines.base import Engine, NewRun, Plan, Suggestions, SuggestRequest
+from service.engines.sobol import sobol_points
 from service.store import engine_state as engine_state_store
 from service.store import jobs as job_store
 from service.store import pool as pool_store
@@ -68,9 +68,13 @@ class LeaseLost(Exception):
 @dataclass
 class _Loaded:
     study: StudyRecord
-    engine: Engine
-    request: SuggestRequest
+    resolved: ResolvedEngine  # the study's engine, resolved once for the job
+    request: SuggestRequest[BaseModel]
     finished: int
+
+    @property
+    def engine(self) -> Engine[Any]:
+        return self.resolved.engine
 
 
 class Worker:
@@ -89,7 +93,7 @@ class Worker:
         waker = asyncio.create_task(self._wake_on(stop))
         async with self.db.transaction() as conn:
             await worker_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
-                                               device=self.settings.device, concurrency=self.settings.concurrency)
+                                            device=self.settings.device, concurrency=self.settings.concurrency)
         await asyncio.to_thread(warm_up, self.settings.device)  # registered first: asks queue jobs meanwhile
         log.info("worker %s started (device %s, concurrency %d)", self.id, self.settings.device,
                  self.settings.concurrency)
@@ -182,7 +186,7 @@ class Worker:
                     await self._store_plan(job, loaded, planned, seconds=time.perf_counter() - started)
                 self._done += 1
                 return
-            suggestions = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
+            suggested = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             log.warning("job %d (study %d) failed on attempt %d: %s\n%s", job.id, job.study_id, job.attempts, message,
@@ -193,11 +197,7 @@ class Worker:
             else:
                 await self._release(job, message)
             return
-        seconds = time.perf_counter() - started
-        notes = loaded.request.notes
-        await self._store(job, loaded, suggestions, seconds=seconds, rung=notes.rung, memory=notes.memory,
-                          error=notes.fallback_reason, fallback=notes.fallback_reason is not None,
-                          engine_info=notes.suggestion_info)
+        await self._store(job, loaded, suggested, seconds=time.perf_counter() - started)
         self._done += 1
 
     async def _load(self, job: Job) -> _Loaded | None:
@@ -209,11 +209,11 @@ class Worker:
             history = [t.view() for t in await trial_store.list_trials(conn, study.id, with_measurements=True)]
             finished = sum(t.state in FINISHED_STATES for t in history)
             memory = (await engine_state_store.engine_status(conn, study.id)).memory
-        count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.options)
+        count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.pool_max)
         request = SuggestRequest(spec=study.spec, options=resolved.options, count=max(count, 1), seed=study.seed,
                                  sequence_start=study.next_trial_number, trials=history, device=self.settings.device,
-                                 notes=EngineNotes(memory=dict(memory)))
-        return _Loaded(study, resolved.engine, request, finished) if count > 0 else None
+                                 memory=dict(memory))
+        return _Loaded(study, resolved, request, finished) if count > 0 else None
 
     async def _fallback(self, job: Job, loaded: _Loaded, error: str) -> None:
         """The job failed for good: it is marked failed; a waiting client still gets Sobol trials."""
@@ -221,98 +221,70 @@ class Worker:
         if job.kind is JobKind.REFILL:  # nobody waits on a refill: no Sobol points in the pool
             async def record(conn: AsyncConnection) -> dict[str, Any]:
                 await engine_state_store.record_computation(conn, loaded.study.id, memory=None, seconds=None, rung=None,
-                                                            error=error, fallback=False)
+                                                   error=error, fallback=False)
                 return {}
 
             await self._finish(job, record, fallback=False, error=error, state=JobState.FAILED)
             return
-        suggestions = SobolEngine().suggest(loaded.request)
-        await self._store(job, loaded, suggestions, seconds=None, rung="sobol-fallback", memory=None, error=error,
-                          fallback=True, state=JobState.FAILED)
+        fallback = Suggestions(sobol_points(loaded.request), rung="sobol-fallback", fallback_reason=error)
+        await self._store(job, loaded, fallback, seconds=None, state=JobState.FAILED)
 
-    async def _store(self, job: Job, loaded: _Loaded, suggestions: list[dict[str, Any]], *, seconds: float | None,
-                     rung: str | None, memory: dict[str, Any] | None, error: str | None, fallback: bool,
-                     state: JobState = JobState.DONE, engine_info: list[dict[str, Any]] | None = None) -> None:
+    async def _store(self, job: Job, loaded: _Loaded, suggested: Suggestions, *, seconds: float | None,
+                     state: JobState = JobState.DONE) -> None:
+        """Store a computation: the engine's memory and status, and its suggestions as trials (or, for a refill, as
+        the study's ready pool). Sobol points the engine or the worker fell back to carry source sobol-fallback."""
         study = loaded.study
-        engine_name = study.engine
+        fallback = suggested.fallback_reason is not None
+        budget = loaded.resolved.first_budget()
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await engine_state_store.record_computation(conn, study.id, memory=memory, seconds=seconds, rung=rung,
-                                                        error=error, fallback=fallback)
+            await engine_state_store.record_computation(
+                conn, study.id, memory=suggested.memory, status=suggested.status, seconds=seconds, rung=suggested.rung,
+                error=suggested.fallback_reason, fallback=fallback)
             if job.kind is JobKind.REFILL:
-                await pool_store.replace_pool(conn, study.id, suggestions, loaded.finished, job.id, engine_info,
-                                              as_of_number=loaded.request.sequence_start)
-                return {"pooled": len(suggestions)}
-            first = await study_store.allocate_trial_numbers(conn, study.id, len(suggestions))
-            unknown = await trial_store.params_numbered_from(conn, study.id, loaded.request.sequence_start)
-            kept, infos = _apart_from(loaded.request, suggestions, engine_info, unknown, first)
-            budget = loaded.engine.first_budget(study.spec, loaded.request.options)
-            created = await trial_store.insert_trials(
-                conn, study_id=study.id, first_number=first, params=kept, state=TrialState.ACTIVE,
-                source=engine_name if not fallback else "sobol-fallback", worker_id=job.worker_id, budget=budget,
-                engine_info=infos, request_id=job.request_id)
+                await pool_store.replace_pool(conn, study.id, suggested.params, loaded.finished, job.id, suggested.info,
+                                             as_of_number=loaded.request.sequence_start)
+                return {"pooled": len(suggested.params)}
+            created = await new_trials.create_computed(
+                conn, study, new_trials.new_trials_of(suggested.params, suggested.info, budget),
+                computed_from=loaded.request.sequence_start,
+                source=study.engine if not fallback else "sobol-fallback", worker_id=job.worker_id,
+                request_id=job.request_id)
             return {"trials": [t.number for t in created]}
 
-        await self._finish(job, write, fallback=fallback, error=error, state=state)
+        await self._finish(job, write, fallback=fallback, error=suggested.fallback_reason, state=state)
 
-    async def _store_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *,
-                          seconds: float) -> None:
+    async def _store_plan(self, job: Job, loaded: _Loaded, planned: Plan, *, seconds: float) -> None:
         """Apply an engine's plan: resume the paused runs it chose (one another ask resumed meanwhile is replaced by
         the new run the engine gave instead, else a Sobol run) and start the new ones, each with its own budget."""
-        study, notes = loaded.study, loaded.request.notes
+        study = loaded.study
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await engine_state_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds,
-                                                        rung=notes.rung, error=notes.fallback_reason,
-                                                        fallback=notes.fallback_reason is not None)
-            numbers: list[int] = []
-            starts: list[NewRun | None] = []
-            for item in planned:
-                if isinstance(item, NewRun):
-                    starts.append(item)
-                    continue
-                resumed = await trial_store.resume_paused(conn, study.id, item.number, budget=item.budget,
-                                                          worker_id=job.worker_id, request_id=job.request_id,
-                                                          reason=item.reason)
-                if resumed is None:
-                    starts.append(item.instead)
-                else:
-                    numbers.append(resumed.number)
-            if starts:
-                first = await study_store.allocate_trial_numbers(conn, study.id, len(starts))
-                for i, start in enumerate(starts):
-                    if start is None:
-                        (params,) = SobolEngine().suggest(replace(loaded.request, count=1, sequence_start=first + i))
-                        start = NewRun(params, loaded.engine.first_budget(study.spec, loaded.request.options) or 0,
-                                       {"redrawn": "sobol"})
-                    (trial,) = await trial_store.insert_trials(
-                        conn, study_id=study.id, first_number=first + i, params=[start.params], state=TrialState.ACTIVE,
-                        source=study.engine, worker_id=job.worker_id, budget=start.budget, engine_info=[start.info],
-                        request_id=job.request_id)
-                    numbers.append(trial.number)
-            return {"trials": numbers}
+            await _record_plan(conn, study.id, planned, seconds)
+            trials = await new_trials.apply_plan(
+                conn, study, planned.runs, first_budget=loaded.resolved.first_budget(),
+                worker_id=job.worker_id, request_id=job.request_id)
+            return {"trials": [t.number for t in trials]}
 
-        await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
+        await self._finish(job, write, fallback=planned.fallback_reason is not None, error=planned.fallback_reason)
 
-    async def _pool_plan(self, job: Job, loaded: _Loaded, planned: list[Resume | NewRun], *, seconds: float) -> None:
+    async def _pool_plan(self, job: Job, loaded: _Loaded, planned: Plan, *, seconds: float) -> None:
         """A refill of an engine that plans runs: its runs, best first, replace the study's ready pool. Nothing is
         claimed here: an ask claims a pooled resume when it hands it out, if the trial is still paused then."""
-        study, notes = loaded.study, loaded.request.notes
+        study = loaded.study
         params_of = {t.number: t.params for t in loaded.request.trials}
         runs = [pool_store.PlannedRun(item.params, item.budget, None, item.info) if isinstance(item, NewRun)
                 else pool_store.PlannedRun(params_of[item.number], item.budget, item.number,
-                                           {"resumed": item.reason} if item.reason else None)
-                for item in planned]
+                                          {"resumed": item.reason} if item.reason else None)
+                for item in planned.runs]
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
-            await engine_state_store.record_computation(conn, study.id, memory=notes.memory, seconds=seconds,
-                                                        rung=notes.rung, error=notes.fallback_reason,
-                                                        fallback=notes.fallback_reason is not None)
+            await _record_plan(conn, study.id, planned, seconds)
             await pool_store.replace_plan_pool(conn, study.id, runs, loaded.finished, job.id,
-                                               as_of_number=loaded.request.sequence_start)
+                                              as_of_number=loaded.request.sequence_start)
             return {"pooled": len(runs)}
 
-        await self._finish(job, write, fallback=notes.fallback_reason is not None, error=notes.fallback_reason)
+        await self._finish(job, write, fallback=planned.fallback_reason is not None, error=planned.fallback_reason)
 
     async def _finish(self, job: Job, write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]], *,
                       fallback: bool, error: str | None, state: JobState = JobState.DONE) -> None:
@@ -328,35 +300,17 @@ class Worker:
             log.warning("job %d was taken over by another worker or its study deleted; result discarded", job.id)
 
 
-def _apart_from(request: SuggestRequest, suggestions: list[dict[str, Any]], infos: list[dict[str, Any]] | None,
-                unknown: list[dict[str, Any]],
-                first_number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
-    """Suggestions kept apart from trials created while they were computed (from the pool, say, whose engine
-    read the same data and so proposed the same point): one that lands on such a trial is replaced by the
-    study's Sobol point for its trial number, and says so in its engine info."""
-    kept: list[dict[str, Any]] = []
-    kept_infos: list[dict[str, Any] | None] = []
-    taken = to_unit(request.spec, unknown)
-    for i, params in enumerate(suggestions):
-        info = infos[i] if infos is not None else None
-        point = to_unit(request.spec, [params])
-        if taken.size and np.abs(taken - point).max(axis=1).min() < MIN_SEPARATION:
-            redraw = replace(request, count=1, sequence_start=first_number + i)
-            (params,) = SobolEngine().suggest(redraw)
-            info = {**(info or {}), "redrawn": "sobol"}
-            point = to_unit(request.spec, [params])
-        kept.append(params)
-        kept_infos.append(info)
-        taken = np.vstack([taken, point]) if taken.size else point
-    return kept, kept_infos
+async def _record_plan(conn: AsyncConnection, study_id: int, planned: Plan, seconds: float) -> None:
+    await engine_state_store.record_computation(conn, study_id, memory=planned.memory, seconds=seconds,
+                                       rung=planned.rung, error=planned.fallback_reason,
+                                       fallback=planned.fallback_reason is not None)
 
 
 async def _no_result(_: AsyncConnection) -> dict[str, Any]:
     return {}
 
 
-def _pool_target(history: list[Any], options: Any) -> int:
+def _pool_target(history: list[Any], pool_max: int) -> int:
     """As many suggestions as the study's current concurrency (its running trials), within pool_max."""
-    pool_max = int(getattr(options, "pool_max", 0))
     running = sum(t.state is TrialState.ACTIVE for t in history)
     return min(pool_max, max(1, running))

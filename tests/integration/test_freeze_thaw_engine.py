@@ -10,8 +10,8 @@ import pytest
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines import ENGINES
-from service.engines.base import NewRun, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawEngine, FreezeThawOptions
+from service.engines.base import NewRun, Plan, Resume, SuggestRequest
+from service.engines.freeze_thaw.engine import FreezeThawEngine, FreezeThawOptions
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 30}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
@@ -31,12 +31,12 @@ class ThawFirst(FreezeThawEngine):
     target: int | None = None
     instead: NewRun | None = None
 
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+    def plan(self, request: SuggestRequest) -> Plan:
         options = request.options
         assert isinstance(options, FreezeThawOptions)
         number = self.target if self.target is not None else min(
             t.number for t in request.trials if t.state is TrialState.PAUSED)
-        return [Resume(number, 6.0, instead=self.instead)]
+        return Plan([Resume(number, 6.0, instead=self.instead)])
 
 
 async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path,

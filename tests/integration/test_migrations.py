@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,3 +100,40 @@ def test_0008_to_0010_go_down_and_up_again(backend: str, request: pytest.Fixture
         engine.dispose()
     upgrade(url)
     assert _schema_diff(url) == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_0011_moves_an_engines_status_out_of_its_memory_and_back(backend: str, request: pytest.FixtureRequest,
+                                                                 tmp_path: Path) -> None:
+    """An engine kept what users see (`likely_infeasible`) in its memory under `status`; 0011 gives it a column."""
+    url = request.getfixturevalue("postgresql_factory")() if backend == "postgresql" else \
+        f"sqlite:///{tmp_path / 'status.db'}"
+    upgrade(url, "0010")
+    status = {"likely_infeasible": True, "rounds": 3, "infeasibility": {"rounds": 3}}
+    memory = {"outcomes": {"names": ["y", "c"]}, "infeasible": {"rounds": 3, "data": 9}}
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO studies (owner, name, spec, engine, seed, state, next_trial_number, created_at, "
+                "updated_at) VALUES ('default', 'old', '{}', 'constrained', 1, 'active', 0, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"))
+            connection.execute(text(
+                "INSERT INTO engine_states (study_id, memory, computations, fallbacks, updated_at) "
+                "SELECT id, :memory, 3, 0, CURRENT_TIMESTAMP FROM studies WHERE name = 'old'"),
+                {"memory": json.dumps({**memory, "status": status})})
+        upgrade(url)
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT memory, status FROM engine_states")).one()
+        assert [_json(row.memory), _json(row.status)] == [memory, status]
+        command.downgrade(alembic_config(url), "0010")
+        with engine.connect() as connection:
+            assert _json(connection.execute(text("SELECT memory FROM engine_states")).scalar()) == {
+                **memory, "status": status}
+    finally:
+        engine.dispose()
+
+
+def _json(value: object) -> object:
+    """A JSON column as read by plain SQL: parsed already on PostgreSQL, text on SQLite."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -12,8 +12,8 @@ from service.domain.caller import DEFAULT_NAMESPACE
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines import ENGINES
-from service.engines.base import NewRun, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawEngine
+from service.engines.base import NewRun, Plan, Resume, SuggestRequest
+from service.engines.freeze_thaw.engine import FreezeThawEngine
 from service.store import jobs as job_store
 from service.store import pool as pool_store
 from service.store import trials as trial_store
@@ -35,12 +35,12 @@ class PlanAhead(FreezeThawEngine):
 
     name = "plan_ahead"
 
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
+    def plan(self, request: SuggestRequest) -> Plan:
         paused = sorted(t.number for t in request.trials if t.state is TrialState.PAUSED
                         and max(m.step for m in t.measurements) < 6)
         runs: list[Resume | NewRun] = [Resume(n, 6.0, f"thaw {n}") for n in paused]
         runs += [NewRun({"x": 0.1 * (i + 1)}, 1.0, NEW_RUN) for i in range(request.count)]
-        return runs[:request.count]
+        return Plan(runs[:request.count])
 
 
 @pytest.fixture

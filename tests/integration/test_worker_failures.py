@@ -13,10 +13,10 @@ from sqlalchemy.engine import make_url
 
 from service.core import asking
 from service.core.studies import create_study, delete_study
-from service.domain.spec import Choice, StudySpec
+from service.domain.spec import StudySpec
 from service.engines import ENGINES
-from service.engines.base import SuggestRequest
-from service.engines.gp import GPEngine
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.gp.engine import GPEngine
 from service.store import engine_state as engine_state_store
 from service.store import jobs as job_store
 from service.store import workers as worker_store
@@ -33,7 +33,7 @@ class BrokenEngine(GPEngine):
     def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         return True
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest) -> Suggestions:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
@@ -94,8 +94,8 @@ class PointEngine(GPEngine):
     def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
         return True
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
-        return [{"x": 0.5}] * request.count
+    def suggest(self, request: SuggestRequest) -> Suggestions:
+        return Suggestions([{"x": 0.5}] * request.count)
 
 
 async def test_a_study_deleted_while_its_job_runs_costs_the_worker_nothing(
@@ -128,7 +128,7 @@ class ConnectionKillingEngine(PointEngine):
     name = "connection-killing"
     kill: Callable[[], None] = staticmethod(lambda: None)
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest) -> Suggestions:
         self.kill()
         return super().suggest(request)
 

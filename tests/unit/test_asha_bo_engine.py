@@ -11,8 +11,8 @@ from service.domain.spec import StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, resolve_engine
 from service.engines.asha import AshaEngine
-from service.engines.asha_bo import AshaBOEngine, AshaBOOptions, rung_observations, top_rung_observations
-from service.engines.base import EngineNotes, SuggestRequest
+from service.engines.asha_bo.engine import AshaBOEngine, AshaBOOptions, rung_observations, top_rung_observations
+from service.engines.base import SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
 
@@ -42,7 +42,7 @@ def _run(number: int, params: dict[str, object], epochs: int, loss: float | None
 def _request(spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None,
              ) -> SuggestRequest:
     return SuggestRequest(spec, resolve_engine(spec).options, count, seed=11, sequence_start=len(trials),
-                          trials=trials, notes=EngineNotes(memory=dict(memory or {})))
+                          trials=trials, memory=dict(memory or {}))
 
 
 def _first_rung_runs(count: int) -> list[TrialView]:
@@ -79,9 +79,9 @@ def test_sobol_points_before_enough_configurations_have_a_rung_value() -> None:
     params = [*PARAMS, {"name": "y", "type": "float", "low": -1.0, "high": 1.0}]
     spec = _spec(params)
     trials = [_run(i, {"x": x, "y": 0.0}, 1) for i, x in enumerate((0.1, 0.5, 0.9))]
-    request = _request(spec, trials)
-    assert AshaBOEngine().suggest(request) == SobolEngine().suggest(_request(spec, trials))
-    assert request.notes.rung == "initial-design"
+    suggested = AshaBOEngine().suggest(_request(spec, trials))
+    assert suggested.params == SobolEngine().suggest(_request(spec, trials)).params
+    assert suggested.rung == "initial-design"
     options = resolve_engine(spec).options
     assert not AshaBOEngine().needs_worker(spec, options, 0, created=3)
     assert AshaBOEngine().needs_worker(spec, options, 0, created=4)
@@ -99,30 +99,28 @@ def test_new_configurations_come_from_the_model_once_there_is_enough_data(model:
     trials = _first_rung_runs(18)
     ranked = sorted(trials, key=lambda t: abs(float(t.params["x"]) - 0.3))  # type: ignore[arg-type]
     trials = [_run(t.number, t.params, 9 if i < 2 else 3 if i < 6 else 1) for i, t in enumerate(ranked)]
-    request = _request(spec, trials)
-    (suggestion,) = AshaBOEngine().suggest(request)
-    assert request.notes.rung in ("fit", "fit-warm")
-    kept = request.notes.memory["asha_bo"]
+    suggested = AshaBOEngine().suggest(_request(spec, trials))
+    (suggestion,) = suggested.params
+    assert suggested.rung in ("fit", "fit-warm")
+    assert suggested.memory is not None
+    kept = suggested.memory["asha_bo"]
     assert isinstance(kept, dict) and "hyperparameters" in kept
     if model == "all_rungs":
         assert abs(float(suggestion["x"]) - 0.3) < 0.15  # type: ignore[arg-type]
     else:
         assert kept["key"] == "top:3.0"
-    assert request.notes.suggestion_info == [{"model": model, "acquisition": acquisition}]
+    assert suggested.info == [{"model": model, "acquisition": acquisition}]
 
 
 def test_the_last_fit_is_reused_until_the_data_grow_and_warm_starts_the_next() -> None:
     spec = _spec()
     trials = _first_rung_runs(20)
-    first = _request(spec, trials)
-    AshaBOEngine().suggest(first)
-    again = _request(spec, [*trials, _run(20, {"x": 0.31}, 1)], memory=first.notes.memory)
-    AshaBOEngine().suggest(again)
-    assert again.notes.rung == "reused"
-    grown = _request(spec, [*trials, *[_run(20 + i, {"x": 0.03 * i + 0.01}, 1) for i in range(5)]],
-                     memory=first.notes.memory)
-    AshaBOEngine().suggest(grown)
-    assert grown.notes.rung == "fit-warm"
+    first = AshaBOEngine().suggest(_request(spec, trials))
+    again = AshaBOEngine().suggest(_request(spec, [*trials, _run(20, {"x": 0.31}, 1)], memory=first.memory))
+    assert again.rung == "reused" and again.memory is None  # None: the stored memory stays as it is
+    grown = AshaBOEngine().suggest(_request(spec, [*trials, *[_run(20 + i, {"x": 0.03 * i + 0.01}, 1)
+                                                              for i in range(5)]], memory=first.memory))
+    assert grown.rung == "fit-warm"
 
 
 def test_pending_runs_and_a_batch_get_distinct_configurations() -> None:
@@ -131,7 +129,7 @@ def test_pending_runs_and_a_batch_get_distinct_configurations() -> None:
     spec = _spec()
     trials = [*_first_rung_runs(10), *[TrialView(10 + i, {"x": 0.3 + 0.01 * i}, TrialState.ACTIVE) for i in range(2)]]
     request = _request(spec, trials, count=3)
-    suggestions = AshaBOEngine().suggest(request)
+    suggestions = AshaBOEngine().suggest(request).params
     xs = [float(s["x"]) for s in suggestions]  # type: ignore[arg-type]
     taken = [0.3, 0.31, *xs]
     assert len(suggestions) == 3
@@ -147,16 +145,16 @@ def test_mixed_spaces_get_valid_configurations(model: str) -> None:
               {"name": "width", "type": "int", "low": 8, "high": 512, "log": True},
               {"name": "optimizer", "type": "categorical", "choices": ["adam", "sgd", "rmsprop"]}]
     spec = _spec(params, model=model)
-    seeds = SobolEngine().suggest(SuggestRequest(spec, resolve_engine(spec).options, 12, 3, 0))
+    seeds = SobolEngine().suggest(SuggestRequest(spec, resolve_engine(spec).options, 12, 3, 0)).params
     trials = [_run(i, p, 3 if i % 3 == 0 else 1, loss=abs(float(p["x"]) - 0.3) + (p["optimizer"] == "sgd"))
               for i, p in enumerate(seeds)]
-    request = _request(spec, trials, count=2)
-    for suggestion in AshaBOEngine().suggest(request):
+    suggested = AshaBOEngine().suggest(_request(spec, trials, count=2))
+    for suggestion in suggested.params:
         assert 0 <= float(suggestion["x"]) <= 1 and 1e-5 <= float(suggestion["lr"]) <= 1e-1  # type: ignore[arg-type]
         assert isinstance(suggestion["layers"], int) and 1 <= suggestion["layers"] <= 4
         assert isinstance(suggestion["width"], int) and 8 <= suggestion["width"] <= 512
         assert suggestion["optimizer"] in ("adam", "sgd", "rmsprop")
-    assert request.notes.rung in ("fit", "fit-warm")
+    assert suggested.rung in ("fit", "fit-warm")
 
 
 def test_rung_observations_and_bohbs_top_rung() -> None:

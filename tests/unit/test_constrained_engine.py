@@ -11,7 +11,7 @@ import pytest
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines import auto_engine_name, resolve_engine
-from service.engines.base import STATUS_KEY, EngineNotes, SuggestRequest
+from service.engines.base import Suggestions, SuggestRequest
 from service.engines.encoding import to_unit
 from service.errors import InvalidArgument
 
@@ -39,21 +39,22 @@ def never_feasible(params: dict[str, object]) -> dict[str, float]:
     return {"loss": (x - 0.3) ** 2, "c": 2 + math.sin(3 * x) + y ** 2}  # c in [2, 4]; c <= 0 is wanted
 
 
-def step(spec: StudySpec, trials: list[TrialView], notes: EngineNotes, count: int = 1) -> list[dict[str, object]]:
+def step(spec: StudySpec, trials: list[TrialView], memory: dict[str, object], count: int = 1) -> Suggestions:
     resolved = resolve_engine(spec)
-    request = SuggestRequest(spec, resolved.options, count, 4, len(trials), trials=trials, notes=notes)
-    return resolved.engine.suggest(request)  # type: ignore[return-value]
+    return resolved.engine.suggest(SuggestRequest(spec, resolved.options, count, 4, len(trials), trials=trials,
+                                                  memory=dict(memory)))
 
 
-def run(spec: StudySpec, metrics: Metrics, n: int) -> tuple[list[TrialView], list[EngineNotes]]:
+def run(spec: StudySpec, metrics: Metrics, n: int) -> tuple[list[TrialView], list[Suggestions]]:
+    """`n` suggestions in turn, each told at once, the engine's memory kept in between as a worker keeps it."""
     trials: list[TrialView] = []
-    seen: list[EngineNotes] = []
+    seen: list[Suggestions] = []
     memory: dict[str, object] = {}
     for _ in range(n):
-        notes = EngineNotes(memory=dict(memory))
-        (params,) = step(spec, trials, notes)
-        memory = notes.memory
-        seen.append(notes)
+        suggested = step(spec, trials, memory)
+        (params,) = suggested.params
+        memory = suggested.memory if suggested.memory is not None else memory
+        seen.append(suggested)
         trials.append(TrialView(len(trials), params, TrialState.COMPLETED, metrics(params)))
     return trials, seen
 
@@ -66,18 +67,18 @@ def test_auto_picks_constrained_for_one_objective_with_constraints() -> None:
 
 def test_config_finds_the_constrained_optimum_of_a_tiny_problem() -> None:
     spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], method="config")
-    trials, notes = run(spec, bowl, 16)
-    assert notes[-1].suggestion_info == [{"method": "config", "optimistically_feasible": True}]
+    trials, seen = run(spec, bowl, 16)
+    assert seen[-1].info == [{"method": "config", "optimistically_feasible": True}]
     for trial in trials[-3:]:  # settled on the constrained optimum, not the unconstrained one at (0.3, 0.7)
         x, y = float(trial.params["x"]), float(trial.params["y"])  # type: ignore[arg-type]
         assert abs(x - 0.5) < 0.03 and abs(y - 0.7) < 0.05
-    assert notes[-1].memory[STATUS_KEY]["likely_infeasible"] is False
+    assert seen[-1].status is not None and seen[-1].status["likely_infeasible"] is False
 
 
 def test_infeasible_problem_is_declared_after_three_rounds_with_evidence() -> None:
     spec = spec_of([{"name": "c", "op": "<=", "bound": 0}], method="config")
-    trials, notes = run(spec, never_feasible, 9)
-    statuses = [n.memory.get(STATUS_KEY) for n in notes]
+    trials, seen = run(spec, never_feasible, 9)
+    statuses = [s.status for s in seen]
     assert statuses[:5] == [None] * 5  # initial design: no model, no verdict
     assert [s["rounds"] for s in statuses[5:]] == [1, 2, 3, 4]  # type: ignore[index]
     assert [s["likely_infeasible"] for s in statuses[5:]] == [False, False, True, True]  # type: ignore[index]
@@ -88,49 +89,48 @@ def test_infeasible_problem_is_declared_after_three_rounds_with_evidence() -> No
     assert evidence["rounds"] == 4 and evidence["least_optimistic_violation"] > 0
     # The engine keeps suggesting the point of least optimistic violation: in the better half of c's range [2, 4]
     # (its minimum is at x = y = 0; the model sees c on a bilog scale, where uncertainty weighs more).
-    assert notes[-1].suggestion_info[0]["optimistically_feasible"] is False  # type: ignore[index]
+    assert seen[-1].info[0]["optimistically_feasible"] is False  # type: ignore[index]
     assert never_feasible(trials[-1].params)["c"] < 3.0
 
-    again = EngineNotes(memory=dict(notes[-1].memory))  # a pool refill on the same data: not a new round
-    step(spec, trials[:-1], again)
-    assert again.memory[STATUS_KEY]["rounds"] == 4
+    memory = next(s.memory for s in reversed(seen) if s.memory is not None)
+    again = step(spec, trials[:-1], memory)  # a pool refill on the same data: not a new round
+    assert again.status is not None and again.status["rounds"] == 4
 
 
 def test_cei_studies_are_declared_infeasible_too() -> None:
     spec = spec_of([{"name": "c", "op": "<=", "bound": 0}])  # cei is the default
-    _, notes = run(spec, never_feasible, 9)
-    assert [n.memory[STATUS_KEY]["likely_infeasible"] for n in notes[5:]] == [False, False, True, True]
-    assert notes[-1].suggestion_info == [{"method": "cei"}]
+    _, seen = run(spec, never_feasible, 9)
+    assert [s.status["likely_infeasible"] for s in seen[5:]] == [False, False, True, True]  # type: ignore[index]
+    assert seen[-1].info == [{"method": "cei"}]
 
 
 def test_a_feasible_round_resets_the_count() -> None:
     spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
     trials, _ = run(spec, bowl, 6)
-    notes = EngineNotes(memory={"infeasible": {"rounds": 2, "data": 0}})
-    step(spec, trials, notes)
-    assert notes.memory[STATUS_KEY] == {"likely_infeasible": False, "rounds": 0, "infeasibility": None}
+    suggested = step(spec, trials, {"infeasible": {"rounds": 2, "data": 0}})
+    assert suggested.status == {"likely_infeasible": False, "rounds": 0, "infeasibility": None}
 
 
 @pytest.mark.parametrize("method", ["cei", "config"])
 def test_concurrent_suggestions_spread_out_and_failures_become_a_constraint(method: str) -> None:
     spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}], failure_model_after=2, method=method)
-    trials, notes = run(spec, bowl, 8)
+    trials, seen = run(spec, bowl, 8)
     rng = random.Random(1)
     trials += [TrialView(len(trials) + i, {"x": rng.random(), "y": rng.random()}, TrialState.FAILED) for i in range(2)]
     trials.append(TrialView(len(trials), dict(trials[-3].params), TrialState.ACTIVE))
-    notes_now = EngineNotes(memory=dict(notes[-1].memory))
-    batch = step(spec, trials, notes_now, count=3)
-    assert "success" in notes_now.memory
-    points = to_unit(spec, [*batch, trials[-1].params])
+    assert seen[-1].memory is not None
+    batch = step(spec, trials, seen[-1].memory, count=3)
+    assert "success" in (batch.memory or {})
+    points = to_unit(spec, [*batch.params, trials[-1].params])
     gaps = [abs(points[i] - points[j]).max() for i in range(4) for j in range(i + 1, 4)]
     assert min(gaps) > 1e-3
 
 
 def test_cei_method_gives_feasibility_weighted_suggestions() -> None:
     spec = spec_of([{"name": "x_value", "op": ">=", "bound": 0.5}])
-    trials, notes = run(spec, bowl, 10)
-    assert notes[-1].suggestion_info == [{"method": "cei"}]
-    assert notes[-1].memory[STATUS_KEY]["likely_infeasible"] is False
+    trials, seen = run(spec, bowl, 10)
+    assert seen[-1].info == [{"method": "cei"}]
+    assert seen[-1].status is not None and seen[-1].status["likely_infeasible"] is False
     late = [t.values for t in trials[5:] if t.values]
     assert sum(v["x_value"] >= 0.45 for v in late) >= 3
 

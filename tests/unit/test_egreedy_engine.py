@@ -10,8 +10,8 @@ import pytest
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines import resolve_engine
-from service.engines.base import EngineNotes, SuggestRequest
-from service.engines.egreedy import EGreedyOptions, choose_branch, default_epsilon
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.egreedy.engine import EGreedyOptions, choose_branch, default_epsilon
 from service.engines.encoding import to_unit
 from service.errors import InvalidArgument
 
@@ -41,11 +41,12 @@ def completed_history(spec: StudySpec, n: int) -> list[TrialView]:
 
 
 def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1,
-            memory: dict[str, object] | None = None) -> tuple[list[dict[str, object]], EngineNotes]:
+            memory: dict[str, object] | None = None) -> tuple[list[dict[str, object]], Suggestions]:
     resolved = resolve_engine(spec)
-    notes = EngineNotes(memory=dict(memory or {}))
-    request = SuggestRequest(spec, resolved.options, count, 11, len(trials), trials=trials, notes=notes)
-    return resolved.engine.suggest(request), notes  # type: ignore[return-value]
+    request = SuggestRequest(spec, resolved.options, count, 11, len(trials), trials=trials,
+                             memory=dict(memory or {}))
+    suggested = resolved.engine.suggest(request)
+    return suggested.params, suggested  # type: ignore[return-value]
 
 
 def frequencies(variant: str, epsilon: float, selections_from: int = 100, workers: int = 4) -> dict[str, float]:
@@ -93,18 +94,18 @@ def test_every_branch_produces_valid_points_and_says_which_it_was(variant: str, 
                                                                   expected: set[str]) -> None:
     spec = spec_of(3, variant=variant, epsilon=epsilon)
     trials = completed_history(spec, 8)
-    suggestions, notes = suggest(spec, trials, count=3)
-    assert len(suggestions) == 3 and notes.suggestion_info is not None
-    assert {info["branch"] for info in notes.suggestion_info} <= expected
+    suggestions, suggested = suggest(spec, trials, count=3)
+    assert len(suggestions) == 3 and suggested.info is not None
+    assert {info["branch"] for info in suggested.info} <= expected
     assert all(0 <= float(v) <= 1 for s in suggestions for v in s.values())  # type: ignore[arg-type]
-    assert notes.memory["selections"] == 3
+    assert suggested.memory["selections"] == 3
 
 
 def test_exploit_moves_to_the_posterior_mean_maximum() -> None:
     spec = spec_of(2, variant="eps_rs", epsilon=0.0)
     trials = completed_history(spec, 14)
-    (point,), notes = suggest(spec, trials)
-    assert notes.suggestion_info == [{"branch": "exploit"}]
+    (point,), suggested = suggest(spec, trials)
+    assert suggested.info == [{"branch": "exploit"}]
     assert loss(point) < min(t.values["loss"] for t in trials) + 0.02  # type: ignore[index]
 
 
@@ -112,16 +113,16 @@ def test_concurrent_asks_never_share_an_exploit_point() -> None:
     """D4: a second ask while the first exploit point is pending re-rolls as Thompson, away from it."""
     spec = spec_of(2, variant="eps_rs", epsilon=0.0)
     trials = completed_history(spec, 14)
-    (first,), notes = suggest(spec, trials)
-    assert notes.suggestion_info == [{"branch": "exploit"}]
+    (first,), suggested = suggest(spec, trials)
+    assert suggested.info == [{"branch": "exploit"}]
     pending = TrialView(len(trials), first, TrialState.ACTIVE)
-    (second,), notes = suggest(spec, [*trials, pending], memory=notes.memory)
-    assert notes.suggestion_info == [{"branch": "thompson", "rerolled": "exploit"}]
+    (second,), suggested = suggest(spec, [*trials, pending], memory=suggested.memory)
+    assert suggested.info == [{"branch": "thompson", "rerolled": "exploit"}]
     distance = abs(to_unit(spec, [first]) - to_unit(spec, [second])).max()
     assert distance > 1e-3
-    batch, notes = suggest(spec, trials, count=3)  # one pool refill: the same rule inside the batch
+    batch, suggested = suggest(spec, trials, count=3)  # one pool refill: the same rule inside the batch
     assert len(batch) == 3
-    assert [info["branch"] for info in notes.suggestion_info or []] == ["exploit", "thompson", "thompson"]
+    assert [info["branch"] for info in suggested.info or []] == ["exploit", "thompson", "thompson"]
 
 
 def test_categorical_spaces_use_pool_thompson_sampling() -> None:
@@ -137,16 +138,16 @@ def test_categorical_spaces_use_pool_thompson_sampling() -> None:
         params = {"x": rng.uniform(-1, 1), "act": rng.choice(["relu", "tanh"]), "k": rng.randint(1, 4)}
         trials.append(TrialView(i, params, TrialState.COMPLETED,
                                 {"loss": params["x"] ** 2 + (params["act"] == "tanh") + params["k"] / 10}))
-    suggestions, notes = suggest(spec, trials, count=4)
-    assert {info["branch"] for info in notes.suggestion_info or []} <= {"thompson", "pareto"}
+    suggestions, suggested = suggest(spec, trials, count=4)
+    assert {info["branch"] for info in suggested.info or []} <= {"thompson", "pareto"}
     for s in suggestions:
         assert s["act"] in ("relu", "tanh") and s["k"] in (1, 2, 3, 4) and -1 <= s["x"] <= 1  # type: ignore[operator]
 
 
 def test_initial_design_and_refusals() -> None:
     spec = spec_of(2)
-    suggestions, notes = suggest(spec, completed_history(spec, 2), count=2)
-    assert notes.rung == "initial-design" and notes.suggestion_info is None and len(suggestions) == 2
+    suggestions, suggested = suggest(spec, completed_history(spec, 2), count=2)
+    assert suggested.rung == "initial-design" and suggested.info is None and len(suggestions) == 2
     resolved = resolve_engine(spec)
     assert isinstance(resolved.options, EGreedyOptions) and resolved.options.variant == "aegis"
     with pytest.raises(InvalidArgument) as error:

@@ -26,7 +26,7 @@ SPEC = StudySpec.model_validate({
 
 def _suggest(name: str, count: int, seed: int = 1, start: int = 0) -> list[dict[str, object]]:
     resolved = resolve_engine(SPEC, name)
-    return resolved.engine.suggest(SuggestRequest(SPEC, resolved.options, count, seed, start))  # type: ignore[return-value]
+    return resolved.engine.suggest(SuggestRequest(SPEC, resolved.options, count, seed, start)).params  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("name", ["random", "sobol"])

@@ -9,9 +9,9 @@ import pytest
 from service.domain.spec import Constraint, StudySpec
 from service.domain.trial import Measurement, TrialState, TrialView
 from service.engines import ENGINES, auto_engine_name, resolve_engine
-from service.engines.base import EngineNotes, NewRun, Resume, SuggestRequest
-from service.engines.freeze_thaw import FreezeThawOptions, increment_of, next_budget
-from service.engines.freeze_thaw_decision import kendall_tau
+from service.engines.base import NewRun, Resume, SuggestRequest
+from service.engines.freeze_thaw.decision import kendall_tau
+from service.engines.freeze_thaw.engine import FreezeThawOptions, increment_of, next_budget
 
 FIDELITY = {"name": "epoch", "min": 1, "max": 30}
 PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
@@ -36,11 +36,10 @@ def _run(number: int, x: float, epochs: int, state: TrialState = TrialState.PAUS
 def _plan(trials: list[TrialView], count: int = 1, **options: object) -> list[Resume | NewRun]:
     spec = _spec(**options)
     resolved = resolve_engine(spec)
-    request = SuggestRequest(spec, resolved.options, count, seed=3, sequence_start=len(trials), trials=trials,
-                             notes=EngineNotes())
+    request = SuggestRequest(spec, resolved.options, count, seed=3, sequence_start=len(trials), trials=trials)
     planned = resolved.engine.plan(request)
-    assert request.notes.rung == "freeze-thaw" and "freeze_thaw_hyperparameters" in request.notes.memory
-    return planned
+    assert planned.rung == "freeze-thaw" and "freeze_thaw_hyperparameters" in (planned.memory or {})
+    return planned.runs
 
 
 def test_auto_resolves_a_study_with_a_fidelity_to_freeze_thaw() -> None:
@@ -168,7 +167,6 @@ def test_promote_rule_starts_new_runs_past_the_rungs_that_rank_finished_runs_bac
 def test_too_little_data_starts_sobol_runs() -> None:
     spec = _spec(rule="entropy")
     resolved = resolve_engine(spec)
-    request = SuggestRequest(spec, resolved.options, 2, seed=1, sequence_start=1, trials=[_run(0, 0.5, 3)],
-                             notes=EngineNotes())
+    request = SuggestRequest(spec, resolved.options, 2, seed=1, sequence_start=1, trials=[_run(0, 0.5, 3)])
     planned = resolved.engine.plan(request)
-    assert request.notes.rung == "warm-up" and all(isinstance(p, NewRun) and p.budget == 3.0 for p in planned)
+    assert planned.rung == "warm-up" and all(isinstance(p, NewRun) and p.budget == 3.0 for p in planned.runs)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from service.engines.freeze_thaw_model import (
+from service.engines.freeze_thaw.model import (
     JITTER,
     Curves,
     FreezeThawPosterior,

@@ -10,9 +10,11 @@ from botorch.exceptions.errors import ModelFittingError
 
 from service.domain.spec import Constraint, Goal, Objective, StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
-from service.engines import gp_model, modeling, resolve_engine
-from service.engines.base import EngineNotes, SuggestRequest
+from service.engines import resolve_engine
+from service.engines.base import Suggestions, SuggestRequest
 from service.engines.encoding import to_unit
+from service.engines.gp import model as gp_model
+from service.engines.shared import modeling
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
 
@@ -44,7 +46,7 @@ def history(spec: StudySpec, n: int, failures: int = 0, pending: int = 0) -> lis
     rng = np.random.default_rng(0)
     plain = spec.model_copy(update={"engine": "random", "engine_options": {}})
     resolved = resolve_engine(plain)
-    points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n + failures + pending, 3, 0))
+    points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n + failures + pending, 3, 0)).params
     trials = []
     for i, params in enumerate(points):
         if i < n:
@@ -59,26 +61,27 @@ def history(spec: StudySpec, n: int, failures: int = 0, pending: int = 0) -> lis
 
 
 def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None,
-            seed: int = 1) -> tuple[list[dict[str, object]], EngineNotes]:
+            seed: int = 1) -> tuple[list[dict[str, object]], Suggestions]:
     resolved = resolve_engine(spec)
-    notes = EngineNotes(memory=dict(memory or {}))
-    request = SuggestRequest(spec, resolved.options, count, seed, len(trials), trials=trials, notes=notes)
-    return resolved.engine.suggest(request), notes  # type: ignore[return-value]
+    request = SuggestRequest(spec, resolved.options, count, seed, len(trials), trials=trials,
+                             memory=dict(memory or {}))
+    suggested = resolved.engine.suggest(request)
+    return suggested.params, suggested  # type: ignore[return-value]
 
 
 def test_initial_design_is_inline_and_needs_no_worker() -> None:
     resolved = resolve_engine(MIXED)
     assert not resolved.engine.needs_worker(MIXED, resolved.options, 3)
     assert resolved.engine.needs_worker(MIXED, resolved.options, 4)
-    _, notes = suggest(MIXED, history(MIXED, 2))
-    assert notes.rung == "initial-design"
+    _, suggested = suggest(MIXED, history(MIXED, 2))
+    assert suggested.rung == "initial-design"
 
 
 def test_initial_design_starts_at_the_centre_of_the_space_then_follows_the_sobol_sequence() -> None:
     centre = {"x": 0.0, "lr": pytest.approx(10 ** -2.5), "k": 4, "act": "tanh"}  # log midpoint, middle choice
     (first, second), _ = suggest(MIXED, [], count=2)
     assert first == centre
-    sobol = SobolEngine().suggest(SuggestRequest(MIXED, resolve_engine(MIXED).options, 3, 1, 0))
+    sobol = SobolEngine().suggest(SuggestRequest(MIXED, resolve_engine(MIXED).options, 3, 1, 0)).params
     assert second == sobol[0]
     (third,), _ = suggest(MIXED, history(MIXED, 2))  # trial 2 takes Sobol point 1, whoever asks
     assert third == sobol[1]
@@ -89,18 +92,18 @@ def test_initial_design_starts_at_the_centre_of_the_space_then_follows_the_sobol
 def test_stopped_trials_are_observations_for_the_model() -> None:
     trials = history(MIXED, 4)
     stopped = [TrialView(t.number, t.params, TrialState.STOPPED, t.values) for t in trials[:2]]
-    _, notes = suggest(MIXED, trials[2:] + stopped)  # 2 completed + 2 stopped: the design of 4 is done
-    assert notes.rung == "fit"
-    _, notes = suggest(MIXED, [*trials[2:], TrialView(9, trials[0].params, TrialState.STOPPED)])
-    assert notes.rung == "initial-design"  # a run stopped without values says nothing the model can use
+    _, suggested = suggest(MIXED, trials[2:] + stopped)  # 2 completed + 2 stopped: the design of 4 is done
+    assert suggested.rung == "fit"
+    _, suggested = suggest(MIXED, [*trials[2:], TrialView(9, trials[0].params, TrialState.STOPPED)])
+    assert suggested.rung == "initial-design"  # a run stopped without values says nothing the model can use
 
 
 def test_mixed_space_suggestions_are_valid_and_warm_start_the_next_fit() -> None:
     trials = history(MIXED, 12)
-    (params,), notes = suggest(MIXED, trials)
+    (params,), suggested = suggest(MIXED, trials)
     assert normalize_params(MIXED, params) == params
-    assert notes.rung == "fit" and "objective" in notes.memory
-    (again,), warm = suggest(MIXED, trials, memory=notes.memory)
+    assert suggested.rung == "fit" and "objective" in suggested.memory
+    (again,), warm = suggest(MIXED, trials, memory=suggested.memory)
     assert warm.rung == "fit-warm" and normalize_params(MIXED, again) == again
 
 
@@ -129,10 +132,10 @@ def test_maximization_moves_toward_the_optimum() -> None:
 
 
 def test_three_failures_bring_in_a_success_model() -> None:
-    (_,), notes = suggest(CONTINUOUS, history(CONTINUOUS, 8, failures=2))
-    assert "success" not in notes.memory
-    (params,), notes = suggest(CONTINUOUS, history(CONTINUOUS, 8, failures=3))
-    assert "success" in notes.memory and normalize_params(CONTINUOUS, params) == params
+    (_,), suggested = suggest(CONTINUOUS, history(CONTINUOUS, 8, failures=2))
+    assert "success" not in suggested.memory
+    (params,), suggested = suggest(CONTINUOUS, history(CONTINUOUS, 8, failures=3))
+    assert "success" in suggested.memory and normalize_params(CONTINUOUS, params) == params
 
 
 def test_failed_fit_uses_the_last_good_hyperparameters(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,8 +146,8 @@ def test_failed_fit_uses_the_last_good_hyperparameters(monkeypatch: pytest.Monke
         raise ModelFittingError("all attempts failed")
 
     monkeypatch.setattr(modeling, "fit_gpytorch_mll", broken_fit)
-    _, notes = suggest(CONTINUOUS, trials, memory=good.memory)
-    assert notes.rung == "last-good"
+    _, suggested = suggest(CONTINUOUS, trials, memory=good.memory)
+    assert suggested.rung == "last-good"
     _, cold = suggest(CONTINUOUS, trials)
     assert cold.rung == "prior-modes"
 
@@ -154,8 +157,8 @@ def test_when_every_rung_fails_the_engine_falls_back_to_sobol(monkeypatch: pytes
         raise modeling.EngineFailure("fit: singular; prior-modes: singular posterior")
 
     monkeypatch.setattr(gp_model, "fit_with_ladder", no_model)
-    (params,), notes = suggest(CONTINUOUS, history(CONTINUOUS, 10))
-    assert notes.rung == "sobol-fallback" and "singular" in (notes.fallback_reason or "")
+    (params,), suggested = suggest(CONTINUOUS, history(CONTINUOUS, 10))
+    assert suggested.rung == "sobol-fallback" and "singular" in (suggested.fallback_reason or "")
     assert normalize_params(CONTINUOUS, params) == params
 
 

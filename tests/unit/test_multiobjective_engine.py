@@ -9,10 +9,11 @@ import pytest
 
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
-from service.engines import auto_engine_name, multiobjective_model, resolve_engine
-from service.engines.base import EngineNotes, SuggestRequest
+from service.engines import auto_engine_name, resolve_engine
+from service.engines.base import Suggestions, SuggestRequest
 from service.engines.encoding import to_unit
-from service.engines.multiobjective import MultiObjectiveOptions, method_of
+from service.engines.multiobjective import model as multiobjective_model
+from service.engines.multiobjective.engine import MultiObjectiveOptions, method_of
 from service.errors import InvalidArgument
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -38,7 +39,7 @@ def outcome(params: dict[str, object]) -> dict[str, float]:
 def history(spec: StudySpec, n: int, pending: int = 0, failures: int = 0) -> list[TrialView]:
     plain = spec.model_copy(update={"engine": "random", "engine_options": {}})
     resolved = resolve_engine(plain)
-    points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n + pending + failures, 5, 0))
+    points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n + pending + failures, 5, 0)).params
     trials = [TrialView(i, p, TrialState.COMPLETED, outcome(p)) for i, p in enumerate(points[:n])]
     trials += [TrialView(n + i, p, TrialState.ACTIVE) for i, p in enumerate(points[n:n + pending])]
     trials += [TrialView(n + pending + i, p, TrialState.FAILED) for i, p in enumerate(points[n + pending:])]
@@ -46,11 +47,12 @@ def history(spec: StudySpec, n: int, pending: int = 0, failures: int = 0) -> lis
 
 
 def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1,
-            memory: dict[str, object] | None = None) -> tuple[list[dict[str, object]], EngineNotes]:
+            memory: dict[str, object] | None = None) -> tuple[list[dict[str, object]], Suggestions]:
     resolved = resolve_engine(spec)
-    notes = EngineNotes(memory=dict(memory or {}))
-    request = SuggestRequest(spec, resolved.options, count, 1, len(trials), trials=trials, notes=notes)
-    return resolved.engine.suggest(request), notes  # type: ignore[return-value]
+    request = SuggestRequest(spec, resolved.options, count, 1, len(trials), trials=trials,
+                             memory=dict(memory or {}))
+    suggested = resolved.engine.suggest(request)
+    return suggested.params, suggested  # type: ignore[return-value]
 
 
 def test_auto_picks_multiobjective_and_the_method_follows_the_objective_count() -> None:
@@ -70,12 +72,12 @@ def test_initial_design_is_inline_then_a_worker_models_each_outcome() -> None:
     resolved = resolve_engine(spec)
     assert not resolved.engine.needs_worker(spec, resolved.options, 3)
     assert resolved.engine.needs_worker(spec, resolved.options, 4)
-    _, notes = suggest(spec, history(spec, 3))
-    assert notes.rung == "initial-design"
-    (params,), notes = suggest(spec, history(spec, 10))
+    _, suggested = suggest(spec, history(spec, 3))
+    assert suggested.rung == "initial-design"
+    (params,), suggested = suggest(spec, history(spec, 10))
     assert normalize_params(spec, params) == params
-    assert notes.rung == "fit" and notes.memory["outcomes"]["names"] == ["f0", "f1"]
-    _, warm = suggest(spec, history(spec, 10), memory=notes.memory)
+    assert suggested.rung == "fit" and suggested.memory["outcomes"]["names"] == ["f0", "f1"]
+    _, warm = suggest(spec, history(spec, 10), memory=suggested.memory)
     assert warm.rung == "fit-warm"
 
 
@@ -101,15 +103,15 @@ def test_suggestions_land_between_the_two_optima() -> None:
 
 def test_outcome_constraints_are_modeled_and_respected() -> None:
     spec = make_spec(constraints=[{"name": "c", "op": "<=", "bound": 0.4}])
-    batch, notes = suggest(spec, history(spec, 14), count=3)
-    assert notes.memory["outcomes"]["names"] == ["f0", "f1", "c"]
+    batch, suggested = suggest(spec, history(spec, 14), count=3)
+    assert suggested.memory["outcomes"]["names"] == ["f0", "f1", "c"]
     assert all(float(p["x"]) <= 0.45 for p in batch)  # type: ignore[arg-type]
 
 
 def test_three_failures_bring_in_a_success_model() -> None:
     spec = make_spec()
-    _, notes = suggest(spec, history(spec, 10, failures=3))
-    assert "success" in notes.memory
+    _, suggested = suggest(spec, history(spec, 10, failures=3))
+    assert "success" in suggested.memory
 
 
 def test_reference_point_uses_thresholds_and_models_costs_on_a_log_scale() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from service.engines.outcome_transforms import bilog, winsorized, winsorized_constraint
+from service.engines.shared.outcome_transforms import bilog, winsorized, winsorized_constraint
 
 
 def column(*values: float) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,11 +15,11 @@ from torch import Tensor
 
 from service.domain.spec import Choice, StudySpec
 from service.engines.asha import rungs
-from service.engines.asha_bo import AshaBOOptions, Observation
-from service.engines.base import SuggestRequest
-from service.engines.modeling import DTYPE, Features, build_gp, fit_with_ladder, load_hyperparameters
-from service.engines.optimizing import kriging_believer, mean_and_std, model_session, separated, space_pool
-from service.engines.outcome_transforms import winsorized
+from service.engines.asha_bo.engine import AshaBOOptions, Observation
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.shared.modeling import DTYPE, Features, build_gp, fit_with_ladder, load_hyperparameters
+from service.engines.shared.optimizing import kriging_believer, mean_and_std, model_session, separated, space_pool
+from service.engines.shared.outcome_transforms import winsorized
 
 MEMORY_KEY = "asha_bo"
 REFIT_GROWTH = 1.1  # refit once the observations grew by a tenth: a few more points barely move a MAP fit
@@ -34,8 +35,8 @@ def step_column(spec: StudySpec, options: AshaBOOptions, steps: Sequence[float],
     return torch.tensor(scaled, dtype=DTYPE, device=device)[:, None]
 
 
-def suggest(request: SuggestRequest, options: AshaBOOptions, observed: list[Observation],
-            pending: list[dict[str, Choice]], rung: float) -> list[dict[str, Choice]]:
+def suggest(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, observed: list[Observation],
+            pending: list[dict[str, Choice]], rung: float) -> Suggestions:
     """`request.count` new configurations; `rung` is the step `top_rung` modelled (NaN for `all_rungs`)."""
     with model_session(request):
         return _suggestions(request, options, observed, pending, rung)
@@ -52,15 +53,16 @@ def _inputs(spec: StudySpec, options: AshaBOOptions, features: Features, params:
     return torch.cat([X, step_column(spec, options, at, device)], dim=-1)
 
 
-def _suggestions(request: SuggestRequest, options: AshaBOOptions, observed: list[Observation],
-                 pending: list[dict[str, Choice]], rung: float) -> list[dict[str, Choice]]:
+def _suggestions(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, observed: list[Observation],
+                 pending: list[dict[str, Choice]], rung: float) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = _inputs(spec, options, features, [o.params for o in observed], [o.step for o in observed], device)
     Y = -torch.tensor([[o.loss] for o in observed], dtype=DTYPE, device=device)  # the GP maximizes
     if options.winsorize:
         Y = winsorized(Y)
-    model = _fitted(request, options, features, X, Y, "all_rungs" if options.model == "all_rungs" else f"top:{rung}")
+    fitted = _fitted(request, options, features, X, Y, "all_rungs" if options.model == "all_rungs" else f"top:{rung}")
+    model = fitted.model
 
     pool_seed = (request.seed * 7919 + request.sequence_start) % 2**32
     pool_params = space_pool(features, options.candidate_pool, pool_seed, device)
@@ -78,10 +80,11 @@ def _suggestions(request: SuggestRequest, options: AshaBOOptions, observed: list
         k = int(torch.argmax(scores))
         chosen.append(k)
         busy = torch.cat([busy, pool[k:k + 1]])
-    request.notes.suggestion_info = [{"model": options.model, "acquisition": options.acquisition}] * len(chosen)
     picked = pool_params[chosen]
     taken = features.encode([*unique, *pending], device) if unique or pending else picked[:0]
-    return features.decode(separated(picked, taken, features, request))
+    infos = [{"model": options.model, "acquisition": options.acquisition}] * len(chosen)
+    return Suggestions(features.decode(separated(picked, taken, features, request)), info=infos,
+                       memory=fitted.memory, rung=fitted.rung)
 
 
 def _scores(options: AshaBOOptions, model: Model, pool: Tensor, observed: Tensor) -> Tensor:
@@ -115,23 +118,28 @@ def _root(covariance: Tensor) -> Tensor:
     return root
 
 
-def _fitted(request: SuggestRequest, options: AshaBOOptions, features: Features, X: Tensor, Y: Tensor,
-            key: str) -> GPyTorchModel:
+@dataclass(frozen=True)
+class _Fitted:
+    model: GPyTorchModel
+    memory: dict[str, Any] | None  # None: the saved hyperparameters served as they were
+    rung: str
+
+
+def _fitted(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, features: Features, X: Tensor, Y: Tensor,
+            key: str) -> _Fitted:
     """The GP on (X, Y): the last fit's hyperparameters while the data grew by less than a tenth since that fit
     (and it modelled the same thing), else a fit down the failure ladder warm-started from them."""
-    saved = request.notes.memory.get(MEMORY_KEY)
+    saved = request.memory.get(MEMORY_KEY)
     same = isinstance(saved, dict) and saved.get("key") == key
     last = saved.get("hyperparameters") if same and isinstance(saved, dict) else None
     if same and isinstance(saved, dict) and X.shape[0] < REFIT_GROWTH * int(saved.get("fitted_at", 0)):
         model = build_gp(X, Y, features.categories, one_hot=True)
         if load_hyperparameters(model, last):
             model.eval()
-            request.notes.rung = "reused"
-            return model
+            return _Fitted(model, None, "reused")
     fit = fit_with_ladder(X, Y, features.categories, one_hot=True, warm_start=last,
                           timeout_seconds=options.fit_timeout_seconds, max_fit_points=options.max_fit_points,
                           seed=request.seed)
-    request.notes.memory = {**request.notes.memory, MEMORY_KEY: {"key": key, "hyperparameters": fit.hyperparameters,
-                                                                 "fitted_at": X.shape[0]}}
-    request.notes.rung = fit.rung
-    return fit.model
+    memory = {**request.memory, MEMORY_KEY: {"key": key, "hyperparameters": fit.hyperparameters,
+                                             "fitted_at": X.shape[0]}}
+    return _Fitted(fit.model, memory, fit.rung)

@@ -13,13 +13,13 @@ from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 
-from service.domain.spec import Choice, StudySpec
+from service.domain.spec import StudySpec
 from service.domain.trial import TrialView
-from service.engines.base import STATUS_KEY, SuggestRequest
-from service.engines.constrained import ConstrainedOptions
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.constrained.engine import ConstrainedOptions
 from service.engines.encoding import MIN_SEPARATION
-from service.engines.modeling import DTYPE, EngineFailure, Features, min_linf_distance
-from service.engines.optimizing import (
+from service.engines.shared.modeling import DTYPE, EngineFailure, Features, min_linf_distance
+from service.engines.shared.optimizing import (
     FAILURE_STATES,
     OutcomeBound,
     constraint_targets,
@@ -46,8 +46,8 @@ LOCAL_STEPS = (0.05, 0.01, 0.002)  # std of the local search around the pool's b
 LOCAL_SAMPLES = 256
 
 
-def suggest(request: SuggestRequest, options: ConstrainedOptions,
-            completed: list[TrialView]) -> list[dict[str, Choice]]:
+def suggest(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
+            completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, completed)
 
@@ -89,8 +89,8 @@ class OptimisticProblem:
         return index, bool(feasible[index]), float(violation[index])
 
 
-def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
-                 completed: list[TrialView]) -> list[dict[str, Choice]]:
+def _suggestions(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
+                 completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
@@ -99,14 +99,13 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device, options.winsorize))]
     outputs += constraint_targets(spec, completed, metrics, device, options.winsorize)
     fit_args = fit_arguments(options, request.seed)
-    fit, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
+    fit, memory = fit_outcomes(X, outputs, features, request.memory, fit_args)
     models: list[Model] = [fit.model]
     success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         models.append(success_fit.model)
         bounds.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
-    request.notes.rung = fit.rung
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
 
     rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
@@ -115,9 +114,8 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
     # feasibility), with the wide sqrt(beta) of the test.
     test = OptimisticProblem(joint_model(models), bounds, options.infeasibility_sqrt_beta)
     _, feasible, violation = _solve(test, pool, features, rng)
-    memory[STATUS_KEY] = _infeasibility_status(request, options, completed, feasible, violation)
-    memory["infeasible"] = {"rounds": memory[STATUS_KEY]["rounds"], "data": _data_version(request, completed)}
-    request.notes.memory = memory
+    status = _infeasibility_status(request, options, completed, feasible, violation)
+    memory["infeasible"] = {"rounds": status["rounds"], "data": _data_version(request, completed)}
 
     if options.method == "cei":
         acquisition = qLogNoisyExpectedImprovement(
@@ -126,8 +124,8 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
         candidates = optimize(acquisition, features, request.count, num_restarts=options.num_restarts,
                               raw_samples=options.raw_samples, timeout_seconds=options.acq_timeout_seconds,
                               device=device)
-        request.notes.suggestion_info = [{"method": "cei"}] * request.count
-        return features.decode(separated(candidates, taken, features, request))
+        return Suggestions(features.decode(separated(candidates, taken, features, request)),
+                           info=[{"method": "cei"}] * request.count, memory=memory, rung=fit.rung, status=status)
 
     chosen: list[torch.Tensor] = []
     infos: list[dict[str, Any]] = []
@@ -140,8 +138,8 @@ def _suggestions(request: SuggestRequest, options: ConstrainedOptions,
         chosen.append(point)
         infos.append({"method": "config", "optimistically_feasible": feasible,
                       **({} if feasible else {"optimistic_violation": violation})})
-    request.notes.suggestion_info = infos
-    return features.decode(separated(torch.cat(chosen), taken, features, request))
+    return Suggestions(features.decode(separated(torch.cat(chosen), taken, features, request)), info=infos,
+                       memory=memory, rung=fit.rung, status=status)
 
 
 def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features, rng: random.Random,
@@ -173,14 +171,14 @@ def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features, r
     return point, feasible, violation
 
 
-def _data_version(request: SuggestRequest, completed: list[TrialView]) -> int:
+def _data_version(request: SuggestRequest[ConstrainedOptions], completed: list[TrialView]) -> int:
     return len(completed) + sum(t.state in FAILURE_STATES for t in request.trials)
 
 
-def _infeasibility_status(request: SuggestRequest, options: ConstrainedOptions, completed: list[TrialView],
-                          feasible: bool, violation: float) -> dict[str, Any]:
+def _infeasibility_status(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
+                          completed: list[TrialView], feasible: bool, violation: float) -> dict[str, Any]:
     """Count consecutive rounds (model fits on new data) whose auxiliary problem had no feasible point (D5)."""
-    last = request.notes.memory.get("infeasible") or {}
+    last = request.memory.get("infeasible") or {}
     rounds = int(last.get("rounds", 0))
     if feasible:
         rounds = 0

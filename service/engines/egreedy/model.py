@@ -11,12 +11,11 @@ from botorch.acquisition.thompson_sampling import PathwiseThompsonSampling
 from botorch.models.model import Model
 from botorch.utils.multi_objective.pareto import is_non_dominated
 
-from service.domain.spec import Choice
 from service.domain.trial import TrialView
-from service.engines.base import SuggestRequest
-from service.engines.egreedy import EXPLOIT_TOLERANCE, Branch, EGreedyOptions, choose_branch, default_epsilon
-from service.engines.modeling import EngineFailure, Features, fit_with_ladder, min_linf_distance
-from service.engines.optimizing import (
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.egreedy.engine import EXPLOIT_TOLERANCE, Branch, EGreedyOptions, choose_branch, default_epsilon
+from service.engines.shared.modeling import EngineFailure, Features, fit_with_ladder, min_linf_distance
+from service.engines.shared.optimizing import (
     fit_arguments,
     kriging_believer,
     mean_and_std,
@@ -34,21 +33,22 @@ MAX_PARETO_POOL = 20_000
 THOMPSON_POOL = 1024  # mixed spaces: Thompson sampling jointly over this many Sobol points
 
 
-def suggest(request: SuggestRequest, options: EGreedyOptions, completed: list[TrialView]) -> list[dict[str, Choice]]:
+def suggest(request: SuggestRequest[EGreedyOptions], options: EGreedyOptions,
+            completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, completed)
 
 
-def _suggestions(request: SuggestRequest, options: EGreedyOptions,
-                 completed: list[TrialView]) -> list[dict[str, Choice]]:
+def _suggestions(request: SuggestRequest[EGreedyOptions], options: EGreedyOptions,
+                 completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
     Y = objective_targets(spec, completed, device, options.winsorize)
-    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.notes.memory.get("objective"),
+    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.memory.get("objective"),
                           **fit_arguments(options, request.seed))
     X_pending = pending_inputs(request, features, device)
-    selections = int(request.notes.memory.get("selections", 0))
+    selections = int(request.memory.get("selections", 0))
     epsilon = options.epsilon if options.epsilon is not None else default_epsilon(options.variant, features.dim)
     workers = options.workers or (0 if X_pending is None else X_pending.shape[0]) + request.count
     rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
@@ -70,23 +70,21 @@ def _suggestions(request: SuggestRequest, options: EGreedyOptions,
         chosen.append(candidate)
         infos.append(info)
 
-    request.notes.memory = {"objective": fit.hyperparameters, "selections": selections + request.count}
-    request.notes.rung = fit.rung
     proposed = torch.cat(chosen)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
     kept = separated(proposed, taken, features, request)
     for info, before, after in zip(infos, proposed, kept, strict=True):
         if not torch.equal(before, after):
             info["redrawn"] = "random"  # it sat on an observed or pending point (§0.3 safeguard)
-    request.notes.suggestion_info = infos
-    return features.decode(kept)
+    memory = {"objective": fit.hyperparameters, "selections": selections + request.count}
+    return Suggestions(features.decode(kept), info=infos, memory=memory, rung=fit.rung)
 
 
 class _Branches:
     """The four ways to pick one point, over one study's space."""
 
-    def __init__(self, request: SuggestRequest, options: EGreedyOptions, features: Features, device: torch.device,
-                 rng: random.Random) -> None:
+    def __init__(self, request: SuggestRequest[EGreedyOptions], options: EGreedyOptions, features: Features,
+                 device: torch.device, rng: random.Random) -> None:
         self.request, self.options, self.features, self.device, self.rng = request, options, features, device, rng
 
     def run(self, branch: Branch, model: Model) -> torch.Tensor:

@@ -17,12 +17,12 @@ from botorch.utils.sampling import sample_simplex
 
 from service.domain.hypervolume import reference_point
 from service.domain.ranking import is_feasible, maximized_objectives, pareto_mask
-from service.domain.spec import Choice, Goal, StudySpec
+from service.domain.spec import Goal, StudySpec
 from service.domain.trial import TrialView
-from service.engines.base import SuggestRequest
-from service.engines.modeling import DTYPE, EngineFailure, Features
-from service.engines.multiobjective import Method, MultiObjectiveOptions, method_of
-from service.engines.optimizing import (
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.multiobjective.engine import Method, MultiObjectiveOptions, method_of
+from service.engines.shared.modeling import DTYPE, EngineFailure, Features
+from service.engines.shared.optimizing import (
     OutcomeBound,
     constraint_targets,
     fit_arguments,
@@ -35,14 +35,14 @@ from service.engines.optimizing import (
     pending_inputs,
     separated,
 )
-from service.engines.outcome_transforms import winsorized, winsorized_constraint
+from service.engines.shared.outcome_transforms import winsorized, winsorized_constraint
 
 __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 
 
 
-def suggest(request: SuggestRequest, options: MultiObjectiveOptions,
-            completed: list[TrialView]) -> list[dict[str, Choice]]:
+def suggest(request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions,
+            completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, method_of(request.spec, options), completed)
 
@@ -85,8 +85,8 @@ def _winsorized_objectives(spec: StudySpec, objectives: torch.Tensor, reference:
     return torch.cat(columns, dim=-1)
 
 
-def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method: Method,
-                 completed: list[TrialView]) -> list[dict[str, Choice]]:
+def _suggestions(request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions, method: Method,
+                 completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
@@ -100,15 +100,13 @@ def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method
     outputs += constraint_targets(spec, completed, constrained_metrics, device, options.winsorize)
 
     fit_args = fit_arguments(options, request.seed)
-    fit, memory = fit_outcomes(X, outputs, features, request.notes.memory, fit_args)
+    fit, memory = fit_outcomes(X, outputs, features, request.memory, fit_args)
     models: list[Model] = [fit.model]
     success_fit = fit_success_model(request, features, X, options.failure_model_after, fit_args)
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         models.append(success_fit.model)
         constraints.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
-    request.notes.memory = memory
-    request.notes.rung = fit.rung
 
     model = joint_model(models)
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
@@ -130,4 +128,5 @@ def _suggestions(request: SuggestRequest, options: MultiObjectiveOptions, method
             chosen.append(optimize(acquisition, features, 1, **optimize_args))
         candidates = torch.cat(chosen)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
-    return features.decode(separated(candidates, taken, features, request))
+    return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory,
+                       rung=fit.rung)

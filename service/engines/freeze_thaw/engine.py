@@ -2,7 +2,7 @@
 the learning curves ("Freeze-Thaw Bayesian Optimization", Swersky, Snoek and Adams, 2014). Labels D7-D10, D13 and
 D14 refer to docs/decisions.md (the choices the paper leaves open).
 
-At each ask past the warm-up, a worker fits the curve model (freeze_thaw_model) and decides by one of four rules:
+At each ask past the warm-up, a worker fits the curve model (freeze_thaw.model) and decides by one of four rules:
 
 - `promote` (default): successive-halving rungs as engine `asha`, with the model in three places: a paused run goes
   on when its predicted final value is in the top 1/eta of its rung; a new configuration is a Thompson sample of
@@ -23,7 +23,7 @@ With several workers, runs being trained elsewhere count as pending: their next 
 predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are Sobol points, answered inline.
 
 This module holds no torch import (API processes validate options and serve the warm-up); the decision lives in
-`freeze_thaw_decision`, imported by workers.
+`freeze_thaw.decision`, imported by workers.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from __future__ import annotations
 import importlib
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from service.domain.spec import Choice, StudySpec
+from service.domain.spec import StudySpec
 from service.engines.asha import AshaOptions, rungs
-from service.engines.base import Engine, ModelEngineOptions, NewRun, Resume, SuggestRequest
-from service.engines.sobol import SobolEngine
+from service.engines.base import Engine, ModelEngineOptions, Plan, Suggestions, SuggestRequest
+from service.engines.sobol import sobol_points
 
 PROMOTE_RULES = ("promote", "promote_capped")  # the rules that climb asha's rungs
 
@@ -102,7 +102,7 @@ def warmup_budget(spec: StudySpec, options: FreezeThawOptions) -> float:
     return next_budget(spec, options, None)
 
 
-class FreezeThawEngine(Engine):
+class FreezeThawEngine(Engine[FreezeThawOptions]):
     name = "freeze_thaw"
     Options = FreezeThawOptions
     needs_history = True
@@ -115,19 +115,17 @@ class FreezeThawEngine(Engine):
             return "freeze_thaw models one objective; this study has several"
         return None
 
-    def first_budget(self, spec: StudySpec, options: BaseModel) -> float | None:
-        assert isinstance(options, FreezeThawOptions)
+    def first_budget(self, spec: StudySpec, options: FreezeThawOptions) -> float | None:
         return warmup_budget(spec, options)
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
-        assert isinstance(options, FreezeThawOptions)
+    def needs_worker(self, spec: StudySpec, options: FreezeThawOptions, finished: int, created: int = 0) -> bool:
         return created >= options.warmup_configs
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest[FreezeThawOptions]) -> Suggestions:
         """The warm-up (and the fallback when the model fails): Sobol configurations."""
-        return SobolEngine().suggest(request)
+        return Suggestions(sobol_points(request))
 
-    def plan(self, request: SuggestRequest) -> list[Resume | NewRun]:
-        module = importlib.import_module("service.engines.freeze_thaw_decision")
-        planned: list[Resume | NewRun] = module.plan(request)
+    def plan(self, request: SuggestRequest[FreezeThawOptions]) -> Plan:
+        module = importlib.import_module("service.engines.freeze_thaw.decision")
+        planned: Plan = module.plan(request)
         return planned

@@ -18,7 +18,7 @@ a rung value (default d + 2), and when every rung of the model ladder fails, new
 points, so the engine starts exactly as asha does.
 
 This module holds no torch import: API processes validate options and serve the Sobol start; workers import
-`asha_bo_model` for the model's suggestions.
+`asha_bo.model` for the model's suggestions.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
-from service.engines.asha import AshaEngine, AshaOptions, rungs
-from service.engines.base import ModelEngineOptions, SuggestRequest
+from service.engines.asha import AshaOptions, RungEngine, rungs
+from service.engines.base import ModelEngineOptions, Suggestions, SuggestRequest
 from service.engines.sobol import model_or_sobol
 
 
@@ -112,7 +112,7 @@ def top_rung_observations(spec: StudySpec, options: AshaBOOptions,
     return steps[0], [o for o in observations if abs(o.step - steps[0]) <= 1e-9]
 
 
-class AshaBOEngine(AshaEngine):
+class AshaBOEngine(RungEngine[AshaBOOptions]):
     name = "asha_bo"
     Options = AshaBOOptions
     needs_history = True
@@ -122,16 +122,14 @@ class AshaBOEngine(AshaEngine):
             return "asha_bo does not model outcome constraints"
         return super().unsupported_reason(spec)
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
+    def needs_worker(self, spec: StudySpec, options: AshaBOOptions, finished: int, created: int = 0) -> bool:
         """A worker fits the model once enough configurations could have reported a rung value."""
-        assert isinstance(options, AshaBOOptions)
         return created >= min_configs(spec, options)
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest[AshaBOOptions]) -> Suggestions:
         """asha's Sobol points until `min_configs` configurations have a rung value (with `top_rung`: at one rung),
         then the model's choice."""
         spec, options = request.spec, request.options
-        assert isinstance(options, AshaBOOptions)
         observed = rung_observations(spec, options, request.trials)
         if options.model == "top_rung":
             step, observed = top_rung_observations(spec, options, observed)
@@ -140,9 +138,9 @@ class AshaBOEngine(AshaEngine):
         pending = [t.params for t in request.trials
                    if t.state in (TrialState.ACTIVE, TrialState.PAUSED, TrialState.WAITING) and not t.measurements]
 
-        def from_model() -> list[dict[str, Choice]]:
-            module = importlib.import_module("service.engines.asha_bo_model")
-            suggestions: list[dict[str, Choice]] = module.suggest(request, options, observed, pending, step)
+        def from_model() -> Suggestions:
+            module = importlib.import_module("service.engines.asha_bo.model")
+            suggestions: Suggestions = module.suggest(request, options, observed, pending, step)
             return suggestions
 
         return model_or_sobol(request, self.name, configurations(observed), min_configs(spec, options), from_model,

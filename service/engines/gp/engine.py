@@ -15,20 +15,20 @@ so concurrent workers get jointly diverse suggestions.
 - The model-failure ladder (modeling.fit_with_ladder); when every rung fails, Sobol, flagged.
 
 This module holds no torch import: API processes validate options and serve the initial design
-without loading the model stack; workers import `gp_model` (and the other engines' torch halves, through
+without loading the model stack; workers import `gp.model` (and the other engines' torch halves, through
 ModelEngine) on the first model-based suggestion.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from service.domain.spec import Choice, StudySpec
+from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
-from service.engines.base import Engine, ModelEngineOptions, SuggestRequest
+from service.engines.base import Engine, ModelEngineOptions, StoppingOptions, Suggestions, SuggestRequest
 from service.engines.sobol import model_or_sobol
 
 
@@ -58,40 +58,41 @@ class GPOptions(ModelEngineOptions):
 OBSERVED_STATES = (TrialState.COMPLETED, TrialState.STOPPED)
 
 
-class ModelEngine(Engine):
-    """An engine that models the study's results: a Sobol initial design answered inline, then suggestions
-    from its torch half (`service.engines.<model_module>.suggest`), computed by a worker, over the observed
-    trials that reported every metric of the spec: completed ones, and stopped ones with the values they were
-    stopped at. A run stopped early is evidence too: its value at the stop is what made the rule give up on it,
-    and a model that never sees it proposes the same region again (one 20-trial study spent 11 trials there)."""
+GPOptionsT = TypeVar("GPOptionsT", bound=GPOptions)
 
-    Options: ClassVar[type[BaseModel]] = GPOptions
+
+class ModelEngine(Engine[GPOptionsT]):
+    """An engine that models the study's results: a Sobol initial design answered inline, then suggestions from
+    its torch half (the `suggest` of `model_module`, the `model` module of its package), computed by a worker, over
+    the observed trials that reported every metric of the spec: completed ones, and stopped ones with the values
+    they were stopped at. A run stopped early is evidence too: its value at the stop is what made the rule give up on
+    it, and a model that never sees it proposes the same region again (one 20-trial study spent 11 trials there)."""
+
+    Options: ClassVar[type[StoppingOptions]] = GPOptions
     needs_history = True
-    model_module: ClassVar[str]
+    model_module: ClassVar[str]  # the torch half, imported on the first model-based suggestion
 
-    def needs_worker(self, spec: StudySpec, options: BaseModel, finished: int, created: int = 0) -> bool:
-        assert isinstance(options, GPOptions)
+    def needs_worker(self, spec: StudySpec, options: GPOptionsT, finished: int, created: int = 0) -> bool:
         return finished >= options.initial_design
 
-    def suggest(self, request: SuggestRequest) -> list[dict[str, Choice]]:
+    def suggest(self, request: SuggestRequest[GPOptionsT]) -> Suggestions:
         options = request.options
-        assert isinstance(options, GPOptions)
         metrics = request.spec.metric_names
         completed = [t for t in request.trials
                      if t.state in OBSERVED_STATES and t.values and all(m in t.values for m in metrics)]
 
-        def from_model() -> list[dict[str, Choice]]:
-            module = importlib.import_module(f"service.engines.{self.model_module}")
-            suggestions: list[dict[str, Choice]] = module.suggest(request, options, completed)
+        def from_model() -> Suggestions:
+            module = importlib.import_module(self.model_module)
+            suggestions: Suggestions = module.suggest(request, options, completed)
             return suggestions
 
         return model_or_sobol(request, self.name, len(completed), options.initial_design,
                               from_model, options.center_point)
 
 
-class GPEngine(ModelEngine):
+class GPEngine(ModelEngine[GPOptions]):
     name = "gp"
-    model_module = "gp_model"
+    model_module = "service.engines.gp.model"
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:
         if len(spec.objectives) > 1:

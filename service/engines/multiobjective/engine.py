@@ -13,7 +13,7 @@
   "Bayesian Optimization for Selecting Efficient Machine Learning Models" as a Pareto front (D11).
 
 No torch import here: API processes validate options and serve the initial design without the model
-stack; workers import `multiobjective_model` for model-based suggestions.
+stack; workers import `multiobjective.model` for model-based suggestions.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import Field
 
 from service.domain.spec import StudySpec
-from service.engines.gp import GPOptions, ModelEngine
+from service.engines.gp.engine import GPOptions, ModelEngine
 
 NEHVI_MAX_OBJECTIVES = 4
 Method = Literal["nehvi", "parego"]
@@ -41,9 +41,9 @@ def method_of(spec: StudySpec, options: MultiObjectiveOptions) -> Method:
     return "nehvi" if len(spec.objectives) <= NEHVI_MAX_OBJECTIVES else "parego"
 
 
-class MultiObjectiveEngine(ModelEngine):
+class MultiObjectiveEngine(ModelEngine[MultiObjectiveOptions]):
     name = "multiobjective"
-    model_module = "multiobjective_model"
+    model_module = "service.engines.multiobjective.model"
     Options = MultiObjectiveOptions
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:

@@ -5,7 +5,7 @@ pools of points, marginal posteriors and Kriging-believer conditioning."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -20,15 +20,16 @@ from botorch.models.model_list_gp_regression import ModelListGP
 from botorch.optim.optimize import optimize_acqf
 from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
 from botorch.utils.sampling import manual_seed
+from pydantic import BaseModel
 from scipy.stats import qmc
 
 from service.domain.spec import Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines.base import SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, from_unit
-from service.engines.gp import GPOptions
-from service.engines.modeling import DTYPE, Features, FitOutcome, fit_with_ladder, min_linf_distance
-from service.engines.outcome_transforms import bilog, winsorized
+from service.engines.gp.engine import GPOptions
+from service.engines.shared.modeling import DTYPE, Features, FitOutcome, fit_with_ladder, min_linf_distance
+from service.engines.shared.outcome_transforms import bilog, winsorized
 
 PENDING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 FAILURE_STATES = (TrialState.FAILED, TrialState.INFEASIBLE)
@@ -41,7 +42,7 @@ EXACT_POSTERIOR_LIMIT = 4000
 
 
 @contextmanager
-def model_session(request: SuggestRequest) -> Iterator[None]:
+def model_session(request: SuggestRequest[BaseModel]) -> Iterator[None]:
     """The settings of one model computation: torch seeded from the study's seed and trial number (so any
     worker computes the same suggestion), exact posteriors."""
     with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
@@ -78,7 +79,7 @@ def constraint_targets(spec: StudySpec, completed: list[TrialView], metrics: lis
     return columns
 
 
-def pending_inputs(request: SuggestRequest, features: Features, device: torch.device) -> torch.Tensor | None:
+def pending_inputs(request: SuggestRequest[BaseModel], features: Features, device: torch.device) -> torch.Tensor | None:
     """Encoded params of the trials being evaluated right now (X_pending), or None when there are none."""
     pending = [t.params for t in request.trials if t.state in PENDING_STATES]
     return features.encode(pending, device) if pending else None
@@ -145,7 +146,7 @@ def kriging_believer(model: Model, busy: torch.Tensor | None) -> Model:
 
 
 def separated(candidates: torch.Tensor, taken: torch.Tensor, features: Features,
-              request: SuggestRequest) -> torch.Tensor:
+              request: SuggestRequest[BaseModel]) -> torch.Tensor:
     """Last safeguard (§0.3): a proposal on top of an observed, pending or earlier one is re-drawn at random."""
     generator = torch.Generator().manual_seed(int((request.seed + request.sequence_start) % 2**31))
     bounds = features.bounds(candidates.device)
@@ -171,7 +172,7 @@ def fit_arguments(options: GPOptions, seed: int) -> dict[str, Any]:
                 one_hot=options.categorical_model == "onehot")
 
 
-def fit_success_model(request: SuggestRequest, features: Features, X_completed: torch.Tensor,
+def fit_success_model(request: SuggestRequest[BaseModel], features: Features, X_completed: torch.Tensor,
                       failure_model_after: int, fit_args: dict[str, Any]) -> FitOutcome | None:
     """A GP on success (1) vs failure (0) over completed and failed trials, once there are enough failures
     (D2); None before that, when failed trials are simply left out of the model."""
@@ -181,12 +182,12 @@ def fit_success_model(request: SuggestRequest, features: Features, X_completed: 
     device = X_completed.device
     X_all = torch.cat([X_completed, features.encode([t.params for t in failures], device)])
     success = torch.cat([torch.ones(X_completed.shape[0], 1), torch.zeros(len(failures), 1)]).to(X_completed)
-    return fit_with_ladder(X_all, success, features.categories, warm_start=request.notes.memory.get("success"),
+    return fit_with_ladder(X_all, success, features.categories, warm_start=request.memory.get("success"),
                            **fit_args)
 
 
 def fit_outcomes(X: torch.Tensor, outputs: list[tuple[str, torch.Tensor]], features: Features,
-                 memory: dict[str, Any], fit_args: dict[str, Any]) -> tuple[FitOutcome, dict[str, Any]]:
+                 memory: Mapping[str, Any], fit_args: dict[str, Any]) -> tuple[FitOutcome, dict[str, Any]]:
     """One multi-output GP over the named outcome columns (in their order), warm-started from its last
     hyperparameters; returns the fit and the memory to keep for next time.
 

@@ -33,10 +33,10 @@ from torch import Tensor
 from service.domain.spec import Choice, Goal, StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines.asha import promotions, rungs
-from service.engines.base import NewRun, Resume, SuggestRequest
+from service.engines.base import NewRun, Plan, Resume, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
-from service.engines.freeze_thaw import PROMOTE_RULES, FreezeThawOptions, next_budget, warmup_budget
-from service.engines.freeze_thaw_model import (
+from service.engines.freeze_thaw.engine import PROMOTE_RULES, FreezeThawOptions, next_budget, warmup_budget
+from service.engines.freeze_thaw.model import (
     Curves,
     FreezeThawPosterior,
     Hyperparameters,
@@ -45,7 +45,7 @@ from service.engines.freeze_thaw_model import (
     matern52,
     trend,
 )
-from service.engines.sobol import SobolEngine
+from service.engines.sobol import sobol_points
 
 MEMORY_KEY = "freeze_thaw_hyperparameters"
 FITTED_AT_KEY = "freeze_thaw_fitted_at"  # how many observations the stored hyperparameters were fitted to
@@ -110,28 +110,34 @@ def _information_gains(basket: Basket, draws: Tensor, fantasies: Tensor) -> Tens
     return torch.stack(gains)
 
 
-def plan(request: SuggestRequest) -> list[Resume | NewRun]:
+def plan(request: SuggestRequest[FreezeThawOptions]) -> Plan:
     spec, options = request.spec, request.options
-    assert isinstance(options, FreezeThawOptions) and spec.fidelity is not None
+    assert spec.fidelity is not None
     objective = spec.objectives[0]
     sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0
     started = [t for t in request.trials if any(objective.name in m.values for m in t.measurements)
                and t.state is not TrialState.FAILED]
     if len(started) < 2:
-        request.notes.rung = "warm-up"
-        return _sobol_runs(request, request.count)
+        return Plan(_sobol_runs(request, request.count), rung="warm-up")
     curves, progress = _curves(request, started, sign)
-    start = request.notes.memory.get(MEMORY_KEY)
+    start = request.memory.get(MEMORY_KEY)
     warm = Hyperparameters.from_dict(start) if start and Hyperparameters.fits(start, len(spec.params)) else None
     observations = sum(len(t) for t in curves.t)
-    if warm is not None and observations < REFIT_GROWTH * request.notes.memory.get(FITTED_AT_KEY, 0):
+    memory: dict[str, Any] | None = None  # None: the saved fit serves as it was
+    if warm is not None and observations < REFIT_GROWTH * request.memory.get(FITTED_AT_KEY, 0):
         hyper = warm  # a few more points barely move a MAP fit; refitting on every decision was most of its time
     else:
         hyper = fit(curves, warm)
-        request.notes.memory[MEMORY_KEY] = hyper.to_dict()
-        request.notes.memory[FITTED_AT_KEY] = observations
-    request.notes.rung = "freeze-thaw"
+        memory = {**request.memory, MEMORY_KEY: hyper.to_dict(), FITTED_AT_KEY: observations}
     posterior = FreezeThawPosterior(curves, hyper)
+    return Plan(_runs(request, options, started, progress, posterior), memory=memory, rung="freeze-thaw")
+
+
+def _runs(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
+          progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
+    """Up to `request.count` runs by the study's rule, best first; Sobol runs fill what the basket cannot."""
+    spec = request.spec
+    assert spec.fidelity is not None
     if options.rule in PROMOTE_RULES:
         return _promote(request, options, started, progress, posterior)
     basket, links = _basket(request, options, started, progress, posterior)
@@ -166,7 +172,7 @@ def plan(request: SuggestRequest) -> list[Resume | NewRun]:
     return chosen
 
 
-def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
+def _promote(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
              progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
     """`rule: promote`: asynchronous successive halving (as engine `asha`) driven by the curve model.
     `promote_capped` keeps only the Thompson sample: promotions are asha's (the top 1/eta by the value at the rung)
@@ -197,8 +203,8 @@ def _promote(request: SuggestRequest, options: FreezeThawOptions, started: list[
         first = _first_rung(options, started, progress, posterior, steps)
     pending = [t.params for t in request.trials if t.state is TrialState.ACTIVE and not t.measurements]
     believed = _believe_pending(spec, options, posterior, pending)
-    pool = SobolEngine().suggest(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
-                                                request.sequence_start * options.candidate_pool))
+    pool = sobol_points(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
+                                       request.sequence_start * options.candidate_pool))
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     generator = torch.Generator().manual_seed((request.seed * 1_000_003 + request.sequence_start) % 2**31)
     taken: list[int] = []  # pool points this plan already starts: believing one shrinks its variance, not its mean
@@ -280,14 +286,14 @@ def _believe_pending(spec: StudySpec, options: FreezeThawOptions, posterior: Fre
     return FreezeThawPosterior(extended, posterior.hyper)
 
 
-def _sobol_runs(request: SuggestRequest, count: int) -> list[Resume | NewRun]:
+def _sobol_runs(request: SuggestRequest[FreezeThawOptions], count: int) -> list[Resume | NewRun]:
     options = request.options
-    assert isinstance(options, FreezeThawOptions)
-    fresh = SobolEngine().suggest(SuggestRequest(request.spec, options, count, request.seed, request.sequence_start))
+    fresh = sobol_points(SuggestRequest(request.spec, options, count, request.seed, request.sequence_start))
     return [NewRun(p, warmup_budget(request.spec, options)) for p in fresh]
 
 
-def _curves(request: SuggestRequest, started: list[TrialView], sign: float) -> tuple[Curves, dict[int, float]]:
+def _curves(request: SuggestRequest[FreezeThawOptions], started: list[TrialView],
+            sign: float) -> tuple[Curves, dict[int, float]]:
     spec = request.spec
     assert spec.fidelity is not None
     name = spec.objectives[0].name
@@ -352,8 +358,8 @@ def _old_weights(posterior: FreezeThawPosterior, n: int, t_next: float) -> _Weig
     return _Weights(omega[0], omega[1], residual[0, 0], residual[0, 1], residual[1, 1], mean_end)
 
 
-def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
-            posterior: FreezeThawPosterior) -> tuple[Basket, _Links]:
+def _basket(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
+            progress: dict[int, float], posterior: FreezeThawPosterior) -> tuple[Basket, _Links]:
     spec = request.spec
     assert spec.fidelity is not None
     top = spec.fidelity.max
@@ -368,8 +374,8 @@ def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[T
         old = [paused[i] for i in torch.argsort(old_scores, descending=True)[:options.old_candidates].tolist()]
     else:
         old = []
-    pool = SobolEngine().suggest(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
-                                                request.sequence_start * options.candidate_pool))
+    pool = sobol_points(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
+                                       request.sequence_start * options.candidate_pool))
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     first = torch.tensor([next_budget(spec, options, None) / top, 1.0], dtype=torch.float64)
     fresh_residual = decay_kernel(first, first, posterior.hyper)  # a new run's own curve, at t_first and t = 1
@@ -406,7 +412,7 @@ def _basket(request: SuggestRequest, options: FreezeThawOptions, started: list[T
     return basket, _Links(rows, across, w_end, w_next)
 
 
-def _believe_running(request: SuggestRequest, options: FreezeThawOptions, started: list[TrialView],
+def _believe_running(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
                      progress: dict[int, float], posterior: FreezeThawPosterior, basket: Basket,
                      links: _Links) -> None:
     """Runs other workers are training: their next increment is fantasized at its mean (D9)."""

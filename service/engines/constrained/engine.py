@@ -21,7 +21,7 @@
 - Failed and infeasible-told trials follow D2: dropped until `failure_model_after`, then P(success) is one more
   (optimistic, for config) constraint.
 
-No torch import here; workers import `constrained_model` for model-based suggestions.
+No torch import here; workers import `constrained.model` for model-based suggestions.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Literal
 from pydantic import Field
 
 from service.domain.spec import StudySpec
-from service.engines.gp import GPOptions, ModelEngine
+from service.engines.gp.engine import GPOptions, ModelEngine
 
 Method = Literal["config", "cei"]
 
@@ -52,9 +52,9 @@ class ConstrainedOptions(GPOptions):
                                          "at 20,000 in all).")
 
 
-class ConstrainedEngine(ModelEngine):
+class ConstrainedEngine(ModelEngine[ConstrainedOptions]):
     name = "constrained"
-    model_module = "constrained_model"
+    model_module = "service.engines.constrained.model"
     Options = ConstrainedOptions
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:

@@ -23,7 +23,7 @@ that conditioning, so an exploit point within `EXPLOIT_TOLERANCE` of a pending t
 Thompson draw (`engine_info["rerolled"]`), and two concurrent asks never share an exploit point.
 Failed trials are left out of the model (the paper's rule has no failure model).
 
-No torch import here; workers import `egreedy_model` for model-based suggestions.
+No torch import here; workers import `egreedy.model` for model-based suggestions.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Literal
 from pydantic import Field
 
 from service.domain.spec import StudySpec
-from service.engines.gp import GPOptions, ModelEngine
+from service.engines.gp.engine import GPOptions, ModelEngine
 
 Variant = Literal["aegis", "eps_pf", "eps_rs"]
 Branch = Literal["exploit", "thompson", "pareto", "random"]
@@ -79,9 +79,9 @@ def choose_branch(variant: Variant, epsilon: float, eta: float, selections: int,
     return "pareto" if variant == "eps_pf" else "random"
 
 
-class EGreedyEngine(ModelEngine):
+class EGreedyEngine(ModelEngine[EGreedyOptions]):
     name = "egreedy"
-    model_module = "egreedy_model"
+    model_module = "service.engines.egreedy.model"
     Options = EGreedyOptions
 
     def unsupported_reason(self, spec: StudySpec) -> str | None:

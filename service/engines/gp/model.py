@@ -10,12 +10,11 @@ from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.models.model_list_gp_regression import ModelListGP
 
-from service.domain.spec import Choice
 from service.domain.trial import TrialView
-from service.engines.base import SuggestRequest
-from service.engines.gp import GPOptions
-from service.engines.modeling import EngineFailure, Features, fit_with_ladder
-from service.engines.optimizing import (
+from service.engines.base import Suggestions, SuggestRequest
+from service.engines.gp.engine import GPOptions
+from service.engines.shared.modeling import EngineFailure, Features, fit_with_ladder
+from service.engines.shared.optimizing import (
     first_output,
     fit_arguments,
     fit_success_model,
@@ -35,13 +34,13 @@ def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
     return 0.5 - samples[..., 1]
 
 
-def suggest(request: SuggestRequest, options: GPOptions, completed: list[TrialView]) -> list[dict[str, Choice]]:
+def suggest(request: SuggestRequest[GPOptions], options: GPOptions, completed: list[TrialView]) -> Suggestions:
     with model_session(request):
         return _model_suggestions(request, options, completed)
 
 
-def _model_suggestions(request: SuggestRequest, options: GPOptions,
-                       completed: list[TrialView]) -> list[dict[str, Choice]]:
+def _model_suggestions(request: SuggestRequest[GPOptions], options: GPOptions,
+                       completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
@@ -49,7 +48,7 @@ def _model_suggestions(request: SuggestRequest, options: GPOptions,
     X_pending = pending_inputs(request, features, device)
     fit_args = fit_arguments(options, request.seed)
 
-    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.notes.memory.get("objective"),
+    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.memory.get("objective"),
                           **fit_args)
     memory: dict[str, Any] = {"objective": fit.hyperparameters}
     model: Model = fit.model
@@ -60,12 +59,11 @@ def _model_suggestions(request: SuggestRequest, options: GPOptions,
         model = ModelListGP(fit.model, success_fit.model)
         acquisition_args = dict(objective=GenericMCObjective(first_output),
                                 constraints=[_success_constraint])
-    request.notes.memory = memory
-    request.notes.rung = fit.rung
 
     acquisition = qLogNoisyExpectedImprovement(model, X_baseline=X, X_pending=X_pending, prune_baseline=True,
                                                **acquisition_args)
     candidates = optimize(acquisition, features, request.count, num_restarts=options.num_restarts,
                           raw_samples=options.raw_samples, timeout_seconds=options.acq_timeout_seconds, device=device)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
-    return features.decode(separated(candidates, taken, features, request))
+    return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory,
+                       rung=fit.rung)

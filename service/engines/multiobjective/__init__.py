@@ -1,0 +1,2 @@
+"""Engine `multiobjective`: `engine` (options, no torch) and `model`, its torch half, imported by workers on the first
+model-based suggestion."""
