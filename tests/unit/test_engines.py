@@ -86,3 +86,28 @@ def test_unknown_engine_options_are_rejected() -> None:
     with pytest.raises(InvalidArgument) as error:
         resolve_engine(spec)
     assert error.value.problems[0].field == "engine_options.temperature"
+
+
+def test_the_api_and_every_engines_light_half_load_no_torch() -> None:
+    """API processes validate options and serve initial designs without the model stack: only a worker's first
+    model-based suggestion imports torch."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import service.app, service.workers.runner\n"
+        "from service.domain.spec import StudySpec\n"
+        "from service.engines import ENGINES, resolve_engine\n"
+        "from service.engines.base import SuggestRequest\n"
+        "spec = StudySpec.model_validate({'params': [{'name': 'x', 'type': 'float', 'low': 0, 'high': 1}],\n"
+        "    'objectives': [{'name': 'loss', 'goal': 'minimize'}]})\n"
+        "for name, engine in ENGINES.items():\n"
+        "    if engine.unsupported_reason(spec) is None:\n"
+        "        resolved = resolve_engine(spec, name)\n"
+        "        if not resolved.needs_worker(0, created=0):\n"
+        "            engine.suggest(SuggestRequest(spec, resolved.options, 1, 1, 0))\n"
+        "print(sorted({'torch', 'botorch', 'gpytorch'} & set(sys.modules)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

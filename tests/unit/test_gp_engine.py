@@ -107,6 +107,22 @@ def test_mixed_space_suggestions_are_valid_and_warm_start_the_next_fit() -> None
     assert warm.rung == "fit-warm" and normalize_params(MIXED, again) == again
 
 
+@pytest.mark.parametrize("options", [{"input_warping": True}, {"power_transform": True},
+                                     {"discrete_int_limit": 0}, {"discrete_int_limit": 1000}])
+def test_model_variants_fit_a_mixed_space_and_give_valid_suggestions(options: dict[str, object]) -> None:
+    spec = MIXED.model_copy(update={"engine_options": {**FAST, **options}})
+    trials = history(MIXED, 12)
+    (params,), suggested = suggest(spec, trials)
+    assert suggested.rung == "fit" and normalize_params(MIXED, params) == params
+    (again,), warm = suggest(spec, trials, memory=suggested.memory)  # the warping's parameters warm-start too
+    assert warm.rung == "fit-warm" and normalize_params(MIXED, again) == again
+
+
+def test_integers_up_to_the_limit_are_searched_value_by_value() -> None:
+    assert list(modeling.Features.of(MIXED).discrete_dims) == [2]  # k has 6 values, under the default 20
+    assert not modeling.Features.of(MIXED, discrete_int_limit=5).discrete_dims
+
+
 def test_same_seed_same_suggestion() -> None:
     trials = history(CONTINUOUS, 10)
     assert suggest(CONTINUOUS, trials)[0] == suggest(CONTINUOUS, trials)[0]

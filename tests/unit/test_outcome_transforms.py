@@ -1,10 +1,11 @@
-"""What the models see of the outcomes: winsorized objectives and constraint metrics, bilog around a bound."""
+"""What the models see of the outcomes: winsorized objectives and constraint metrics, bilog around a bound, the
+Yeo-Johnson power transform."""
 
 from __future__ import annotations
 
 import torch
 
-from service.engines.shared.outcome_transforms import bilog, winsorized, winsorized_constraint
+from service.engines.shared.outcome_transforms import bilog, power_transformed, winsorized, winsorized_constraint
 
 
 def column(*values: float) -> torch.Tensor:
@@ -35,3 +36,19 @@ def test_bilog_keeps_the_bound_and_the_order_and_compresses_far_values() -> None
     assert abs(mapped[0, 0]) < 25 and mapped[-1, 0] < 10
     shifted = bilog(column(2.0, 2.5), bound=2.0)
     assert shifted[0, 0] == 2.0 and shifted[1, 0] > 2.0
+
+
+def _skewness(values: torch.Tensor) -> float:
+    centred = values - values.mean()
+    return float((centred**3).mean() / centred.pow(2).mean() ** 1.5)
+
+
+def test_the_power_transform_keeps_the_order_and_pulls_in_a_long_bad_tail() -> None:
+    losses = column(0.30, 0.31, 0.33, 0.35, 0.40, 0.52, 0.90, 2.5, 9.0)  # a loss with a few diverged runs
+    Y = -losses  # engines maximize
+    transformed = power_transformed(Y)
+    assert torch.equal(torch.argsort(transformed[:, 0]), torch.argsort(Y[:, 0]))  # monotone: the best stays best
+    assert abs(_skewness(transformed)) < 0.5 * abs(_skewness(Y))
+    assert torch.equal(power_transformed(Y[:3]), Y[:3])  # too few values to fit an exponent
+    constant = column(1.0, 1.0, 1.0, 1.0, 1.0)
+    assert torch.equal(power_transformed(constant), constant)

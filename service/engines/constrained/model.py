@@ -96,7 +96,8 @@ def _suggestions(request: SuggestRequest[ConstrainedOptions], options: Constrain
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     metrics, bounds = outcome_constraints(spec, first_output=1)
-    outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device, options.winsorize))]
+    outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device, options.winsorize,
+                                                                         options.power_transform))]
     outputs += constraint_targets(spec, completed, metrics, device, options.winsorize)
     fit_args = fit_arguments(options, request.seed)
     fit, memory = fit_outcomes(X, outputs, features, request.memory, fit_args)

@@ -44,7 +44,7 @@ def _suggestions(request: SuggestRequest[EGreedyOptions], options: EGreedyOption
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
-    Y = objective_targets(spec, completed, device, options.winsorize)
+    Y = objective_targets(spec, completed, device, options.winsorize, options.power_transform)
     fit = fit_with_ladder(X, Y, features.categories, warm_start=request.memory.get("objective"),
                           **fit_arguments(options, request.seed))
     X_pending = pending_inputs(request, features, device)

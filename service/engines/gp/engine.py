@@ -41,8 +41,15 @@ class GPOptions(ModelEngineOptions):
         default="onehot", description="How the GP sees categorical parameters: `onehot`, one-hot columns under the "
         "same stationary kernel as the other inputs (the optimizer still searches the choices exactly); `mixed`, "
         "BoTorch's MixedSingleTaskGP (a sum and a product of a continuous and a categorical kernel).")
+    discrete_int_limit: int = Field(default=20, ge=0, le=100_000, description="Integer parameters with at most "
+                                    "this many values are searched exactly, value by value; wider ones are "
+                                    "optimized as continuous and rounded.")
     winsorize: bool = Field(default=True, description="Clip outlying bad outcomes before modelling (Tukey's fence "
                             "on the bad side; constraints only on the infeasible side beyond the bound).")
+    power_transform: bool = Field(default=False, description="Model the objective after a Yeo-Johnson power "
+                                  "transform fitted to make it look Gaussian (after winsorizing, if that is on).")
+    input_warping: bool = Field(default=False, description="Learn a Kumaraswamy warping of each numeric input "
+                                "axis along with the kernel's hyperparameters.")
     num_restarts: int = Field(default=10, ge=1, le=100)
     raw_samples: int = Field(default=1024, ge=16, le=16384)
     acq_timeout_seconds: float | None = Field(

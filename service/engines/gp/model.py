@@ -42,9 +42,9 @@ def suggest(request: SuggestRequest[GPOptions], options: GPOptions, completed: l
 def _model_suggestions(request: SuggestRequest[GPOptions], options: GPOptions,
                        completed: list[TrialView]) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
-    features = Features.of(spec)
+    features = Features.of(spec, options.discrete_int_limit)
     X = features.encode([t.params for t in completed], device)
-    Y = objective_targets(spec, completed, device, options.winsorize)
+    Y = objective_targets(spec, completed, device, options.winsorize, options.power_transform)
     X_pending = pending_inputs(request, features, device)
     fit_args = fit_arguments(options, request.seed)
 

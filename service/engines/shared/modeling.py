@@ -27,7 +27,7 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models.gp_regression import SingleTaskGP
 from botorch.models.gp_regression_mixed import MixedSingleTaskGP
 from botorch.models.gpytorch import GPyTorchModel
-from botorch.models.transforms.input import InputTransform
+from botorch.models.transforms.input import ChainedInputTransform, InputTransform, Warp
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, LogNormalPrior
 from linear_operator.utils.errors import NotPSDError
@@ -52,14 +52,14 @@ class Features:
     discrete_dims: dict[int, list[float]]
 
     @classmethod
-    def of(cls, spec: StudySpec) -> Features:
+    def of(cls, spec: StudySpec, discrete_int_limit: int = DISCRETE_INT_LIMIT) -> Features:
         cat_dims: dict[int, list[float]] = {}
         discrete_dims: dict[int, list[float]] = {}
         for i, param in enumerate(spec.params):
             if param.type is ParamType.CATEGORICAL:
                 assert param.choices is not None
                 cat_dims[i] = [float(k) for k in range(len(param.choices))]
-            elif param.type is ParamType.INT and _int_count(param) <= DISCRETE_INT_LIMIT:
+            elif param.type is ParamType.INT and _int_count(param) <= discrete_int_limit:
                 assert param.low is not None and param.high is not None
                 values = range(int(param.low), int(param.high) + 1)
                 discrete_dims[i] = [encode_value(param, v) for v in values]
@@ -154,14 +154,31 @@ class OneHotCategories(InputTransform):
         return torch.cat(parts, dim=-1)
 
 
-def build_gp(X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int], one_hot: bool) -> GPyTorchModel:
+def build_gp(X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int], one_hot: bool,
+             warp: bool = False) -> GPyTorchModel:
     """A `SingleTaskGP` (one output per column of Y, a batch of independent GPs); with categorical columns either
-    over one-hot blocks (`one_hot`) or as BoTorch's `MixedSingleTaskGP`."""
+    over one-hot blocks (`one_hot`) or as BoTorch's `MixedSingleTaskGP`. With `warp`, the non-categorical columns
+    (all in [0, 1]) first pass through a learned Kumaraswamy CDF per column (input warping, Snoek et al. 2014), so
+    a response that changes fast near one end of an axis and slowly elsewhere suits a stationary kernel."""
+    warping = _warping(X, Y, categories) if warp else None
     if categories and one_hot:
-        return SingleTaskGP(X, Y, input_transform=OneHotCategories(X.shape[-1], categories))
+        one_hot_blocks = OneHotCategories(X.shape[-1], categories)
+        transform: InputTransform = (one_hot_blocks if warping is None
+                                     else ChainedInputTransform(warp=warping, one_hot=one_hot_blocks))
+        return SingleTaskGP(X, Y, input_transform=transform)
     if categories:
-        return MixedSingleTaskGP(X, Y, cat_dims=sorted(categories))
-    return SingleTaskGP(X, Y)
+        return MixedSingleTaskGP(X, Y, cat_dims=sorted(categories), input_transform=warping)
+    return SingleTaskGP(X, Y, input_transform=warping)
+
+
+def _warping(X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int]) -> Warp | None:
+    indices = [i for i in range(X.shape[-1]) if i not in categories]
+    if not indices:
+        return None
+    batch_shape = torch.Size([Y.shape[-1]]) if Y.shape[-1] > 1 else torch.Size()
+    return Warp(X.shape[-1], indices, batch_shape=batch_shape,
+                concentration1_prior=LogNormalPrior(0.0, 0.75**0.5),
+                concentration0_prior=LogNormalPrior(0.0, 0.75**0.5)).to(X)
 
 
 def hyperparameters(model: GPyTorchModel) -> dict[str, list[Any]]:
@@ -206,6 +223,7 @@ def fit_with_ladder(
     categories: dict[int, int],
     *,
     one_hot: bool,
+    warp: bool = False,
     warm_start: dict[str, Any] | None,
     timeout_seconds: float,
     max_fit_points: int,
@@ -227,7 +245,7 @@ def fit_with_ladder(
     errors: list[str] = []
     fit_X, fit_Y = _fitting_subset(X, Y, max_fit_points, seed)
     try:
-        model = build_gp(fit_X, fit_Y, categories, one_hot)
+        model = build_gp(fit_X, fit_Y, categories, one_hot, warp)
         load_hyperparameters(model, warm_start)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
@@ -240,7 +258,7 @@ def fit_with_ladder(
             fit_gpytorch_mll(mll, optimizer_kwargs=optimizer_kwargs)
         fitted = hyperparameters(model)
         if fit_X.shape[0] != X.shape[0]:
-            model = build_gp(X, Y, categories, one_hot)
+            model = build_gp(X, Y, categories, one_hot, warp)
             load_hyperparameters(model, fitted)
         model.eval()
         return FitOutcome(model, "fit" if not warm_start else "fit-warm", time.perf_counter() - started, fitted)
@@ -249,13 +267,13 @@ def fit_with_ladder(
         log.warning("GP fit failed (%s); trying the last good hyperparameters", error)
 
     if warm_start:
-        model = build_gp(X, Y, categories, one_hot)
+        model = build_gp(X, Y, categories, one_hot, warp)
         if load_hyperparameters(model, warm_start) and _usable(model, X):
             return FitOutcome(model, "last-good", time.perf_counter() - started, warm_start)
         errors.append("last-good: saved hyperparameters do not fit this model or give a singular posterior")
         log.warning("last good hyperparameters unusable; trying the prior modes")
 
-    model = build_gp(X, Y, categories, one_hot)
+    model = build_gp(X, Y, categories, one_hot, warp)
     set_prior_modes(model)
     if _usable(model, X):
         log.warning("GP uses hyperparameters at the prior modes")

@@ -29,7 +29,7 @@ from service.engines.base import SuggestRequest
 from service.engines.encoding import MIN_SEPARATION, from_unit
 from service.engines.gp.engine import GPOptions
 from service.engines.shared.modeling import DTYPE, Features, FitOutcome, fit_with_ladder, min_linf_distance
-from service.engines.shared.outcome_transforms import bilog, winsorized
+from service.engines.shared.outcome_transforms import bilog, power_transformed, winsorized
 
 PENDING_STATES = (TrialState.ACTIVE, TrialState.PAUSED)
 FAILURE_STATES = (TrialState.FAILED, TrialState.INFEASIBLE)
@@ -51,13 +51,14 @@ def model_session(request: SuggestRequest[BaseModel]) -> Iterator[None]:
 
 
 def objective_targets(spec: StudySpec, completed: list[TrialView], device: torch.device,
-                      winsorize: bool = False) -> torch.Tensor:
+                      winsorize: bool = False, power: bool = False) -> torch.Tensor:
     """The single objective of the completed trials as the model sees it: one column, maximized, its bad outliers
-    clipped when `winsorize`."""
+    clipped when `winsorize`, power-transformed towards a Gaussian when `power`."""
     objective = spec.objectives[0]
     sign = 1.0 if objective.goal is Goal.MAXIMIZE else -1.0  # engines maximize internally
     Y = torch.tensor([[sign * (t.values or {})[objective.name]] for t in completed], dtype=DTYPE, device=device)
-    return winsorized(Y) if winsorize else Y
+    Y = winsorized(Y) if winsorize else Y
+    return power_transformed(Y) if power else Y
 
 
 def constraint_targets(spec: StudySpec, completed: list[TrialView], metrics: list[str], device: torch.device,
@@ -169,7 +170,7 @@ def separated(candidates: torch.Tensor, taken: torch.Tensor, features: Features,
 def fit_arguments(options: GPOptions, seed: int) -> dict[str, Any]:
     """The options of `fit_with_ladder` a model engine's options set."""
     return dict(timeout_seconds=options.fit_timeout_seconds, max_fit_points=options.max_fit_points, seed=seed,
-                one_hot=options.categorical_model == "onehot")
+                one_hot=options.categorical_model == "onehot", warp=options.input_warping)
 
 
 def fit_success_model(request: SuggestRequest[BaseModel], features: Features, X_completed: torch.Tensor,

@@ -11,12 +11,20 @@
   constraint values (the welded beam's reach -6e9) are compressed while the region around the bound, where
   feasibility is decided, keeps its resolution; the bound maps to itself, so constraints keep their form.
 
+- Yeo-Johnson power transform (the output warping of HEBO, Cowen-Rivers et al., "HEBO: Pushing the Limits of
+  Sample-Efficient Hyperparameter Optimisation", JAIR 2022): each standardized column is mapped by the monotone
+  power transform whose exponent makes it most Gaussian (maximum likelihood), so skewed metrics such as losses
+  with a long bad tail are modelled on a scale where a GP's Gaussian assumptions hold. Monotone increasing, so
+  the best point stays the best.
+
 Quartiles use the lower and higher order statistics, as Ax does, so small samples clip the same way.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy import stats
 
 
 def _quartiles(values: torch.Tensor) -> tuple[float, float]:
@@ -54,3 +62,24 @@ def bilog(values: torch.Tensor, bound: float) -> torch.Tensor:
     """b + sign(y - b) log(1 + |y - b|): compressed far from the bound b, which maps to itself."""
     shifted = values - bound
     return bound + torch.sign(shifted) * torch.log1p(shifted.abs())
+
+
+def power_transformed(Y: torch.Tensor) -> torch.Tensor:
+    """Each column of Y (n x m) standardized, then Yeo-Johnson transformed with its maximum-likelihood exponent."""
+    if Y.shape[0] < 4:
+        return Y
+    columns = []
+    for column in Y.T:
+        values = column.detach().cpu().numpy().astype(np.float64)
+        spread = float(values.std())
+        if not np.isfinite(spread) or spread <= 0:
+            columns.append(column)
+            continue
+        standardized = (values - values.mean()) / spread
+        with np.errstate(all="ignore"):
+            transformed, _ = stats.yeojohnson(standardized)
+        if not np.isfinite(transformed).all():
+            columns.append(column)
+            continue
+        columns.append(torch.as_tensor(transformed, dtype=Y.dtype, device=Y.device))
+    return torch.stack(columns, dim=-1)
