@@ -32,6 +32,7 @@ test-fast: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check service clients/python tests benchmarks examples
+	$(BIN)/ruff format --check service clients/python tests benchmarks examples
 	$(BIN)/mypy service clients/python/asktell
 
 bench: $(BIN)/.installed

@@ -47,9 +47,11 @@ from benchmarks.harness import DEFAULT_ADMIN_URL, REPO, free_port, markdown_tabl
 from benchmarks.loadgen import LoadGenerator, LoadResult, post
 
 SPEC: dict[str, Any] = {
-    "params": [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-               {"name": "layers", "type": "int", "low": 1, "high": 8},
-               {"name": "act", "type": "categorical", "choices": ["relu", "gelu"]}],
+    "params": [
+        {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        {"name": "layers", "type": "int", "low": 1, "high": 8},
+        {"name": "act", "type": "categorical", "choices": ["relu", "gelu"]},
+    ],
     "objectives": [{"name": "loss", "goal": "minimize"}],
     "engine": "random",
 }
@@ -82,8 +84,14 @@ class Service:
     def start(self, ready_path: str, timeout: float = 90.0) -> str:
         """Start and wait until `ready_path` answers 200."""
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **SUBPROCESS_ENV, **self.env}, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **SUBPROCESS_ENV, **self.env},
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -123,21 +131,50 @@ def running(service: Service, ready_path: str) -> Iterator[Service]:
 def asktell_server(database_url: str, logs: Path, workers: int = 1) -> contextlib.AbstractContextManager[Service]:
     """`python -m service.cli serve` on a free port (migrations run at start)."""
     port = free_port()
-    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url", database_url,
-               "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--log-level",
+        "warning",
+    ]
     if workers > 1:
         command += ["--workers", str(workers)]
-    service = Service(f"asktell (--workers {workers})", command, {"ASKTELL_EMBEDDED_WORKER": "off"}, port,
-                      logs / f"asktell-{workers}-{port}.log")
+    service = Service(
+        f"asktell (--workers {workers})",
+        command,
+        {"ASKTELL_EMBEDDED_WORKER": "off"},
+        port,
+        logs / f"asktell-{workers}-{port}.log",
+    )
     return running(service, "/readyz")
 
 
 def bare_server(database_url: str, logs: Path) -> contextlib.AbstractContextManager[Service]:
     """The bare FastAPI + asyncpg app under uvicorn: one process, uvloop, httptools."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "benchmarks.bare_insert_app:app", "--host", "127.0.0.1",
-               "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-               "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.bare_insert_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     service = Service("bare app", command, {"ASKTELL_BARE_DSN": database_url}, port, logs / f"bare-{port}.log")
     return running(service, "/readyz")
 
@@ -150,8 +187,22 @@ def py_spy(pid: int | None, out: Path | None, label: str, seconds: float) -> Ite
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
-    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "200",
-               "--duration", str(max(1, round(seconds))), "--format", "raw", "--output", str(out / f"{label}.txt")]
+    command = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--nonblocking",
+        "--rate",
+        "200",
+        "--duration",
+        str(max(1, round(seconds))),
+        "--format",
+        "raw",
+        "--output",
+        str(out / f"{label}.txt"),
+    ]
     recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -296,8 +347,16 @@ def tell_requests(name: str, numbers: list[int]) -> list[bytes]:
     return [post("127.0.0.1", f"/v1/studies/{name}/trials/{n}/tell", TELL_BODY) for n in numbers]
 
 
-def tell_throughput(service: Service, loadgen: LoadGenerator, *, seconds: float, connections: int, trials: int,
-                    profile: Path | None = None, label: str = "") -> LoadResult:
+def tell_throughput(
+    service: Service,
+    loadgen: LoadGenerator,
+    *,
+    seconds: float,
+    connections: int,
+    trials: int,
+    profile: Path | None = None,
+    label: str = "",
+) -> LoadResult:
     """Tells of `trials` distinct prepared active trials (warm-up included), driven by the load generator."""
     name = f"tell-{secrets.token_hex(3)}"
     with Client(service.url) as admin:
@@ -375,13 +434,20 @@ def optuna_join(storage: str, trials: int, tries: int) -> list[float]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = f"join-{secrets.token_hex(3)}"
     study = optuna.create_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
-    distributions = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
-                     "layers": optuna.distributions.IntDistribution(1, 8),
-                     "act": optuna.distributions.CategoricalDistribution(["relu", "gelu"])}
+    distributions = {
+        "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+        "layers": optuna.distributions.IntDistribution(1, 8),
+        "act": optuna.distributions.CategoricalDistribution(["relu", "gelu"]),
+    }
     for start in range(0, trials, 500):
-        study.add_trials([optuna.trial.create_trial(params={"lr": 0.01, "layers": 2, "act": "relu"},
-                                                    distributions=distributions, value=0.5)
-                          for _ in range(min(500, trials - start))])
+        study.add_trials(
+            [
+                optuna.trial.create_trial(
+                    params={"lr": 0.01, "layers": 2, "act": "relu"}, distributions=distributions, value=0.5
+                )
+                for _ in range(min(500, trials - start))
+            ]
+        )
     times = []
     for _ in range(tries):
         started = time.perf_counter()
@@ -425,20 +491,49 @@ def table(results: Results, args: argparse.Namespace) -> str:
         theirs = results.theirs.get(clients)
         ratio = ours.per_second / theirs.per_second if theirs and theirs.per_second else None
         is_target = clients == target_clients
-        rows.append([f"ask+tell round trips/s, SDK, {clients} client(s) (peer: Optuna RDB)", f"{ours.per_second:.0f}",
-                     f"{theirs.per_second:.1f}" if theirs else "skipped", f"{ratio:.1f}x" if ratio else "-",
-                     ">= 10x" if is_target else "-",
-                     ("yes" if ratio >= 10 else "no") if is_target and ratio else ("n/a" if is_target else "-")])
-        rows.append([f"round trip p50 / p99 ms, {clients} client(s)", p50_p99(ours.latencies),
-                     p50_p99(theirs.latencies) if theirs else "-", "-", "-", "-"])
+        rows.append(
+            [
+                f"ask+tell round trips/s, SDK, {clients} client(s) (peer: Optuna RDB)",
+                f"{ours.per_second:.0f}",
+                f"{theirs.per_second:.1f}" if theirs else "skipped",
+                f"{ratio:.1f}x" if ratio else "-",
+                ">= 10x" if is_target else "-",
+                ("yes" if ratio >= 10 else "no") if is_target and ratio else ("n/a" if is_target else "-"),
+            ]
+        )
+        rows.append(
+            [
+                f"round trip p50 / p99 ms, {clients} client(s)",
+                p50_p99(ours.latencies),
+                p50_p99(theirs.latencies) if theirs else "-",
+                "-",
+                "-",
+                "-",
+            ]
+        )
     if results.ours_two is not None:
         theirs = results.theirs.get(target_clients)
         ratio = results.ours_two.per_second / theirs.per_second if theirs and theirs.per_second else None
-        rows.append([f"ask+tell round trips/s, {target_clients} clients, asktell --workers 2",
-                     f"{results.ours_two.per_second:.0f}", f"{theirs.per_second:.1f}" if theirs else "skipped",
-                     f"{ratio:.1f}x" if ratio else "-", "-", "-"])
-        rows.append([f"round trip p50 / p99 ms, {target_clients} clients, --workers 2",
-                     p50_p99(results.ours_two.latencies), p50_p99(theirs.latencies) if theirs else "-", "-", "-", "-"])
+        rows.append(
+            [
+                f"ask+tell round trips/s, {target_clients} clients, asktell --workers 2",
+                f"{results.ours_two.per_second:.0f}",
+                f"{theirs.per_second:.1f}" if theirs else "skipped",
+                f"{ratio:.1f}x" if ratio else "-",
+                "-",
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                f"round trip p50 / p99 ms, {target_clients} clients, --workers 2",
+                p50_p99(results.ours_two.latencies),
+                p50_p99(theirs.latencies) if theirs else "-",
+                "-",
+                "-",
+                "-",
+            ]
+        )
     bare = results.bare
     assert bare is not None
     for label, tells, target in (("1 API process", results.tells, True), ("--workers 2", results.tells_two, False)):
@@ -446,21 +541,45 @@ def table(results: Results, args: argparse.Namespace) -> str:
             continue
         ratio = tells.per_second / bare.per_second if bare.per_second else 0.0
         note = " (requests ran out early)" if tells.exhausted else ""
-        rows.append([f"tell requests/s, {args.connections} connections, {label} (peer: bare FastAPI+asyncpg insert)",
-                     f"{tells.per_second:.0f}{note}", f"{bare.per_second:.0f}", f"{ratio:.0%}",
-                     ">= 50%" if target else "-", ("yes" if ratio >= 0.5 else "no") if target else "-"])
-        rows.append([f"tell latency p50 / p99 ms, {label}", p50_p99(tells.latencies), p50_p99(bare.latencies),
-                     "-", "-", "-"])
+        rows.append(
+            [
+                f"tell requests/s, {args.connections} connections, {label} (peer: bare FastAPI+asyncpg insert)",
+                f"{tells.per_second:.0f}{note}",
+                f"{bare.per_second:.0f}",
+                f"{ratio:.0%}",
+                ">= 50%" if target else "-",
+                ("yes" if ratio >= 0.5 else "no") if target else "-",
+            ]
+        )
+        rows.append(
+            [f"tell latency p50 / p99 ms, {label}", p50_p99(tells.latencies), p50_p99(bare.latencies), "-", "-", "-"]
+        )
     if results.join is not None:
         join_ms = statistics.median(results.join.totals) * 1e3
         peer, ratio = "-", "-"
         if results.optuna_join:
             optuna_ms = statistics.median(results.optuna_join) * 1e3
             peer, ratio = f"{optuna_ms:.1f} (Optuna, {args.optuna_join} trials)", f"{optuna_ms / join_ms:.1f}x faster"
-        rows.append([f"new client's first ask, study of {JOIN_TRIALS:,} trials, ms (median of {JOIN_TRIES})",
-                     f"{join_ms:.1f}", peer, ratio, "< 50 ms", "yes" if join_ms < 50 else "no"])
-        rows.append(["  of which Client() / get_study / ask, ms (medians)",
-                     " / ".join(ms(results.join.median_of(i)) for i in range(3)), "-", "-", "-", "-"])
+        rows.append(
+            [
+                f"new client's first ask, study of {JOIN_TRIALS:,} trials, ms (median of {JOIN_TRIES})",
+                f"{join_ms:.1f}",
+                peer,
+                ratio,
+                "< 50 ms",
+                "yes" if join_ms < 50 else "no",
+            ]
+        )
+        rows.append(
+            [
+                "  of which Client() / get_study / ask, ms (medians)",
+                " / ".join(ms(results.join.median_of(i)) for i in range(3)),
+                "-",
+                "-",
+                "-",
+                "-",
+            ]
+        )
     return markdown_table(["measure", "asktell", "peer", "ratio", "target", "met"], rows)
 
 
@@ -473,12 +592,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", default="1,16", help="comma-separated SDK/Optuna thread counts (default 1,16)")
     parser.add_argument("--connections", type=int, default=32, help="load generator connections for (b)")
     parser.add_argument("--skip-optuna", action="store_true", help="measure asktell only")
-    parser.add_argument("--optuna-join", type=int, default=0, metavar="N",
-                        help="also time Optuna's load_study + ask on a study of N trials (slow to build)")
-    parser.add_argument("--database-url-admin", default=DEFAULT_ADMIN_URL,
-                        help="a database to CREATE/DROP the throwaway databases from")
-    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
-                        help="record the asktell server with py-spy during the tell phases (raw stacks into DIR)")
+    parser.add_argument(
+        "--optuna-join",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time Optuna's load_study + ask on a study of N trials (slow to build)",
+    )
+    parser.add_argument(
+        "--database-url-admin", default=DEFAULT_ADMIN_URL, help="a database to CREATE/DROP the throwaway databases from"
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the asktell server with py-spy during the tell phases (raw stacks into DIR)",
+    )
     args = parser.parse_args()
     args.client_counts = sorted({int(c) for c in args.clients.split(",") if c.strip()})
     if not args.client_counts or min(args.client_counts) < 1 or not 0 < args.duration <= 600:
@@ -520,8 +650,15 @@ def main() -> None:
                 results.bare = bare_throughput(bare, loadgen, seconds=args.duration, connections=args.connections)
             trials = int(min(100_000, max(5_000, 2.5 * results.bare.per_second * (args.duration + WARMUP_SECONDS))))
             print(f"(b) asktell tell, 1 process ({trials} prepared trials) ...", file=sys.stderr, flush=True)
-            results.tells = tell_throughput(server, loadgen, seconds=args.duration, connections=args.connections,
-                                            trials=trials, profile=args.py_spy, label="1-process")
+            results.tells = tell_throughput(
+                server,
+                loadgen,
+                seconds=args.duration,
+                connections=args.connections,
+                trials=trials,
+                profile=args.py_spy,
+                label="1-process",
+            )
             # (c)
             print(f"(c) join: building a study of {JOIN_TRIALS} completed trials ...", file=sys.stderr, flush=True)
             name = completed_study(server, loadgen, JOIN_TRIALS, args.connections)
@@ -532,8 +669,15 @@ def main() -> None:
 
         with asktell_server(ours_url, logs, workers=2) as server:
             print("(b) asktell tell, --workers 2 ...", file=sys.stderr, flush=True)
-            results.tells_two = tell_throughput(server, loadgen, seconds=args.duration, connections=args.connections,
-                                                trials=trials, profile=args.py_spy, label="2-workers")
+            results.tells_two = tell_throughput(
+                server,
+                loadgen,
+                seconds=args.duration,
+                connections=args.connections,
+                trials=trials,
+                profile=args.py_spy,
+                label="2-workers",
+            )
             clients = 16 if 16 in args.client_counts else max(args.client_counts)
             print(f"(a) asktell --workers 2, {clients} clients ...", file=sys.stderr, flush=True)
             results.ours_two = asktell_round_trips(server.url, clients, args.duration)
@@ -541,9 +685,11 @@ def main() -> None:
     print()
     print(table(results, args))
     load_after = os.getloadavg()
-    print(f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
-          f"{args.duration:.0f} s per measurement after {WARMUP_SECONDS:.0f} s of warm-up (b); "
-          f"total {time.monotonic() - started:.0f} s")
+    print(
+        f"\n{os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+        f"{args.duration:.0f} s per measurement after {WARMUP_SECONDS:.0f} s of warm-up (b); "
+        f"total {time.monotonic() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ def make_study(client: Client, d: int, n: int, pool: bool) -> tuple[object, np.n
     study = client.create_study(
         name=f"lat-{d}-{n}-{'pool' if pool else 'fresh'}-{secrets.token_hex(3)}",
         params=[{"name": f"x{i}", "type": "float", "low": 0.0, "high": 1.0} for i in range(d)],
-        objectives=[{"name": "loss", "goal": "minimize"}], engine="gp",
-        engine_options={**OPTIONS, "pool_max": 1 if pool else 0})
+        objectives=[{"name": "loss", "goal": "minimize"}],
+        engine="gp",
+        engine_options={**OPTIONS, "pool_max": 1 if pool else 0},
+    )
     rng = np.random.default_rng(d * 10_000 + n)
     X = rng.random((n, d))
     Y = np.array([objective({f"x{i}": v for i, v in enumerate(row)}) for row in X])
@@ -115,8 +117,14 @@ def botorch_floor(X: np.ndarray, Y: np.ndarray, reps: int) -> list[float]:
         model = SingleTaskGP(train_X, train_Y)
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         acquisition = qLogNoisyExpectedImprovement(model, X_baseline=train_X, prune_baseline=True)
-        optimize_acqf(acquisition, bounds, q=1, num_restarts=OPTIONS["num_restarts"],
-                      raw_samples=OPTIONS["raw_samples"], timeout_sec=120)
+        optimize_acqf(
+            acquisition,
+            bounds,
+            q=1,
+            num_restarts=OPTIONS["num_restarts"],
+            raw_samples=OPTIONS["raw_samples"],
+            timeout_sec=120,
+        )
         times.append(time.perf_counter() - started)
     return times
 
@@ -127,8 +135,11 @@ def ax_ask_seconds(X: np.ndarray, Y: np.ndarray, reps: int) -> list[float]:
 
     logging.getLogger("ax").setLevel(logging.WARNING)
     ax = AxClient()
-    ax.configure_experiment(parameters=[RangeParameterConfig(name=f"x{i}", bounds=(0.0, 1.0), parameter_type="float")
-                                        for i in range(X.shape[1])])
+    ax.configure_experiment(
+        parameters=[
+            RangeParameterConfig(name=f"x{i}", bounds=(0.0, 1.0), parameter_type="float") for i in range(X.shape[1])
+        ]
+    )
     ax.configure_optimization(objective="-loss")
     for row, y in zip(X, Y, strict=True):
         index = ax.attach_trial(parameters={f"x{i}": float(v) for i, v in enumerate(row)})
@@ -164,19 +175,33 @@ def main() -> None:
                 fresh, X, Y = fresh_latencies(client, d, n, args.fresh_reps)
                 floor = botorch_floor(X, Y, args.fresh_reps)
                 ratio = statistics.median(fresh) / statistics.median(floor)
-                rows.append([d, n, f"{percentile(pool, 50) * 1000:.1f}", f"{percentile(pool, 95) * 1000:.1f}",
-                             f"{statistics.median(fresh):.2f}", f"{statistics.median(floor):.2f}", f"{ratio:.2f}"])
+                rows.append(
+                    [
+                        d,
+                        n,
+                        f"{percentile(pool, 50) * 1000:.1f}",
+                        f"{percentile(pool, 95) * 1000:.1f}",
+                        f"{statistics.median(fresh):.2f}",
+                        f"{statistics.median(floor):.2f}",
+                        f"{ratio:.2f}",
+                    ]
+                )
                 print(rows[-1], flush=True)
                 if args.ax and d == 6 and n == 200:
                     ax_times = ax_ask_seconds(X, Y, args.fresh_reps)
     print()
-    print(markdown_table(["d", "n", "(a) pool ask p50 ms", "(a) p95 ms", "(b) fresh s", "(c) BoTorch floor s",
-                          "(b)/(c)"], rows))
+    print(
+        markdown_table(
+            ["d", "n", "(a) pool ask p50 ms", "(a) p95 ms", "(b) fresh s", "(c) BoTorch floor s", "(b)/(c)"], rows
+        )
+    )
     print("\ntargets: (a) p50 <= 15 ms; (b)/(c) <= 1.2; (b) at n=200, d=6 faster than Ax's default strategy")
     if ax_times:
         ours = next(float(r[4]) for r in rows if r[0] == 6 and r[1] == 200)
-        print(f"Ax default generation strategy, n=200, d=6: {statistics.median(ax_times):.2f} s per ask "
-              f"(asktell fresh: {ours:.2f} s)")
+        print(
+            f"Ax default generation strategy, n=200, d=6: {statistics.median(ax_times):.2f} s per ask "
+            f"(asktell fresh: {ours:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

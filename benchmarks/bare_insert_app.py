@@ -22,8 +22,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the pool and create the one table."""
     app.state.pool = await asyncpg.create_pool(os.environ["ASKTELL_BARE_DSN"], min_size=4, max_size=20)
     async with app.state.pool.acquire() as connection:
-        await connection.execute("CREATE TABLE IF NOT EXISTS bare_results (id BIGSERIAL PRIMARY KEY, "
-                                 "trial INTEGER NOT NULL, value DOUBLE PRECISION NOT NULL)")
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS bare_results (id BIGSERIAL PRIMARY KEY, "
+            "trial INTEGER NOT NULL, value DOUBLE PRECISION NOT NULL)"
+        )
     yield
     await app.state.pool.close()
 
@@ -42,6 +44,7 @@ async def insert(trial: int, request: Request) -> dict[str, int]:
     """Insert one row (the trial number and the body's `values.loss`) and return its id."""
     body = await request.json()
     async with request.app.state.pool.acquire() as connection:
-        row_id = await connection.fetchval("INSERT INTO bare_results (trial, value) VALUES ($1, $2) RETURNING id",
-                                           trial, float(body["values"]["loss"]))
+        row_id = await connection.fetchval(
+            "INSERT INTO bare_results (trial, value) VALUES ($1, $2) RETURNING id", trial, float(body["values"]["loss"])
+        )
     return {"id": row_id}

@@ -42,8 +42,12 @@ def run(url: str, pool: bool, jobs: int, epochs: int, epoch_seconds: float) -> d
         study = client.create_study(
             f"pool-{'on' if pool else 'off'}-{secrets.token_hex(3)}",
             [{"name": "x", "type": "float", "low": 0, "high": 1}, {"name": "y", "type": "float", "low": 0, "high": 1}],
-            [{"name": "loss", "goal": "minimize"}], fidelity=FIDELITY, engine="freeze_thaw", seed=1,
-            engine_options={"warmup_configs": WARMUP, **({} if pool else {"pool_max": 0})})
+            [{"name": "loss", "goal": "minimize"}],
+            fidelity=FIDELITY,
+            engine="freeze_thaw",
+            seed=1,
+            engine_options={"warmup_configs": WARMUP, **({} if pool else {"pool_max": 0})},
+        )
     waits: list[float] = []
     trained = [0]
     lock = threading.Lock()
@@ -76,8 +80,14 @@ def run(url: str, pool: bool, jobs: int, epochs: int, epoch_seconds: float) -> d
     for thread in threads:
         thread.join()
     decided = waits[WARMUP:]
-    return {"asks": len(decided), "p50": statistics.median(decided), "p95": percentile(decided, 95),
-            "max": max(decided), "waited": sum(w > 0.5 for w in decided), "epochs": trained[0]}
+    return {
+        "asks": len(decided),
+        "p50": statistics.median(decided),
+        "p95": percentile(decided, 95),
+        "max": max(decided),
+        "waited": sum(w > 0.5 for w in decided),
+        "epochs": trained[0],
+    }
 
 
 def main() -> None:
@@ -92,10 +102,21 @@ def main() -> None:
         running.start_worker()
         for pool in (False, True):
             result = run(running.url, pool, args.jobs, args.epochs, args.epoch_seconds)
-            rows.append(["on" if pool else "off (pool_max 0)", result["asks"], f"{result['p50']:.3f}",
-                         f"{result['p95']:.3f}", f"{result['max']:.3f}", result["waited"], result["epochs"]])
-    print(f"freeze_thaw, {args.jobs} training jobs, {args.epoch_seconds} s per epoch, fidelity 1..27: the wait of "
-          f"each ask past the {WARMUP} warm-up runs (seconds)")
+            rows.append(
+                [
+                    "on" if pool else "off (pool_max 0)",
+                    result["asks"],
+                    f"{result['p50']:.3f}",
+                    f"{result['p95']:.3f}",
+                    f"{result['max']:.3f}",
+                    result["waited"],
+                    result["epochs"],
+                ]
+            )
+    print(
+        f"freeze_thaw, {args.jobs} training jobs, {args.epoch_seconds} s per epoch, fidelity 1..27: the wait of "
+        f"each ask past the {WARMUP} warm-up runs (seconds)"
+    )
     print(markdown_table(["ready pool", "asks", "p50", "p95", "max", "asks > 0.5 s", "epochs"], rows))
 
 

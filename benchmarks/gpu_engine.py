@@ -38,22 +38,34 @@ def synchronize(device: str) -> None:
 
 
 def engine_seconds(device: str, d: int, n: int, reps: int) -> tuple[float, float]:
-    spec = StudySpec.model_validate({
-        "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(d)],
-        "objectives": [{"name": "loss", "goal": "minimize"}], "engine": "gp", "engine_options": {"initial_design": 10}})
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(d)],
+            "objectives": [{"name": "loss", "goal": "minimize"}],
+            "engine": "gp",
+            "engine_options": {"initial_design": 10},
+        }
+    )
     resolved = resolve_engine(spec)
     rng = np.random.default_rng(d * 1000 + n)
     X = rng.random((n + 4, d))
     Y = ((X - 0.3) ** 2).sum(axis=1) + 0.01 * rng.normal(size=n + 4)
-    trials = [TrialView(i, {f"x{j}": float(v) for j, v in enumerate(X[i])},
-                        TrialState.COMPLETED if i < n else TrialState.ACTIVE,
-                        {"loss": float(Y[i])} if i < n else None) for i in range(n + 4)]
+    trials = [
+        TrialView(
+            i,
+            {f"x{j}": float(v) for j, v in enumerate(X[i])},
+            TrialState.COMPLETED if i < n else TrialState.ACTIVE,
+            {"loss": float(Y[i])} if i < n else None,
+        )
+        for i in range(n + 4)
+    ]
     memory: dict[str, object] = {}
     cold = warm = 0.0
     times = []
     for rep in range(reps + 1):
-        request = SuggestRequest(spec, resolved.options, 1, 7, n + 4 + rep, trials=trials, device=device,
-                                 memory=dict(memory))
+        request = SuggestRequest(
+            spec, resolved.options, 1, 7, n + 4 + rep, trials=trials, device=device, memory=dict(memory)
+        )
         synchronize(device)
         started = time.perf_counter()
         suggested = resolved.engine.suggest(request)
@@ -102,8 +114,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
-          f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}", flush=True)
+    print(
+        f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
+        f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
+        flush=True,
+    )
     print("| device | d | n | engine cold s | engine warm s | BoTorch floor s |")
     print("|---|---|---|---|---|---|")
     for device in args.devices.split(","):

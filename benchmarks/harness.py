@@ -64,15 +64,22 @@ class Fleet:
 
     def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(os.devnull, "wb")  # noqa: SIM115 - lives as long as the process
-        process = subprocess.Popen([sys.executable, "-m", "service.cli", *args], cwd=REPO, stdout=log,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **env})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *args],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **env},
+        )
         self.processes.append(process)
         return process
 
     def start_server(self, *extra: str, env: dict[str, str] | None = None) -> str:
         port = free_port()
-        self._spawn(["serve", "--port", str(port), "--database-url", self.database_url, *extra],
-                    {"ASKTELL_EMBEDDED_WORKER": "off", **(env or {})})
+        self._spawn(
+            ["serve", "--port", str(port), "--database-url", self.database_url, *extra],
+            {"ASKTELL_EMBEDDED_WORKER": "off", **(env or {})},
+        )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -85,8 +92,9 @@ class Fleet:
     def start_worker(self, threads: int = 1) -> None:
         """Start a worker and wait until the API sees it alive (asks fall back to Sobol before that)."""
         alive_before = self._alive_workers()
-        self._spawn(["worker", "--device", "cpu", "--database-url", self.database_url],
-                    {"OMP_NUM_THREADS": str(threads)})
+        self._spawn(
+            ["worker", "--device", "cpu", "--database-url", self.database_url], {"OMP_NUM_THREADS": str(threads)}
+        )
         deadline = time.monotonic() + 120
         while self._alive_workers() <= alive_before:
             if time.monotonic() > deadline:

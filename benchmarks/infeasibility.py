@@ -62,8 +62,9 @@ def declared_after(task: tuple[str, str, int, int]) -> int | None:
     trials: list[TrialView] = []
     memory: dict[str, Any] = {}
     for number in range(budget):
-        suggested = resolved.engine.suggest(SuggestRequest(spec, resolved.options, 1, seed, number, trials=trials,
-                                                           memory=dict(memory)))
+        suggested = resolved.engine.suggest(
+            SuggestRequest(spec, resolved.options, 1, seed, number, trials=trials, memory=dict(memory))
+        )
         (params,) = suggested.params
         memory = suggested.memory if suggested.memory is not None else memory
         if (suggested.status or {}).get("likely_infeasible"):
@@ -79,8 +80,12 @@ def main() -> None:
     parser.add_argument("--methods", default="config,cei")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (one CPU thread each)")
     args = parser.parse_args()
-    tasks = [(p, m, s, args.budget) for p in ("gramacy", "hartmann6") for m in args.methods.split(",")
-             for s in range(args.seeds)]
+    tasks = [
+        (p, m, s, args.budget)
+        for p in ("gramacy", "hartmann6")
+        for m in args.methods.split(",")
+        for s in range(args.seeds)
+    ]
     with ProcessPoolExecutor(args.parallel) as pool:
         results = list(pool.map(declared_after, tasks))
     rows = []

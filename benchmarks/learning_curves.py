@@ -73,12 +73,16 @@ warnings.filterwarnings("ignore")
 MAX_EPOCHS = 27
 BUDGET_FACTOR = 20
 DATA = Path(__file__).resolve().parent / "data"
-SGD_PARAMS = [{"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
-              {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
-              {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95}]
-MLP_PARAMS = [{"name": "learning_rate_init", "type": "float", "low": 1e-4, "high": 0.3, "log": True},
-              {"name": "alpha", "type": "float", "low": 1e-6, "high": 1e-1, "log": True},
-              {"name": "width", "type": "float", "low": 8, "high": 256, "log": True}]
+SGD_PARAMS = [
+    {"name": "alpha", "type": "float", "low": 1e-7, "high": 1e-1, "log": True},
+    {"name": "eta0", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
+    {"name": "power_t", "type": "float", "low": 0.05, "high": 0.95},
+]
+MLP_PARAMS = [
+    {"name": "learning_rate_init", "type": "float", "low": 1e-4, "high": 0.3, "log": True},
+    {"name": "alpha", "type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+    {"name": "width", "type": "float", "low": 8, "high": 256, "log": True},
+]
 FAMILY_PARAMS = {"sgd": SGD_PARAMS, "mlp": MLP_PARAMS}
 
 
@@ -91,17 +95,24 @@ class Table(NamedTuple):
     family: str
 
 
-TABLES = {"sgd": Table(DATA / "sgd_digits_curves.json", None, "sgd"),
-          "sgd-cv": Table(DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
-          "mlp-cv": Table(DATA / "mlp_digits_cv_curves.json", 5, "mlp")}
-METHODS = {"freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
-           "freeze_thaw-promote-capped": ("freeze_thaw", {"rule": "promote_capped"}),
-           "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
-           "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
-           "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
-           "asha": ("asha", {}), "asha_bo": ("asha_bo", {}), "asha_bo-log_ei": ("asha_bo", {"acquisition": "log_ei"}),
-           "asha_bo-top_rung": ("asha_bo", {"model": "top_rung"}),
-           "gp-median": ("gp", {"stopping": "median"}), "random": ("random", {})}
+TABLES = {
+    "sgd": Table(DATA / "sgd_digits_curves.json", None, "sgd"),
+    "sgd-cv": Table(DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
+    "mlp-cv": Table(DATA / "mlp_digits_cv_curves.json", 5, "mlp"),
+}
+METHODS = {
+    "freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
+    "freeze_thaw-promote-capped": ("freeze_thaw", {"rule": "promote_capped"}),
+    "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
+    "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
+    "freeze_thaw-ei": ("freeze_thaw", {"rule": "ei"}),
+    "asha": ("asha", {}),
+    "asha_bo": ("asha_bo", {}),
+    "asha_bo-log_ei": ("asha_bo", {"acquisition": "log_ei"}),
+    "asha_bo-top_rung": ("asha_bo", {"model": "top_rung"}),
+    "gp-median": ("gp", {"stopping": "median"}),
+    "random": ("random", {}),
+}
 
 
 class Problem:
@@ -118,9 +129,13 @@ class Problem:
             self.taken: set[int] = set()
 
     def spec(self, engine: str, options: dict[str, Any]) -> dict[str, Any]:
-        return {"params": self.params, "objectives": [{"name": "error", "goal": "minimize"}],
-                "fidelity": {"name": "epoch", "min": 1, "max": MAX_EPOCHS}, "engine": engine,
-                "engine_options": options}
+        return {
+            "params": self.params,
+            "objectives": [{"name": "error", "goal": "minimize"}],
+            "fidelity": {"name": "epoch", "min": 1, "max": MAX_EPOCHS},
+            "engine": engine,
+            "engine_options": options,
+        }
 
     def place(self, unit: np.ndarray) -> np.ndarray:
         """Where a new trial trains. On a table problem, the nearest table entry no other trial took: the table is
@@ -161,11 +176,13 @@ def _classifier(family: str, unit: np.ndarray) -> Any:
 
     if family == "sgd":  # decoded as when its tables were built, so they rebuild byte for byte
         alpha, eta0, power_t = 10 ** (-7 + 6 * unit[0]), 10 ** (-4 + 4 * unit[1]), 0.05 + 0.9 * unit[2]
-        return SGDClassifier(loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t,
-                             random_state=0)
+        return SGDClassifier(
+            loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t, random_state=0
+        )
     rate, alpha, width = (p["low"] * (p["high"] / p["low"]) ** u for p, u in zip(MLP_PARAMS, unit, strict=True))
-    return MLPClassifier(hidden_layer_sizes=(round(width),), learning_rate_init=rate, alpha=alpha, batch_size=64,
-                         random_state=0)
+    return MLPClassifier(
+        hidden_layer_sizes=(round(width),), learning_rate_init=rate, alpha=alpha, batch_size=64, random_state=0
+    )
 
 
 def build_table(path: Path, folds: int | None, family: str, count: int = 400) -> dict[str, Any]:
@@ -237,11 +254,22 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
     holding: list[int | None] = [None] * workers
 
     def views() -> list[TrialView]:
-        state = {"active": TrialState.ACTIVE, "paused": TrialState.PAUSED, "completed": TrialState.COMPLETED,
-                 "stopped": TrialState.STOPPED}
-        return [TrialView(t.number, t.params, state[t.state], {"error": t.steps[-1][1]}
-                          if t.state == "completed" else None,
-                          tuple(Measurement(float(e), {"error": v}) for e, v in t.steps)) for t in trials.values()]
+        state = {
+            "active": TrialState.ACTIVE,
+            "paused": TrialState.PAUSED,
+            "completed": TrialState.COMPLETED,
+            "stopped": TrialState.STOPPED,
+        }
+        return [
+            TrialView(
+                t.number,
+                t.params,
+                state[t.state],
+                {"error": t.steps[-1][1]} if t.state == "completed" else None,
+                tuple(Measurement(float(e), {"error": v}) for e, v in t.steps),
+            )
+            for t in trials.values()
+        ]
 
     def new_trial(params: dict[str, Any], budget: float) -> int:
         number = len(trials)
@@ -301,12 +329,20 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
             else:
                 continue
             holding[w] = None
-    return {"problem": problem_name, "method": method, "seed": seed, "workers": workers, "history": history,
-            "final": best_final if math.isfinite(best_final) else None, "epochs": used,
-            "seconds_per_decision": float(np.mean(decision_seconds)) if decision_seconds else 0.0,
-            "decisions": len(decision_seconds), "configs": len(trials),
-            "completed": sum(t.state == "completed" for t in trials.values()),
-            "epochs_per_config": sorted((len(t.steps) for t in trials.values()), reverse=True)}
+    return {
+        "problem": problem_name,
+        "method": method,
+        "seed": seed,
+        "workers": workers,
+        "history": history,
+        "final": best_final if math.isfinite(best_final) else None,
+        "epochs": used,
+        "seconds_per_decision": float(np.mean(decision_seconds)) if decision_seconds else 0.0,
+        "decisions": len(decision_seconds),
+        "configs": len(trials),
+        "completed": sum(t.state == "completed" for t in trials.values()),
+        "epochs_per_config": sorted((len(t.steps) for t in trials.values()), reverse=True),
+    }
 
 
 def _epochs_to_reach(run: dict[str, Any], target: float) -> int | None:
@@ -323,8 +359,9 @@ BUDGET_SHARES = (0.25, 0.5, 0.75, 1.0)
 REACH_SHARE = 0.6  # the target: asha's final error within this share of asha's epochs
 
 
-def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts: list[int], methods: list[str],
-                 seeds: int) -> str:
+def budget_table(
+    runs: list[dict[str, Any]], problems: list[str], worker_counts: list[int], methods: list[str], seeds: int
+) -> str:
     """The issue's table: per problem and worker count, on the seeds every method ran, each method's mean best final
     error at 25, 50, 75 and 100% of the budget (a seed with no run at the max yet is left out of that mean, and the
     count says so); whether the median seed reached asha's final error (its mean over seeds) within 60% of the
@@ -335,8 +372,14 @@ def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts:
     tally: dict[str, list[int]] = {m: [0, 0, 0, 0] for m in methods}  # cases, <= asha, <= gp-median, reached
     for problem in problems:
         for workers in worker_counts:
-            case = {m: [r for r in runs if (r["problem"], r["method"], r["workers"]) == (problem, m, workers)
-                        and r["seed"] < seeds] for m in methods}
+            case = {
+                m: [
+                    r
+                    for r in runs
+                    if (r["problem"], r["method"], r["workers"]) == (problem, m, workers) and r["seed"] < seeds
+                ]
+                for m in methods
+            }
             shared = set.intersection(*[{r["seed"] for r in found} for found in case.values() if found] or [set()])
             case = {m: [r for r in found if r["seed"] in shared] for m, found in case.items()}  # paired by seed
             means: dict[str, list[float]] = {}
@@ -348,8 +391,12 @@ def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts:
                 for share in BUDGET_SHARES:
                     values = [v for r in found if (v := _best_by(r, share * budget)) is not None]
                     means[method].append(float(np.mean(values)) if values else math.inf)
-                    cells.append(f"{np.mean(values):.4f}" + ("" if len(values) == len(found) else
-                                                              f" ({len(values)}/{len(found)})") if values else "-")
+                    cells.append(
+                        f"{np.mean(values):.4f}"
+                        + ("" if len(values) == len(found) else f" ({len(values)}/{len(found)})")
+                        if values
+                        else "-"
+                    )
                 rows.append(cells)
             asha_finals = [r["final"] for r in case.get("asha", []) if r["final"] is not None]
             target = float(np.mean(asha_finals)) if asha_finals else None
@@ -365,18 +412,27 @@ def budget_table(runs: list[dict[str, Any]], problems: list[str], worker_counts:
                 counts = tally[method]
                 counts[0] += 1
                 for k, other in ((1, "asha"), (2, "gp-median")):
-                    if other in means and all(a <= b + 1e-12 for a, b in zip(means[method], means[other],
-                                                                              strict=True)):
+                    if other in means and all(a <= b + 1e-12 for a, b in zip(means[method], means[other], strict=True)):
                         counts[k] += 1
                 counts[3] += reached
-    header = ["problem", "workers", "method", "seeds", *[f"{share:.0%}" for share in BUDGET_SHARES],
-              "asha's final reached at", "within 60%"]
-    rows = [row + ["", ""][len(row) - len(header) + 2:] if len(row) < len(header) else row for row in rows]
-    summary = markdown_table(["method", "cases", "<= asha at every share", "<= gp-median at every share",
-                              "asha's final within 60%"],
-                             [[m, c[0], c[1], c[2], c[3]] for m, c in tally.items() if c[0]])
-    return (f"mean best final error at each share of the budget ({budget} epochs); asha's final error is its mean "
-            f"over seeds at the end\n{markdown_table(header, rows)}\n\n{summary}")
+    header = [
+        "problem",
+        "workers",
+        "method",
+        "seeds",
+        *[f"{share:.0%}" for share in BUDGET_SHARES],
+        "asha's final reached at",
+        "within 60%",
+    ]
+    rows = [row + ["", ""][len(row) - len(header) + 2 :] if len(row) < len(header) else row for row in rows]
+    summary = markdown_table(
+        ["method", "cases", "<= asha at every share", "<= gp-median at every share", "asha's final within 60%"],
+        [[m, c[0], c[1], c[2], c[3]] for m, c in tally.items() if c[0]],
+    )
+    return (
+        f"mean best final error at each share of the budget ({budget} epochs); asha's final error is its mean "
+        f"over seeds at the end\n{markdown_table(header, rows)}\n\n{summary}"
+    )
 
 
 def main() -> None:
@@ -396,19 +452,36 @@ def main() -> None:
             curve_table(problem)
     log = RunLog(args.results, ("problem", "method", "seed", "workers"))
     # Seed by seed, so an interrupted run has every problem and method for its first seeds.
-    tasks = [(p, m, s, w) for s in range(args.seeds) for p in problems for w in worker_counts for m in methods
-             if (p, m, s, w) not in log and not args.report]
+    tasks = [
+        (p, m, s, w)
+        for s in range(args.seeds)
+        for p in problems
+        for w in worker_counts
+        for m in methods
+        if (p, m, s, w) not in log and not args.report
+    ]
     with ProcessPoolExecutor(args.parallel) as pool:
         for run in pool.map(run_task, tasks):
             log.add(run)
-            print(f"{run['problem']:10s} {run['method']:12s} seed {run['seed']} workers {run['workers']}: final "
-                  f"{run['final']} ({run['seconds_per_decision']:.2f} s per decision)", flush=True)
+            print(
+                f"{run['problem']:10s} {run['method']:12s} seed {run['seed']} workers {run['workers']}: final "
+                f"{run['final']} ({run['seconds_per_decision']:.2f} s per decision)",
+                flush=True,
+            )
 
     for problem in problems:
         for workers in worker_counts:
-            runs = {m: sorted((r for r in log.runs.values() if (r["problem"], r["method"], r["workers"]) ==
-                               (problem, m, workers) and r["seed"] < args.seeds), key=lambda r: r["seed"])
-                    for m in methods}
+            runs = {
+                m: sorted(
+                    (
+                        r
+                        for r in log.runs.values()
+                        if (r["problem"], r["method"], r["workers"]) == (problem, m, workers) and r["seed"] < args.seeds
+                    ),
+                    key=lambda r: r["seed"],
+                )
+                for m in methods
+            }
             asha = {r["seed"]: r for r in runs.get("asha", [])}
             asha_finals = [r["final"] for r in asha.values() if r["final"] is not None]
             target = float(np.mean(asha_finals)) if asha_finals else None
@@ -421,28 +494,60 @@ def main() -> None:
                 finals = [r["final"] for r in found if r["final"] is not None]
                 to_target = [_epochs_to_reach(r, target) if target is not None else None for r in found]
                 epochs = float(np.median([math.inf if e is None else e for e in to_target]))
-                reach = [_epochs_to_reach(r, asha[r["seed"]]["final"]) for r in found
-                         if r["seed"] in asha and asha[r["seed"]]["final"] is not None]
-                asha_epochs = [_epochs_to_reach(asha[r["seed"]], asha[r["seed"]]["final"]) for r in found
-                               if r["seed"] in asha and asha[r["seed"]]["final"] is not None]
+                reach = [
+                    _epochs_to_reach(r, asha[r["seed"]]["final"])
+                    for r in found
+                    if r["seed"] in asha and asha[r["seed"]]["final"] is not None
+                ]
+                asha_epochs = [
+                    _epochs_to_reach(asha[r["seed"]], asha[r["seed"]]["final"])
+                    for r in found
+                    if r["seed"] in asha and asha[r["seed"]]["final"] is not None
+                ]
                 share = [e / a if e is not None else math.inf for e, a in zip(reach, asha_epochs, strict=True) if a]
                 median_share = float(np.median(share)) if share else math.inf
-                rows.append([method, len(found), mean_and_error(finals, 4) if finals else "-",
-                             f"{sum(e is not None for e in to_target)}/{len(found)}",
-                             f"{epochs:.0f}" if math.isfinite(epochs) else "-",
-                             f"{epochs / budget:.0%}" if math.isfinite(epochs) else "-",
-                             f"{sum(e is not None for e in reach)}/{len(reach)}",
-                             f"{median_share:.0%}" if math.isfinite(median_share) else "-",
-                             f"{np.mean([r['configs'] for r in found]):.0f}",
-                             f"{np.mean([r['completed'] for r in found]):.1f}",
-                             f"{np.mean([r['seconds_per_decision'] for r in found]):.3f}"])
-            print(f"\n{problem}, {workers} worker(s), budget {budget} epochs: best final error (trained to the max) "
-                  f"± s.e.; asha's final error (mean over seeds) {target:.4f}" if target is not None else "")
-            print(markdown_table(["method", "seeds", "final error", "reached asha's final", "epochs (median)",
-                                  "of the budget", "reached asha's seed", "of asha's epochs to it",
-                                  "configs", "trained to the max", "s/decision"], rows))
+                rows.append(
+                    [
+                        method,
+                        len(found),
+                        mean_and_error(finals, 4) if finals else "-",
+                        f"{sum(e is not None for e in to_target)}/{len(found)}",
+                        f"{epochs:.0f}" if math.isfinite(epochs) else "-",
+                        f"{epochs / budget:.0%}" if math.isfinite(epochs) else "-",
+                        f"{sum(e is not None for e in reach)}/{len(reach)}",
+                        f"{median_share:.0%}" if math.isfinite(median_share) else "-",
+                        f"{np.mean([r['configs'] for r in found]):.0f}",
+                        f"{np.mean([r['completed'] for r in found]):.1f}",
+                        f"{np.mean([r['seconds_per_decision'] for r in found]):.3f}",
+                    ]
+                )
+            print(
+                f"\n{problem}, {workers} worker(s), budget {budget} epochs: best final error (trained to the max) "
+                f"± s.e.; asha's final error (mean over seeds) {target:.4f}"
+                if target is not None
+                else ""
+            )
+            print(
+                markdown_table(
+                    [
+                        "method",
+                        "seeds",
+                        "final error",
+                        "reached asha's final",
+                        "epochs (median)",
+                        "of the budget",
+                        "reached asha's seed",
+                        "of asha's epochs to it",
+                        "configs",
+                        "trained to the max",
+                        "s/decision",
+                    ],
+                    rows,
+                )
+            )
     print()
     print(budget_table(list(log.runs.values()), problems, worker_counts, methods, args.seeds))
+
 
 if __name__ == "__main__":
     main()

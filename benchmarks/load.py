@@ -39,11 +39,15 @@ from asktell import AsyncClient, AsyncStudy
 from benchmarks.harness import DEFAULT_ADMIN_URL, fleet, percentile, scratch_database
 
 ADMIN_URL = os.environ.get("ASKTELL_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)
-PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0},
-          {"name": "y", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
-          {"name": "depth", "type": "int", "low": 1, "high": 8}]
-ROUTE_TEMPLATES = [(re.compile(p), name) for p, name in (
-    (r"/ask$", "ask"), (r"/jobs/\d+$", "poll job"), (r"/report$", "report"), (r"/tell$", "tell"))]
+PARAMS = [
+    {"name": "x", "type": "float", "low": 0.0, "high": 1.0},
+    {"name": "y", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
+    {"name": "depth", "type": "int", "low": 1, "high": 8},
+]
+ROUTE_TEMPLATES = [
+    (re.compile(p), name)
+    for p, name in ((r"/ask$", "ask"), (r"/jobs/\d+$", "poll job"), (r"/report$", "report"), (r"/tell$", "tell"))
+]
 
 
 def loss(params: dict[str, Any], step: int, steps: int) -> float:
@@ -94,8 +98,9 @@ class Told:
     steps: int
 
 
-async def training_job(url: str, study_name: str, steps: int, deadline: float, recorder: Recorder,
-                       told: list[Told]) -> None:
+async def training_job(
+    url: str, study_name: str, steps: int, deadline: float, recorder: Recorder, told: list[Told]
+) -> None:
     """One training job: ask, report each step, tell; until the deadline (the trial in hand is finished)."""
     async with AsyncClient(url, transport=TimingTransport(recorder), max_retries=0, timeout=120) as client:
         study = AsyncStudy(client, {"name": study_name, "id": 0, "state": "active", "engine": "", "spec": {}})
@@ -154,22 +159,40 @@ async def run(args: argparse.Namespace, url: str, server_pid: int) -> dict[str, 
     started = time.monotonic()
     server_cpu, client_cpu = _cpu_seconds(server_pid), time.process_time()
     deadline = started + args.seconds
-    await asyncio.gather(*(training_job(url, "load-gp" if i < gp_jobs else "load-random", args.steps, deadline,
-                                        recorder, told) for i in range(args.jobs)))
+    await asyncio.gather(
+        *(
+            training_job(url, "load-gp" if i < gp_jobs else "load-random", args.steps, deadline, recorder, told)
+            for i in range(args.jobs)
+        )
+    )
     elapsed = time.monotonic() - started
     server_cpu, client_cpu = _cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     problems = await audit(url, told)
     requests = sum(len(v) for v in recorder.latencies.values())
-    routes = {f"{study} {route}": {"count": len(v), "p50_ms": round(percentile(v, 50) * 1000, 1),
-                                   "p99_ms": round(percentile(v, 99) * 1000, 1),
-                                   "max_ms": round(max(v) * 1000, 1)}
-              for (study, route), v in sorted(recorder.latencies.items())}
-    return {"seconds": round(elapsed, 1), "jobs": args.jobs, "gp_jobs": gp_jobs, "requests": requests,
-            "requests_per_second": round(requests / elapsed, 1), "trials_told": len(told),
-            "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 2),
-            "client_cpu_ms_per_request": round(client_cpu / requests * 1000, 2),
-            "errors": len(recorder.errors), "error_samples": recorder.errors[:10],
-            "statuses": dict(recorder.statuses), "routes": routes, "audit_problems": problems}
+    routes = {
+        f"{study} {route}": {
+            "count": len(v),
+            "p50_ms": round(percentile(v, 50) * 1000, 1),
+            "p99_ms": round(percentile(v, 99) * 1000, 1),
+            "max_ms": round(max(v) * 1000, 1),
+        }
+        for (study, route), v in sorted(recorder.latencies.items())
+    }
+    return {
+        "seconds": round(elapsed, 1),
+        "jobs": args.jobs,
+        "gp_jobs": gp_jobs,
+        "requests": requests,
+        "requests_per_second": round(requests / elapsed, 1),
+        "trials_told": len(told),
+        "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 2),
+        "client_cpu_ms_per_request": round(client_cpu / requests * 1000, 2),
+        "errors": len(recorder.errors),
+        "error_samples": recorder.errors[:10],
+        "statuses": dict(recorder.statuses),
+        "routes": routes,
+        "audit_problems": problems,
+    }
 
 
 def main() -> int:
@@ -186,20 +209,29 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         database_url = args.database_url or stack.enter_context(scratch_database(ADMIN_URL))
         running = stack.enter_context(fleet(database_url))
-        url = running.start_server("--workers", str(args.api_workers), "--log-level", "warning",
-                                   env={"OMP_NUM_THREADS": "1"})
+        url = running.start_server(
+            "--workers", str(args.api_workers), "--log-level", "warning", env={"OMP_NUM_THREADS": "1"}
+        )
         running.start_worker()
         results = asyncio.run(run(args, url, running.processes[0].pid))
 
-    print(f"{results['jobs']} jobs ({results['gp_jobs']} on gp) for {results['seconds']} s: "
-          f"{results['requests']} requests ({results['requests_per_second']}/s), {results['trials_told']} trials told, "
-          f"{results['errors']} errors; CPU per request: server {results['server_cpu_ms_per_request']} ms, "
-          f"these clients {results['client_cpu_ms_per_request']} ms")
+    print(
+        f"{results['jobs']} jobs ({results['gp_jobs']} on gp) for {results['seconds']} s: "
+        f"{results['requests']} requests ({results['requests_per_second']}/s), {results['trials_told']} trials told, "
+        f"{results['errors']} errors; CPU per request: server {results['server_cpu_ms_per_request']} ms, "
+        f"these clients {results['client_cpu_ms_per_request']} ms"
+    )
     print(f"{'route':<18} {'count':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for route, row in results["routes"].items():
         print(f"{route:<18} {row['count']:>7} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['max_ms']:>8}")
-    print("audit: " + ("every trial matches what the clients did" if not results["audit_problems"]
-                       else "; ".join(results["audit_problems"][:5])))
+    print(
+        "audit: "
+        + (
+            "every trial matches what the clients did"
+            if not results["audit_problems"]
+            else "; ".join(results["audit_problems"][:5])
+        )
+    )
     for sample in results["error_samples"]:
         print(f"error: {sample}")
     if args.json:

@@ -42,8 +42,9 @@ class LoadResult:
 
 def post(host: str, path: str, body: bytes) -> bytes:
     """The bytes of one keep-alive HTTP/1.1 POST with a JSON body."""
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def _body_length(head: bytes) -> int:
@@ -52,11 +53,12 @@ def _body_length(head: bytes) -> int:
     if start < 0:
         raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
     start += len(_CONTENT_LENGTH)
-    return int(lowered[start:lowered.index(b"\r\n", start)])
+    return int(lowered[start : lowered.index(b"\r\n", start)])
 
 
-async def _connection(host: str, port: int, requests: Iterator[bytes], window: tuple[float, float],
-                      result: LoadResult) -> float:
+async def _connection(
+    host: str, port: int, requests: Iterator[bytes], window: tuple[float, float], result: LoadResult
+) -> float:
     """Drive one connection; returns the time of its last completed request."""
     counted_from, deadline = window
     reader, writer = await asyncio.open_connection(host, port)
@@ -88,8 +90,9 @@ async def _connection(host: str, port: int, requests: Iterator[bytes], window: t
     return last
 
 
-async def _run(host: str, port: int, requests: Sequence[bytes], connections: int, seconds: float,
-               warmup: float) -> LoadResult:
+async def _run(
+    host: str, port: int, requests: Sequence[bytes], connections: int, seconds: float, warmup: float
+) -> LoadResult:
     result = LoadResult()
     started = time.perf_counter()
     window = (started + warmup, started + warmup + seconds)
@@ -100,8 +103,9 @@ async def _run(host: str, port: int, requests: Sequence[bytes], connections: int
     return result
 
 
-def drive(host: str, port: int, requests: Sequence[bytes], connections: int, seconds: float,
-          warmup: float = 0.0) -> LoadResult:
+def drive(
+    host: str, port: int, requests: Sequence[bytes], connections: int, seconds: float, warmup: float = 0.0
+) -> LoadResult:
     """Send `requests` (each at most once) over `connections` connections: `warmup` s uncounted, then `seconds`."""
     try:
         from uvloop import new_event_loop
@@ -118,12 +122,20 @@ class LoadGenerator:
     killed if it overruns its deadline.
     """
 
-    def run(self, port: int, requests: Sequence[bytes], *, connections: int, seconds: float,
-            warmup: float = 0.0) -> LoadResult:
-        job = {"host": "127.0.0.1", "port": port, "requests": list(requests), "connections": connections,
-               "seconds": seconds, "warmup": warmup}
-        child = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen"], cwd=REPO, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE)
+    def run(
+        self, port: int, requests: Sequence[bytes], *, connections: int, seconds: float, warmup: float = 0.0
+    ) -> LoadResult:
+        job = {
+            "host": "127.0.0.1",
+            "port": port,
+            "requests": list(requests),
+            "connections": connections,
+            "seconds": seconds,
+            "warmup": warmup,
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.loadgen"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         try:
             out, _ = child.communicate(pickle.dumps(job), timeout=warmup + seconds + 120)
         finally:

@@ -90,8 +90,10 @@ def _optuna_params(problem: Problem, trial: Any) -> Params:
 
 def _violations(problem: Problem, metrics: Metrics) -> list[float]:
     """Optuna's constraint values: feasible where <= 0."""
-    return [metrics[c["name"]] - c["bound"] if c["op"] == "<=" else c["bound"] - metrics[c["name"]]
-            for c in problem.constraints]
+    return [
+        metrics[c["name"]] - c["bound"] if c["op"] == "<=" else c["bound"] - metrics[c["name"]]
+        for c in problem.constraints
+    ]
 
 
 def run_optuna(problem: Problem, method: str, seed: int, budget: int) -> Run:
@@ -103,8 +105,11 @@ def run_optuna(problem: Problem, method: str, seed: int, budget: int) -> Run:
         return list(trial.user_attrs["violations"])
 
     constraints_func = constraints if problem.constraints else None
-    sampler = (optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func) if method == "tpe"
-               else optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_func))
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func)
+        if method == "tpe"
+        else optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_func)
+    )
     study = optuna.create_study(sampler=sampler, directions=[o["goal"] for o in problem.objectives])
     run = Run()
     for _ in range(budget):
@@ -132,17 +137,26 @@ def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
     for p in problem.params:
         if p["type"] == "categorical":
             kind = "str" if isinstance(p["choices"][0], str) else "float"
-            parameters.append(ChoiceParameterConfig(name=p["name"], values=p["choices"], parameter_type=kind,
-                                                    is_ordered=False))
+            parameters.append(
+                ChoiceParameterConfig(name=p["name"], values=p["choices"], parameter_type=kind, is_ordered=False)
+            )
         else:
-            parameters.append(RangeParameterConfig(name=p["name"], bounds=(p["low"], p["high"]),
-                                                   parameter_type=p["type"],
-                                                   scaling="log" if p.get("log") else "linear"))
+            parameters.append(
+                RangeParameterConfig(
+                    name=p["name"],
+                    bounds=(p["low"], p["high"]),
+                    parameter_type=p["type"],
+                    scaling="log" if p.get("log") else "linear",
+                )
+            )
     client.configure_experiment(parameters=parameters)
     objective = ", ".join(("-" if o["goal"] == "minimize" else "") + o["name"] for o in problem.objectives)
     constraints = [f"{c['name']} {c['op']} {c['bound']}" for c in problem.constraints]
-    constraints += [f"{o['name']} {'<=' if o['goal'] == 'minimize' else '>='} {o['threshold']}"
-                    for o in problem.objectives if "threshold" in o]
+    constraints += [
+        f"{o['name']} {'<=' if o['goal'] == 'minimize' else '>='} {o['threshold']}"
+        for o in problem.objectives
+        if "threshold" in o
+    ]
     client.configure_optimization(objective=objective, outcome_constraints=constraints or None)
     run = Run()
     for _ in range(budget):
@@ -157,7 +171,11 @@ def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
 
 
 RUNNERS: dict[str, Callable[[Problem, str, int, int], Run]] = {
-    "ax": run_ax, "optuna-gp": run_optuna, "tpe": run_optuna, "random": run_asktell}
+    "ax": run_ax,
+    "optuna-gp": run_optuna,
+    "tpe": run_optuna,
+    "random": run_asktell,
+}
 
 
 def runner(method: str) -> Callable[[Problem, str, int, int], Run]:

@@ -50,16 +50,24 @@ class Problem:
     seeded: bool = True  # whether the instance changes with the seed (else every seed shares one instance)
 
     def spec(self, engine: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
-        return {"params": self.params, "objectives": self.objectives, "constraints": self.constraints,
-                "engine": engine, "engine_options": options, "seed": seed}
+        return {
+            "params": self.params,
+            "objectives": self.objectives,
+            "constraints": self.constraints,
+            "engine": engine,
+            "engine_options": options,
+            "seed": seed,
+        }
 
     @property
     def multiobjective(self) -> bool:
         return len(self.objectives) > 1
 
     def feasible(self, metrics: Metrics) -> bool:
-        return all(metrics[c["name"]] >= c["bound"] if c["op"] == ">=" else metrics[c["name"]] <= c["bound"]
-                   for c in self.constraints)
+        return all(
+            metrics[c["name"]] >= c["bound"] if c["op"] == ">=" else metrics[c["name"]] <= c["bound"]
+            for c in self.constraints
+        )
 
     def progress(self, evaluations: list[Metrics]) -> list[float | None]:
         """After each evaluation: the best feasible objective value so far (None before the first feasible one),
@@ -158,8 +166,9 @@ def synthetic(name: str, seed: int) -> Problem:
     def evaluate(p: Params) -> Metrics:
         return {"f": instance(np.array([p[n] for n in names]))}
 
-    return Problem(name, "synthetic", params, [{"name": "f", "goal": "minimize"}], evaluate,
-                   float(function.optimal_value))
+    return Problem(
+        name, "synthetic", params, [{"name": "f", "goal": "minimize"}], evaluate, float(function.optimal_value)
+    )
 
 
 @dataclass(frozen=True)
@@ -194,27 +203,63 @@ class MixedDesign:
 
 
 MIXED: dict[str, MixedDesign] = {
-    "hartmann6-mixed": MixedDesign(("Hartmann", {"dim": 6}), [
-        {"type": "int", "low": 0, "high": 7}, {"type": "int", "low": 1, "high": 8},
-        {"type": "float", "low": 0.0, "high": 1.0}, {"type": "float", "low": -1.0, "high": 1.0},
-        {"type": "float", "low": 1e-3, "high": 1.0, "log": True}, {"type": "float", "low": 0.0, "high": 10.0}], [3]),
-    "levy6-mixed": MixedDesign(("Levy", {"dim": 6}), [
-        {"type": "int", "low": 1, "high": 12}, {"type": "int", "low": 0, "high": 11},
-        {"type": "int", "low": -5, "high": 6}, {"type": "float", "low": 0.0, "high": 1.0},
-        {"type": "float", "low": 0.0, "high": 1.0}, {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}],
-        [3, 4]),
-    "ackley5-int": MixedDesign(("Ackley", {"dim": 5, "bounds": [(-5.0, 10.0)] * 5}), [
-        {"type": "int", "low": 0, "high": 15}, {"type": "int", "low": 0, "high": 15},
-        {"type": "int", "low": 1, "high": 16}, {"type": "int", "low": 0, "high": 15},
-        {"type": "int", "low": 0, "high": 15}], [2]),
-    "rosenbrock4-wide-int": MixedDesign(("Rosenbrock", {"dim": 4}), [
-        {"type": "int", "low": 1, "high": 64}, {"type": "int", "low": 0, "high": 99},
-        {"type": "float", "low": 1e-5, "high": 1.0, "log": True}, {"type": "float", "low": 0.0, "high": 1.0}], []),
-    "styblinskitang6-mixed": MixedDesign(("StyblinskiTang", {"dim": 6}), [
-        {"type": "int", "low": 1, "high": 10}, {"type": "int", "low": 1, "high": 10},
-        {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
-        {"type": "float", "low": 1e-2, "high": 1e2, "log": True},
-        {"type": "float", "low": 0.0, "high": 1.0}, {"type": "float", "low": 0.0, "high": 1.0}], [4, 4]),
+    "hartmann6-mixed": MixedDesign(
+        ("Hartmann", {"dim": 6}),
+        [
+            {"type": "int", "low": 0, "high": 7},
+            {"type": "int", "low": 1, "high": 8},
+            {"type": "float", "low": 0.0, "high": 1.0},
+            {"type": "float", "low": -1.0, "high": 1.0},
+            {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+            {"type": "float", "low": 0.0, "high": 10.0},
+        ],
+        [3],
+    ),
+    "levy6-mixed": MixedDesign(
+        ("Levy", {"dim": 6}),
+        [
+            {"type": "int", "low": 1, "high": 12},
+            {"type": "int", "low": 0, "high": 11},
+            {"type": "int", "low": -5, "high": 6},
+            {"type": "float", "low": 0.0, "high": 1.0},
+            {"type": "float", "low": 0.0, "high": 1.0},
+            {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        ],
+        [3, 4],
+    ),
+    "ackley5-int": MixedDesign(
+        ("Ackley", {"dim": 5, "bounds": [(-5.0, 10.0)] * 5}),
+        [
+            {"type": "int", "low": 0, "high": 15},
+            {"type": "int", "low": 0, "high": 15},
+            {"type": "int", "low": 1, "high": 16},
+            {"type": "int", "low": 0, "high": 15},
+            {"type": "int", "low": 0, "high": 15},
+        ],
+        [2],
+    ),
+    "rosenbrock4-wide-int": MixedDesign(
+        ("Rosenbrock", {"dim": 4}),
+        [
+            {"type": "int", "low": 1, "high": 64},
+            {"type": "int", "low": 0, "high": 99},
+            {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
+            {"type": "float", "low": 0.0, "high": 1.0},
+        ],
+        [],
+    ),
+    "styblinskitang6-mixed": MixedDesign(
+        ("StyblinskiTang", {"dim": 6}),
+        [
+            {"type": "int", "low": 1, "high": 10},
+            {"type": "int", "low": 1, "high": 10},
+            {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+            {"type": "float", "low": 1e-2, "high": 1e2, "log": True},
+            {"type": "float", "low": 0.0, "high": 1.0},
+            {"type": "float", "low": 0.0, "high": 1.0},
+        ],
+        [4, 4],
+    ),
 }
 
 
@@ -226,8 +271,9 @@ def mixed(name: str, seed: int) -> Problem:
     centre = np.array([axis.snap(u) for axis, u in zip(axes, rng.uniform(0.15, 0.85, len(axes)), strict=True)])
     instance = Transformed.of(function, rng, centre)
     letters = "abcdefgh"
-    categorical = [{"name": f"c{j}", "type": "categorical", "choices": list(letters[:k])}
-                   for j, k in enumerate(design.categories)]
+    categorical = [
+        {"name": f"c{j}", "type": "categorical", "choices": list(letters[:k])} for j, k in enumerate(design.categories)
+    ]
     # Per categorical parameter and choice: a move of the optimum (along the float axes only, so it stays
     # reachable) and a penalty; one random choice per parameter moves nothing and costs nothing.
     floats = np.array([a.param["type"] != "int" for a in axes], dtype=float)
@@ -252,13 +298,24 @@ def mixed(name: str, seed: int) -> Problem:
             extra += penalties[j][k]
         return {"f": instance(u) + extra}
 
-    return Problem(name, "mixed", [a.param for a in axes] + categorical, [{"name": "f", "goal": "minimize"}],
-                   evaluate, float(function.optimal_value))
+    return Problem(
+        name,
+        "mixed",
+        [a.param for a in axes] + categorical,
+        [{"name": "f", "goal": "minimize"}],
+        evaluate,
+        float(function.optimal_value),
+    )
 
 
-CONSTRAINED = {"gramacy": "ConstrainedGramacy", "pressurevessel": "PressureVessel", "weldedbeam": "WeldedBeamSO",
-               "tensioncompression": "TensionCompressionString", "speedreducer": "SpeedReducer",
-               "hartmann6c": "ConstrainedHartmann"}
+CONSTRAINED = {
+    "gramacy": "ConstrainedGramacy",
+    "pressurevessel": "PressureVessel",
+    "weldedbeam": "WeldedBeamSO",
+    "tensioncompression": "TensionCompressionString",
+    "speedreducer": "SpeedReducer",
+    "hartmann6c": "ConstrainedHartmann",
+}
 
 
 def constrained(name: str, seed: int) -> Problem:
@@ -275,9 +332,16 @@ def constrained(name: str, seed: int) -> Problem:
         slack = function.evaluate_slack_true(x)[0].tolist()
         return {"f": float(function.evaluate_true(x).item()), **dict(zip(slacks, slack, strict=True))}
 
-    return Problem(name, "constrained", params, [{"name": "f", "goal": "minimize"}], evaluate,
-                   float(function.optimal_value), [{"name": s, "op": ">=", "bound": 0.0} for s in slacks],
-                   seeded=False)
+    return Problem(
+        name,
+        "constrained",
+        params,
+        [{"name": "f", "goal": "minimize"}],
+        evaluate,
+        float(function.optimal_value),
+        [{"name": s, "op": ">=", "bound": 0.0} for s in slacks],
+        seeded=False,
+    )
 
 
 MULTIOBJECTIVE: dict[str, tuple[str, dict[str, Any]]] = {
@@ -298,8 +362,9 @@ def multiobjective(name: str, seed: int) -> Problem:
     bounds = function.bounds.tolist()
     names = [f"x{i}" for i in range(function.dim)]
     params = [{"name": n, "type": "float", "low": lo, "high": hi} for n, lo, hi in zip(names, *bounds, strict=True)]
-    objectives = [{"name": f"f{i}", "goal": "minimize", "threshold": r}
-                  for i, r in enumerate(function.ref_point.tolist())]
+    objectives = [
+        {"name": f"f{i}", "goal": "minimize", "threshold": r} for i, r in enumerate(function.ref_point.tolist())
+    ]
     slacks = [f"slack{i}" for i in range(getattr(function, "num_constraints", 0))]
 
     def evaluate(p: Params) -> Metrics:
@@ -310,8 +375,16 @@ def multiobjective(name: str, seed: int) -> Problem:
             metrics.update(zip(slacks, function.evaluate_slack_true(x)[0].tolist(), strict=True))
         return metrics
 
-    return Problem(name, "multiobjective", params, objectives, evaluate, float(function.max_hv),
-                   [{"name": s, "op": ">=", "bound": 0.0} for s in slacks], seeded=False)
+    return Problem(
+        name,
+        "multiobjective",
+        params,
+        objectives,
+        evaluate,
+        float(function.max_hv),
+        [{"name": s, "op": ">=", "bound": 0.0} for s in slacks],
+        seeded=False,
+    )
 
 
 @functools.cache
@@ -351,19 +424,29 @@ def _svc(p: Params) -> Metrics:
 def _forest(p: Params) -> Metrics:
     from sklearn.ensemble import RandomForestClassifier
 
-    model = RandomForestClassifier(n_estimators=p["n_estimators"], max_depth=p["max_depth"],
-                                   min_samples_leaf=p["min_samples_leaf"], max_features=p["max_features"],
-                                   criterion=p["criterion"], random_state=0)
+    model = RandomForestClassifier(
+        n_estimators=p["n_estimators"],
+        max_depth=p["max_depth"],
+        min_samples_leaf=p["min_samples_leaf"],
+        max_features=p["max_features"],
+        criterion=p["criterion"],
+        random_state=0,
+    )
     return {"log_loss": _cross_validated(model, "breast_cancer", "neg_log_loss")}
 
 
 def _boosting(p: Params) -> Metrics:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    model = HistGradientBoostingClassifier(learning_rate=p["learning_rate"], max_iter=p["max_iter"],
-                                           max_leaf_nodes=p["max_leaf_nodes"], min_samples_leaf=p["min_samples_leaf"],
-                                           l2_regularization=p["l2_regularization"], early_stopping=False,
-                                           random_state=0)
+    model = HistGradientBoostingClassifier(
+        learning_rate=p["learning_rate"],
+        max_iter=p["max_iter"],
+        max_leaf_nodes=p["max_leaf_nodes"],
+        min_samples_leaf=p["min_samples_leaf"],
+        l2_regularization=p["l2_regularization"],
+        early_stopping=False,
+        random_state=0,
+    )
     return {"error": 1.0 - _cross_validated(model, "breast_cancer", "accuracy")}
 
 
@@ -372,9 +455,20 @@ def _sgd(p: Params) -> Metrics:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), SGDClassifier(
-        alpha=p["alpha"], loss=p["loss"], penalty=p["penalty"], l1_ratio=p["l1_ratio"],
-        learning_rate=p["learning_rate"], eta0=p["eta0"], max_iter=20, tol=None, random_state=0))
+    model = make_pipeline(
+        StandardScaler(),
+        SGDClassifier(
+            alpha=p["alpha"],
+            loss=p["loss"],
+            penalty=p["penalty"],
+            l1_ratio=p["l1_ratio"],
+            learning_rate=p["learning_rate"],
+            eta0=p["eta0"],
+            max_iter=20,
+            tol=None,
+            random_state=0,
+        ),
+    )
     return {"accuracy": _cross_validated(model, "digits", "accuracy")}
 
 
@@ -383,17 +477,25 @@ def _elastic_net(p: Params) -> Metrics:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-    model = make_pipeline(PolynomialFeatures(degree=p["degree"]), StandardScaler(),
-                          ElasticNet(alpha=p["alpha"], l1_ratio=p["l1_ratio"], max_iter=2_000))
+    model = make_pipeline(
+        PolynomialFeatures(degree=p["degree"]),
+        StandardScaler(),
+        ElasticNet(alpha=p["alpha"], l1_ratio=p["l1_ratio"], max_iter=2_000),
+    )
     return {"rmse": _cross_validated(model, "diabetes", "neg_root_mean_squared_error")}
 
 
 def _regression_boosting(p: Params) -> Metrics:
     from sklearn.ensemble import GradientBoostingRegressor
 
-    model = GradientBoostingRegressor(learning_rate=p["learning_rate"], n_estimators=p["n_estimators"],
-                                      max_depth=p["max_depth"], subsample=p["subsample"],
-                                      min_samples_leaf=p["min_samples_leaf"], random_state=0)
+    model = GradientBoostingRegressor(
+        learning_rate=p["learning_rate"],
+        n_estimators=p["n_estimators"],
+        max_depth=p["max_depth"],
+        subsample=p["subsample"],
+        min_samples_leaf=p["min_samples_leaf"],
+        random_state=0,
+    )
     return {"rmse": _cross_validated(model, "diabetes", "neg_root_mean_squared_error")}
 
 
@@ -402,35 +504,77 @@ def _log(name: str, low: float, high: float, kind: str = "float") -> dict[str, A
 
 
 TABULAR: dict[str, tuple[Callable[[Params], Metrics], list[dict[str, Any]], dict[str, Any]]] = {
-    "svc": (_svc, [_log("C", 1e-2, 1e3), _log("gamma", 1e-5, 1.0),
-                   {"name": "kernel", "type": "categorical", "choices": ["rbf", "sigmoid", "poly"]}],
-            {"name": "accuracy", "goal": "maximize"}),
-    "forest": (_forest, [_log("n_estimators", 4, 64, "int"), {"name": "max_depth", "type": "int", "low": 1, "high": 12},
-                         _log("min_samples_leaf", 1, 32, "int"),
-                         {"name": "max_features", "type": "float", "low": 0.05, "high": 1.0},
-                         {"name": "criterion", "type": "categorical", "choices": ["gini", "entropy"]}],
-               {"name": "log_loss", "goal": "minimize"}),
-    "boosting": (_boosting, [_log("learning_rate", 1e-3, 1.0), _log("max_iter", 5, 100, "int"),
-                             _log("max_leaf_nodes", 2, 64, "int"), _log("min_samples_leaf", 2, 64, "int"),
-                             _log("l2_regularization", 1e-8, 10.0)],
-                 {"name": "error", "goal": "minimize"}),
-    "sgd": (_sgd, [_log("alpha", 1e-7, 1.0),
-                   {"name": "loss", "type": "categorical", "choices": ["hinge", "log_loss", "modified_huber",
-                                                                       "squared_hinge"]},
-                   {"name": "penalty", "type": "categorical", "choices": ["l2", "l1", "elasticnet"]},
-                   {"name": "l1_ratio", "type": "float", "low": 0.0, "high": 1.0},
-                   {"name": "learning_rate", "type": "categorical",
-                    "choices": ["optimal", "constant", "invscaling", "adaptive"]},
-                   _log("eta0", 1e-5, 1.0)],
-            {"name": "accuracy", "goal": "maximize"}),
-    "elasticnet": (_elastic_net, [{"name": "degree", "type": "int", "low": 1, "high": 3}, _log("alpha", 1e-5, 10.0),
-                                  {"name": "l1_ratio", "type": "float", "low": 0.0, "high": 1.0}],
-                   {"name": "rmse", "goal": "minimize"}),
-    "gbr": (_regression_boosting, [_log("learning_rate", 1e-3, 1.0), _log("n_estimators", 5, 150, "int"),
-                                   {"name": "max_depth", "type": "int", "low": 1, "high": 6},
-                                   {"name": "subsample", "type": "float", "low": 0.3, "high": 1.0},
-                                   _log("min_samples_leaf", 1, 64, "int")],
-            {"name": "rmse", "goal": "minimize"}),
+    "svc": (
+        _svc,
+        [
+            _log("C", 1e-2, 1e3),
+            _log("gamma", 1e-5, 1.0),
+            {"name": "kernel", "type": "categorical", "choices": ["rbf", "sigmoid", "poly"]},
+        ],
+        {"name": "accuracy", "goal": "maximize"},
+    ),
+    "forest": (
+        _forest,
+        [
+            _log("n_estimators", 4, 64, "int"),
+            {"name": "max_depth", "type": "int", "low": 1, "high": 12},
+            _log("min_samples_leaf", 1, 32, "int"),
+            {"name": "max_features", "type": "float", "low": 0.05, "high": 1.0},
+            {"name": "criterion", "type": "categorical", "choices": ["gini", "entropy"]},
+        ],
+        {"name": "log_loss", "goal": "minimize"},
+    ),
+    "boosting": (
+        _boosting,
+        [
+            _log("learning_rate", 1e-3, 1.0),
+            _log("max_iter", 5, 100, "int"),
+            _log("max_leaf_nodes", 2, 64, "int"),
+            _log("min_samples_leaf", 2, 64, "int"),
+            _log("l2_regularization", 1e-8, 10.0),
+        ],
+        {"name": "error", "goal": "minimize"},
+    ),
+    "sgd": (
+        _sgd,
+        [
+            _log("alpha", 1e-7, 1.0),
+            {
+                "name": "loss",
+                "type": "categorical",
+                "choices": ["hinge", "log_loss", "modified_huber", "squared_hinge"],
+            },
+            {"name": "penalty", "type": "categorical", "choices": ["l2", "l1", "elasticnet"]},
+            {"name": "l1_ratio", "type": "float", "low": 0.0, "high": 1.0},
+            {
+                "name": "learning_rate",
+                "type": "categorical",
+                "choices": ["optimal", "constant", "invscaling", "adaptive"],
+            },
+            _log("eta0", 1e-5, 1.0),
+        ],
+        {"name": "accuracy", "goal": "maximize"},
+    ),
+    "elasticnet": (
+        _elastic_net,
+        [
+            {"name": "degree", "type": "int", "low": 1, "high": 3},
+            _log("alpha", 1e-5, 10.0),
+            {"name": "l1_ratio", "type": "float", "low": 0.0, "high": 1.0},
+        ],
+        {"name": "rmse", "goal": "minimize"},
+    ),
+    "gbr": (
+        _regression_boosting,
+        [
+            _log("learning_rate", 1e-3, 1.0),
+            _log("n_estimators", 5, 150, "int"),
+            {"name": "max_depth", "type": "int", "low": 1, "high": 6},
+            {"name": "subsample", "type": "float", "low": 0.3, "high": 1.0},
+            _log("min_samples_leaf", 1, 64, "int"),
+        ],
+        {"name": "rmse", "goal": "minimize"},
+    ),
 }
 
 

@@ -77,12 +77,21 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
     sign = 1.0 if objective["goal"] == "minimize" else -1.0
     feasible = [instance.feasible(m) for m in run.evaluations]
     rungs = Counter(str(i.get("rung")) for i in run.info)
-    return {"problem": name, "family": instance.family, "method": method, "seed": seed, "budget": budget,
-            "progress": instance.progress(run.evaluations), "feasible": feasible,
-            # objective values oriented for minimization, for the worst-feasible penalty and unknown optima
-            "oriented": [sign * m[objective["name"]] for m in run.evaluations],
-            "seconds": run.seconds, "rungs": dict(rungs), "wall": time.perf_counter() - started,
-            "params": run.params}
+    return {
+        "problem": name,
+        "family": instance.family,
+        "method": method,
+        "seed": seed,
+        "budget": budget,
+        "progress": instance.progress(run.evaluations),
+        "feasible": feasible,
+        # objective values oriented for minimization, for the worst-feasible penalty and unknown optima
+        "oriented": [sign * m[objective["name"]] for m in run.evaluations],
+        "seconds": run.seconds,
+        "rungs": dict(rungs),
+        "wall": time.perf_counter() - started,
+        "params": run.params,
+    }
 
 
 class Scores:
@@ -114,8 +123,11 @@ class Scores:
         multi = describe(name).multiobjective
         instance = instance_seed(name, seed)
         mine = [r for r in runs if r["method"] == method and r["seed"] == seed and r["budget"] >= b]
-        anchors = [r for r in runs if r["method"] == "random" and instance_seed(name, r["seed"]) == instance
-                   and r["budget"] >= b]
+        anchors = [
+            r
+            for r in runs
+            if r["method"] == "random" and instance_seed(name, r["seed"]) == instance and r["budget"] >= b
+        ]
         if not mine or not anchors:
             return None
         feasible_values = [v for r in runs for v, f in zip(r["oriented"], r["feasible"], strict=True) if f]
@@ -198,10 +210,15 @@ def report(log: RunLog, problems: list[str], methods: list[str], checkpoints: li
     for family in families:
         cells = []
         for m in shown:
-            times = [t for r in scores.runs if r["family"] == family and r["method"] == m
-                     and r["problem"] in problems for t in r["seconds"]]
-            cells.append(f"{statistics.mean(times):.2f} ({statistics.median(times):.2f}; {max(times):.1f})"
-                         if times else "-")
+            times = [
+                t
+                for r in scores.runs
+                if r["family"] == family and r["method"] == m and r["problem"] in problems
+                for t in r["seconds"]
+            ]
+            cells.append(
+                f"{statistics.mean(times):.2f} ({statistics.median(times):.2f}; {max(times):.1f})" if times else "-"
+            )
         rows.append([family, *cells])
     print(markdown_table(["family", *shown], rows))
 
@@ -246,8 +263,13 @@ def main() -> None:
     parser.add_argument("--random-repeats", type=int, default=10)
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (one CPU thread each)")
     parser.add_argument("--results", type=Path, help="JSON-lines file that keeps finished runs (resumable)")
-    parser.add_argument("--include", type=Path, nargs="*", default=[],
-                        help="more JSON-lines files whose runs count (and are not repeated), e.g. the peers' runs")
+    parser.add_argument(
+        "--include",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more JSON-lines files whose runs count (and are not repeated), e.g. the peers' runs",
+    )
     parser.add_argument("--report-only", action="store_true", help="print the report of the runs in --results")
     args = parser.parse_args()
     families = args.families.split(",")
@@ -262,8 +284,9 @@ def main() -> None:
     tasks: list[tuple[str, str, int, int]] = []
     for name in problems:
         instances = range(args.seeds) if describe(name).seeded else range(1)
-        tasks += [(name, "random", s + r * RANDOM_STRIDE, args.budget) for s in instances
-                  for r in range(args.random_repeats)]
+        tasks += [
+            (name, "random", s + r * RANDOM_STRIDE, args.budget) for s in instances for r in range(args.random_repeats)
+        ]
     tasks += [(name, m, s, args.budget) for s in range(args.seeds) for name in problems for m in methods]
     longest: dict[tuple[str, str, int], int] = {}
     for name, method, seed, budget in log.runs:
@@ -274,9 +297,11 @@ def main() -> None:
             for run in pool.map(run_task, tasks):
                 log.add(run)
                 last = run["progress"][-1]
-                print(f"{run['problem']:22s} {run['method']:24s} seed {run['seed']:5d}: "
-                      f"{'-' if last is None else f'{last:.5g}'} ({sum(run['seconds']):.0f} s suggesting)",
-                      flush=True)
+                print(
+                    f"{run['problem']:22s} {run['method']:24s} seed {run['seed']:5d}: "
+                    f"{'-' if last is None else f'{last:.5g}'} ({sum(run['seconds']):.0f} s suggesting)",
+                    flush=True,
+                )
     report(log, problems, [*methods, "random"], checkpoints, args.seeds)
 
 

@@ -66,8 +66,15 @@ def simulate(problem_name: str, method: str, seed: int, budget: int, workers: in
     torch.set_num_threads(1)
     problem = make_problem(problem_name, seed)
     engine, options = METHODS[method]
-    spec = StudySpec.model_validate({"params": problem.params, "objectives": [{"name": "f", "goal": "minimize"}],
-                                     "engine": engine, "engine_options": options, "seed": seed})
+    spec = StudySpec.model_validate(
+        {
+            "params": problem.params,
+            "objectives": [{"name": "f", "goal": "minimize"}],
+            "engine": engine,
+            "engine_options": options,
+            "seed": seed,
+        }
+    )
     resolved = resolve_engine(spec)
     durations = random.Random(seed)
     trials: list[TrialView] = []
@@ -101,8 +108,16 @@ def simulate(problem_name: str, method: str, seed: int, budget: int, workers: in
         regrets.append(best - (problem.optimum or 0.0))
         if len(trials) < budget:
             ask()
-    return {"problem": problem_name, "method": method, "seed": seed, "workers": workers, "budget": budget,
-            "regrets": regrets, "seconds": seconds, "branches": dict(branches)}
+    return {
+        "problem": problem_name,
+        "method": method,
+        "seed": seed,
+        "workers": workers,
+        "budget": budget,
+        "regrets": regrets,
+        "seconds": seconds,
+        "branches": dict(branches),
+    }
 
 
 def run_task(task: tuple[str, str, int, int, int]) -> dict[str, Any]:
@@ -126,21 +141,34 @@ def main() -> None:
 
     log = RunLog(args.results, ("problem", "method", "seed", "workers", "budget"))
     # Seed-major order: a run cut short still covers every problem and method with its first seeds.
-    tasks = [(p, m, s, args.budget, w) for s in range(args.seeds) for w in chosen for p in problems for m in methods
-             if (p, m, s, w, args.budget) not in log]
+    tasks = [
+        (p, m, s, args.budget, w)
+        for s in range(args.seeds)
+        for w in chosen
+        for p in problems
+        for m in methods
+        if (p, m, s, w, args.budget) not in log
+    ]
     with ProcessPoolExecutor(args.parallel) as pool:
         for run in pool.map(run_task, tasks):
             log.add(run)
-            print(f"{run['problem']:10s} W={run['workers']} {run['method']:10s} seed {run['seed']}: regret "
-                  f"{run['regrets'][-1]:.4f} ({sum(run['seconds']):.0f} s suggesting)", flush=True)
+            print(
+                f"{run['problem']:10s} W={run['workers']} {run['method']:10s} seed {run['seed']}: regret "
+                f"{run['regrets'][-1]:.4f} ({sum(run['seconds']):.0f} s suggesting)",
+                flush=True,
+            )
 
     checkpoints = [c for c in CHECKPOINTS if c <= args.budget] or [args.budget]
     for workers in chosen:
         for problem in problems:
             rows = []
             for method in methods:
-                runs = [r for r in log.runs.values() if (r["problem"], r["method"], r["workers"], r["budget"])
-                        == (problem, method, workers, args.budget) and r["seed"] < args.seeds]
+                runs = [
+                    r
+                    for r in log.runs.values()
+                    if (r["problem"], r["method"], r["workers"], r["budget"]) == (problem, method, workers, args.budget)
+                    and r["seed"] < args.seeds
+                ]
                 if not runs:
                     continue
                 times = [t for r in runs for t in r["seconds"]]
@@ -148,15 +176,29 @@ def main() -> None:
                 for r in runs:
                     mix.update(r["branches"])
                 total = sum(mix.values())
-                mix_text = " ".join(f"{b[:3]} {mix[b] / total:.0%}" for b in ("exploit", "thompson", "pareto", "random")
-                                    if mix[b]) if total else ""
-                rows.append([method, len(runs),
-                             *[mean_and_error([r["regrets"][c - 1] for r in runs], 4) for c in checkpoints],
-                             f"{sum(times) / len(times):.2f}", mix_text])
-            print(f"\n{problem}, {'serial' if workers == 1 else f'{workers} asynchronous workers'}: "
-                  "mean best-so-far regret ± s.e. after k completed evaluations")
-            print(markdown_table(["method", "seeds", *[f"@{c}" for c in checkpoints], "s/suggestion", "branch mix"],
-                                 rows))
+                mix_text = (
+                    " ".join(
+                        f"{b[:3]} {mix[b] / total:.0%}" for b in ("exploit", "thompson", "pareto", "random") if mix[b]
+                    )
+                    if total
+                    else ""
+                )
+                rows.append(
+                    [
+                        method,
+                        len(runs),
+                        *[mean_and_error([r["regrets"][c - 1] for r in runs], 4) for c in checkpoints],
+                        f"{sum(times) / len(times):.2f}",
+                        mix_text,
+                    ]
+                )
+            print(
+                f"\n{problem}, {'serial' if workers == 1 else f'{workers} asynchronous workers'}: "
+                "mean best-so-far regret ± s.e. after k completed evaluations"
+            )
+            print(
+                markdown_table(["method", "seeds", *[f"@{c}" for c in checkpoints], "s/suggestion", "branch mix"], rows)
+            )
 
 
 if __name__ == "__main__":

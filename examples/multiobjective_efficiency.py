@@ -24,8 +24,12 @@ X_train, X_val, y_train, y_val = train_test_split(X / 16.0, y, test_size=0.3, ra
 
 
 def train(trial: Trial) -> dict[str, float]:
-    model = MLPClassifier(hidden_layer_sizes=(trial.params["width"],) * trial.params["layers"],
-                          learning_rate_init=trial.params["lr"], max_iter=trial.params["epochs"], random_state=0)
+    model = MLPClassifier(
+        hidden_layer_sizes=(trial.params["width"],) * trial.params["layers"],
+        learning_rate_init=trial.params["lr"],
+        max_iter=trial.params["epochs"],
+        random_state=0,
+    )
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -41,12 +45,17 @@ def main() -> None:
 
     study = Client().create_study(
         args.study,
-        params=[{"name": "width", "type": "int", "low": 8, "high": 256, "log": True},
-                {"name": "layers", "type": "int", "low": 1, "high": 3},
-                {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-                {"name": "epochs", "type": "int", "low": 5, "high": 200, "log": True}],
-        objectives=[{"name": "val_error", "goal": "minimize", "threshold": 0.5},
-                    {"name": "train_seconds", "goal": "minimize", "cost": True, "threshold": 30.0}])
+        params=[
+            {"name": "width", "type": "int", "low": 8, "high": 256, "log": True},
+            {"name": "layers", "type": "int", "low": 1, "high": 3},
+            {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            {"name": "epochs", "type": "int", "low": 5, "high": 200, "log": True},
+        ],
+        objectives=[
+            {"name": "val_error", "goal": "minimize", "threshold": 0.5},
+            {"name": "train_seconds", "goal": "minimize", "cost": True, "threshold": 30.0},
+        ],
+    )
     study.optimize(train, n_trials=args.trials)
     front = sorted(study.pareto_front(), key=lambda t: t.values["train_seconds"])  # type: ignore[index]
     print("Pareto front (val_error, train_seconds):")

@@ -1,7 +1,7 @@
 """Tune an SVM on scikit-learn's bundled breast-cancer data with the Python SDK.
 
-    asktell serve &                      # or point ASKTELL_URL at your server
-    python examples/sklearn_svc.py --trials 30
+asktell serve &                      # or point ASKTELL_URL at your server
+python examples/sklearn_svc.py --trials 30
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ X, y = load_breast_cancer(return_X_y=True)
 
 
 def cv_error(trial: Trial) -> float:
-    model = make_pipeline(StandardScaler(), SVC(C=trial.params["C"], gamma=trial.params["gamma"],
-                                                kernel=trial.params["kernel"]))
+    model = make_pipeline(
+        StandardScaler(), SVC(C=trial.params["C"], gamma=trial.params["gamma"], kernel=trial.params["kernel"])
+    )
     return 1.0 - float(cross_val_score(model, X, y, cv=3).mean())
 
 
@@ -34,10 +35,13 @@ def main() -> None:
 
     study = Client().create_study(
         args.study,
-        params=[{"name": "C", "type": "float", "low": 1e-2, "high": 1e3, "log": True},
-                {"name": "gamma", "type": "float", "low": 1e-5, "high": 1.0, "log": True},
-                {"name": "kernel", "type": "categorical", "choices": ["rbf", "sigmoid"]}],
-        objectives=[{"name": "cv_error", "goal": "minimize"}])
+        params=[
+            {"name": "C", "type": "float", "low": 1e-2, "high": 1e3, "log": True},
+            {"name": "gamma", "type": "float", "low": 1e-5, "high": 1.0, "log": True},
+            {"name": "kernel", "type": "categorical", "choices": ["rbf", "sigmoid"]},
+        ],
+        objectives=[{"name": "cv_error", "goal": "minimize"}],
+    )
     study.optimize(cv_error, n_trials=args.trials, n_workers=args.workers)
     (best,) = study.best_trials()
     print(f"best cv_error {best.values['cv_error']:.4f} with {best.params}")  # type: ignore[index]

@@ -27,11 +27,15 @@ from service.workers.runner import Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
 
-AUTH_OFF_WARNING = ("AUTHENTICATION IS OFF: anyone who can reach this server has admin rights. Turn it on with "
-                    "`asktell tokens create --admin` (or ASKTELL_ADMIN_TOKEN) before exposing it.")
-NO_WORKER_WARNING = ("NO ENGINE WORKER IS ALIVE: until one runs, studies whose engine fits a model (gp and the "
-                     "other model engines) get Sobol points past their initial design (source sobol-fallback). "
-                     "Start one on this database: `asktell worker --database-url ...`.")
+AUTH_OFF_WARNING = (
+    "AUTHENTICATION IS OFF: anyone who can reach this server has admin rights. Turn it on with "
+    "`asktell tokens create --admin` (or ASKTELL_ADMIN_TOKEN) before exposing it."
+)
+NO_WORKER_WARNING = (
+    "NO ENGINE WORKER IS ALIVE: until one runs, studies whose engine fits a model (gp and the "
+    "other model engines) get Sobol points past their initial design (source sobol-fallback). "
+    "Start one on this database: `asktell worker --database-url ...`."
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,8 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(upgrade, settings.database_url)
         app.state.db = db = Database(settings.database_url, pool_size=settings.pool_size)
         app.state.auth = Authenticator(db, cache_seconds=settings.auth_cache_seconds)
-        if settings.admin_token is not None and await tokens.install_token(
-                db, settings.admin_token.get_secret_value()):
+        if settings.admin_token is not None and await tokens.install_token(db, settings.admin_token.get_secret_value()):
             log.info("installed the admin token from ASKTELL_ADMIN_TOKEN (namespace default)")
         if not await app.state.auth.enabled():
             log.warning(AUTH_OFF_WARNING)
@@ -76,9 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount(ui_routes.STATIC, ui_routes.static_files, name="ui-static")
     if settings.cors_origins:  # closed unless origins are named: no wildcard default
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["Authorization",
-                                                                                          "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)  # outermost: it also bounds what RefuseNul reads
     return app

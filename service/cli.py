@@ -30,23 +30,37 @@ def _serve(args: argparse.Namespace) -> int:
         print("--workers > 1 needs PostgreSQL: an SQLite database is served by one process", file=sys.stderr)
         return 2
     if _port_in_use(args.host, args.port):
-        print(f"cannot serve on {args.host}:{args.port}: address already in use (another asktell serve?). Choose "
-              f"another port with --port {args.port + 1} or ASKTELL_PORT={args.port + 1}, and point clients at it "
-              f"(ASKTELL_URL=http://{args.host}:{args.port + 1})", file=sys.stderr)
+        print(
+            f"cannot serve on {args.host}:{args.port}: address already in use (another asktell serve?). Choose "
+            f"another port with --port {args.port + 1} or ASKTELL_PORT={args.port + 1}, and point clients at it "
+            f"(ASKTELL_URL=http://{args.host}:{args.port + 1})",
+            file=sys.stderr,
+        )
         return 2
     upgrade(settings.database_url)  # once, before any worker process starts
     os.environ["ASKTELL_MIGRATE_ON_START"] = "false"
     if not _loopback(args.host) and not settings.insecure and not _auth_configured(settings):
-        print(f"refusing to serve {args.host} without authentication: create an admin token first "
-              "(`asktell tokens create --admin`, or set ASKTELL_ADMIN_TOKEN), or pass --insecure to serve it "
-              "open to anyone who can reach it", file=sys.stderr)
+        print(
+            f"refusing to serve {args.host} without authentication: create an admin token first "
+            "(`asktell tokens create --admin`, or set ASKTELL_ADMIN_TOKEN), or pass --insecure to serve it "
+            "open to anyone who can reach it",
+            file=sys.stderr,
+        )
         return 2
-    print(f"asktell serving on http://{args.host}:{args.port} (database: {_safe(settings.database_url)})",
-          file=sys.stderr)
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, access_log=args.access_log,
-                # SIGTERM: stop accepting, let requests in flight (long-polled asks included) finish.
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    print(
+        f"asktell serving on http://{args.host}:{args.port} (database: {_safe(settings.database_url)})", file=sys.stderr
+    )
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        # SIGTERM: stop accepting, let requests in flight (long-polled asks included) finish.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
     return 0
 
 
@@ -118,11 +132,11 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
     role = Role.ADMIN if args.admin else Role(args.role)
     namespace = args.namespace or DEFAULT_NAMESPACE
-    issued = _with_database(_database_url(args), lambda db: create_token(
-        db, namespace=namespace, role=role, name=args.name))
+    issued = _with_database(
+        _database_url(args), lambda db: create_token(db, namespace=namespace, role=role, name=args.name)
+    )
     record = issued.record
-    print(f"token {record.id} ({record.role} of namespace {record.namespace}); shown only this once:",
-          file=sys.stderr)
+    print(f"token {record.id} ({record.role} of namespace {record.namespace}); shown only this once:", file=sys.stderr)
     print(issued.secret)
     return 0
 
@@ -133,8 +147,7 @@ def _tokens_list(args: argparse.Namespace) -> int:
     tokens = _with_database(_database_url(args), lambda db: list_tokens(db, args.namespace))
     print(f"{'ID':>4}  {'NAMESPACE':<20} {'ROLE':<7} {'PREFIX':<11} {'REVOKED':<8} NAME")
     for t in tokens:
-        print(f"{t.id:>4}  {t.namespace:<20} {t.role:<7} {t.prefix:<11} {'yes' if t.revoked_at else 'no':<8} "
-              f"{t.name}")
+        print(f"{t.id:>4}  {t.namespace:<20} {t.role:<7} {t.prefix:<11} {'yes' if t.revoked_at else 'no':<8} {t.name}")
     return 0
 
 
@@ -192,8 +205,12 @@ def _worker(args: argparse.Namespace) -> int:
         finally:
             await db.dispose()
 
-    print(f"asktell worker on {device}" + (f" ({threads} CPU threads per job)" if threads else "")
-          + f", database {_safe(url)}", file=sys.stderr)
+    print(
+        f"asktell worker on {device}"
+        + (f" ({threads} CPU threads per job)" if threads else "")
+        + f", database {_safe(url)}",
+        file=sys.stderr,
+    )
     asyncio.run(main())
     return 0
 
@@ -219,16 +236,21 @@ def build_parser(prog: str = "asktell-server") -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="API processes (PostgreSQL only for more than 1)")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
-    serve.add_argument("--insecure", action="store_true",
-                       help="serve a non-loopback address with authentication off (no token exists)")
+    serve.add_argument(
+        "--insecure", action="store_true", help="serve a non-loopback address with authentication off (no token exists)"
+    )
     serve.set_defaults(func=_serve)
 
     worker = commands.add_parser("worker", help="run an engine worker (computes model-based suggestions)")
     worker.add_argument("--database-url", help="the API's database (env ASKTELL_DATABASE_URL)")
     worker.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     worker.add_argument("--concurrency", type=int, default=1, help="jobs computed at once")
-    worker.add_argument("--lease-seconds", type=float, default=30.0,
-                        help="a job whose worker stops renewing for this long is redone elsewhere")
+    worker.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="a job whose worker stops renewing for this long is redone elsewhere",
+    )
     worker.set_defaults(func=_worker)
 
     db = commands.add_parser("db", help="database schema")
@@ -258,8 +280,11 @@ def build_parser(prog: str = "asktell-server") -> argparse.ArgumentParser:
 
     namespaces = commands.add_parser("namespaces", help="namespaces (teams), straight on the database")
     namespace_commands = namespaces.add_subparsers(dest="namespace_command", required=True)
-    for verb, text in (("create", "create a namespace"), ("delete", "delete an empty namespace"),
-                       ("list", "namespaces with their study and token counts")):
+    for verb, text in (
+        ("create", "create a namespace"),
+        ("delete", "delete an empty namespace"),
+        ("list", "namespaces with their study and token counts"),
+    ):
         command = namespace_commands.add_parser(verb, help=text)
         command.add_argument("--database-url")
         if verb != "list":

@@ -24,17 +24,21 @@ class Settings(BaseSettings):
     port: int = 8000
     migrate_on_start: bool = Field(default=True, description="Run `db upgrade` when the server starts.")
     embedded_worker: Literal["auto", "on", "off"] = Field(
-        default="auto", description="Run an engine worker inside the API process; auto: on for SQLite.")
+        default="auto", description="Run an engine worker inside the API process; auto: on for SQLite."
+    )
     worker_device: str = Field(default="cpu", description="Device of the embedded worker: cpu, cuda or auto.")
     admin_token: SecretStr | None = Field(
-        default=None, description="Installed as an admin token of the default namespace at start (bootstrap).")
+        default=None, description="Installed as an admin token of the default namespace at start (bootstrap)."
+    )
     insecure: bool = Field(default=False, description="Serve a non-loopback address without authentication.")
     auth_cache_seconds: float = Field(
-        default=5.0, ge=0, description="How long a replica trusts a token check (revocation delay elsewhere).")
+        default=5.0, ge=0, description="How long a replica trusts a token check (revocation delay elsewhere)."
+    )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
     cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed; none by default.")
     stale_sweep_seconds: float = Field(
-        default=30.0, gt=0, description="How often active trials are checked against their study's stale_after.")
+        default=30.0, gt=0, description="How often active trials are checked against their study's stale_after."
+    )
 
     @property
     def runs_embedded_worker(self) -> bool:

@@ -77,8 +77,9 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, postgresql_factory: Callable[[], str],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(
+    request: pytest.FixtureRequest, postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """A real `asktell serve` process on each backend, shared by the session; tests keep apart by using unique
     study names."""
     servers = ServerFactory(postgresql_factory, tmp_path_factory)
@@ -89,8 +90,9 @@ def server(request: pytest.FixtureRequest, postgresql_factory: Callable[[], str]
 
 
 @pytest.fixture(scope="module")
-def module_servers(postgresql_factory: Callable[[], str],
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+def module_servers(
+    postgresql_factory: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerFactory]:
     """Starts servers for one module, each on a fresh database, where a module needs settings, tokens or workers
     of its own; they all stop when the module is done."""
     servers = ServerFactory(postgresql_factory, tmp_path_factory)
@@ -116,5 +118,3 @@ def study(api: httpx.Client, study_name: str) -> str:
     response = api.post("/v1/studies", json={"name": study_name, **make_spec()})
     assert response.status_code == 201, response.text
     return study_name
-
-

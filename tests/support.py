@@ -44,7 +44,11 @@ def start_server(database_url: str, log: Path, extra_env: dict[str, str] | None 
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url", database_url],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
     server = RunningServer(f"http://127.0.0.1:{port}", database_url, process, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -87,9 +91,23 @@ def start_worker(database_url: str, log: Path, *, lease_seconds: float = 30.0) -
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker", "--device", "cpu", "--database-url", database_url,
-             "--lease-seconds", str(lease_seconds)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "worker",
+                "--device",
+                "cpu",
+                "--database-url",
+                database_url,
+                "--lease-seconds",
+                str(lease_seconds),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
 
 
 def wait_until(condition: object, timeout: float, message: str) -> None:
@@ -126,8 +144,14 @@ class ServerFactory:
         self._servers: list[RunningServer] = []
         self._workers: list[subprocess.Popen[bytes]] = []
 
-    def __call__(self, backend: str = "postgresql", extra_env: dict[str, str] | None = None, *, workers: int = 0,
-                 database_password: str | None = None) -> RunningServer:
+    def __call__(
+        self,
+        backend: str = "postgresql",
+        extra_env: dict[str, str] | None = None,
+        *,
+        workers: int = 0,
+        database_password: str | None = None,
+    ) -> RunningServer:
         """A ready server; `workers` engine worker processes alive on its database; `database_password` written
         into the database URL (trust authentication ignores it), for tests that look for it in the logs."""
         folder = self._folders.mktemp(f"server-{backend}")
@@ -138,8 +162,11 @@ class ServerFactory:
         self._servers.append(server)
         if workers:
             self._workers += [start_worker(url, folder / "workers.log") for _ in range(workers)]
-            wait_until(lambda: sum(w["alive"] for w in httpx.get(f"{server.url}/v1/workers").json()["workers"])
-                       == workers, 60, f"{workers} live workers")
+            wait_until(
+                lambda: sum(w["alive"] for w in httpx.get(f"{server.url}/v1/workers").json()["workers"]) == workers,
+                60,
+                f"{workers} live workers",
+            )
         return server
 
     def stop_all(self) -> None:

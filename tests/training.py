@@ -12,8 +12,14 @@ from asktell import Client
 from tests.support import RunningServer, wait_until
 
 
-def train_on_workers(server: RunningServer, name: str, folder: Path, curve: Callable[[float, float], float],
-                     max_epochs: int, threads: int = 2) -> list[str]:
+def train_on_workers(
+    server: RunningServer,
+    name: str,
+    folder: Path,
+    curve: Callable[[float, float], float],
+    max_epochs: int,
+    threads: int = 2,
+) -> list[str]:
     """Train study `name` (one float parameter `x`, objective `loss`) until `max_epochs` epochs were spent in all,
     once an engine worker is alive; returns the checkpoint mismatches found on resume (none expected)."""
     problems: list[str] = []
@@ -32,8 +38,9 @@ def train_on_workers(server: RunningServer, name: str, folder: Path, curve: Call
                 if trial.resume_from:
                     saved = json.loads(Path(trial.checkpoint or "").read_text())
                     if saved["epoch"] != trial.resume_from:
-                        problems.append(f"trial {trial.number}: checkpoint at {saved['epoch']}, "
-                                        f"resume_from {trial.resume_from}")
+                        problems.append(
+                            f"trial {trial.number}: checkpoint at {saved['epoch']}, resume_from {trial.resume_from}"
+                        )
                     start = int(trial.resume_from) + 1
                 for epoch in range(start, int(trial.budget or 0) + 1):
                     path = folder / f"ckpt-{trial.number}.json"

@@ -40,11 +40,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, request_stop)
 
     X, y = load_digits(return_X_y=True)
-    X_train, X_val, y_train, y_val = (torch.tensor(a) for a in train_test_split(X / 16.0, y, test_size=0.3,
-                                                                                random_state=0))
+    X_train, X_val, y_train, y_val = (
+        torch.tensor(a) for a in train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+    )
     X_train, X_val = X_train.float(), X_val.float()
-    model = torch.nn.Sequential(torch.nn.Linear(64, args.hidden), torch.nn.ReLU(), torch.nn.Dropout(args.dropout),
-                                torch.nn.Linear(args.hidden, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, args.hidden),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(args.dropout),
+        torch.nn.Linear(args.hidden, 10),
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch = 0
     if args.checkpoint.exists():

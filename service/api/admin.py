@@ -36,8 +36,11 @@ async def list_namespaces(db: Db, _: Admin) -> NamespaceList:
     return NamespaceList(namespaces=[NamespaceOut.of(n) for n in await namespaces.list_namespaces(db)])
 
 
-@router.delete("/namespaces/{namespace}", status_code=status.HTTP_204_NO_CONTENT,
-               responses={409: {"description": "The namespace still holds studies, or is the default one"}})
+@router.delete(
+    "/namespaces/{namespace}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "The namespace still holds studies, or is the default one"}},
+)
 async def delete_namespace(namespace: str, request: Request, db: Db, _: Admin) -> Response:
     """Delete an empty namespace; its tokens are revoked."""
     await namespaces.delete_namespace(db, namespace)

@@ -28,10 +28,25 @@ log = logging.getLogger(__name__)
 UI_ROOT = "/ui"
 CLIENT_CLOSED = 499  # the client went away before the answer: nobody reads this status
 
-STATUS = {InvalidArgument: 422, NotFound: 404, AlreadyExists: 409, Conflict: 409, Unauthenticated: 401,
-          PermissionDenied: 403, TooLarge: 413}
-_HTTP_CODES = {401: "unauthenticated", 403: "permission_denied", 404: "not_found", 405: "method_not_allowed",
-               409: "conflict", 413: "too_large", 422: "invalid_argument", 503: "unavailable"}
+STATUS = {
+    InvalidArgument: 422,
+    NotFound: 404,
+    AlreadyExists: 409,
+    Conflict: 409,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    TooLarge: 413,
+}
+_HTTP_CODES = {
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid_argument",
+    503: "unavailable",
+}
 
 
 def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -78,8 +93,11 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next((s for cls, s in STATUS.items() if isinstance(error, cls)), 500)
         if status == 401 and request.url.path.startswith(UI_ROOT) and request.method == "GET":
             return RedirectResponse(f"{UI_ROOT}/sign-in", status_code=303)
-        details = ([{"field": p.field, "reason": p.reason} for p in error.problems]
-                   if isinstance(error, InvalidArgument) else None)
+        details = (
+            [{"field": p.field, "reason": p.reason} for p in error.problems]
+            if isinstance(error, InvalidArgument)
+            else None
+        )
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(error_body(error.code, error.message, details), status_code=status, headers=headers)
 
@@ -109,7 +127,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if _database_unreachable(error):
             # Retryable by design: nothing was committed. Logged without the (driver-specific) details.
             log.warning("database unavailable: %s", type(error).__name__)
-            return JSONResponse(error_body("unavailable", "the database is unavailable; nothing was changed, retry"),
-                                status_code=503, headers={"Retry-After": "1"})
+            return JSONResponse(
+                error_body("unavailable", "the database is unavailable; nothing was changed, retry"),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         log.exception("unhandled error", exc_info=error)
         return JSONResponse(error_body("internal", "internal server error; nothing was changed"), status_code=500)

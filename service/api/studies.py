@@ -17,9 +17,15 @@ Db = Annotated[Database, Depends(database)]
 Owner = Annotated[str, Depends(owner)]
 
 
-@router.post("", response_model=StudyOut, status_code=status.HTTP_201_CREATED,
-             responses={200: {"model": StudyOut, "description": "if_exists=get and an identical study exists"},
-                        409: {"description": "A study with this name exists (with another spec, for if_exists=get)"}})
+@router.post(
+    "",
+    response_model=StudyOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": StudyOut, "description": "if_exists=get and an identical study exists"},
+        409: {"description": "A study with this name exists (with another spec, for if_exists=get)"},
+    },
+)
 async def create_study(body: StudyCreate, response: Response, db: Db, who: Owner) -> StudyOut:
     result = await studies.create_study(db, who, body.name, body.spec(), if_exists=body.if_exists)
     if not result.created:
@@ -28,11 +34,15 @@ async def create_study(body: StudyCreate, response: Response, db: Db, who: Owner
 
 
 @router.get("", response_model=StudyPage)
-async def list_studies(db: Db, who: Owner, page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-                       page_token: str | None = None,
-                       summary: Annotated[bool, Query(description="Add each study's trial_counts and best_value "
-                                                                  "(one more query per study with results).")]
-                       = False) -> StudyPage:
+async def list_studies(
+    db: Db,
+    who: Owner,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: str | None = None,
+    summary: Annotated[
+        bool, Query(description="Add each study's trial_counts and best_value (one more query per study with results).")
+    ] = False,
+) -> StudyPage:
     found = await studies.list_studies(db, who, after_id=pages.decode(page_token, 0), limit=page_size + 1)
     token = pages.encode(found[page_size - 1].id) if len(found) > page_size else None
     shown = found[:page_size]

@@ -32,21 +32,41 @@ Db = Annotated[Database, Depends(database)]
 Owner = Annotated[str, Depends(owner)]
 
 
-@router.post("/ask", response_model=AskResponse,
-             responses={202: {"model": AskResponse, "description": "Some trials are still being computed"}})
+@router.post(
+    "/ask",
+    response_model=AskResponse,
+    responses={202: {"model": AskResponse, "description": "Some trials are still being computed"}},
+)
 async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Owner) -> AskResponse:
     """Hand out `count` trials: the worker's own active ones, then enqueued ones, then new suggestions."""
-    outcome = await asking.ask(db, who, study, count=body.count, worker_id=body.worker_id, fresh=body.fresh,
-                               wait_seconds=body.wait_seconds, request_id=body.request_id)
+    outcome = await asking.ask(
+        db,
+        who,
+        study,
+        count=body.count,
+        worker_id=body.worker_id,
+        fresh=body.fresh,
+        wait_seconds=body.wait_seconds,
+        request_id=body.request_id,
+    )
     if outcome.pending is not None:
         response.status_code = status.HTTP_202_ACCEPTED
     return AskResponse.of(outcome)
 
 
-@router.get("/jobs/{job_id}", response_model=AskResponse,
-            responses={202: {"model": AskResponse, "description": "Still being computed"}})
-async def get_job(study: str, job_id: RowId, response: Response, db: Db, who: Owner,
-                  wait_seconds: Annotated[float, Query(ge=0, le=300)] = 0.0) -> AskResponse:
+@router.get(
+    "/jobs/{job_id}",
+    response_model=AskResponse,
+    responses={202: {"model": AskResponse, "description": "Still being computed"}},
+)
+async def get_job(
+    study: str,
+    job_id: RowId,
+    response: Response,
+    db: Db,
+    who: Owner,
+    wait_seconds: Annotated[float, Query(ge=0, le=300)] = 0.0,
+) -> AskResponse:
     """Poll a pending ask (optionally waiting): its trials once a worker has computed them."""
     outcome = await asking.get_study_job(db, who, study, job_id, wait_seconds)
     if outcome.pending is not None:
@@ -62,16 +82,25 @@ async def add_trial(study: str, body: AddTrialRequest, db: Db, who: Owner) -> Tr
 
 @router.get("/trials", response_model=TrialPage)
 async def list_trials(
-    study: str, db: Db, who: Owner,
+    study: str,
+    db: Db,
+    who: Owner,
     state: Annotated[list[TrialState] | None, Query(description="Only trials in these states.")] = None,
     worker_id: str | None = None,
     measurements: bool = Query(default=False, description="Include intermediate measurements."),
     page_size: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     page_token: str | None = None,
 ) -> TrialPage:
-    found = await trials.list_trials(db, who, study, states=state or [], worker_id=worker_id,
-                                     after_number=pages.decode(page_token, -1), limit=page_size + 1,
-                                     with_measurements=measurements)
+    found = await trials.list_trials(
+        db,
+        who,
+        study,
+        states=state or [],
+        worker_id=worker_id,
+        after_number=pages.decode(page_token, -1),
+        limit=page_size + 1,
+        with_measurements=measurements,
+    )
     token = pages.encode(found[page_size - 1].number) if len(found) > page_size else None
     return TrialPage(trials=[TrialOut.of(t) for t in found[:page_size]], next_page_token=token)
 
@@ -85,23 +114,27 @@ async def get_trial(study: str, number: TrialNumber, db: Db, who: Owner) -> Tria
 async def report(study: str, number: TrialNumber, body: ReportRequest, db: Db, who: Owner) -> DecisionOut:
     """Record an intermediate value; the answer says whether to continue, pause or stop training."""
     outcome = await trials.report(db, who, study, number, body.step, body.values, checkpoint=body.checkpoint)
-    return DecisionOut(action=outcome.decision.action, reason=outcome.decision.reason,
-                       trial=TrialOut.of(outcome.trial))
+    return DecisionOut(action=outcome.decision.action, reason=outcome.decision.reason, trial=TrialOut.of(outcome.trial))
 
 
-@router.post("/trials/{number}/heartbeat", response_model=TrialOut,
-             responses={409: {"description": "The trial is not active (finished, paused or waiting)"}})
+@router.post(
+    "/trials/{number}/heartbeat",
+    response_model=TrialOut,
+    responses={409: {"description": "The trial is not active (finished, paused or waiting)"}},
+)
 async def heartbeat(study: str, number: TrialNumber, db: Db, who: Owner) -> TrialOut:
     """The job evaluating this trial is alive; reports count as heartbeats too."""
     return TrialOut.of(await trials.heartbeat(db, who, study, number))
 
 
-@router.post("/trials/{number}/tell", response_model=TrialOut,
-             responses={409: {"description": "The trial was already told something else"}})
+@router.post(
+    "/trials/{number}/tell",
+    response_model=TrialOut,
+    responses={409: {"description": "The trial was already told something else"}},
+)
 async def tell(study: str, number: TrialNumber, body: TellRequest, db: Db, who: Owner) -> TrialOut:
     """Finish a trial. Repeating the same tell is harmless (200); a different second tell gets 409."""
-    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason,
-                       request_id=body.request_id)
+    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason, request_id=body.request_id)
     return TrialOut.of(await trials.tell(db, who, study, number, told))
 
 
@@ -115,5 +148,6 @@ async def hypervolume(study: str, request: Request, db: Db, who: Owner) -> Hyper
     """The dominated hypervolume over time: one value per completed trial, against the study's reference point.
 
     Exact while that is cheap, else a quasi-Monte Carlo estimate (`approximate: true`)."""
-    return HypervolumeOut.of(await unless_disconnected(
-        request, lambda cancelled: hypervolume_report(db, who, study, cancelled)))
+    return HypervolumeOut.of(
+        await unless_disconnected(request, lambda cancelled: hypervolume_report(db, who, study, cancelled))
+    )

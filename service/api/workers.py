@@ -28,8 +28,17 @@ async def engine_status(study: str, db: Db, who: Owner) -> EngineStatusOut:
     """How the study's engine is doing: last fit time, fallbacks, ready-pool size, jobs."""
     found = await fleet.study_engine_status(db, who, study)
     s = found.status
-    return EngineStatusOut(engine=found.engine, computations=s.computations, fallbacks=s.fallbacks,
-                           last_seconds=s.last_seconds, last_rung=s.last_rung, last_error=s.last_error,
-                           updated_at=s.updated_at, pool_size=found.pool_size, jobs=found.jobs,
-                           likely_infeasible=bool(s.status.get("likely_infeasible")),
-                           infeasibility=s.status.get("infeasibility"), fallback=found.fallback)
+    return EngineStatusOut(
+        engine=found.engine,
+        computations=s.computations,
+        fallbacks=s.fallbacks,
+        last_seconds=s.last_seconds,
+        last_rung=s.last_rung,
+        last_error=s.last_error,
+        updated_at=s.updated_at,
+        pool_size=found.pool_size,
+        jobs=found.jobs,
+        likely_infeasible=bool(s.status.get("likely_infeasible")),
+        infeasibility=s.status.get("infeasibility"),
+        fallback=found.fallback,
+    )

@@ -52,8 +52,17 @@ class _NewTrials:
     fallback: str | None = None  # set when no live worker could compute them: Sobol points instead
 
 
-async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str | None, fresh: bool,
-              wait_seconds: float, request_id: str | None = None) -> AskOutcome:
+async def ask(
+    db: Database,
+    owner: str,
+    name: str,
+    *,
+    count: int,
+    worker_id: str | None,
+    fresh: bool,
+    wait_seconds: float,
+    request_id: str | None = None,
+) -> AskOutcome:
     """With a `request_id`, a retry of an ask gets what the first attempt handed out (and, if that attempt
     stopped half-way, the rest): never more than `count` trials carry one request id."""
     deadline = time.monotonic() + wait_seconds
@@ -67,16 +76,21 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
                 raise Conflict(f"study {name!r} is {study.state}; only an active study hands out trials")
             if worker_id is not None and not fresh and context.worker_has_active:
                 known = {t.number for t in trials}
-                trials += [t for t in await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
-                           if t.number not in known][:count - len(trials)]
+                trials += [
+                    t
+                    for t in await trial_store.active_trials_of_worker(conn, study.id, worker_id, count)
+                    if t.number not in known
+                ][: count - len(trials)]
             if len(trials) < count and context.has_waiting:
-                trials += await trial_store.claim_waiting_trials(conn, study.id, count - len(trials), worker_id,
-                                                                 request_id)
+                trials += await trial_store.claim_waiting_trials(
+                    conn, study.id, count - len(trials), worker_id, request_id
+                )
             if len(trials) < count:
                 trials += await _resume_paused(conn, study, resolved, count - len(trials), worker_id, request_id)
             if len(trials) < count:
-                step = await _new_trials(conn, study, resolved, count - len(trials), worker_id, wait_for_refill=True,
-                                         request_id=request_id)
+                step = await _new_trials(
+                    conn, study, resolved, count - len(trials), worker_id, wait_for_refill=True, request_id=request_id
+                )
     trials += step.trials
     await _announce(db, study.id, step)
     if step.refill_job is not None:
@@ -88,8 +102,9 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
             if request_id is not None:
                 trials, step = await _earlier_attempt(conn, study.id, request_id)
             if step.job is None and len(trials) < count:
-                step = await _new_trials(conn, study, resolved, count - len(trials), worker_id, wait_for_refill=False,
-                                         request_id=request_id)
+                step = await _new_trials(
+                    conn, study, resolved, count - len(trials), worker_id, wait_for_refill=False, request_id=request_id
+                )
         trials += step.trials
         await _announce(db, study.id, step)
     if step.job is None:
@@ -98,8 +113,9 @@ async def ask(db: Database, owner: str, name: str, *, count: int, worker_id: str
     if done is None or not _finished(done):
         return AskOutcome(trials, done or step.job)
     known = {t.number for t in trials}
-    return AskOutcome(trials + [t for t in await job_trials(db, done) if t.number not in known], None,
-                      _job_fallback(done))
+    return AskOutcome(
+        trials + [t for t in await job_trials(db, done) if t.number not in known], None, _job_fallback(done)
+    )
 
 
 def _job_fallback(job: Job) -> str | None:
@@ -107,8 +123,9 @@ def _job_fallback(job: Job) -> str | None:
     return f"sobol-fallback: {job.error}" if job.fallback else None
 
 
-async def _earlier_attempt(conn: AsyncConnection, study_id: int,
-                           request_id: str | None) -> tuple[list[TrialRecord], _NewTrials]:
+async def _earlier_attempt(
+    conn: AsyncConnection, study_id: int, request_id: str | None
+) -> tuple[list[TrialRecord], _NewTrials]:
     """What earlier attempts of this ask handed out, and their job still computing, if any.
 
     Takes the study's lock first, so two attempts arriving together run one after the other.
@@ -120,8 +137,14 @@ async def _earlier_attempt(conn: AsyncConnection, study_id: int,
     return await trial_store.trials_of_request(conn, study_id, request_id), _NewTrials([], job=job)
 
 
-async def _resume_paused(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
-                         worker_id: str | None, request_id: str | None) -> list[TrialRecord]:
+async def _resume_paused(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    resolved: ResolvedEngine,
+    count: int,
+    worker_id: str | None,
+    request_id: str | None,
+) -> list[TrialRecord]:
     """Paused trials the engine wants resumed now (same number, params and checkpoint; a larger budget)."""
     if not resolved.engine.resumes_paused:
         return []
@@ -147,16 +170,30 @@ def _finished(job: Job) -> bool:
     return job.state in (JobState.DONE, JobState.FAILED)
 
 
-async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int,
-                      worker_id: str | None, *, wait_for_refill: bool, request_id: str | None) -> _NewTrials:
+async def _new_trials(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    resolved: ResolvedEngine,
+    count: int,
+    worker_id: str | None,
+    *,
+    wait_for_refill: bool,
+    request_id: str | None,
+) -> _NewTrials:
     """New trials made here from the pool or inline, or the job that will compute them."""
     pool_options, budget = resolved.pool_options, resolved.first_budget()
     trials: list[TrialRecord] = []
     others_running = False
     if pool_options is not None and pool_options.pool_max:
         trials, others_running = await new_trials.create_from_pool(
-            conn, study, count, freshness=pool_options.pool_freshness, budget=budget, worker_id=worker_id,
-            request_id=request_id)
+            conn,
+            study,
+            count,
+            freshness=pool_options.pool_freshness,
+            budget=budget,
+            worker_id=worker_id,
+            request_id=request_id,
+        )
     # Refill on an ask only when other trials run: they will ask before the next tell does. A lone
     # sequential client is served by the refill its tell queues.
     refill_now = bool(resolved.pool_max) and others_running
@@ -165,16 +202,35 @@ async def _new_trials(conn: AsyncConnection, study: StudyRecord, resolved: Resol
     finished = await trial_store.finished_count(conn, study.id) if resolved.engine.needs_history else 0
     if not resolved.needs_worker(finished, created=study.next_trial_number):
         history = await history_of(conn, study, resolved.engine.needs_history)
-        return _NewTrials(trials + await new_trials.create_inline(
-            conn, study, resolved, count - len(trials), history=history, budget=budget, worker_id=worker_id,
-            request_id=request_id))
+        return _NewTrials(
+            trials
+            + await new_trials.create_inline(
+                conn,
+                study,
+                resolved,
+                count - len(trials),
+                history=history,
+                budget=budget,
+                worker_id=worker_id,
+                request_id=request_id,
+            )
+        )
 
     if not await worker_store.live_worker_count(conn, LIVE_WORKER_WINDOW):
         trials += await new_trials.create_inline(
-            conn, study, replace(resolved, engine=SobolEngine()), count - len(trials), history=[],
-            budget=budget, worker_id=worker_id, request_id=request_id, source="sobol-fallback")
-        await engine_state_store.record_computation(conn, study.id, memory=None, seconds=None, rung="sobol-fallback",
-                                           error=NO_WORKER, fallback=True)
+            conn,
+            study,
+            replace(resolved, engine=SobolEngine()),
+            count - len(trials),
+            history=[],
+            budget=budget,
+            worker_id=worker_id,
+            request_id=request_id,
+            source="sobol-fallback",
+        )
+        await engine_state_store.record_computation(
+            conn, study.id, memory=None, seconds=None, rung="sobol-fallback", error=NO_WORKER, fallback=True
+        )
         return _NewTrials(trials, fallback=SOBOL_FALLBACK)
     if resolved.pool_max and wait_for_refill:
         refill = await job_store.unfinished_refill(conn, study.id)

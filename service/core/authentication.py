@@ -50,8 +50,11 @@ class Authenticator:
         if cached is None or now - cached[0] >= self.cache_seconds:
             async with self.db.transaction() as conn:
                 record = await token_store.token_by_hash(conn, digest)
-            found = (Caller(namespace=record.namespace, role=record.role, token_id=record.id)
-                     if record is not None and record.revoked_at is None else None)
+            found = (
+                Caller(namespace=record.namespace, role=record.role, token_id=record.id)
+                if record is not None and record.revoked_at is None
+                else None
+            )
             if len(self._callers) > 10_000:
                 self._callers.clear()
             self._callers[digest] = cached = (now, found)

@@ -21,8 +21,9 @@ TIMELINE_SHOWN = 2000  # trials on the timeline page: the latest ones
 COMPARED = 12  # trials side by side on the compare page
 
 
-async def studies_page(db: Database, owner: str, *, search: str, offset: int,
-                       limit: int) -> tuple[list[StudySummary], int]:
+async def studies_page(
+    db: Database, owner: str, *, search: str, offset: int, limit: int
+) -> tuple[list[StudySummary], int]:
     async with db.transaction() as conn:
         return await browsing.study_summaries(conn, owner, search=search, offset=offset, limit=limit)
 
@@ -88,16 +89,18 @@ async def is_pareto_optimal(db: Database, study: StudyRecord, trial: TrialRecord
         return await browsing.pareto_optimal(conn, study, trial)
 
 
-async def trials_table(db: Database, owner: str, name: str,
-                       query: TrialQuery) -> tuple[StudyRecord, list[TrialRecord], int]:
+async def trials_table(
+    db: Database, owner: str, name: str, query: TrialQuery
+) -> tuple[StudyRecord, list[TrialRecord], int]:
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
         trials, total = await browsing.trial_page(conn, study, query)
     return study, trials, total
 
 
-async def trial_detail(db: Database, owner: str, name: str,
-                       number: int) -> tuple[StudyRecord, TrialRecord, list[TrialEvent]]:
+async def trial_detail(
+    db: Database, owner: str, name: str, number: int
+) -> tuple[StudyRecord, TrialRecord, list[TrialEvent]]:
     """A trial with its measurements and its pause and resume history."""
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)

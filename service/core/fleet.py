@@ -51,14 +51,20 @@ async def study_engine_status(db: Database, owner: str, name: str) -> StudyEngin
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
         resolved = resolve_engine(study.spec, study.engine, study.engine_options)
-        needs_worker = resolved.engine.needs_worker(study.spec, resolved.options,
-                                                    await trial_store.finished_count(conn, study.id),
-                                                    created=study.next_trial_number)
+        needs_worker = resolved.engine.needs_worker(
+            study.spec,
+            resolved.options,
+            await trial_store.finished_count(conn, study.id),
+            created=study.next_trial_number,
+        )
         unserved = needs_worker and not await worker_store.live_worker_count(conn, LIVE_WORKER_WINDOW)
-        return StudyEngineStatus(study.engine, await engine_state_store.engine_status(conn, study.id),
-                                 await pool_store.pool_size(conn, study.id),
-                                 await job_store.study_job_counts(conn, study.id),
-                                 SOBOL_FALLBACK if unserved else None)
+        return StudyEngineStatus(
+            study.engine,
+            await engine_state_store.engine_status(conn, study.id),
+            await pool_store.pool_size(conn, study.id),
+            await job_store.study_job_counts(conn, study.id),
+            SOBOL_FALLBACK if unserved else None,
+        )
 
 
 async def any_live_worker(db: Database) -> bool:

@@ -25,8 +25,9 @@ REMEMBERED_HISTORIES = 64
 _histories: OrderedDict[tuple[int, int, int], HypervolumeHistory] = OrderedDict()
 
 
-async def history(study: StudyRecord, completed: Sequence[TrialView],
-                  cancelled: Callable[[], bool]) -> HypervolumeHistory:
+async def history(
+    study: StudyRecord, completed: Sequence[TrialView], cancelled: Callable[[], bool]
+) -> HypervolumeHistory:
     """The study's history over `completed`, its completed trials in finishing order."""
     key = (study.id, len(completed), completed[-1].number if completed else -1)
     found = _histories.get(key)
@@ -42,12 +43,19 @@ async def history(study: StudyRecord, completed: Sequence[TrialView],
 def in_finishing_order(completed: Columns) -> list[TrialView]:
     """A study's completed trials, read as columns, as trials (their metrics only) in the order they finished."""
     names = list(completed.values)
-    order = sorted(range(len(completed.numbers)),
-                   key=lambda i: (completed.finished[i] if completed.finished[i] is not None else -math.inf,
-                                  completed.numbers[i]))
-    return [TrialView(completed.numbers[i], {}, TrialState.COMPLETED,
-                      {name: value for name in names if (value := completed.values[name][i]) is not None})
-            for i in order]
+    order = sorted(
+        range(len(completed.numbers)),
+        key=lambda i: (completed.finished[i] if completed.finished[i] is not None else -math.inf, completed.numbers[i]),
+    )
+    return [
+        TrialView(
+            completed.numbers[i],
+            {},
+            TrialState.COMPLETED,
+            {name: value for name in names if (value := completed.values[name][i]) is not None},
+        )
+        for i in order
+    ]
 
 
 @dataclass(frozen=True)

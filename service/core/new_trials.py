@@ -41,8 +41,9 @@ class NewTrial:
     budget: float | None = None
 
 
-def new_trials_of(suggestions: Sequence[dict[str, Any]], infos: Sequence[dict[str, Any]] | None,
-                  budget: float | None) -> list[NewTrial]:
+def new_trials_of(
+    suggestions: Sequence[dict[str, Any]], infos: Sequence[dict[str, Any]] | None, budget: float | None
+) -> list[NewTrial]:
     """An engine's suggestions with their per-suggestion info (None: it said nothing of them), all at `budget`."""
     if infos is None:
         return [NewTrial(params, None, budget) for params in suggestions]
@@ -72,8 +73,9 @@ def sobol_params(spec: StudySpec, seed: int, number: int) -> dict[str, Any]:
     return params
 
 
-def kept_apart(spec: StudySpec, seed: int, computed: Sequence[NewTrial], taken: Sequence[dict[str, Any]],
-               first_number: int) -> list[NewTrial]:
+def kept_apart(
+    spec: StudySpec, seed: int, computed: Sequence[NewTrial], taken: Sequence[dict[str, Any]], first_number: int
+) -> list[NewTrial]:
     """`computed`, numbered from `first_number`, with each one that lands on a `taken` point (or on an earlier one
     of these) replaced by the study's Sobol point for its number; its info says so."""
     points = TakenPoints(spec, taken)
@@ -86,64 +88,126 @@ def kept_apart(spec: StudySpec, seed: int, computed: Sequence[NewTrial], taken: 
     return kept
 
 
-async def create_trials(conn: AsyncConnection, study: StudyRecord, new: Sequence[NewTrial], *, source: str,
-                        state: TrialState = TrialState.ACTIVE, worker_id: str | None = None,
-                        request_id: str | None = None, values: dict[str, float] | None = None,
-                        first_number: int | None = None) -> list[TrialRecord]:
+async def create_trials(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    new: Sequence[NewTrial],
+    *,
+    source: str,
+    state: TrialState = TrialState.ACTIVE,
+    worker_id: str | None = None,
+    request_id: str | None = None,
+    values: dict[str, float] | None = None,
+    first_number: int | None = None,
+) -> list[TrialRecord]:
     """Insert `new` as consecutive trials, numbered from `first_number` when the caller reserved the numbers
     already (a seeded engine's points depend on them), else from newly allocated ones. Runs that share a budget
     go in one statement."""
     if not new:
         return []
-    first = first_number if first_number is not None else await study_store.allocate_trial_numbers(
-        conn, study.id, len(new))
+    first = (
+        first_number if first_number is not None else await study_store.allocate_trial_numbers(conn, study.id, len(new))
+    )
     created: list[TrialRecord] = []
     for budget, runs in itertools.groupby(new, key=lambda trial: trial.budget):
         group = list(runs)
         created += await trial_store.insert_trials(
-            conn, study_id=study.id, first_number=first, params=[t.params for t in group], state=state,
-            source=source, worker_id=worker_id, budget=budget, values=values, engine_info=[t.info for t in group],
-            request_id=request_id)
+            conn,
+            study_id=study.id,
+            first_number=first,
+            params=[t.params for t in group],
+            state=state,
+            source=source,
+            worker_id=worker_id,
+            budget=budget,
+            values=values,
+            engine_info=[t.info for t in group],
+            request_id=request_id,
+        )
         first += len(group)
     return created
 
 
-async def create_inline(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, count: int, *,
-                        history: Sequence[TrialView], budget: float | None, worker_id: str | None,
-                        request_id: str | None, source: str | None = None) -> list[TrialRecord]:
+async def create_inline(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    resolved: ResolvedEngine,
+    count: int,
+    *,
+    history: Sequence[TrialView],
+    budget: float | None,
+    worker_id: str | None,
+    request_id: str | None,
+    source: str | None = None,
+) -> list[TrialRecord]:
     """Trials a model-free engine (or a model engine's initial design) suggests right here, seeded by their
     trial numbers."""
     first = await study_store.allocate_trial_numbers(conn, study.id, count)
-    request = SuggestRequest(spec=study.spec, options=resolved.options, count=count, seed=study.seed,
-                             sequence_start=first, trials=history)
+    request = SuggestRequest(
+        spec=study.spec, options=resolved.options, count=count, seed=study.seed, sequence_start=first, trials=history
+    )
     suggested = resolved.engine.suggest(request)
-    return await create_trials(conn, study, new_trials_of(suggested.params, suggested.info, budget),
-                               source=source or resolved.engine.name, worker_id=worker_id, request_id=request_id,
-                               first_number=first)
+    return await create_trials(
+        conn,
+        study,
+        new_trials_of(suggested.params, suggested.info, budget),
+        source=source or resolved.engine.name,
+        worker_id=worker_id,
+        request_id=request_id,
+        first_number=first,
+    )
 
 
-async def create_computed(conn: AsyncConnection, study: StudyRecord, computed: Sequence[NewTrial], *,
-                          computed_from: int, source: str, worker_id: str | None,
-                          request_id: str | None) -> list[TrialRecord]:
+async def create_computed(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    computed: Sequence[NewTrial],
+    *,
+    computed_from: int,
+    source: str,
+    worker_id: str | None,
+    request_id: str | None,
+) -> list[TrialRecord]:
     """Trials from suggestions a worker computed when the study's next trial number was `computed_from`: one that
     lands on a trial created since (or on an earlier one of these) is replaced by the study's Sobol point for its
     number."""
     first = await study_store.allocate_trial_numbers(conn, study.id, len(computed))
     taken = await trial_store.params_numbered_from(conn, study.id, computed_from)
-    return await create_trials(conn, study, kept_apart(study.spec, study.seed, computed, taken, first), source=source,
-                               worker_id=worker_id, request_id=request_id, first_number=first)
+    return await create_trials(
+        conn,
+        study,
+        kept_apart(study.spec, study.seed, computed, taken, first),
+        source=source,
+        worker_id=worker_id,
+        request_id=request_id,
+        first_number=first,
+    )
 
 
-async def resume(conn: AsyncConnection, study: StudyRecord, choice: Resume, *, worker_id: str | None,
-                 request_id: str | None) -> TrialRecord | None:
+async def resume(
+    conn: AsyncConnection, study: StudyRecord, choice: Resume, *, worker_id: str | None, request_id: str | None
+) -> TrialRecord | None:
     """Hand the paused trial an engine chose out again; None when another ask resumed it first."""
-    return await trial_store.resume_paused(conn, study.id, choice.number, budget=choice.budget, worker_id=worker_id,
-                                           request_id=request_id, reason=choice.reason)
+    return await trial_store.resume_paused(
+        conn,
+        study.id,
+        choice.number,
+        budget=choice.budget,
+        worker_id=worker_id,
+        request_id=request_id,
+        reason=choice.reason,
+    )
 
 
-async def apply_plan(conn: AsyncConnection, study: StudyRecord, planned: Sequence[Resume | NewRun], *,
-                     first_budget: float | None, worker_id: str | None,
-                     request_id: str | None) -> list[TrialRecord]:
+async def apply_plan(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    planned: Sequence[Resume | NewRun],
+    *,
+    first_budget: float | None,
+    worker_id: str | None,
+    request_id: str | None,
+) -> list[TrialRecord]:
     """Resume the paused runs an engine's plan chose and start its new runs, each with its own budget. A resume
     another ask took first is replaced by the new run the engine gave instead, else by the study's Sobol point at
     the engine's first budget."""
@@ -161,16 +225,27 @@ async def apply_plan(conn: AsyncConnection, study: StudyRecord, planned: Sequenc
     if not starts:
         return trials
     first = await study_store.allocate_trial_numbers(conn, study.id, len(starts))
-    new = [NewTrial(start.params, start.info, start.budget) if start is not None
-           else NewTrial(sobol_params(study.spec, study.seed, number), dict(REDRAWN), first_budget or 0)
-           for number, start in enumerate(starts, start=first)]
-    return trials + await create_trials(conn, study, new, source=study.engine, worker_id=worker_id,
-                                        request_id=request_id, first_number=first)
+    new = [
+        NewTrial(start.params, start.info, start.budget)
+        if start is not None
+        else NewTrial(sobol_params(study.spec, study.seed, number), dict(REDRAWN), first_budget or 0)
+        for number, start in enumerate(starts, start=first)
+    ]
+    return trials + await create_trials(
+        conn, study, new, source=study.engine, worker_id=worker_id, request_id=request_id, first_number=first
+    )
 
 
-async def create_from_pool(conn: AsyncConnection, study: StudyRecord, count: int, *, freshness: int,
-                           budget: float | None, worker_id: str | None,
-                           request_id: str | None) -> tuple[list[TrialRecord], bool]:
+async def create_from_pool(
+    conn: AsyncConnection,
+    study: StudyRecord,
+    count: int,
+    *,
+    freshness: int,
+    budget: float | None,
+    worker_id: str | None,
+    request_id: str | None,
+) -> tuple[list[TrialRecord], bool]:
     """Take fresh pooled suggestions (at most `freshness` results behind the study's data), skipping any that sit
     on top of a running trial or of a trial the engine did not know of when it computed the pool (another job may
     have proposed the same point meanwhile, and that trial may have finished already).
@@ -204,9 +279,15 @@ async def create_from_pool(conn: AsyncConnection, study: StudyRecord, count: int
             continue
         if taken.covers(suggestion.params):
             continue  # a running trial already covers it: drop it
-        chosen.append(NewTrial(suggestion.params, suggestion.engine_info,
-                               suggestion.budget if suggestion.budget is not None else budget))
+        chosen.append(
+            NewTrial(
+                suggestion.params,
+                suggestion.engine_info,
+                suggestion.budget if suggestion.budget is not None else budget,
+            )
+        )
         taken.add(suggestion.params)
     await pool_store.delete_pooled(conn, used)
-    return resumed + await create_trials(conn, study, chosen, source=study.engine, worker_id=worker_id,
-                                         request_id=request_id), bool(running)
+    return resumed + await create_trials(
+        conn, study, chosen, source=study.engine, worker_id=worker_id, request_id=request_id
+    ), bool(running)

@@ -51,8 +51,13 @@ async def sweep(db: Database) -> int:
                     continue
                 given_up += 1
                 retry = await retry_if_failed(conn, study, resolved, trial) if resolved is not None else None
-                log.info("study %s trial %d went silent: %s%s", study.name, trial.number, trial.state,
-                         f", re-queued as trial {retry.number}" if retry else "")
+                log.info(
+                    "study %s trial %d went silent: %s%s",
+                    study.name,
+                    trial.number,
+                    trial.state,
+                    f", re-queued as trial {retry.number}" if retry else "",
+                )
     return given_up
 
 

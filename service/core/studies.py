@@ -33,8 +33,14 @@ async def create_study(
         if existing is None:
             try:
                 study = await study_store.insert_study(
-                    conn, owner=owner, name=name, spec=spec, engine=resolved.engine.name,
-                    engine_options=pinned_options(resolved), seed=seed)
+                    conn,
+                    owner=owner,
+                    name=name,
+                    spec=spec,
+                    engine=resolved.engine.name,
+                    engine_options=pinned_options(resolved),
+                    seed=seed,
+                )
                 return CreatedStudy(study, created=True)
             except AlreadyExists:
                 if if_exists != "get":

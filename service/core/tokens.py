@@ -37,8 +37,14 @@ async def create_token(db: Database, *, namespace: str, role: Role, name: str) -
     check_namespace(namespace)
     secret = new_secret()
     async with db.transaction() as conn:
-        record = await token_store.insert_token(conn, namespace=namespace, role=role, name=name,
-                                                prefix=secret[:SHOWN_PREFIX_LENGTH], secret_hash=secret_hash(secret))
+        record = await token_store.insert_token(
+            conn,
+            namespace=namespace,
+            role=role,
+            name=name,
+            prefix=secret[:SHOWN_PREFIX_LENGTH],
+            secret_hash=secret_hash(secret),
+        )
     return IssuedToken(secret, record)
 
 
@@ -52,8 +58,14 @@ async def install_token(db: Database, secret: str, *, name: str = "from ASKTELL_
     async with db.transaction() as conn:
         if await token_store.token_by_hash(conn, secret_hash(secret)) is not None:
             return False
-        await token_store.insert_token(conn, namespace=DEFAULT_NAMESPACE, role=Role.ADMIN, name=name,
-                                       prefix=secret[:SHOWN_PREFIX_LENGTH], secret_hash=secret_hash(secret))
+        await token_store.insert_token(
+            conn,
+            namespace=DEFAULT_NAMESPACE,
+            role=Role.ADMIN,
+            name=name,
+            prefix=secret[:SHOWN_PREFIX_LENGTH],
+            secret_hash=secret_hash(secret),
+        )
     return True
 
 

@@ -73,7 +73,8 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
     """Finish a trial. A repeat of the same tell is a no-op; a different tell of a finished trial is a conflict."""
     if told.state not in FINISHED_STATES:
         raise InvalidArgument.one(
-            "state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}")
+            "state", f"a trial is told completed, failed, infeasible or stopped, not {told.state}"
+        )
     finished = await _tell_in_one_statement(db, owner, name, number, told)
     if finished is not None:
         return finished
@@ -94,8 +95,9 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
             raise Conflict(f"trial {number} is already {trial.state}; a finished trial cannot be told again")
         if trial.state is TrialState.WAITING:
             raise Conflict(f"trial {number} is waiting to be handed out by an ask; it cannot be told yet")
-        finished = await trial_store.finish_trial(conn, trial.id, state=told.state, values=values, reason=told.reason,
-                                                  request_id=told.request_id)
+        finished = await trial_store.finish_trial(
+            conn, trial.id, state=told.state, values=values, reason=told.reason, request_id=told.request_id
+        )
         resolved = resolve_engine(study.spec, study.engine, study.engine_options)
         await retry_if_failed(conn, study, resolved, finished)
         refill = await _refresh_pool(conn, study, resolved)
@@ -104,8 +106,7 @@ async def tell(db: Database, owner: str, name: str, number: int, told: Tell) -> 
     return finished
 
 
-async def _tell_in_one_statement(db: Database, owner: str, name: str, number: int,
-                                 told: Tell) -> TrialRecord | None:
+async def _tell_in_one_statement(db: Database, owner: str, name: str, number: int, told: Tell) -> TrialRecord | None:
     """The common tell as a single atomic UPDATE: a known model-free study, an open trial.
 
     Anything else (first sight of the study, a finished trial, a pool to refresh, stopped without
@@ -125,12 +126,14 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
     except InvalidArgument:
         return None
     async with db.autocommit() as conn:
-        return await trial_store.finish_open_trial(conn, study, number, state=told.state, values=values,
-                                                   reason=told.reason, request_id=told.request_id)
+        return await trial_store.finish_open_trial(
+            conn, study, number, state=told.state, values=values, reason=told.reason, request_id=told.request_id
+        )
 
 
-async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine,
-                          trial: TrialRecord) -> TrialRecord | None:
+async def retry_if_failed(
+    conn: AsyncConnection, study: StudyRecord, resolved: ResolvedEngine, trial: TrialRecord
+) -> TrialRecord | None:
     """With the study's `retry_failed: N`, enqueue a failed trial's params again, up to N times per original
     trial (each retry's engine_info names the trial it retries and its attempt number)."""
     if trial.state is not TrialState.FAILED or not study.spec.retry_failed:
@@ -140,8 +143,9 @@ async def retry_if_failed(conn: AsyncConnection, study: StudyRecord, resolved: R
     if attempt > study.spec.retry_failed:
         return None
     info = {"retry_of": int(earlier.get("retry_of", trial.number)), "retry_attempt": attempt}
-    (retry,) = await new_trials.create_trials(conn, study, [NewTrial(trial.params, info, resolved.first_budget())],
-                                              source="retry", state=TrialState.WAITING)
+    (retry,) = await new_trials.create_trials(
+        conn, study, [NewTrial(trial.params, info, resolved.first_budget())], source="retry", state=TrialState.WAITING
+    )
     return retry
 
 
@@ -176,7 +180,13 @@ class ReportOutcome:
 
 
 async def report(
-    db: Database, owner: str, name: str, number: int, step: float, values: dict[str, float], *,
+    db: Database,
+    owner: str,
+    name: str,
+    number: int,
+    step: float,
+    values: dict[str, float],
+    *,
     checkpoint: str | None = None,
 ) -> ReportOutcome:
     """Record an intermediate measurement and ask the engine whether training should go on.
@@ -205,18 +215,29 @@ async def report(
         engine_reason = decision.reason
         if decision.action is Action.CONTINUE and _at_budget(trial, fidelity, step):
             engine_reason = None
-            decision = Decision(Action.PAUSE, f"reached its budget ({fidelity.name if fidelity else 'step'} "
-                                              f"{trial.budget:g}): save a checkpoint and stop; an ask may resume it")
+            decision = Decision(
+                Action.PAUSE,
+                f"reached its budget ({fidelity.name if fidelity else 'step'} "
+                f"{trial.budget:g}): save a checkpoint and stop; an ask may resume it",
+            )
         if decision.action is Action.PAUSE:
             await trial_store.pause_trial(conn, trial, resume_from=step, reason=engine_reason)
             trial = replace(trial, state=TrialState.PAUSED, resume_from=step, worker_id=None)
         elif decision.action is Action.STOP:
-            trial = await trial_store.finish_trial(conn, trial.id, state=TrialState.STOPPED, values=dict(values),
-                                                   reason=decision.reason or "stopped early by the engine")
+            trial = await trial_store.finish_trial(
+                conn,
+                trial.id,
+                state=TrialState.STOPPED,
+                values=dict(values),
+                reason=decision.reason or "stopped early by the engine",
+            )
         # A run that paused or stopped is new data for an engine that plans runs: its pool is planned again, while
         # asks meanwhile take what the last plan left (the job that paused asks next, and gets a run at once).
-        refill = (decision.action is not Action.CONTINUE and resolved.engine.plans_runs
-                  and await _refresh_pool(conn, study, resolved))
+        refill = (
+            decision.action is not Action.CONTINUE
+            and resolved.engine.plans_runs
+            and await _refresh_pool(conn, study, resolved)
+        )
     if refill:
         await queue_refill(db, study.id)
     return ReportOutcome(trial, decision)
@@ -224,8 +245,12 @@ async def report(
 
 def _at_budget(trial: TrialRecord, fidelity: Fidelity | None, step: float) -> bool:
     """A run trained to its budget pauses there, unless that is the end of training (then it is told)."""
-    return (fidelity is not None and trial.budget is not None and step >= trial.budget - 1e-9
-            and trial.budget < fidelity.max)
+    return (
+        fidelity is not None
+        and trial.budget is not None
+        and step >= trial.budget - 1e-9
+        and trial.budget < fidelity.max
+    )
 
 
 async def heartbeat(db: Database, owner: str, name: str, number: int) -> TrialRecord:
@@ -238,8 +263,9 @@ async def heartbeat(db: Database, owner: str, name: str, number: int) -> TrialRe
         return alive
 
 
-async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
-                    values: dict[str, float] | None) -> TrialRecord:
+async def add_trial(
+    db: Database, owner: str, name: str, params: dict[str, Any], values: dict[str, float] | None
+) -> TrialRecord:
     """Enqueue user-chosen params (handed out by the next ask) or record an already evaluated point."""
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
@@ -248,8 +274,14 @@ async def add_trial(db: Database, owner: str, name: str, params: dict[str, Any],
             check_complete_values(study.spec, values)
         state = TrialState.WAITING if values is None else TrialState.COMPLETED
         resolved = resolve_engine(study.spec, study.engine, study.engine_options)
-        (trial,) = await new_trials.create_trials(conn, study, [NewTrial(normalized, None, resolved.first_budget())],
-                                                  source="user", state=state, values=values)
+        (trial,) = await new_trials.create_trials(
+            conn,
+            study,
+            [NewTrial(normalized, None, resolved.first_budget())],
+            source="user",
+            state=state,
+            values=values,
+        )
         refill = values is not None and await _refresh_pool(conn, study, resolved)
     if refill:
         await queue_refill(db, study.id)
@@ -265,13 +297,28 @@ async def get_trial(db: Database, owner: str, name: str, number: int) -> TrialRe
         return replace(trial, measurements=measurements[trial.id], history=history)
 
 
-async def list_trials(db: Database, owner: str, name: str, *, states: list[TrialState], worker_id: str | None,
-                      after_number: int, limit: int, with_measurements: bool) -> list[TrialRecord]:
+async def list_trials(
+    db: Database,
+    owner: str,
+    name: str,
+    *,
+    states: list[TrialState],
+    worker_id: str | None,
+    after_number: int,
+    limit: int,
+    with_measurements: bool,
+) -> list[TrialRecord]:
     async with db.transaction() as conn:
         study = await study_store.get_study(conn, owner, name)
-        return await trial_store.list_trials(conn, study.id, states=states, worker_id=worker_id,
-                                             after_number=after_number, limit=limit,
-                                             with_measurements=with_measurements)
+        return await trial_store.list_trials(
+            conn,
+            study.id,
+            states=states,
+            worker_id=worker_id,
+            after_number=after_number,
+            limit=limit,
+            with_measurements=with_measurements,
+        )
 
 
 async def best(db: Database, owner: str, name: str) -> list[TrialRecord]:

@@ -78,7 +78,7 @@ def _wfg(points: np.ndarray, work: Work) -> float:
     total = 0.0
     for i in range(n):
         total += float(np.prod(points[i]))
-        clipped = np.minimum(points[i + 1:], points[i])
+        clipped = np.minimum(points[i + 1 :], points[i])
         clipped = clipped[np.all(clipped > 0, axis=1)]
         if clipped.shape[0]:
             total -= _wfg(clipped[pareto_mask(clipped)], work)
@@ -112,14 +112,20 @@ def reference_point(spec: StudySpec, front: np.ndarray) -> np.ndarray:
     else:
         inferred = np.full(m, np.nan)
     thresholds = [o.threshold for o in spec.objectives]
-    return np.array([inferred[i] if t is None else (t if o.goal is Goal.MAXIMIZE else -t)
-                     for i, (o, t) in enumerate(zip(spec.objectives, thresholds, strict=True))])
+    return np.array(
+        [
+            inferred[i] if t is None else (t if o.goal is Goal.MAXIMIZE else -t)
+            for i, (o, t) in enumerate(zip(spec.objectives, thresholds, strict=True))
+        ]
+    )
 
 
 def oriented_reference(spec: StudySpec, reference: np.ndarray) -> dict[str, float | None]:
     """The maximized reference point back in each objective's own units (None where undefined)."""
-    return {o.name: (None if np.isnan(r) else float(r if o.goal is Goal.MAXIMIZE else -r))
-            for o, r in zip(spec.objectives, reference, strict=True)}
+    return {
+        o.name: (None if np.isnan(r) else float(r if o.goal is Goal.MAXIMIZE else -r))
+        for o, r in zip(spec.objectives, reference, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -134,16 +140,20 @@ class HypervolumeHistory:
         return self.values[-1] if self.values else 0.0
 
 
-def hypervolume_history(spec: StudySpec, trials: Sequence[TrialView],
-                        cancelled: Callable[[], bool] = lambda: False) -> HypervolumeHistory:
+def hypervolume_history(
+    spec: StudySpec, trials: Sequence[TrialView], cancelled: Callable[[], bool] = lambda: False
+) -> HypervolumeHistory:
     """Hypervolume after each completed trial, in the order given (the caller orders by finish time).
 
     Infeasible results add nothing. Without thresholds the reference comes from the whole current
     front, so the entire history is measured against one reference point. Exact within EXACT_WORK,
     else estimated; `cancelled` is polled as the work goes on (Cancelled when it says so).
     """
-    completed = [t for t in trials if t.state is TrialState.COMPLETED and t.values
-                 and all(o.name in t.values for o in spec.objectives)]
+    completed = [
+        t
+        for t in trials
+        if t.state is TrialState.COMPLETED and t.values and all(o.name in t.values for o in spec.objectives)
+    ]
     points = maximized_objectives(spec, completed)
     feasible = np.array([is_feasible(spec, t.values or {}) for t in completed], dtype=bool)
     reference = study_reference(spec, points, feasible)
@@ -166,8 +176,9 @@ def study_reference(spec: StudySpec, points: np.ndarray, feasible: np.ndarray) -
     return reference_point(spec, candidates[pareto_mask(candidates)] if candidates.shape[0] else candidates)
 
 
-def hypervolume_trace(points: np.ndarray, counted: np.ndarray, reference: np.ndarray,
-                      block: int = 256, work: Work | None = None) -> list[float]:
+def hypervolume_trace(
+    points: np.ndarray, counted: np.ndarray, reference: np.ndarray, block: int = 256, work: Work | None = None
+) -> list[float]:
     """The hypervolume after each row of `points` (maximized, in order), counting the rows marked `counted`.
 
     Rows are screened a block at a time against the front so far; only rows that may enlarge it are
@@ -183,8 +194,8 @@ def hypervolume_trace(points: np.ndarray, counted: np.ndarray, reference: np.nda
     current = 0.0
     for start in range(0, points.shape[0], block):
         work.check()
-        chunk = points[start:start + block]
-        hopeful = counted[start:start + block] & np.all(chunk > reference, axis=1)
+        chunk = points[start : start + block]
+        hopeful = counted[start : start + block] & np.all(chunk > reference, axis=1)
         if front.shape[0]:
             hopeful &= ~np.any(np.all(front[None, :, :] >= chunk[:, None, :], axis=2), axis=1)
         for point, maybe in zip(chunk, hopeful, strict=True):
@@ -196,8 +207,13 @@ def hypervolume_trace(points: np.ndarray, counted: np.ndarray, reference: np.nda
     return values
 
 
-def estimated_trace(points: np.ndarray, counted: np.ndarray, reference: np.ndarray,
-                    samples: int = MONTE_CARLO_SAMPLES, work: Work | None = None) -> list[float]:
+def estimated_trace(
+    points: np.ndarray,
+    counted: np.ndarray,
+    reference: np.ndarray,
+    samples: int = MONTE_CARLO_SAMPLES,
+    work: Work | None = None,
+) -> list[float]:
     """`hypervolume_trace` estimated: one scrambled Sobol sample of the box between the reference and the
     best counted values, each sample point credited to the first row that dominates it. The estimate is
     monotone, reproducible (fixed seed), and costs at most rows x samples x objectives comparisons (each

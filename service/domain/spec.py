@@ -67,7 +67,8 @@ class Param(_Strict):
     high: Annotated[int | float | None, Finite] = Field(default=None, description="Upper bound, inclusive.")
     log: bool = Field(default=False, description="Search on a log scale (float/int, needs low > 0).")
     choices: list[Annotated[str, Field(max_length=1024)] | int | float | bool] | None = Field(
-        default=None, max_length=10_000, description="The values of a categorical parameter (at most 10,000).")
+        default=None, max_length=10_000, description="The values of a categorical parameter (at most 10,000)."
+    )
 
 
 class Objective(_Strict):
@@ -82,9 +83,12 @@ class Objective(_Strict):
     name: Name
     goal: Goal
     threshold: Annotated[float | None, Finite] = Field(
-        default=None, description="Worst acceptable value; the hypervolume reference point for this objective.")
-    cost: bool = Field(default=False, description="A positive resource metric (e.g. train_seconds), "
-                                                  "minimized and modeled on a log scale.")
+        default=None, description="Worst acceptable value; the hypervolume reference point for this objective."
+    )
+    cost: bool = Field(
+        default=False,
+        description="A positive resource metric (e.g. train_seconds), minimized and modeled on a log scale.",
+    )
 
 
 class Constraint(_Strict):
@@ -119,12 +123,18 @@ class StudySpec(_Strict):
     engine_options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     stale_after: float = Field(
-        default=1800.0, ge=1, le=30 * 86400,
+        default=1800.0,
+        ge=1,
+        le=30 * 86400,
         description="Seconds an active trial may go without a report or heartbeat before it is failed as stale "
-                    "(a resumed trial goes back to paused instead).")
+        "(a resumed trial goes back to paused instead).",
+    )
     retry_failed: int = Field(
-        default=0, ge=0, le=100,
-        description="Re-queue the params of a failed trial (told failed, or stale) up to this many times.")
+        default=0,
+        ge=0,
+        le=100,
+        description="Re-queue the params of a failed trial (told failed, or stale) up to this many times.",
+    )
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -192,8 +202,12 @@ def spec_problems(spec: StudySpec) -> list[FieldProblem]:
         if objective.cost and objective.goal is not Goal.MINIMIZE:
             problems.append(FieldProblem(f"objectives[{i}].goal", "a cost objective is minimized"))
         if objective.cost and objective.threshold is not None and objective.threshold <= 0:
-            problems.append(FieldProblem(f"objectives[{i}].threshold",
-                                         f"a cost is positive: the threshold must be > 0, got {objective.threshold}"))
+            problems.append(
+                FieldProblem(
+                    f"objectives[{i}].threshold",
+                    f"a cost is positive: the threshold must be > 0, got {objective.threshold}",
+                )
+            )
 
     seen_constraints: set[tuple[str, str]] = set()
     for i, constraint in enumerate(spec.constraints):

@@ -71,8 +71,13 @@ class Timings:
     paused_seconds: float | None
 
 
-def timings(started_at: datetime | None, finished_at: datetime | None, resume_from: float | None,
-            events: Sequence[TrialEvent], now: datetime) -> Timings | None:
+def timings(
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    resume_from: float | None,
+    events: Sequence[TrialEvent],
+    now: datetime,
+) -> Timings | None:
     """How long a trial trained and how long it sat paused: training runs from its start to its first pause, from
     each resume to the next pause, and from the last resume to its end (or now). None before it started.
 
@@ -103,8 +108,11 @@ def timings(started_at: datetime | None, finished_at: datetime | None, resume_fr
 
 def check_values(values: dict[str, float], *, field_prefix: str = "values") -> None:
     """Reported numbers must be finite: NaN or inf would poison every model downstream."""
-    bad = [FieldProblem(f"{field_prefix}.{k}", f"must be a finite number, got {v}") for k, v in values.items()
-           if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)]
+    bad = [
+        FieldProblem(f"{field_prefix}.{k}", f"must be a finite number, got {v}")
+        for k, v in values.items()
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+    ]
     if bad:
         raise InvalidArgument(bad)
 
@@ -114,12 +122,19 @@ def check_complete_values(spec: StudySpec, values: dict[str, float]) -> None:
     missing = [m for m in spec.metric_names if m not in values]
     if missing:
         raise InvalidArgument(
-            [FieldProblem(f"values.{m}", "missing: a completed trial must report every objective and "
-                          "constrained metric") for m in missing]
+            [
+                FieldProblem(
+                    f"values.{m}", "missing: a completed trial must report every objective and constrained metric"
+                )
+                for m in missing
+            ]
         )
     check_values(values)
-    costs = [FieldProblem(f"values.{o.name}", f"a cost must be > 0, got {values[o.name]}")
-             for o in spec.objectives if o.cost and values[o.name] <= 0]
+    costs = [
+        FieldProblem(f"values.{o.name}", f"a cost must be > 0, got {values[o.name]}")
+        for o in spec.objectives
+        if o.cost and values[o.name] <= 0
+    ]
     if costs:
         raise InvalidArgument(costs)
 
@@ -144,8 +159,11 @@ def _param_problem(param: Param, value: Any) -> str | None:
 
 def normalize_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Choice]:
     """Check user-given params against the space and return them with ints as ints."""
-    problems = [FieldProblem(f"params.{name}", "not a parameter of this study")
-                for name in params if name not in {p.name for p in spec.params}]
+    problems = [
+        FieldProblem(f"params.{name}", "not a parameter of this study")
+        for name in params
+        if name not in {p.name for p in spec.params}
+    ]
     normalized: dict[str, Choice] = {}
     for param in spec.params:
         if param.name not in params:

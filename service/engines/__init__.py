@@ -21,9 +21,20 @@ from service.engines.sobol import SobolEngine
 from service.engines.stopping import StoppingOptions, stopping_problem
 from service.errors import FieldProblem, InvalidArgument
 
-ENGINES: dict[str, Engine[Any]] = {engine.name: engine for engine in (
-    RandomEngine(), SobolEngine(), GPEngine(), EGreedyEngine(), ConstrainedEngine(), MultiObjectiveEngine(),
-    AshaEngine(), AshaBOEngine(), FreezeThawEngine())}
+ENGINES: dict[str, Engine[Any]] = {
+    engine.name: engine
+    for engine in (
+        RandomEngine(),
+        SobolEngine(),
+        GPEngine(),
+        EGreedyEngine(),
+        ConstrainedEngine(),
+        MultiObjectiveEngine(),
+        AshaEngine(),
+        AshaBOEngine(),
+        FreezeThawEngine(),
+    )
+}
 AUTO = "auto"
 
 
@@ -85,8 +96,9 @@ def check_study_spec(spec: StudySpec) -> ResolvedEngine:
     return resolved
 
 
-def resolve_engine(spec: StudySpec, engine_name: str | None = None,
-                   pinned: dict[str, Any] | None = None) -> ResolvedEngine:
+def resolve_engine(
+    spec: StudySpec, engine_name: str | None = None, pinned: dict[str, Any] | None = None
+) -> ResolvedEngine:
     """Pick the engine named by the spec (resolving `auto`) and validate its options.
 
     A stored study passes what was pinned at its creation, so upgrading the server never changes a running study's
@@ -104,8 +116,11 @@ def resolve_engine(spec: StudySpec, engine_name: str | None = None,
     if reason:
         raise InvalidArgument.one("engine", reason)
     try:
-        options = engine.Options.model_validate(spec.engine_options if pinned is None else {
-            k: v for k, v in pinned.items() if k in engine.Options.model_fields or k in spec.engine_options})
+        options = engine.Options.model_validate(
+            spec.engine_options
+            if pinned is None
+            else {k: v for k, v in pinned.items() if k in engine.Options.model_fields or k in spec.engine_options}
+        )
     except ValidationError as error:
         raise InvalidArgument(
             [FieldProblem(".".join(["engine_options", *map(str, e["loc"])]), e["msg"]) for e in error.errors()]
@@ -125,11 +140,16 @@ def warm_up(device: str = "cpu") -> None:
     from service.domain.trial import TrialState, TrialView
     from service.engines.base import SuggestRequest
 
-    spec = StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-        "objectives": [{"name": "y", "goal": "minimize"}], "engine": GPEngine.name,
-        "engine_options": {"initial_design": 3, "raw_samples": 32, "num_restarts": 2}})
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+            "objectives": [{"name": "y", "goal": "minimize"}],
+            "engine": GPEngine.name,
+            "engine_options": {"initial_design": 3, "raw_samples": 32, "num_restarts": 2},
+        }
+    )
     resolved = resolve_engine(spec)
-    trials = [TrialView(i, {"x": x}, TrialState.COMPLETED, {"y": (x - 0.3) ** 2})
-              for i, x in enumerate((0.1, 0.5, 0.9))]
+    trials = [
+        TrialView(i, {"x": x}, TrialState.COMPLETED, {"y": (x - 0.3) ** 2}) for i, x in enumerate((0.1, 0.5, 0.9))
+    ]
     resolved.engine.suggest(SuggestRequest(spec, resolved.options, 1, 0, 3, trials=trials, device=device))

@@ -24,8 +24,9 @@ from service.engines.stopping import StoppingOptions
 
 class AshaOptions(StoppingOptions):
     eta: int = Field(default=3, ge=2, le=10, description="Reduction factor: the top 1/eta of a rung is promoted.")
-    min_step: float | None = Field(default=None, gt=0, description="The first rung (default: the fidelity's "
-                                                                   "max / eta^3, at least its min).")
+    min_step: float | None = Field(
+        default=None, gt=0, description="The first rung (default: the fidelity's max / eta^3, at least its min)."
+    )
 
 
 def rungs(spec: StudySpec, options: AshaOptions) -> list[float]:
@@ -33,7 +34,7 @@ def rungs(spec: StudySpec, options: AshaOptions) -> list[float]:
     (1..30 gives 1, 3, 10, 30, not 1.11, 3.33, ...), where a training loop counts epochs."""
     assert spec.fidelity is not None
     top, whole = spec.fidelity.max, spec.fidelity.whole_steps
-    first = options.min_step or max(spec.fidelity.min, top / options.eta ** 3)
+    first = options.min_step or max(spec.fidelity.min, top / options.eta**3)
     first = min(max(first, spec.fidelity.min), top)
     steps: list[float] = []
     step = first
@@ -77,8 +78,7 @@ class RungEngine(Engine[AshaOptionsT]):
     def suggest(self, request: SuggestRequest[AshaOptionsT]) -> Suggestions:
         return Suggestions(sobol_points(request))
 
-    def resumes(self, spec: StudySpec, options: AshaOptionsT, trials: Sequence[TrialView],
-                count: int) -> list[Resume]:
+    def resumes(self, spec: StudySpec, options: AshaOptionsT, trials: Sequence[TrialView], count: int) -> list[Resume]:
         """Promotions, best first: from the highest rung down, paused trials in the top 1/eta of their rung, ranked
         by their value at the rung."""
         objective = spec.objectives[0]
@@ -96,8 +96,15 @@ class AshaEngine(RungEngine[AshaOptions]):
     Options = AshaOptions
 
 
-def promotions(steps: list[float], eta: int, trials: Sequence[TrialView], progress: Callable[[TrialView], float],
-               score: Callable[[TrialView, float], float | None], count: int, label: str) -> list[Resume]:
+def promotions(
+    steps: list[float],
+    eta: int,
+    trials: Sequence[TrialView],
+    progress: Callable[[TrialView], float],
+    score: Callable[[TrialView, float], float | None],
+    count: int,
+    label: str,
+) -> list[Resume]:
     """Up to `count` promotions, from the highest rung down: a paused trial among the top 1/eta (lowest `score`,
     then lowest number) of the trials that reached its rung goes on to the next rung. A trial without a score at a
     rung does not count there."""
@@ -108,8 +115,13 @@ def promotions(steps: list[float], eta: int, trials: Sequence[TrialView], progre
         keep = len(reached) // eta
         for _, trial in sorted(reached, key=lambda pair: (pair[0], pair[1].number))[:keep]:
             if trial.state is TrialState.PAUSED and progress(trial) < above - 1e-9:
-                chosen.append(Resume(trial.number, above, f"{label} top {keep} of {len(reached)} at step {rung:g}, "
-                                                          f"promoted to {above:g}"))
+                chosen.append(
+                    Resume(
+                        trial.number,
+                        above,
+                        f"{label} top {keep} of {len(reached)} at step {rung:g}, promoted to {above:g}",
+                    )
+                )
                 if len(chosen) == count:
                     return chosen
     return chosen

@@ -19,8 +19,20 @@ from service.domain.trial import TrialView
 from service.engines.decisions import CONTINUE, Action, Decision, NoOptions
 from service.engines.stopping import StoppingOptions, median_stopping
 
-__all__ = ["CONTINUE", "Action", "Decision", "Engine", "ModelEngineOptions", "NewRun", "NoOptions", "Plan", "Resume",
-           "StoppingOptions", "SuggestRequest", "Suggestions"]
+__all__ = [
+    "CONTINUE",
+    "Action",
+    "Decision",
+    "Engine",
+    "ModelEngineOptions",
+    "NewRun",
+    "NoOptions",
+    "Plan",
+    "Resume",
+    "StoppingOptions",
+    "SuggestRequest",
+    "Suggestions",
+]
 
 
 RequestOptionsT = TypeVar("RequestOptionsT", bound=BaseModel, covariant=True)
@@ -140,8 +152,9 @@ class Engine(ABC, Generic[EngineOptionsT]):
         """The step a new trial trains to: the fidelity's max, unless the engine pauses runs on the way."""
         return spec.fidelity.max if spec.fidelity else None
 
-    def resumes(self, spec: StudySpec, options: EngineOptionsT, trials: Sequence[TrialView],
-                count: int) -> list[Resume]:
+    def resumes(
+        self, spec: StudySpec, options: EngineOptionsT, trials: Sequence[TrialView], count: int
+    ) -> list[Resume]:
         """Up to `count` paused trials to resume now, best first; an engine that never pauses resumes none."""
         return []
 
@@ -150,8 +163,9 @@ class Engine(ABC, Generic[EngineOptionsT]):
         on a study without one skips loading every trial's measurements."""
         return options.stopping != "none"
 
-    def decide(self, spec: StudySpec, options: EngineOptionsT, trial: TrialView,
-               trials: Sequence[TrialView]) -> Decision:
+    def decide(
+        self, spec: StudySpec, options: EngineOptionsT, trial: TrialView, trials: Sequence[TrialView]
+    ) -> Decision:
         """Continue, pause or stop a trial that just reported: the study's stopping rule, if it chose one."""
         if options.stopping == "median":
             return median_stopping(spec, options, trial, trials)

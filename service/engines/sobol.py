@@ -53,8 +53,14 @@ def initial_design(request: SuggestRequest[BaseModel], center_point: bool) -> li
     return centre + sobol_points(replace(request, count=request.count - 1, sequence_start=0))
 
 
-def model_or_sobol(request: SuggestRequest[BaseModel], engine: str, completed: int, design_size: int,
-                   model_suggestions: Callable[[], Suggestions], center_point: bool = True) -> Suggestions:
+def model_or_sobol(
+    request: SuggestRequest[BaseModel],
+    engine: str,
+    completed: int,
+    design_size: int,
+    model_suggestions: Callable[[], Suggestions],
+    center_point: bool = True,
+) -> Suggestions:
     """A model engine's suggestions: the initial design until `design_size` trials completed, then the model, and
     Sobol (with the reason) when every rung of the model ladder failed."""
     if completed < design_size:

@@ -24,10 +24,12 @@ StoppingRule = Literal["none", "median"]
 class StoppingOptions(NoOptions):
     """Options every engine takes: an early-stopping rule for trials that report intermediate values."""
 
-    stopping: StoppingRule = Field(default="none", description="`median`: stop trials worse than the median "
-                                                               "of completed trials at the same step.")
-    stopping_min_trials: int = Field(default=5, ge=1, le=1000,
-                                     description="Completed trials needed before a trial can be stopped.")
+    stopping: StoppingRule = Field(
+        default="none", description="`median`: stop trials worse than the median of completed trials at the same step."
+    )
+    stopping_min_trials: int = Field(
+        default=5, ge=1, le=1000, description="Completed trials needed before a trial can be stopped."
+    )
     stopping_grace: float = Field(default=0.0, ge=0, description="No trial is stopped before this step.")
 
 
@@ -48,8 +50,9 @@ def _best_by(trial: TrialView, metric: str, step: float, sign: float) -> float |
     return min(seen) if seen else None
 
 
-def median_stopping(spec: StudySpec, options: StoppingOptions, trial: TrialView,
-                    trials: Sequence[TrialView]) -> Decision:
+def median_stopping(
+    spec: StudySpec, options: StoppingOptions, trial: TrialView, trials: Sequence[TrialView]
+) -> Decision:
     if not trial.measurements:
         return CONTINUE
     step = max(m.step for m in trial.measurements)
@@ -58,13 +61,21 @@ def median_stopping(spec: StudySpec, options: StoppingOptions, trial: TrialView,
     objective = spec.objectives[0]
     sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0  # compare as losses: lower is better
     mine = _best_by(trial, objective.name, step, sign)
-    others = [v for t in trials if t.state is TrialState.COMPLETED and t.number != trial.number
-              and (v := _best_by(t, objective.name, step, sign)) is not None]
+    others = [
+        v
+        for t in trials
+        if t.state is TrialState.COMPLETED
+        and t.number != trial.number
+        and (v := _best_by(t, objective.name, step, sign)) is not None
+    ]
     if mine is None or len(others) < options.stopping_min_trials:
         return CONTINUE
     median = statistics.median(others)
     if mine <= median:
         return CONTINUE
-    return Decision(Action.STOP, f"median stopping: best {objective.name} by step {step:g} is "
-                                 f"{sign * mine:.6g}, worse than the median {sign * median:.6g} of "
-                                 f"{len(others)} completed trials")
+    return Decision(
+        Action.STOP,
+        f"median stopping: best {objective.name} by step {step:g} is "
+        f"{sign * mine:.6g}, worse than the median {sign * median:.6g} of "
+        f"{len(others)} completed trials",
+    )

@@ -37,13 +37,22 @@ def _model_rows(count: int, values: np.ndarray, minimize: bool, seed: int) -> np
         return np.arange(count)
     order = np.argsort(values if minimize else -values, kind="stable")
     best = order[: MODEL_POINTS // 4]
-    rest = np.random.default_rng(seed).choice(order[MODEL_POINTS // 4:], MODEL_POINTS - best.size, replace=False)
+    rest = np.random.default_rng(seed).choice(order[MODEL_POINTS // 4 :], MODEL_POINTS - best.size, replace=False)
     return np.sort(np.concatenate([best, rest]))
 
 
-def posterior_mean_grid(spec: StudySpec, params: Mapping[str, np.ndarray], values: np.ndarray, *, minimize: bool,
-                        x_name: str, y_name: str, x_grid: Sequence[float], y_grid: Sequence[float],
-                        anchor: Mapping[str, float]) -> np.ndarray:
+def posterior_mean_grid(
+    spec: StudySpec,
+    params: Mapping[str, np.ndarray],
+    values: np.ndarray,
+    *,
+    minimize: bool,
+    x_name: str,
+    y_name: str,
+    x_grid: Sequence[float],
+    y_grid: Sequence[float],
+    anchor: Mapping[str, float],
+) -> np.ndarray:
     """The posterior mean of `values` at every (x, y) of the grid (an array of shape (len(x_grid), len(y_grid))),
     every other parameter at `anchor`'s value.
 
@@ -64,8 +73,16 @@ def posterior_mean_grid(spec: StudySpec, params: Mapping[str, np.ndarray], value
     with torch.no_grad():
         train_X = torch.tensor(X, dtype=DTYPE)
         train_Y = torch.tensor((y - centre) / scale, dtype=DTYPE).unsqueeze(-1)
-    fitted = fit_with_ladder(train_X, train_Y, features.categories, one_hot=True, warm_start=None,
-                             timeout_seconds=FIT_SECONDS, max_fit_points=FIT_POINTS, seed=0)
+    fitted = fit_with_ladder(
+        train_X,
+        train_Y,
+        features.categories,
+        one_hot=True,
+        warm_start=None,
+        timeout_seconds=FIT_SECONDS,
+        max_fit_points=FIT_POINTS,
+        seed=0,
+    )
     base = np.array([_encoded_column(spec, name, np.array([anchor[name]]))[0] for name in names])
     gx = _encoded_column(spec, x_name, np.asarray(x_grid, dtype=np.float64))
     gy = _encoded_column(spec, y_name, np.asarray(y_grid, dtype=np.float64))

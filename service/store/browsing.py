@@ -51,8 +51,7 @@ def _field(spec: StudySpec, name: str) -> Any:
         return element.as_string() if spec.param(key).type is ParamType.CATEGORICAL else element.as_float()
     if kind == "value" and key in spec.metric_names:
         return TrialRow.values[key].as_float()
-    columns: dict[str, Any] = {"number": TrialRow.number, "state": TrialRow.state,
-                                              "finished_at": TrialRow.finished_at}
+    columns: dict[str, Any] = {"number": TrialRow.number, "state": TrialRow.state, "finished_at": TrialRow.finished_at}
     return columns.get(name)
 
 
@@ -83,8 +82,13 @@ async def trial_page(conn: AsyncConnection, study: StudyRecord, query: TrialQuer
     if order is None:  # an unknown sort field (a stale link) falls back to the trial number
         order = TrialRow.number
     ordering = (order.desc() if query.descending else order.asc()).nulls_last()
-    rows = await conn.execute(select(*TRIAL_COLUMNS).where(and_(*conditions))
-                              .order_by(ordering, TrialRow.number).offset(query.offset).limit(query.limit))
+    rows = await conn.execute(
+        select(*TRIAL_COLUMNS)
+        .where(and_(*conditions))
+        .order_by(ordering, TrialRow.number)
+        .offset(query.offset)
+        .limit(query.limit)
+    )
     total = (await conn.execute(select(func.count()).select_from(TrialRow).where(and_(*conditions)))).scalar_one()
     return [trial_record(row) for row in rows], int(total)
 
@@ -93,8 +97,12 @@ async def curves(conn: AsyncConnection, study_id: int, limit: int) -> list[Trial
     """The latest `limit` trials that reported measurements, with their measurements."""
     # EXISTS per trial of this study (index on measurements.trial_id), not a scan of every measurement.
     reporting = select(MeasurementRow.id).where(MeasurementRow.trial_id == TrialRow.id).exists()
-    query = (select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, reporting)
-             .order_by(TrialRow.number.desc()).limit(limit))
+    query = (
+        select(*TRIAL_COLUMNS)
+        .where(TrialRow.study_id == study_id, reporting)
+        .order_by(TrialRow.number.desc())
+        .limit(limit)
+    )
     rows = list(await conn.execute(query))
     measured = await measurements_of(conn, (row.id for row in rows))
     return [trial_record(row, measured[row.id]) for row in reversed(rows)]
@@ -108,14 +116,18 @@ class StudySummary:
     last_activity: datetime | None
 
 
-async def study_summaries(conn: AsyncConnection, owner: str, *, search: str, offset: int,
-                          limit: int) -> tuple[list[StudySummary], int]:
+async def study_summaries(
+    conn: AsyncConnection, owner: str, *, search: str, offset: int, limit: int
+) -> tuple[list[StudySummary], int]:
     """A page of studies (newest first) whose name contains `search`, with counts, best value and last activity."""
     where = [StudyRow.owner == owner]
     if search:
         where.append(StudyRow.name.contains(search, autoescape=True))
-    rows = list(await conn.execute(select(*StudyRow.__table__.c).where(*where)
-                                   .order_by(StudyRow.id.desc()).offset(offset).limit(limit)))
+    rows = list(
+        await conn.execute(
+            select(*StudyRow.__table__.c).where(*where).order_by(StudyRow.id.desc()).offset(offset).limit(limit)
+        )
+    )
     total = (await conn.execute(select(func.count()).select_from(StudyRow).where(*where))).scalar_one()
     return await summarize(conn, [study_record(row) for row in rows]), int(total)
 
@@ -127,8 +139,11 @@ async def summarize(conn: AsyncConnection, studies: list[StudyRecord]) -> list[S
     counts: dict[int, dict[str, int]] = {i: {} for i in ids}
     activity: dict[int, datetime | None] = {}
     if ids:
-        grouped = select(TrialRow.study_id, TrialRow.state, func.count(), func.max(TrialRow.updated_at)) \
-            .where(TrialRow.study_id.in_(ids)).group_by(TrialRow.study_id, TrialRow.state)
+        grouped = (
+            select(TrialRow.study_id, TrialRow.state, func.count(), func.max(TrialRow.updated_at))
+            .where(TrialRow.study_id.in_(ids))
+            .group_by(TrialRow.study_id, TrialRow.state)
+        )
         for study_id, state, count, latest in await conn.execute(grouped):
             counts[study_id][state] = int(count)
             previous = activity.get(study_id)
@@ -166,10 +181,11 @@ async def completed_version(conn: AsyncConnection, study_id: int) -> tuple[int, 
 
 async def stopped_values(conn: AsyncConnection, study_id: int) -> list[tuple[int, dict[str, float | None]]]:
     """(number, values) of every stopped trial that has values (those it had reached when stopped)."""
-    query = (select(TrialRow.number, TrialRow.values)
-             .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.STOPPED.value,
-                    TrialRow.values.is_not(None))
-             .order_by(TrialRow.number))
+    query = (
+        select(TrialRow.number, TrialRow.values)
+        .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.STOPPED.value, TrialRow.values.is_not(None))
+        .order_by(TrialRow.number)
+    )
     return [(number, dict(values or {})) for number, values in await conn.execute(query)]
 
 
@@ -186,9 +202,19 @@ class TimelineRow:
 async def timeline(conn: AsyncConnection, study_id: int, limit: int) -> tuple[list[TimelineRow], int]:
     """The latest `limit` trials by number that were ever handed out (not waiting), and how many there are."""
     where = (TrialRow.study_id == study_id, TrialRow.state != TrialState.WAITING.value)
-    rows = await conn.execute(select(TrialRow.number, TrialRow.state, TrialRow.worker_id, TrialRow.created_at,
-                                     TrialRow.started_at, TrialRow.finished_at)
-                              .where(*where).order_by(TrialRow.number.desc()).limit(limit))
+    rows = await conn.execute(
+        select(
+            TrialRow.number,
+            TrialRow.state,
+            TrialRow.worker_id,
+            TrialRow.created_at,
+            TrialRow.started_at,
+            TrialRow.finished_at,
+        )
+        .where(*where)
+        .order_by(TrialRow.number.desc())
+        .limit(limit)
+    )
     found = [TimelineRow(*row) for row in rows]
     total = (await conn.execute(select(func.count()).select_from(TrialRow).where(*where))).scalar_one()
     return found[::-1], int(total)
@@ -196,8 +222,11 @@ async def timeline(conn: AsyncConnection, study_id: int, limit: int) -> tuple[li
 
 async def trials_by_number(conn: AsyncConnection, study_id: int, numbers: Sequence[int]) -> list[TrialRecord]:
     """The study's trials with these numbers (those that exist), with their measurements, in the order asked."""
-    rows = list(await conn.execute(select(*TRIAL_COLUMNS)
-                                   .where(TrialRow.study_id == study_id, TrialRow.number.in_(list(numbers)))))
+    rows = list(
+        await conn.execute(
+            select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.number.in_(list(numbers)))
+        )
+    )
     measured = await measurements_of(conn, (row.id for row in rows))
     found = {row.number: trial_record(row, measured[row.id]) for row in rows}
     return [found[n] for n in numbers if n in found]
@@ -256,32 +285,41 @@ async def completed_columns(conn: AsyncConnection, study: StudyRecord) -> Column
     categorical = [p.name for p in spec.params if p.type is ParamType.CATEGORICAL]
     metrics = spec.metric_names
     where = (TrialRow.study_id == study.id, TrialRow.state == TrialState.COMPLETED.value)
-    number_exprs = ([TrialRow.params[n].as_float() for n in numeric]
-                    + [TrialRow.values[m].as_float() for m in metrics])
-    finished = func.extract("epoch", TrialRow.finished_at) if conn.dialect.name == "postgresql" \
-        else TrialRow.finished_at
+    number_exprs = [TrialRow.params[n].as_float() for n in numeric] + [TrialRow.values[m].as_float() for m in metrics]
+    finished = (
+        func.extract("epoch", TrialRow.finished_at) if conn.dialect.name == "postgresql" else TrialRow.finished_at
+    )
     if conn.dialect.name == "postgresql":
+
         def ordered(expression: Any) -> Any:
             return aggregate_order_by(expression, TrialRow.number)
 
-        aggregates = ([func.array_agg(ordered(TrialRow.number)), func.array_agg(ordered(finished))]
-                      + [func.array_agg(ordered(e)) for e in number_exprs]
-                      + [cast(func.json_agg(ordered(TrialRow.params[n])), Text) for n in categorical])
+        aggregates = (
+            [func.array_agg(ordered(TrialRow.number)), func.array_agg(ordered(finished))]
+            + [func.array_agg(ordered(e)) for e in number_exprs]
+            + [cast(func.json_agg(ordered(TrialRow.params[n])), Text) for n in categorical]
+        )
         row = (await conn.execute(select(*aggregates).where(*where))).one()
         numbers = list(row[0] or [])
         ends = [None if f is None else float(f) for f in row[1] or []]
-        floats = [list(column or []) for column in row[2:2 + len(number_exprs)]]
-        choices = [json.loads(column) if column else [] for column in row[2 + len(number_exprs):]]
+        floats = [list(column or []) for column in row[2 : 2 + len(number_exprs)]]
+        choices = [json.loads(column) if column else [] for column in row[2 + len(number_exprs) :]]
     else:
         # SQLite's JSON_EXTRACT turns true into 1: categoricals come from the whole parameters document.
         whole = [TrialRow.params] if categorical else []
-        rows = list(await conn.execute(select(TrialRow.number, finished, *number_exprs, *whole)
-                                       .where(*where).order_by(TrialRow.number)))
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else \
-            [[] for _ in range(2 + len(number_exprs) + len(whole))]
-        numbers, floats = columns[0], columns[2:2 + len(number_exprs)]
+        rows = list(
+            await conn.execute(
+                select(TrialRow.number, finished, *number_exprs, *whole).where(*where).order_by(TrialRow.number)
+            )
+        )
+        columns = (
+            [list(column) for column in zip(*rows, strict=True)]
+            if rows
+            else [[] for _ in range(2 + len(number_exprs) + len(whole))]
+        )
+        numbers, floats = columns[0], columns[2 : 2 + len(number_exprs)]
         ends = [None if f is None else f.timestamp() for f in columns[1]]
         documents = columns[-1] if categorical else []
         choices = [[(d or {}).get(n) for d in documents] for n in categorical]
-    params = dict(zip(numeric, floats[:len(numeric)], strict=True)) | dict(zip(categorical, choices, strict=True))
-    return Columns(numbers, params, dict(zip(metrics, floats[len(numeric):], strict=True)), ends)
+    params = dict(zip(numeric, floats[: len(numeric)], strict=True)) | dict(zip(categorical, choices, strict=True))
+    return Columns(numbers, params, dict(zip(metrics, floats[len(numeric) :], strict=True)), ends)

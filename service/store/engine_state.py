@@ -31,20 +31,41 @@ async def engine_status(conn: AsyncConnection, study_id: int) -> EngineStatus:
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         return EngineStatus({}, {}, 0, 0, None, None, None, None)
-    return EngineStatus(row.memory, row.status or {}, row.computations, row.fallbacks, row.last_seconds, row.last_rung,
-                        row.last_error, row.updated_at)
+    return EngineStatus(
+        row.memory,
+        row.status or {},
+        row.computations,
+        row.fallbacks,
+        row.last_seconds,
+        row.last_rung,
+        row.last_error,
+        row.updated_at,
+    )
 
 
-async def record_computation(conn: AsyncConnection, study_id: int, *, memory: dict[str, Any] | None,
-                             seconds: float | None, rung: str | None, error: str | None, fallback: bool,
-                             status: dict[str, Any] | None = None) -> None:
+async def record_computation(
+    conn: AsyncConnection,
+    study_id: int,
+    *,
+    memory: dict[str, Any] | None,
+    seconds: float | None,
+    rung: str | None,
+    error: str | None,
+    fallback: bool,
+    status: dict[str, Any] | None = None,
+) -> None:
     """Count one engine computation (or fallback), keep the engine's memory for the next one and its status for
     users; None keeps what was stored."""
     now = utcnow()
     values: dict[str, Any] = dict(last_seconds=seconds, last_rung=rung, last_error=error, updated_at=now)
     statement = dialect_insert(conn)(EngineStateRow).values(
-        study_id=study_id, memory=memory or {}, status=status, computations=0 if fallback else 1,
-        fallbacks=int(fallback), **values)
+        study_id=study_id,
+        memory=memory or {},
+        status=status,
+        computations=0 if fallback else 1,
+        fallbacks=int(fallback),
+        **values,
+    )
     update_values: dict[str, Any] = {
         **values,
         "computations": EngineStateRow.computations + (0 if fallback else 1),

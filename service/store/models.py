@@ -61,8 +61,9 @@ class StudyRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # The namespace that owns the study. The key makes deleting a namespace and creating a study in it exclude
     # each other: whichever comes second fails, so no study outlives its namespace.
-    owner: Mapped[str] = mapped_column(String(128), ForeignKey("namespaces.name", ondelete="RESTRICT",
-                                                               name="fk_studies_owner_namespaces"))
+    owner: Mapped[str] = mapped_column(
+        String(128), ForeignKey("namespaces.name", ondelete="RESTRICT", name="fk_studies_owner_namespaces")
+    )
     name: Mapped[str] = mapped_column(String(256))
     spec: Mapped[dict[str, Any]] = mapped_column(JSONValue)
     engine: Mapped[str] = mapped_column(String(64))
@@ -82,11 +83,20 @@ class TrialRow(Base):
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),
         Index("ix_trials_study_state_number", "study_id", "state", "number"),
         Index("ix_trials_study_worker", "study_id", "worker_id"),
-        Index("ix_trials_study_request", "study_id", "request_id", postgresql_where=text("request_id IS NOT NULL"),
-              sqlite_where=text("request_id IS NOT NULL")),
+        Index(
+            "ix_trials_study_request",
+            "study_id",
+            "request_id",
+            postgresql_where=text("request_id IS NOT NULL"),
+            sqlite_where=text("request_id IS NOT NULL"),
+        ),
         # The stale-trial sweep reads active trials of every study.
-        Index("ix_trials_active_seen", "state", postgresql_where=text("state = 'active'"),
-              sqlite_where=text("state = 'active'")),
+        Index(
+            "ix_trials_active_seen",
+            "state",
+            postgresql_where=text("state = 'active'"),
+            sqlite_where=text("state = 'active'"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -160,8 +170,13 @@ class JobRow(Base):
         Index("ix_jobs_study_state", "study_id", "state"),
         Index("ix_jobs_claim", "state", "priority", "id"),
         # At most one queued refill per study: tells in a burst coalesce into one computation.
-        Index("uq_jobs_one_queued_refill", "study_id", unique=True,
-              postgresql_where=text(QUEUED_REFILL), sqlite_where=text(QUEUED_REFILL)),
+        Index(
+            "uq_jobs_one_queued_refill",
+            "study_id",
+            unique=True,
+            postgresql_where=text(QUEUED_REFILL),
+            sqlite_where=text(QUEUED_REFILL),
+        ),
         {"sqlite_autoincrement": True},
     )
 

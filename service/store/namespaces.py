@@ -38,15 +38,20 @@ async def get_namespace(conn: AsyncConnection, name: str) -> NamespaceRecord:
 
 
 async def list_namespaces(conn: AsyncConnection, only: str | None = None) -> list[NamespaceRecord]:
-    studies = (select(func.count()).select_from(StudyRow).where(StudyRow.owner == NamespaceRow.name)
-               .scalar_subquery())
-    tokens = (select(func.count()).select_from(TokenRow)
-              .where(TokenRow.namespace == NamespaceRow.name, TokenRow.revoked_at.is_(None)).scalar_subquery())
+    studies = select(func.count()).select_from(StudyRow).where(StudyRow.owner == NamespaceRow.name).scalar_subquery()
+    tokens = (
+        select(func.count())
+        .select_from(TokenRow)
+        .where(TokenRow.namespace == NamespaceRow.name, TokenRow.revoked_at.is_(None))
+        .scalar_subquery()
+    )
     query = select(NamespaceRow.name, NamespaceRow.created_at, studies, tokens).order_by(NamespaceRow.name)
     if only is not None:
         query = query.where(NamespaceRow.name == only)
-    return [NamespaceRecord(name=r[0], created_at=r[1], studies=r[2], tokens=r[3])
-            for r in (await conn.execute(query)).all()]
+    return [
+        NamespaceRecord(name=r[0], created_at=r[1], studies=r[2], tokens=r[3])
+        for r in (await conn.execute(query)).all()
+    ]
 
 
 async def delete_namespace(conn: AsyncConnection, name: str) -> None:
@@ -54,8 +59,9 @@ async def delete_namespace(conn: AsyncConnection, name: str) -> None:
     namespace = await get_namespace(conn, name)
     if namespace.studies:
         raise Conflict(f"namespace {name!r} still holds {namespace.studies} studies; delete them first")
-    await conn.execute(update(TokenRow).where(TokenRow.namespace == name, TokenRow.revoked_at.is_(None))
-                       .values(revoked_at=utcnow()))
+    await conn.execute(
+        update(TokenRow).where(TokenRow.namespace == name, TokenRow.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
     try:
         async with conn.begin_nested():
             await conn.execute(delete(NamespaceRow).where(NamespaceRow.name == name))

@@ -53,5 +53,6 @@ class TrialRecord:
 
     def view(self) -> TrialView:
         finite = {k: v for k, v in (self.values or {}).items() if v is not None}
-        return TrialView(self.number, self.params, self.state, finite if self.values is not None else None,
-                         self.measurements or ())
+        return TrialView(
+            self.number, self.params, self.state, finite if self.values is not None else None, self.measurements or ()
+        )

@@ -22,20 +22,43 @@ _STUDY_COLUMNS = StudyRow.__table__.c
 def study_record(row: Any) -> StudyRecord:
     spec = StudySpec.model_validate(row.spec)
     return StudyRecord(
-        id=row.id, owner=row.owner, name=row.name, spec=spec, engine=row.engine, seed=row.seed,
-        state=StudyState(row.state), next_trial_number=row.next_trial_number,
-        created_at=row.created_at, updated_at=row.updated_at, engine_options=row.engine_options,
+        id=row.id,
+        owner=row.owner,
+        name=row.name,
+        spec=spec,
+        engine=row.engine,
+        seed=row.seed,
+        state=StudyState(row.state),
+        next_trial_number=row.next_trial_number,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        engine_options=row.engine_options,
     )
 
 
 async def insert_study(
-    conn: AsyncConnection, *, owner: str, name: str, spec: StudySpec, engine: str, engine_options: dict[str, Any],
-    seed: int
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    name: str,
+    spec: StudySpec,
+    engine: str,
+    engine_options: dict[str, Any],
+    seed: int,
 ) -> StudyRecord:
     now = utcnow()
-    values = dict(owner=owner, name=name, spec=spec.model_dump(mode="json"), engine=engine,
-                  engine_options=engine_options, seed=seed,
-                  state=StudyState.ACTIVE.value, next_trial_number=0, created_at=now, updated_at=now)
+    values = dict(
+        owner=owner,
+        name=name,
+        spec=spec.model_dump(mode="json"),
+        engine=engine,
+        engine_options=engine_options,
+        seed=seed,
+        state=StudyState.ACTIVE.value,
+        next_trial_number=0,
+        created_at=now,
+        updated_at=now,
+    )
     try:
         async with conn.begin_nested():
             row = (await conn.execute(insert(StudyRow).values(**values).returning(*_STUDY_COLUMNS))).one()
@@ -73,10 +96,16 @@ class AskContext:
 async def ask_context(conn: AsyncConnection, owner: str, name: str, worker_id: str | None) -> AskContext:
     """The study plus whether an ask must look for enqueued or held trials, in one round trip."""
     waiting = exists().where(TrialRow.study_id == StudyRow.id, TrialRow.state == TrialState.WAITING.value)
-    held = exists().where(TrialRow.study_id == StudyRow.id, TrialRow.worker_id == worker_id,
-                          TrialRow.state == TrialState.ACTIVE.value) if worker_id is not None else false()
-    query = (select(*_STUDY_COLUMNS, waiting.label("has_waiting"), held.label("worker_has_active"))
-             .where(StudyRow.owner == owner, StudyRow.name == name))
+    held = (
+        exists().where(
+            TrialRow.study_id == StudyRow.id, TrialRow.worker_id == worker_id, TrialRow.state == TrialState.ACTIVE.value
+        )
+        if worker_id is not None
+        else false()
+    )
+    query = select(*_STUDY_COLUMNS, waiting.label("has_waiting"), held.label("worker_has_active")).where(
+        StudyRow.owner == owner, StudyRow.name == name
+    )
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise NotFound(f"study {name!r} not found")
@@ -84,8 +113,12 @@ async def ask_context(conn: AsyncConnection, owner: str, name: str, worker_id: s
 
 
 async def list_studies(conn: AsyncConnection, owner: str, *, after_id: int, limit: int) -> list[StudyRecord]:
-    query = (select(*_STUDY_COLUMNS).where(StudyRow.owner == owner, StudyRow.id > after_id)
-             .order_by(StudyRow.id).limit(limit))
+    query = (
+        select(*_STUDY_COLUMNS)
+        .where(StudyRow.owner == owner, StudyRow.id > after_id)
+        .order_by(StudyRow.id)
+        .limit(limit)
+    )
     return [study_record(row) for row in await conn.execute(query)]
 
 
@@ -103,9 +136,12 @@ async def allocate_trial_numbers(conn: AsyncConnection, study_id: int, count: in
     The UPDATE locks the study row until the transaction ends, so numbers are gap-free and unique
     under any concurrency; a rolled-back transaction gives its numbers back.
     """
-    query = (update(StudyRow).where(StudyRow.id == study_id)
-             .values(next_trial_number=StudyRow.next_trial_number + count)
-             .returning(StudyRow.next_trial_number))
+    query = (
+        update(StudyRow)
+        .where(StudyRow.id == study_id)
+        .values(next_trial_number=StudyRow.next_trial_number + count)
+        .returning(StudyRow.next_trial_number)
+    )
     next_number = (await conn.execute(query)).scalar_one()
     return int(next_number) - count
 

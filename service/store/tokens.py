@@ -26,13 +26,27 @@ class TokenRecord:
     revoked_at: datetime | None
 
 
-_TOKEN_COLUMNS = (TokenRow.id, TokenRow.namespace, TokenRow.role, TokenRow.name, TokenRow.prefix,
-                  TokenRow.created_at, TokenRow.revoked_at)
+_TOKEN_COLUMNS = (
+    TokenRow.id,
+    TokenRow.namespace,
+    TokenRow.role,
+    TokenRow.name,
+    TokenRow.prefix,
+    TokenRow.created_at,
+    TokenRow.revoked_at,
+)
 
 
 def _token(row: Any) -> TokenRecord:
-    return TokenRecord(id=row.id, namespace=row.namespace, role=Role(row.role), name=row.name, prefix=row.prefix,
-                       created_at=row.created_at, revoked_at=row.revoked_at)
+    return TokenRecord(
+        id=row.id,
+        namespace=row.namespace,
+        role=Role(row.role),
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 async def any_token(conn: AsyncConnection) -> bool:
@@ -45,12 +59,24 @@ async def token_by_hash(conn: AsyncConnection, secret_hash: str) -> TokenRecord 
     return _token(row) if row is not None else None
 
 
-async def insert_token(conn: AsyncConnection, *, namespace: str, role: Role, name: str, prefix: str,
-                       secret_hash: str) -> TokenRecord:
+async def insert_token(
+    conn: AsyncConnection, *, namespace: str, role: Role, name: str, prefix: str, secret_hash: str
+) -> TokenRecord:
     await get_namespace(conn, namespace)
-    row = (await conn.execute(insert(TokenRow).values(
-        namespace=namespace, role=role.value, name=name, prefix=prefix, secret_hash=secret_hash,
-        created_at=utcnow()).returning(*_TOKEN_COLUMNS))).one()
+    row = (
+        await conn.execute(
+            insert(TokenRow)
+            .values(
+                namespace=namespace,
+                role=role.value,
+                name=name,
+                prefix=prefix,
+                secret_hash=secret_hash,
+                created_at=utcnow(),
+            )
+            .returning(*_TOKEN_COLUMNS)
+        )
+    ).one()
     return _token(row)
 
 
@@ -62,8 +88,9 @@ async def list_tokens(conn: AsyncConnection, namespace: str | None) -> list[Toke
 
 
 async def revoke_token(conn: AsyncConnection, token_id: int) -> TokenRecord:
-    await conn.execute(update(TokenRow).where(TokenRow.id == token_id, TokenRow.revoked_at.is_(None))
-                       .values(revoked_at=utcnow()))
+    await conn.execute(
+        update(TokenRow).where(TokenRow.id == token_id, TokenRow.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
     row = (await conn.execute(select(*_TOKEN_COLUMNS).where(TokenRow.id == token_id))).first()
     if row is None:
         raise NotFound(f"token {token_id} not found")

@@ -22,8 +22,9 @@ TRIAL_COLUMNS = TrialRow.__table__.c
 
 
 def finished_count_query(study_id: int) -> Any:
-    return select(func.count()).where(TrialRow.study_id == study_id,
-                                      TrialRow.state.in_([s.value for s in FINISHED_STATES]))
+    return select(func.count()).where(
+        TrialRow.study_id == study_id, TrialRow.state.in_([s.value for s in FINISHED_STATES])
+    )
 
 
 async def finished_count(conn: AsyncConnection, study_id: int) -> int:
@@ -33,12 +34,27 @@ async def finished_count(conn: AsyncConnection, study_id: int) -> int:
 
 def trial_record(row: Any, measurements: tuple[Measurement, ...] | None = None) -> TrialRecord:
     return TrialRecord(
-        id=row.id, study_id=row.study_id, number=row.number, params=row.params, state=TrialState(row.state),
-        worker_id=row.worker_id, values=row.values, reason=row.reason, source=row.source, budget=row.budget,
-        resume_from=row.resume_from, created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, updated_at=row.updated_at, heartbeat_at=row.heartbeat_at,
-        measurements=measurements, engine_info=row.engine_info, request_id=row.request_id,
-        tell_request_id=row.tell_request_id, checkpoint=row.checkpoint,
+        id=row.id,
+        study_id=row.study_id,
+        number=row.number,
+        params=row.params,
+        state=TrialState(row.state),
+        worker_id=row.worker_id,
+        values=row.values,
+        reason=row.reason,
+        source=row.source,
+        budget=row.budget,
+        resume_from=row.resume_from,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        updated_at=row.updated_at,
+        heartbeat_at=row.heartbeat_at,
+        measurements=measurements,
+        engine_info=row.engine_info,
+        request_id=row.request_id,
+        tell_request_id=row.tell_request_id,
+        checkpoint=row.checkpoint,
     )
 
 
@@ -62,9 +78,24 @@ async def insert_trials(
     started = now if state is TrialState.ACTIVE else None
     finished = now if state in (TrialState.COMPLETED, TrialState.INFEASIBLE, TrialState.FAILED) else None
     rows = [
-        dict(study_id=study_id, number=first_number + i, params=p, state=state.value, worker_id=worker_id,
-             values=values, reason=None, source=source, budget=budget, resume_from=None, created_at=now,
-             started_at=started, finished_at=finished, updated_at=now, engine_info=info, request_id=request_id)
+        dict(
+            study_id=study_id,
+            number=first_number + i,
+            params=p,
+            state=state.value,
+            worker_id=worker_id,
+            values=values,
+            reason=None,
+            source=source,
+            budget=budget,
+            resume_from=None,
+            created_at=now,
+            started_at=started,
+            finished_at=finished,
+            updated_at=now,
+            engine_info=info,
+            request_id=request_id,
+        )
         for i, (p, info) in enumerate(zip(params, infos, strict=True))
     ]
     result = await conn.execute(insert(TrialRow).returning(*TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
@@ -74,17 +105,24 @@ async def insert_trials(
 async def active_trials_of_worker(
     conn: AsyncConnection, study_id: int, worker_id: str, limit: int
 ) -> list[TrialRecord]:
-    query = (select(*TRIAL_COLUMNS)
-             .where(TrialRow.study_id == study_id, TrialRow.worker_id == worker_id,
-                    TrialRow.state == TrialState.ACTIVE.value)
-             .order_by(TrialRow.number).limit(limit))
+    query = (
+        select(*TRIAL_COLUMNS)
+        .where(
+            TrialRow.study_id == study_id, TrialRow.worker_id == worker_id, TrialRow.state == TrialState.ACTIVE.value
+        )
+        .order_by(TrialRow.number)
+        .limit(limit)
+    )
     return [trial_record(row) for row in await conn.execute(query)]
 
 
 async def trials_of_request(conn: AsyncConnection, study_id: int, request_id: str) -> list[TrialRecord]:
     """The trials an earlier attempt of this ask handed out (a retry returns them instead of new ones)."""
-    query = (select(*TRIAL_COLUMNS).where(TrialRow.study_id == study_id, TrialRow.request_id == request_id)
-             .order_by(TrialRow.number))
+    query = (
+        select(*TRIAL_COLUMNS)
+        .where(TrialRow.study_id == study_id, TrialRow.request_id == request_id)
+        .order_by(TrialRow.number)
+    )
     return [trial_record(row) for row in await conn.execute(query)]
 
 
@@ -96,15 +134,26 @@ async def claim_waiting_trials(
     The locked rows are picked in a CTE: PostgreSQL may re-run an IN (subquery ... LIMIT n), which
     could then hand out more than `limit` trials; a CTE is evaluated once.
     """
-    picked = (select(TrialRow.id)
-              .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.WAITING.value)
-              .order_by(TrialRow.number).limit(limit)
-              .with_for_update(skip_locked=True)).cte("picked")
+    picked = (
+        select(TrialRow.id)
+        .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.WAITING.value)
+        .order_by(TrialRow.number)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).cte("picked")
     now = utcnow()
-    claim = (update(TrialRow).where(TrialRow.id == picked.c.id, TrialRow.state == TrialState.WAITING.value)
-             .values(state=TrialState.ACTIVE.value, worker_id=worker_id, started_at=now, updated_at=now,
-                     **({"request_id": request_id} if request_id is not None else {}))
-             .returning(*TRIAL_COLUMNS))
+    claim = (
+        update(TrialRow)
+        .where(TrialRow.id == picked.c.id, TrialRow.state == TrialState.WAITING.value)
+        .values(
+            state=TrialState.ACTIVE.value,
+            worker_id=worker_id,
+            started_at=now,
+            updated_at=now,
+            **({"request_id": request_id} if request_id is not None else {}),
+        )
+        .returning(*TRIAL_COLUMNS)
+    )
     return sorted((trial_record(row) for row in await conn.execute(claim)), key=lambda t: t.number)
 
 
@@ -118,16 +167,20 @@ async def get_trial(conn: AsyncConnection, study_id: int, number: int, *, for_up
     return trial_record(row)
 
 
-async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, number: int, *,
-                       for_update: bool = False) -> tuple[StudyRecord, TrialRecord]:
+async def locate_trial(
+    conn: AsyncConnection, owner: str, study_name: str, number: int, *, for_update: bool = False
+) -> tuple[StudyRecord, TrialRecord]:
     """A study and one of its trials in one round trip (the tell and report hot path).
 
     With `for_update` the trial row is locked until the transaction ends, so two tells of one
     trial run one after the other and the second sees what the first did.
     """
     trial_columns = [c.label(f"t_{c.name}") for c in TRIAL_COLUMNS]
-    query = (select(*StudyRow.__table__.c, *trial_columns).join_from(StudyRow, TrialRow)
-             .where(StudyRow.owner == owner, StudyRow.name == study_name, TrialRow.number == number))
+    query = (
+        select(*StudyRow.__table__.c, *trial_columns)
+        .join_from(StudyRow, TrialRow)
+        .where(StudyRow.owner == owner, StudyRow.name == study_name, TrialRow.number == number)
+    )
     if for_update:
         query = query.with_for_update(of=TrialRow)
     row = (await conn.execute(query)).one_or_none()
@@ -139,54 +192,102 @@ async def locate_trial(conn: AsyncConnection, owner: str, study_name: str, numbe
 
 
 async def finish_open_trial(
-    conn: AsyncConnection, study: StudyRecord, number: int, *, state: TrialState,
-    values: dict[str, float | None] | None, reason: str | None, request_id: str | None = None,
+    conn: AsyncConnection,
+    study: StudyRecord,
+    number: int,
+    *,
+    state: TrialState,
+    values: dict[str, float | None] | None,
+    reason: str | None,
+    request_id: str | None = None,
 ) -> TrialRecord | None:
     """Finish the trial in one statement if it is still open (active or paused) and the study is
     still the one we know; None otherwise, and the caller takes the careful path."""
     now = utcnow()
-    known_study = select(StudyRow.id).where(StudyRow.id == study.id, StudyRow.owner == study.owner,
-                                            StudyRow.name == study.name).scalar_subquery()
-    query = (update(TrialRow)
-             .where(TrialRow.study_id == known_study, TrialRow.number == number,
-                    TrialRow.state.in_([TrialState.ACTIVE.value, TrialState.PAUSED.value]))
-             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now,
-                     tell_request_id=request_id)
-             .returning(*TRIAL_COLUMNS))
+    known_study = (
+        select(StudyRow.id)
+        .where(StudyRow.id == study.id, StudyRow.owner == study.owner, StudyRow.name == study.name)
+        .scalar_subquery()
+    )
+    query = (
+        update(TrialRow)
+        .where(
+            TrialRow.study_id == known_study,
+            TrialRow.number == number,
+            TrialRow.state.in_([TrialState.ACTIVE.value, TrialState.PAUSED.value]),
+        )
+        .values(
+            state=state.value, values=values, reason=reason, finished_at=now, updated_at=now, tell_request_id=request_id
+        )
+        .returning(*TRIAL_COLUMNS)
+    )
     row = (await conn.execute(query)).one_or_none()
     return trial_record(row) if row else None
 
 
 async def finish_trial(
-    conn: AsyncConnection, trial_id: int, *, state: TrialState, values: dict[str, float | None] | None,
-    reason: str | None, request_id: str | None = None,
+    conn: AsyncConnection,
+    trial_id: int,
+    *,
+    state: TrialState,
+    values: dict[str, float | None] | None,
+    reason: str | None,
+    request_id: str | None = None,
 ) -> TrialRecord:
     now = utcnow()
-    query = (update(TrialRow).where(TrialRow.id == trial_id)
-             .values(state=state.value, values=values, reason=reason, finished_at=now, updated_at=now,
-                     tell_request_id=request_id)
-             .returning(*TRIAL_COLUMNS))
+    query = (
+        update(TrialRow)
+        .where(TrialRow.id == trial_id)
+        .values(
+            state=state.value, values=values, reason=reason, finished_at=now, updated_at=now, tell_request_id=request_id
+        )
+        .returning(*TRIAL_COLUMNS)
+    )
     return trial_record((await conn.execute(query)).one())
 
 
-async def resume_paused(conn: AsyncConnection, study_id: int, number: int, *, budget: float, worker_id: str | None,
-                        request_id: str | None, reason: str | None = None) -> TrialRecord | None:
+async def resume_paused(
+    conn: AsyncConnection,
+    study_id: int,
+    number: int,
+    *,
+    budget: float,
+    worker_id: str | None,
+    request_id: str | None,
+    reason: str | None = None,
+) -> TrialRecord | None:
     """Hand a paused trial out again to train on to `budget`, and note it in the trial's history; None if it is not
     paused (another ask took it first: the condition on the state makes the claim atomic, so a paused trial never
     goes to two workers) or already paused at `budget` or beyond (a decision made before another resume took it
     there, e.g. from the ready pool: resuming it would hand out a run with nothing to train)."""
     now = utcnow()
     below_budget = or_(TrialRow.resume_from.is_(None), TrialRow.resume_from < budget - 1e-9)
-    query = (update(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number,
-                                    TrialRow.state == TrialState.PAUSED.value, below_budget)
-             .values(state=TrialState.ACTIVE.value, budget=budget, worker_id=worker_id, heartbeat_at=now,
-                     updated_at=now, **({"request_id": request_id} if request_id is not None else {}))
-             .returning(*TRIAL_COLUMNS))
+    query = (
+        update(TrialRow)
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.number == number,
+            TrialRow.state == TrialState.PAUSED.value,
+            below_budget,
+        )
+        .values(
+            state=TrialState.ACTIVE.value,
+            budget=budget,
+            worker_id=worker_id,
+            heartbeat_at=now,
+            updated_at=now,
+            **({"request_id": request_id} if request_id is not None else {}),
+        )
+        .returning(*TRIAL_COLUMNS)
+    )
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
-    await _add_event(conn, row.id, TrialEvent(TrialEventKind.RESUMED, now, row.resume_from, budget, worker_id,
-                                              row.checkpoint, reason))
+    await _add_event(
+        conn,
+        row.id,
+        TrialEvent(TrialEventKind.RESUMED, now, row.resume_from, budget, worker_id, row.checkpoint, reason),
+    )
     return trial_record(row)
 
 
@@ -198,40 +299,72 @@ async def pause_trial(conn: AsyncConnection, trial: TrialRecord, *, resume_from:
     """Pause an active trial at `resume_from` and note it in its history (with the worker it leaves and its
     checkpoint); `reason` when it was not its budget that paused it."""
     now = utcnow()
-    query = (update(TrialRow).where(TrialRow.id == trial.id)
-             .values(state=TrialState.PAUSED.value, resume_from=resume_from, worker_id=None, updated_at=now))
+    query = (
+        update(TrialRow)
+        .where(TrialRow.id == trial.id)
+        .values(state=TrialState.PAUSED.value, resume_from=resume_from, worker_id=None, updated_at=now)
+    )
     await conn.execute(query)
-    await _add_event(conn, trial.id, TrialEvent(TrialEventKind.PAUSED, now, resume_from, trial.budget,
-                                                trial.worker_id, trial.checkpoint, reason))
+    await _add_event(
+        conn,
+        trial.id,
+        TrialEvent(TrialEventKind.PAUSED, now, resume_from, trial.budget, trial.worker_id, trial.checkpoint, reason),
+    )
 
 
 async def _add_event(conn: AsyncConnection, trial_id: int, event: TrialEvent) -> None:
-    await conn.execute(insert(TrialEventRow).values(
-        trial_id=trial_id, kind=event.kind.value, step=event.step, budget=event.budget, worker_id=event.worker_id,
-        checkpoint=event.checkpoint, reason=event.reason, at=event.at))
+    await conn.execute(
+        insert(TrialEventRow).values(
+            trial_id=trial_id,
+            kind=event.kind.value,
+            step=event.step,
+            budget=event.budget,
+            worker_id=event.worker_id,
+            checkpoint=event.checkpoint,
+            reason=event.reason,
+            at=event.at,
+        )
+    )
 
 
 async def trial_events(conn: AsyncConnection, trial_id: int) -> list[TrialEvent]:
     """The trial's pause and resume history, oldest first."""
-    query = (select(TrialEventRow.kind, TrialEventRow.at, TrialEventRow.step, TrialEventRow.budget,
-                    TrialEventRow.worker_id, TrialEventRow.checkpoint, TrialEventRow.reason)
-             .where(TrialEventRow.trial_id == trial_id).order_by(TrialEventRow.id))
-    return [TrialEvent(TrialEventKind(row.kind), row.at, row.step, row.budget, row.worker_id, row.checkpoint,
-                       row.reason) for row in await conn.execute(query)]
+    query = (
+        select(
+            TrialEventRow.kind,
+            TrialEventRow.at,
+            TrialEventRow.step,
+            TrialEventRow.budget,
+            TrialEventRow.worker_id,
+            TrialEventRow.checkpoint,
+            TrialEventRow.reason,
+        )
+        .where(TrialEventRow.trial_id == trial_id)
+        .order_by(TrialEventRow.id)
+    )
+    return [
+        TrialEvent(TrialEventKind(row.kind), row.at, row.step, row.budget, row.worker_id, row.checkpoint, row.reason)
+        for row in await conn.execute(query)
+    ]
 
 
 async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord | None:
     """Note that the job evaluating an active trial is alive; None when the trial is no longer active."""
-    query = (update(TrialRow).where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value)
-             .values(heartbeat_at=utcnow()).returning(*TRIAL_COLUMNS))
+    query = (
+        update(TrialRow)
+        .where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value)
+        .values(heartbeat_at=utcnow())
+        .returning(*TRIAL_COLUMNS)
+    )
     row = (await conn.execute(query)).one_or_none()
     return None if row is None else trial_record(row)
 
 
 async def upsert_measurement(conn: AsyncConnection, trial_id: int, step: float, values: dict[str, float]) -> None:
     """Record the values at `step`; reporting the same step again replaces them (a retried report is harmless)."""
-    statement = dialect_insert(conn)(MeasurementRow).values(trial_id=trial_id, step=step, values=values,
-                                                            created_at=utcnow())
+    statement = dialect_insert(conn)(MeasurementRow).values(
+        trial_id=trial_id, step=step, values=values, created_at=utcnow()
+    )
     statement = statement.on_conflict_do_update(
         index_elements=[MeasurementRow.trial_id, MeasurementRow.step],
         set_={"values": statement.excluded["values"], "created_at": statement.excluded.created_at},
@@ -243,8 +376,11 @@ async def measurements_of(conn: AsyncConnection, trial_ids: Iterable[int]) -> di
     ids = list(trial_ids)
     by_trial: dict[int, list[Measurement]] = defaultdict(list)
     if ids:
-        query = (select(MeasurementRow.trial_id, MeasurementRow.step, MeasurementRow.values)
-                 .where(MeasurementRow.trial_id.in_(ids)).order_by(MeasurementRow.trial_id, MeasurementRow.step))
+        query = (
+            select(MeasurementRow.trial_id, MeasurementRow.step, MeasurementRow.values)
+            .where(MeasurementRow.trial_id.in_(ids))
+            .order_by(MeasurementRow.trial_id, MeasurementRow.step)
+        )
         for trial_id, step, values in await conn.execute(query):
             by_trial[trial_id].append(Measurement(step, values))
     return {i: tuple(by_trial.get(i, ())) for i in ids}
@@ -297,29 +433,39 @@ def _last_seen() -> Any:
 
 async def silent_active_trials(conn: AsyncConnection, silent_since: datetime) -> list[tuple[int, int, datetime]]:
     """(trial id, study id, last sign of life) of active trials with no sign of life since `silent_since`."""
-    query = (select(TrialRow.id, TrialRow.study_id, _last_seen())
-             .where(TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since))
+    query = select(TrialRow.id, TrialRow.study_id, _last_seen()).where(
+        TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since
+    )
     return [(i, s, seen) for i, s, seen in await conn.execute(query)]
 
 
-async def give_up_if_silent(conn: AsyncConnection, trial_id: int, silent_since: datetime, *,
-                            reason: str) -> TrialRecord | None:
+async def give_up_if_silent(
+    conn: AsyncConnection, trial_id: int, silent_since: datetime, *, reason: str
+) -> TrialRecord | None:
     """Fail a trial still active and silent since `silent_since`, or pause it again if it was resumed (its
     checkpoint is still good). None if it spoke up or finished meanwhile."""
     now = utcnow()
     held_by = (await conn.execute(select(TrialRow.worker_id).where(TrialRow.id == trial_id))).scalar_one_or_none()
     resumed = TrialRow.resume_from.is_not(None)
-    query = (update(TrialRow)
-             .where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since)
-             .values(state=case((resumed, TrialState.PAUSED.value), else_=TrialState.FAILED.value),
-                     reason=case((resumed, TrialRow.reason), else_=reason),
-                     finished_at=case((resumed, TrialRow.finished_at), else_=now),
-                     worker_id=case((resumed, None), else_=TrialRow.worker_id), updated_at=now)
-             .returning(*TRIAL_COLUMNS))
+    query = (
+        update(TrialRow)
+        .where(TrialRow.id == trial_id, TrialRow.state == TrialState.ACTIVE.value, _last_seen() < silent_since)
+        .values(
+            state=case((resumed, TrialState.PAUSED.value), else_=TrialState.FAILED.value),
+            reason=case((resumed, TrialRow.reason), else_=reason),
+            finished_at=case((resumed, TrialRow.finished_at), else_=now),
+            worker_id=case((resumed, None), else_=TrialRow.worker_id),
+            updated_at=now,
+        )
+        .returning(*TRIAL_COLUMNS)
+    )
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
     if row.state == TrialState.PAUSED.value:
-        await _add_event(conn, trial_id, TrialEvent(TrialEventKind.PAUSED, now, row.resume_from, row.budget, held_by,
-                                                    row.checkpoint, reason))
+        await _add_event(
+            conn,
+            trial_id,
+            TrialEvent(TrialEventKind.PAUSED, now, row.resume_from, row.budget, held_by, row.checkpoint, reason),
+        )
     return trial_record(row)

@@ -25,19 +25,39 @@ class WorkerInfo:
     heartbeat_at: datetime
 
 
-async def register_worker(conn: AsyncConnection, *, worker_id: str, hostname: str, pid: int, device: str,
-                          concurrency: int) -> None:
+async def register_worker(
+    conn: AsyncConnection, *, worker_id: str, hostname: str, pid: int, device: str, concurrency: int
+) -> None:
     now = utcnow()
-    await conn.execute(insert(WorkerRow).values(
-        id=worker_id, hostname=hostname, pid=pid, device=device, concurrency=concurrency, state="alive",
-        jobs_done=0, jobs_failed=0, started_at=now, heartbeat_at=now))
+    await conn.execute(
+        insert(WorkerRow).values(
+            id=worker_id,
+            hostname=hostname,
+            pid=pid,
+            device=device,
+            concurrency=concurrency,
+            state="alive",
+            jobs_done=0,
+            jobs_failed=0,
+            started_at=now,
+            heartbeat_at=now,
+        )
+    )
 
 
-async def worker_heartbeat(conn: AsyncConnection, worker_id: str, *, done: int = 0, failed: int = 0,
-                           state: str = "alive") -> None:
-    await conn.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(
-        heartbeat_at=utcnow(), state=state, jobs_done=WorkerRow.jobs_done + done,
-        jobs_failed=WorkerRow.jobs_failed + failed))
+async def worker_heartbeat(
+    conn: AsyncConnection, worker_id: str, *, done: int = 0, failed: int = 0, state: str = "alive"
+) -> None:
+    await conn.execute(
+        update(WorkerRow)
+        .where(WorkerRow.id == worker_id)
+        .values(
+            heartbeat_at=utcnow(),
+            state=state,
+            jobs_done=WorkerRow.jobs_done + done,
+            jobs_failed=WorkerRow.jobs_failed + failed,
+        )
+    )
 
 
 async def list_workers(conn: AsyncConnection) -> list[WorkerInfo]:

@@ -43,8 +43,9 @@ def importance_view(spec: StudySpec, points: Points) -> ImportanceView:
         if not found:
             svg = plots.empty(title, f"needs at least {MIN_TRIALS} completed trials")
         else:
-            svg = charts.bars([f.name for f in found], [f.share for f in found], title=title,
-                              notes=[f"{f.bins} bins" for f in found])
+            svg = charts.bars(
+                [f.name for f in found], [f.share for f in found], title=title, notes=[f"{f.bins} bins" for f in found]
+            )
         out.append(Plot(title, svg))
     return ImportanceView(out, points.count)
 
@@ -102,8 +103,16 @@ def _best_row(points: Points, j: int, maximize: bool) -> int:
     return int(candidates[np.argmax(values) if maximize else np.argmin(values)])
 
 
-def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y_name: str, objective_name: str,
-                 link: str, model: bool = True) -> ContourView:
+def contour_view(
+    spec: StudySpec,
+    points: Points,
+    scales: Scales,
+    x_name: str,
+    y_name: str,
+    objective_name: str,
+    link: str,
+    model: bool = True,
+) -> ContourView:
     """The objective over a grid of two parameters, with the trials as dots: with `model`, a GP's posterior mean
     (the other parameters at the best trial's values; engines.surface), else or where the model cannot be fitted,
     the mean of the trials in each cell."""
@@ -116,8 +125,9 @@ def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y
     objective = spec.objectives[j]
     title = f"{objective.name} over {x_name} and {y_name}"
     if not points.count:
-        return ContourView(Plot(title, plots.empty(title, "no completed trials yet", plots.WIDTH, 420)), "binned",
-                           None, "")
+        return ContourView(
+            Plot(title, plots.empty(title, "no completed trials yet", plots.WIDTH, 420)), "binned", None, ""
+        )
     x_values, y_values, z = points.params[x_name], points.params[y_name], points.objectives[:, j]
     present = np.isfinite(x_values) & np.isfinite(y_values)
     x_values, y_values, z, numbers = x_values[present], y_values[present], z[present], points.numbers[present]
@@ -136,22 +146,45 @@ def contour_view(spec: StudySpec, points: Points, scales: Scales, x_name: str, y
     surface, anchor, reason = "binned", None, ""
     if model:
         try:
-            means, anchor = _model_means(spec, points, j, maximize, x_name, y_name,
-                                         _cell_centres(x_edges, x_categories, x_log),
-                                         _cell_centres(y_edges, y_categories, y_log))
+            means, anchor = _model_means(
+                spec,
+                points,
+                j,
+                maximize,
+                x_name,
+                y_name,
+                _cell_centres(x_edges, x_categories, x_log),
+                _cell_centres(y_edges, y_categories, y_log),
+            )
             surface = "model"
             title = f"{objective.name} over {x_name} and {y_name}: GP posterior mean"
         except (ValueError, RuntimeError, ImportError, EngineFailure) as error:  # the binned mean still draws
             reason = str(error) or type(error).__name__
     grid = charts.Grid(x_edges, y_edges, means, counts, predicted=surface == "model")
-    svg = charts.heatmap(grid, x=(x_name, x_categories, x_log), y=(y_name, y_categories, y_log),
-                         metric=objective.name, maximize=maximize, title=title,
-                         points=(x_values, y_values, numbers), link=link, digits=points.digits(j))
+    svg = charts.heatmap(
+        grid,
+        x=(x_name, x_categories, x_log),
+        y=(y_name, y_categories, y_log),
+        metric=objective.name,
+        maximize=maximize,
+        title=title,
+        points=(x_values, y_values, numbers),
+        link=link,
+        digits=points.digits(j),
+    )
     return ContourView(Plot(title, svg), surface, anchor, reason)
 
 
-def _model_means(spec: StudySpec, points: Points, j: int, maximize: bool, x_name: str, y_name: str,
-                 x_grid: np.ndarray, y_grid: np.ndarray) -> tuple[np.ndarray, int]:
+def _model_means(
+    spec: StudySpec,
+    points: Points,
+    j: int,
+    maximize: bool,
+    x_name: str,
+    y_name: str,
+    x_grid: np.ndarray,
+    y_grid: np.ndarray,
+) -> tuple[np.ndarray, int]:
     """The GP's posterior mean on the cell centres, and the number of the trial holding the other parameters."""
     from service.engines import surface  # torch: loaded on the first contour page that asks for the model
 
@@ -162,9 +195,17 @@ def _model_means(spec: StudySpec, points: Points, j: int, maximize: bool, x_name
         raise ValueError("some completed trials lack a parameter")
     best = _best_row(points, j, maximize)
     anchor = {name: float(values[best]) for name, values in points.params.items()}
-    means = surface.posterior_mean_grid(spec, points.params, points.objectives[:, j], minimize=not maximize,
-                                        x_name=x_name, y_name=y_name, x_grid=x_grid.tolist(),
-                                        y_grid=y_grid.tolist(), anchor=anchor)
+    means = surface.posterior_mean_grid(
+        spec,
+        points.params,
+        points.objectives[:, j],
+        minimize=not maximize,
+        x_name=x_name,
+        y_name=y_name,
+        x_grid=x_grid.tolist(),
+        y_grid=y_grid.tolist(),
+        anchor=anchor,
+    )
     return means, int(points.numbers[best])
 
 
@@ -193,21 +234,40 @@ def edf_view(spec: StudySpec, points: Points, scales: Scales, link: str) -> list
         digits = points.digits(j)
         for i in keep.tolist():
             value, share = float(values[i]), float(shares[i])
-            marks.append((value, share, int(numbers[i]),
-                          f"trial {numbers[i]}: {objective.name} {plots.fmt(value, digits)}; {share:.1%} of the "
-                          f"trials are at least as good"))
+            marks.append(
+                (
+                    value,
+                    share,
+                    int(numbers[i]),
+                    f"trial {numbers[i]}: {objective.name} {plots.fmt(value, digits)}; {share:.1%} of the "
+                    f"trials are at least as good",
+                )
+            )
             if objective.goal is Goal.MAXIMIZE:
                 steps += [(value, share), (value, share - 1 / n)]
             else:
                 steps += [(value, before), (value, share)]
                 before = share
-        label = (f"{objective.name}: share of {n} feasible completed trials at least as good as x "
-                 f"(median {plots.fmt(float(np.median(values)), points.digits(j))})")
+        label = (
+            f"{objective.name}: share of {n} feasible completed trials at least as good as x "
+            f"(median {plots.fmt(float(np.median(values)), points.digits(j))})"
+        )
         log = objective_is_log(spec, points, j, scales)
         better = "≥" if objective.goal is Goal.MAXIMIZE else "≤"
-        out.append(Plot(title, plots.lines([plots.Curve(label, plots.STATE_COLORS["completed"], steps)],
-                                           x_label=objective.name, y_label=f"share of trials {better} x",
-                                           title=title, log_x=log, marks=marks, link=link)))
+        out.append(
+            Plot(
+                title,
+                plots.lines(
+                    [plots.Curve(label, plots.STATE_COLORS["completed"], steps)],
+                    x_label=objective.name,
+                    y_label=f"share of trials {better} x",
+                    title=title,
+                    log_x=log,
+                    marks=marks,
+                    link=link,
+                ),
+            )
+        )
     return out
 
 
@@ -227,8 +287,9 @@ def timeline_view(rows: list[TimelineRow], link: str, now: datetime | None = Non
         end = _stamp(row.finished_at)
         running = end is None
         worker = row.worker_id or "(no worker id)"
-        spans.append(charts.Span(row.number, worker, row.state, start, end if end is not None else max(now_s, start),
-                                 running))
+        spans.append(
+            charts.Span(row.number, worker, row.state, start, end if end is not None else max(now_s, start), running)
+        )
     busy: dict[str, int] = {}
     first: dict[str, float] = {}
     for s in spans:
@@ -236,8 +297,10 @@ def timeline_view(rows: list[TimelineRow], link: str, now: datetime | None = Non
         first.setdefault(s.worker, s.start)
     own = set(sorted(busy, key=lambda w: -busy[w])[:TIMELINE_WORKERS])
     if len(busy) > len(own):
-        spans = [s if s.worker in own else charts.Span(s.number, "(other workers)", s.state, s.start, s.end, s.running)
-                 for s in spans]
+        spans = [
+            s if s.worker in own else charts.Span(s.number, "(other workers)", s.state, s.start, s.end, s.running)
+            for s in spans
+        ]
         first["(other workers)"] = math.inf
     workers = sorted({s.worker for s in spans}, key=lambda w: (first[w], w))
     title = "trials per worker over time"
@@ -267,8 +330,10 @@ def comparison(spec: StudySpec, trials: list[TrialRecord], link: str) -> Compari
         rows.append(("value", metric, cells, len(set(cells)) > 1))
     rows.append(("run", "worker", [t.worker_id or "—" for t in trials], len({t.worker_id for t in trials}) > 1))
     rows.append(("run", "started", [when(t.started_at) for t in trials], False))
-    durations = [None if t.started_at is None or t.finished_at is None
-                 else (t.finished_at - t.started_at).total_seconds() for t in trials]
+    durations = [
+        None if t.started_at is None or t.finished_at is None else (t.finished_at - t.started_at).total_seconds()
+        for t in trials
+    ]
     rows.append(("run", "seconds", ["—" if d is None else plots.fmt(d) for d in durations], False))
     curves = None
     metric = spec.objectives[0].name

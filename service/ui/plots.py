@@ -23,8 +23,15 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 30, 44
 MAX_POINTS = 1000
 MAX_CARD_POINTS = 500  # in a small plot of a grid of cards (the slices)
 MAX_LINES = 400  # parallel-coordinates lines
-STATE_COLORS = {"completed": "#2563eb", "active": "#f59e0b", "paused": "#8b5cf6", "stopped": "#6b7280",
-                "failed": "#dc2626", "infeasible": "#be185d", "waiting": "#10b981"}
+STATE_COLORS = {
+    "completed": "#2563eb",
+    "active": "#f59e0b",
+    "paused": "#8b5cf6",
+    "stopped": "#6b7280",
+    "failed": "#dc2626",
+    "infeasible": "#be185d",
+    "waiting": "#10b981",
+}
 ACCENT = "#dc2626"
 DIGITS = 4  # significant digits of a value shown on its own
 
@@ -125,8 +132,10 @@ class Axis:
     def ticks(self, count: int = 5) -> list[tuple[float, str]]:
         """Round-numbered ticks (1, 2 or 5 times a power of ten; decades on a log axis) inside the range."""
         if self.categories:
-            return [(self.start + (i + 0.5) / len(self.categories) * (self.end - self.start), c)
-                    for i, c in enumerate(self.categories)]
+            return [
+                (self.start + (i + 0.5) / len(self.categories) * (self.end - self.start), c)
+                for i, c in enumerate(self.categories)
+            ]
         span = self.high - self.low
         if not (math.isfinite(span) and span > 0):
             return []
@@ -159,24 +168,35 @@ class Axis:
 
 def document(body: list[str], title: str, width: int = WIDTH, height: int = HEIGHT, link: str | None = None) -> str:
     data = f' data-trial-link="{escape(link)}"' if link is not None else ""
-    return (f'<svg class="plot" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" role="img" '
-            f'aria-label="{escape(title)}"{data} xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
-            + "".join(body) + "</svg>")
+    return (
+        f'<svg class="plot" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" role="img" '
+        f'aria-label="{escape(title)}"{data} xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        + "".join(body)
+        + "</svg>"
+    )
 
 
 def frame(x: Axis, y: Axis, x_label: str, y_label: str) -> list[str]:
-    parts = [f'<rect x="{x.start:.1f}" y="{y.end:.1f}" width="{x.end - x.start:.1f}" '
-             f'height="{y.start - y.end:.1f}" class="frame"/>']
+    parts = [
+        f'<rect x="{x.start:.1f}" y="{y.end:.1f}" width="{x.end - x.start:.1f}" '
+        f'height="{y.start - y.end:.1f}" class="frame"/>'
+    ]
     for position, label in x.ticks():
-        parts.append(f'<text x="{position:.1f}" y="{y.start + 16:.1f}" class="tick" text-anchor="middle">'
-                     f"{escape(label)}</text>")
+        parts.append(
+            f'<text x="{position:.1f}" y="{y.start + 16:.1f}" class="tick" text-anchor="middle">{escape(label)}</text>'
+        )
     for position, label in y.ticks():
-        parts.append(f'<text x="{x.start - 6:.1f}" y="{position + 4:.1f}" class="tick" text-anchor="end">'
-                     f"{escape(label)}</text>")
-    parts.append(f'<text x="{(x.start + x.end) / 2:.1f}" y="{y.start + 34:.1f}" class="label" '
-                 f'text-anchor="middle">{escape(x_label)}</text>')
-    parts.append(f'<text x="14" y="{(y.start + y.end) / 2:.1f}" class="label" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {(y.start + y.end) / 2:.1f})">{escape(y_label)}</text>')
+        parts.append(
+            f'<text x="{x.start - 6:.1f}" y="{position + 4:.1f}" class="tick" text-anchor="end">{escape(label)}</text>'
+        )
+    parts.append(
+        f'<text x="{(x.start + x.end) / 2:.1f}" y="{y.start + 34:.1f}" class="label" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
+    parts.append(
+        f'<text x="14" y="{(y.start + y.end) / 2:.1f}" class="label" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(y.start + y.end) / 2:.1f})">{escape(y_label)}</text>'
+    )
     return parts
 
 
@@ -199,8 +219,10 @@ def legend(keys: Sequence[Key], x: float, y: float = 14) -> list[str]:
             parts.append(f'<circle cx="{x + 4:.1f}" cy="{y - 4:.1f}" r="3.5" fill="none" stroke="{color}"/>')
         elif key.kind in ("line", "dash"):
             dash = ' stroke-dasharray="4 3"' if key.kind == "dash" else ""
-            parts.append(f'<line x1="{x:.1f}" x2="{x + 14:.1f}" y1="{y - 4:.1f}" y2="{y - 4:.1f}" stroke="{color}" '
-                         f'stroke-width="2"{dash}/>')
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x + 14:.1f}" y1="{y - 4:.1f}" y2="{y - 4:.1f}" stroke="{color}" '
+                f'stroke-width="2"{dash}/>'
+            )
         elif key.kind == "cross":
             parts.append(f'<path d="M{x:.1f},{y - 8:.1f}l8,8m0,-8l-8,8" stroke="{color}" stroke-width="2"/>')
         else:
@@ -212,15 +234,22 @@ def legend(keys: Sequence[Key], x: float, y: float = 14) -> list[str]:
     return parts
 
 
-def _axes(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, log_x: bool = False, log_y: bool = False,
-          width: int = WIDTH, height: int = HEIGHT) -> tuple[Axis, Axis]:
+def _axes(
+    xs: Sequence[float] | np.ndarray,
+    ys: Sequence[float] | np.ndarray,
+    log_x: bool = False,
+    log_y: bool = False,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> tuple[Axis, Axis]:
     x = Axis.fit(xs, MARGIN_LEFT, width - MARGIN_RIGHT, log_x)
     y = Axis.fit(ys, height - MARGIN_BOTTOM, MARGIN_TOP, log_y)
     return x, y
 
 
-def _polyline(points: Sequence[tuple[float, float]], x: Axis, y: Axis, color: str, css: str = "line",
-              clip: bool = False) -> str:
+def _polyline(
+    points: Sequence[tuple[float, float]], x: Axis, y: Axis, color: str, css: str = "line", clip: bool = False
+) -> str:
     position = y.inside if clip else y
     path = " ".join(f"{x(a):.1f},{position(b):.1f}" for a, b in points)
     return f'<polyline points="{path}" class="{css}" stroke="{color}"/>'
@@ -235,21 +264,32 @@ def linked(mark: str, tip: str, number: int | None, link: str | None) -> str:
 
 
 def empty(title: str, message: str, width: int = WIDTH, height: int = HEIGHT) -> str:
-    return document([f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="empty">'
-                 f"{escape(message)}</text>"], title, width, height)
+    return document(
+        [f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="empty">{escape(message)}</text>'],
+        title,
+        width,
+        height,
+    )
 
 
 def thin_mask(count: int, limit: int = MAX_POINTS) -> np.ndarray:
     keep = np.zeros(count, dtype=bool)
-    keep[::max(1, math.ceil(count / limit))] = True
+    keep[:: max(1, math.ceil(count / limit))] = True
     return keep
 
 
-def history(numbers: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
-            best: Sequence[float] | np.ndarray, *, metric: str, log: bool = False,
-            feasible: Sequence[bool] | np.ndarray | None = None,
-            stopped: tuple[Sequence[int], Sequence[float]] = ((), ()), link: str | None = None,
-            digits: int = DIGITS) -> str:
+def history(
+    numbers: Sequence[int] | np.ndarray,
+    values: Sequence[float] | np.ndarray,
+    best: Sequence[float] | np.ndarray,
+    *,
+    metric: str,
+    log: bool = False,
+    feasible: Sequence[bool] | np.ndarray | None = None,
+    stopped: tuple[Sequence[int], Sequence[float]] = ((), ()),
+    link: str | None = None,
+    digits: int = DIGITS,
+) -> str:
     """Every completed trial's value by trial number (hollow when infeasible), the values stopped trials had
     reached, and the best-so-far line."""
     title = f"optimization history of {metric}"
@@ -259,8 +299,7 @@ def history(numbers: Sequence[int] | np.ndarray, values: Sequence[float] | np.nd
     stopped_values = np.asarray(stopped[1], dtype=np.float64)
     if not values.size and not stopped_values.size:
         return empty(title, "no completed trials yet")
-    x, y = _axes(np.concatenate([numbers, stopped_numbers]), np.concatenate([values, best, stopped_values]),
-                 log_y=log)
+    x, y = _axes(np.concatenate([numbers, stopped_numbers]), np.concatenate([values, best, stopped_values]), log_y=log)
     parts = frame(x, y, "trial", metric + (" (log scale)" if log else ""))
     ok = np.ones(values.size, dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
     keys = [Key("completed", STATE_COLORS["completed"])]
@@ -276,8 +315,14 @@ def history(numbers: Sequence[int] | np.ndarray, values: Sequence[float] | np.nd
         parts.append(linked(f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="2.5" class="{css}"/>', tip, int(n), link))
     kept = thin_mask(stopped_values.size)
     for n, v in zip(stopped_numbers[kept].tolist(), stopped_values[kept].tolist(), strict=True):
-        parts.append(linked(f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="2.5" class="point stopped"/>',
-                             f"trial {int(n)} (stopped): {metric} {fmt(v, digits)}", int(n), link))
+        parts.append(
+            linked(
+                f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="2.5" class="point stopped"/>',
+                f"trial {int(n)} (stopped): {metric} {fmt(v, digits)}",
+                int(n),
+                link,
+            )
+        )
     if best.size:
         # A staircase: a corner wherever the best value changes, then on to the last trial.
         with np.errstate(over="ignore", invalid="ignore"):  # -1e308 to 1e308 overflows and still differs
@@ -288,19 +333,36 @@ def history(numbers: Sequence[int] | np.ndarray, values: Sequence[float] | np.nd
                 staircase.append((n, staircase[-1][1]))
             staircase.append((n, b))
         staircase.append((float(numbers[-1]), float(best[-1])))
-        parts.append(f'<g class="best"><title>best so far: {escape(fmt(float(best[-1]), digits))}</title>'
-                     f"{_polyline(staircase, x, y, ACCENT)}</g>")
+        parts.append(
+            f'<g class="best"><title>best so far: {escape(fmt(float(best[-1]), digits))}</title>'
+            f"{_polyline(staircase, x, y, ACCENT)}</g>"
+        )
     parts += legend(keys, MARGIN_LEFT)
     return document(parts, title, link=link)
 
 
-def scatter(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, *, x_label: str, y_label: str,
-            title: str, numbers: Sequence[int] | np.ndarray | None = None,
-            highlight: Sequence[bool] | np.ndarray | None = None, categories: list[str] | None = None,
-            log_x: bool = False, log_y: bool = False, connect: bool = False,
-            reference: tuple[float, float] | None = None, dominated: tuple[bool, bool] | None = None,
-            link: str | None = None, digits: tuple[int, int] = (DIGITS, DIGITS),
-            keys: Sequence[Key] = (), width: int = WIDTH, height: int = HEIGHT, limit: int = MAX_POINTS) -> str:
+def scatter(
+    xs: Sequence[float] | np.ndarray,
+    ys: Sequence[float] | np.ndarray,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+    numbers: Sequence[int] | np.ndarray | None = None,
+    highlight: Sequence[bool] | np.ndarray | None = None,
+    categories: list[str] | None = None,
+    log_x: bool = False,
+    log_y: bool = False,
+    connect: bool = False,
+    reference: tuple[float, float] | None = None,
+    dominated: tuple[bool, bool] | None = None,
+    link: str | None = None,
+    digits: tuple[int, int] = (DIGITS, DIGITS),
+    keys: Sequence[Key] = (),
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    limit: int = MAX_POINTS,
+) -> str:
     """Points (categorical x given as category indices); highlighted ones drawn on top, in the accent color,
     joined by a dashed line when `connect` (a two-objective front). `reference` draws the hypervolume's
     reference point; with `dominated` (whether x and y are maximized) it also shades the region the
@@ -310,12 +372,17 @@ def scatter(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, 
         return empty(title, "no completed trials yet", width, height)
     numbers_ = np.arange(xs.size) if numbers is None else np.asarray(numbers)
     extra_x, extra_y = ([reference[0]], [reference[1]]) if reference is not None else ([], [])
-    x, y = _axes(np.concatenate([xs, extra_x]), np.concatenate([ys, extra_y]), log_x=log_x, log_y=log_y,
-                 width=width, height=height)
+    x, y = _axes(
+        np.concatenate([xs, extra_x]),
+        np.concatenate([ys, extra_y]),
+        log_x=log_x,
+        log_y=log_y,
+        width=width,
+        height=height,
+    )
     if categories:
         x = Axis(0, len(categories), MARGIN_LEFT, width - MARGIN_RIGHT, categories=categories)
-    parts = frame(x, y, x_label + (" (log)" if log_x and not categories else ""),
-                   y_label + (" (log)" if log_y else ""))
+    parts = frame(x, y, x_label + (" (log)" if log_x and not categories else ""), y_label + (" (log)" if log_y else ""))
     marks = np.zeros(xs.size, dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
     chosen = list(zip(xs[marks].tolist(), ys[marks].tolist(), strict=True))
     if reference is not None and dominated is not None and chosen:
@@ -329,24 +396,31 @@ def scatter(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray, 
         return linked(f'<circle cx="{x(a + offset):.1f}" cy="{y(b):.1f}" r="{radius}" class="{css}"/>', tip, n, link)
 
     plain = thinned & ~marks
-    parts += [point(a, b, int(n), "point", 2.5) for a, b, n in
-              zip(xs[plain].tolist(), ys[plain].tolist(), numbers_[plain].tolist(), strict=True)]
+    parts += [
+        point(a, b, int(n), "point", 2.5)
+        for a, b, n in zip(xs[plain].tolist(), ys[plain].tolist(), numbers_[plain].tolist(), strict=True)
+    ]
     if connect and len(chosen) > 1:
         parts.append(_polyline(sorted(chosen), x, y, ACCENT, "frontline"))
-    parts += [point(a, b, int(n), "front", 3.5) for a, b, n in
-              zip(xs[marks].tolist(), ys[marks].tolist(), numbers_[marks].tolist(), strict=True)]
+    parts += [
+        point(a, b, int(n), "front", 3.5)
+        for a, b, n in zip(xs[marks].tolist(), ys[marks].tolist(), numbers_[marks].tolist(), strict=True)
+    ]
     if reference is not None:
         rx, ry = x(reference[0]), y(reference[1])
-        parts.append(f'<path d="M{rx - 5:.1f},{ry - 5:.1f}l10,10m0,-10l-10,10" class="reference">'
-                     f"<title>reference point: {escape(x_label)} {escape(fmt(reference[0]))}, "
-                     f"{escape(y_label)} {escape(fmt(reference[1]))}</title></path>")
+        parts.append(
+            f'<path d="M{rx - 5:.1f},{ry - 5:.1f}l10,10m0,-10l-10,10" class="reference">'
+            f"<title>reference point: {escape(x_label)} {escape(fmt(reference[0]))}, "
+            f"{escape(y_label)} {escape(fmt(reference[1]))}</title></path>"
+        )
     if keys:
         parts += legend(keys, MARGIN_LEFT)
     return document(parts, title, width, height, link=link)
 
 
-def _dominated_region(front: Sequence[tuple[float, float]], reference: tuple[float, float],
-                      maximized: tuple[bool, bool], x: Axis, y: Axis) -> str:
+def _dominated_region(
+    front: Sequence[tuple[float, float]], reference: tuple[float, float], maximized: tuple[bool, bool], x: Axis, y: Axis
+) -> str:
     """The union of the boxes between each front point and the reference point, as one polygon."""
     sx, sy = (1.0 if maximized[0] else -1.0), (1.0 if maximized[1] else -1.0)
     ru, rv = sx * reference[0], sy * reference[1]
@@ -399,10 +473,21 @@ def _robust_range(values: np.ndarray, log: bool) -> tuple[float, float] | None:
     return low, high
 
 
-def lines(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]] | Curve], *, x_label: str, y_label: str,
-          title: str, log: bool = False, log_x: bool = False, robust: bool = False, link: str | None = None,
-          keys: Sequence[Key] = (), marks: Sequence[tuple[float, float, int, str]] = (), width: int = WIDTH,
-          height: int = HEIGHT) -> str:
+def lines(
+    series: Sequence[tuple[str, str, Sequence[tuple[float, float]]] | Curve],
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+    log: bool = False,
+    log_x: bool = False,
+    robust: bool = False,
+    link: str | None = None,
+    keys: Sequence[Key] = (),
+    marks: Sequence[tuple[float, float, int, str]] = (),
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> str:
     """Several labelled polylines, e.g. learning curves or hypervolume over time, and `marks` (x, y, trial
     number, hover text) on top. With `robust` the y-range is the curves' bulk (see `_robust_range`) and values
     beyond it are drawn at the frame's edge."""
@@ -423,15 +508,22 @@ def lines(series: Sequence[tuple[str, str, Sequence[tuple[float, float]]] | Curv
     parts = frame(x, y, x_label, label)
     for curve in curves:
         if len(curve.points) == 1:
-            (a, b), = curve.points
-            parts.append(linked(f'<circle cx="{x(a):.1f}" cy="{y.inside(b):.1f}" r="2.5" fill="{curve.color}"/>',
-                                 curve.label, curve.number, link))
+            ((a, b),) = curve.points
+            parts.append(
+                linked(
+                    f'<circle cx="{x(a):.1f}" cy="{y.inside(b):.1f}" r="2.5" fill="{curve.color}"/>',
+                    curve.label,
+                    curve.number,
+                    link,
+                )
+            )
         else:
             line = _polyline(curve.points, x, y, curve.color, clip=clipped is not None)
             parts.append(linked(line, curve.label, curve.number, link))
     for a, b, number, tip in marks[:MAX_POINTS]:
-        parts.append(linked(f'<circle cx="{x(a):.1f}" cy="{y.inside(b):.1f}" r="2.5" class="mark"/>', tip, number,
-                            link))
+        parts.append(
+            linked(f'<circle cx="{x(a):.1f}" cy="{y.inside(b):.1f}" r="2.5" class="mark"/>', tip, number, link)
+        )
     if keys:
         parts += legend(keys, MARGIN_LEFT)
     return document(parts, title, width, height, link=link)
@@ -447,16 +539,22 @@ def gradient_key(x: float, y: float, low: str, high: str) -> list[str]:
     """A small colour bar from blue to red with its two end labels."""
     parts = [f'<text x="{x:.1f}" y="{y:.1f}" class="tick" text-anchor="end">{escape(low)}</text>']
     for i in range(10):
-        parts.append(f'<rect x="{x + 4 + i * 8:.1f}" y="{y - 9:.1f}" width="8" height="10" '
-                     f'fill="{colour_scale(i / 9)}"/>')
+        parts.append(
+            f'<rect x="{x + 4 + i * 8:.1f}" y="{y - 9:.1f}" width="8" height="10" fill="{colour_scale(i / 9)}"/>'
+        )
     parts.append(f'<text x="{x + 88:.1f}" y="{y:.1f}" class="tick">{escape(high)}</text>')
     return ['<g class="legend">', *parts, "</g>"]
 
 
-def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float] | np.ndarray, list[str] | None, bool]],
-                         colour_by: Sequence[float] | np.ndarray, *, title: str,
-                         numbers: Sequence[int] | np.ndarray | None = None, link: str | None = None,
-                         colour_label: str = "") -> str:
+def parallel_coordinates(
+    axes: Sequence[tuple[str, Sequence[float] | np.ndarray, list[str] | None, bool]],
+    colour_by: Sequence[float] | np.ndarray,
+    *,
+    title: str,
+    numbers: Sequence[int] | np.ndarray | None = None,
+    link: str | None = None,
+    colour_label: str = "",
+) -> str:
     """One vertical axis per (name, values, categories, log); one line per trial, coloured by `colour_by`
     (blue for the best values, red for the worst)."""
     colour_by = np.asarray(colour_by, dtype=np.float64)
@@ -484,13 +582,16 @@ def parallel_coordinates(axes: Sequence[tuple[str, Sequence[float] | np.ndarray,
         path = " ".join(f"{position:.1f},{mapped[k]:.1f}" for position, _, _, mapped in columns)
         tip = f"trial {int(numbers_[row])}: " + ", ".join(
             f"{name} {fmt(float(values[row])) if not categories else categories[int(values[row])]}"
-            for name, values, categories, _ in axes)
-        parts.append(linked(f'<polyline points="{path}" class="pc" stroke="{colour_scale(shade)}"/>', tip,
-                             int(numbers_[row]), link))
+            for name, values, categories, _ in axes
+        )
+        parts.append(
+            linked(
+                f'<polyline points="{path}" class="pc" stroke="{colour_scale(shade)}"/>', tip, int(numbers_[row]), link
+            )
+        )
     for position, name, scale, _ in columns:
         parts.append(f'<line x1="{position:.1f}" x2="{position:.1f}" y1="{top}" y2="{bottom}" class="pcaxis"/>')
-        parts.append(f'<text x="{position:.1f}" y="{top - 8}" class="label" text-anchor="middle">'
-                     f"{escape(name)}</text>")
+        parts.append(f'<text x="{position:.1f}" y="{top - 8}" class="label" text-anchor="middle">{escape(name)}</text>')
         for tick_y, label in scale.ticks(4):
             parts.append(f'<text x="{position + 4:.1f}" y="{tick_y + 4:.1f}" class="tick">{escape(label)}</text>')
     parts += gradient_key(MARGIN_LEFT + 40, 14, f"best {colour_label}".strip(), "worst")

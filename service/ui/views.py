@@ -44,8 +44,11 @@ class Points:
     @classmethod
     def of_columns(cls, spec: StudySpec, columns: Columns) -> Points:
         count = len(columns.numbers)
-        objectives = np.array([columns.values[o.name] for o in spec.objectives], dtype=np.float64).reshape(
-            len(spec.objectives), count).T
+        objectives = (
+            np.array([columns.values[o.name] for o in spec.objectives], dtype=np.float64)
+            .reshape(len(spec.objectives), count)
+            .T
+        )
         keep = np.all(np.isfinite(objectives), axis=1)
         feasible = np.ones(count, dtype=bool)
         for c in spec.constraints:
@@ -152,8 +155,9 @@ class Scales:
         """Log when asked for or by default, and only where every value is positive."""
         finite = values[np.isfinite(values)]
         possible = bool(np.all(finite > 0))
-        chosen = key in self.log or (key.startswith("value:") and "1" in self.log) or (
-            default and key not in self.linear)
+        chosen = (
+            key in self.log or (key.startswith("value:") and "1" in self.log) or (default and key not in self.linear)
+        )
         return chosen and possible
 
     def query(self, **extra: str) -> str:
@@ -184,9 +188,13 @@ def scale_switches(spec: StudySpec, points: Points, scales: Scales, url: str, **
     out = []
     axes: list[tuple[str, str, bool, np.ndarray]] = [
         (f"value:{o.name}", o.name, objective_is_log(spec, points, j, scales), points.objectives[:, j])
-        for j, o in enumerate(spec.objectives)]
-    axes += [(f"param:{p.name}", p.name, param_is_log(p, points, scales), points.params[p.name])
-             for p in spec.params if p.type is not ParamType.CATEGORICAL]
+        for j, o in enumerate(spec.objectives)
+    ]
+    axes += [
+        (f"param:{p.name}", p.name, param_is_log(p, points, scales), points.params[p.name])
+        for p in spec.params
+        if p.type is not ParamType.CATEGORICAL
+    ]
     for key, label, log, values in axes:
         finite = values[np.isfinite(values)]
         possible = bool(finite.size) and bool(np.all(finite > 0))
@@ -194,8 +202,13 @@ def scale_switches(spec: StudySpec, points: Points, scales: Scales, url: str, **
     return out
 
 
-def history_plots(spec: StudySpec, points: Points, scales: Scales, link: str,
-                  stopped: Sequence[tuple[int, dict[str, float | None]]] = ()) -> list[Plot]:
+def history_plots(
+    spec: StudySpec,
+    points: Points,
+    scales: Scales,
+    link: str,
+    stopped: Sequence[tuple[int, dict[str, float | None]]] = (),
+) -> list[Plot]:
     """Per objective: every completed value by trial, the values stopped trials had reached, and the best
     feasible value so far."""
     out = []
@@ -210,18 +223,32 @@ def history_plots(spec: StudySpec, points: Points, scales: Scales, link: str,
         stopped_numbers = np.array([n for n, _ in stopped], dtype=np.int64)[has]
         stopped_values = stopped_values[has]
         use_log = objective_is_log(spec, points, j, scales) and bool(np.all(stopped_values > 0))
-        out.append(Plot(f"history: {objective.name}",
-                        plots.history(points.numbers[shown], values[shown], best[shown], metric=objective.name,
-                                      log=use_log, feasible=points.feasible[shown],
-                                      stopped=(stopped_numbers.tolist(), stopped_values.tolist()), link=link,
-                                      digits=points.digits(j))))
+        out.append(
+            Plot(
+                f"history: {objective.name}",
+                plots.history(
+                    points.numbers[shown],
+                    values[shown],
+                    best[shown],
+                    metric=objective.name,
+                    log=use_log,
+                    feasible=points.feasible[shown],
+                    stopped=(stopped_numbers.tolist(), stopped_values.tolist()),
+                    link=link,
+                    digits=points.digits(j),
+                ),
+            )
+        )
     return out
 
 
 def _column(dicts: list[dict[str, Any]], key: str) -> np.ndarray:
     """dicts[i][key] as floats; NaN where absent or not a number."""
-    return np.fromiter((v if type(v) in NUMBER_TYPES else math.nan for v in (d.get(key) for d in dicts)),
-                       dtype=np.float64, count=len(dicts))
+    return np.fromiter(
+        (v if type(v) in NUMBER_TYPES else math.nan for v in (d.get(key) for d in dicts)),
+        dtype=np.float64,
+        count=len(dicts),
+    )
 
 
 def _param_axis(param: Param, points: Points) -> tuple[np.ndarray, list[str] | None]:
@@ -239,8 +266,12 @@ def parallel_plot(spec: StudySpec, points: Points, scales: Scales, link: str) ->
     axes.append((objective.name, scores, None, objective_is_log(spec, points, 0, scales)))
     colour = scores if objective.goal is Goal.MINIMIZE else -scores
     title = f"parallel coordinates: parameters and {objective.name}"
-    return Plot(title, plots.parallel_coordinates(axes, colour, title=title, numbers=points.numbers, link=link,
-                                                  colour_label=objective.name))
+    return Plot(
+        title,
+        plots.parallel_coordinates(
+            axes, colour, title=title, numbers=points.numbers, link=link, colour_label=objective.name
+        ),
+    )
 
 
 def slice_plots(spec: StudySpec, points: Points, scales: Scales, link: str) -> list[Plot]:
@@ -251,25 +282,44 @@ def slice_plots(spec: StudySpec, points: Points, scales: Scales, link: str) -> l
     for param in spec.params[:24]:
         values, categories = _param_axis(param, points)
         title = f"{objective.name} by {param.name}"
-        out.append(Plot(title, plots.scatter(values, scores, x_label=param.name, y_label=objective.name,
-                                             title=title, numbers=points.numbers, categories=categories,
-                                             log_x=param_is_log(param, points, scales), log_y=log_y, link=link,
-                                             digits=(plots.digits_for(values), points.digits(0)),
-                                             width=plots.CARD_WIDTH, height=plots.CARD_HEIGHT,
-                                             limit=plots.MAX_CARD_POINTS)))
+        out.append(
+            Plot(
+                title,
+                plots.scatter(
+                    values,
+                    scores,
+                    x_label=param.name,
+                    y_label=objective.name,
+                    title=title,
+                    numbers=points.numbers,
+                    categories=categories,
+                    log_x=param_is_log(param, points, scales),
+                    log_y=log_y,
+                    link=link,
+                    digits=(plots.digits_for(values), points.digits(0)),
+                    width=plots.CARD_WIDTH,
+                    height=plots.CARD_HEIGHT,
+                    limit=plots.MAX_CARD_POINTS,
+                ),
+            )
+        )
     return out
 
 
-def pareto_plots(spec: StudySpec, points: Points, scales: Scales, link: str,
-                 reference: dict[str, float | None]) -> tuple[list[Plot], int]:
+def pareto_plots(
+    spec: StudySpec, points: Points, scales: Scales, link: str, reference: dict[str, float | None]
+) -> tuple[list[Plot], int]:
     """Two objectives: one scatter with the front highlighted, the reference point and the region the front
     dominates; more: every pair, with the reference point projected. Also the front's size."""
     if not points.count:
         return [Plot("Pareto front", plots.empty("Pareto front", "no completed trials yet"))], 0
     mask = points.front_mask(spec)
     names = [o.name for o in spec.objectives]
-    keys = [plots.Key("Pareto-optimal", plots.ACCENT), plots.Key("dominated", plots.STATE_COLORS["completed"]),
-            plots.Key("reference point", "#111827", "cross")]
+    keys = [
+        plots.Key("Pareto-optimal", plots.ACCENT),
+        plots.Key("dominated", plots.STATE_COLORS["completed"]),
+        plots.Key("reference point", "#111827", "cross"),
+    ]
     if len(names) == 2:
         keys.append(plots.Key("dominated region", "#fca5a5", "box"))
     out = []
@@ -280,12 +330,30 @@ def pareto_plots(spec: StudySpec, points: Points, scales: Scales, link: str,
             ref_i, ref_j = reference.get(names[i]), reference.get(names[j])
             ref = (ref_i, ref_j) if ref_i is not None and ref_j is not None else None
             goals = (spec.objectives[i].goal is Goal.MAXIMIZE, spec.objectives[j].goal is Goal.MAXIMIZE)
-            out.append(Plot(title, plots.scatter(
-                points.objectives[:, i], points.objectives[:, j], x_label=names[i], y_label=names[j], title=title,
-                numbers=points.numbers, highlight=mask, connect=len(names) == 2,
-                log_x=objective_is_log(spec, points, i, scales), log_y=objective_is_log(spec, points, j, scales),
-                reference=ref, dominated=goals if len(names) == 2 else None, link=link,
-                digits=(points.digits(i), points.digits(j)), keys=keys, width=size[0], height=size[1])))
+            out.append(
+                Plot(
+                    title,
+                    plots.scatter(
+                        points.objectives[:, i],
+                        points.objectives[:, j],
+                        x_label=names[i],
+                        y_label=names[j],
+                        title=title,
+                        numbers=points.numbers,
+                        highlight=mask,
+                        connect=len(names) == 2,
+                        log_x=objective_is_log(spec, points, i, scales),
+                        log_y=objective_is_log(spec, points, j, scales),
+                        reference=ref,
+                        dominated=goals if len(names) == 2 else None,
+                        link=link,
+                        digits=(points.digits(i), points.digits(j)),
+                        keys=keys,
+                        width=size[0],
+                        height=size[1],
+                    ),
+                )
+            )
     return out, int(mask.sum())
 
 
@@ -323,17 +391,25 @@ def learning_curve_plot(overview: StudyOverview, points: Points, scales: Scales,
         curve = [(m.step, m.values[metric]) for m in trial.measurements or () if metric in m.values]
         if curve:
             last = curve[-1][1]
-            series.append(plots.Curve(f"trial {trial.number} ({trial.state}): {metric} {plots.fmt(last)} at "
-                                      f"{axis} {plots.fmt(curve[-1][0])}",
-                                      plots.STATE_COLORS.get(trial.state.value, "#999"), curve, trial.number))
+            series.append(
+                plots.Curve(
+                    f"trial {trial.number} ({trial.state}): {metric} {plots.fmt(last)} at "
+                    f"{axis} {plots.fmt(curve[-1][0])}",
+                    plots.STATE_COLORS.get(trial.state.value, "#999"),
+                    curve,
+                    trial.number,
+                )
+            )
     states = sorted({t.state.value for t in overview.curves})
     keys = [plots.Key(state, plots.STATE_COLORS.get(state, "#999"), "line") for state in states]
     values = np.array([p[1] for s in series for p in s.points], dtype=np.float64)
     default = spec.objectives[0].cost or plots.spans_decades(points.objectives[:, 0])
     log = scales.is_log(f"value:{metric}", default, values)
     title = f"learning curves: {metric} by {axis} (latest {len(series)} trials)"
-    return Plot(title, plots.lines(series, x_label=axis, y_label=metric, title=title, log=log, robust=True,
-                                   link=link, keys=keys))
+    return Plot(
+        title,
+        plots.lines(series, x_label=axis, y_label=metric, title=title, log=log, robust=True, link=link, keys=keys),
+    )
 
 
 def best_value_text(spec: StudySpec, points: Points) -> str:

@@ -30,8 +30,11 @@ def configure_threads(concurrency: int, reserved: int = 0) -> int:
     import torch
 
     explicit = os.environ.get("OMP_NUM_THREADS", "")
-    threads = int(explicit) if explicit.isdigit() and int(explicit) > 0 else \
-        max(1, (available_cpus() - reserved) // max(concurrency, 1))
+    threads = (
+        int(explicit)
+        if explicit.isdigit() and int(explicit) > 0
+        else max(1, (available_cpus() - reserved) // max(concurrency, 1))
+    )
     torch.set_num_threads(threads)
     return threads
 

@@ -92,11 +92,18 @@ class Worker:
         await self.db.signals.start()
         waker = asyncio.create_task(self._wake_on(stop))
         async with self.db.transaction() as conn:
-            await worker_store.register_worker(conn, worker_id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
-                                            device=self.settings.device, concurrency=self.settings.concurrency)
+            await worker_store.register_worker(
+                conn,
+                worker_id=self.id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                device=self.settings.device,
+                concurrency=self.settings.concurrency,
+            )
         await asyncio.to_thread(warm_up, self.settings.device)  # registered first: asks queue jobs meanwhile
-        log.info("worker %s started (device %s, concurrency %d)", self.id, self.settings.device,
-                 self.settings.concurrency)
+        log.info(
+            "worker %s started (device %s, concurrency %d)", self.id, self.settings.device, self.settings.concurrency
+        )
         heartbeat = asyncio.create_task(self._heartbeat(stop))
         try:
             await asyncio.gather(*(self._job_loop(stop) for _ in range(self.settings.concurrency)))
@@ -189,8 +196,14 @@ class Worker:
             suggested = await asyncio.to_thread(loaded.engine.suggest, loaded.request)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            log.warning("job %d (study %d) failed on attempt %d: %s\n%s", job.id, job.study_id, job.attempts, message,
-                        traceback.format_exc())
+            log.warning(
+                "job %d (study %d) failed on attempt %d: %s\n%s",
+                job.id,
+                job.study_id,
+                job.attempts,
+                message,
+                traceback.format_exc(),
+            )
             self._failed += 1
             if job.attempts >= MAX_ATTEMPTS:
                 await self._fallback(job, loaded, message)
@@ -210,18 +223,27 @@ class Worker:
             finished = sum(t.state in FINISHED_STATES for t in history)
             memory = (await engine_state_store.engine_status(conn, study.id)).memory
         count = job.count if job.kind is JobKind.SUGGEST else _pool_target(history, resolved.pool_max)
-        request = SuggestRequest(spec=study.spec, options=resolved.options, count=max(count, 1), seed=study.seed,
-                                 sequence_start=study.next_trial_number, trials=history, device=self.settings.device,
-                                 memory=dict(memory))
+        request = SuggestRequest(
+            spec=study.spec,
+            options=resolved.options,
+            count=max(count, 1),
+            seed=study.seed,
+            sequence_start=study.next_trial_number,
+            trials=history,
+            device=self.settings.device,
+            memory=dict(memory),
+        )
         return _Loaded(study, resolved, request, finished) if count > 0 else None
 
     async def _fallback(self, job: Job, loaded: _Loaded, error: str) -> None:
         """The job failed for good: it is marked failed; a waiting client still gets Sobol trials."""
         log.error("job %d (study %d) failed after %d attempts: %s", job.id, job.study_id, job.attempts, error)
         if job.kind is JobKind.REFILL:  # nobody waits on a refill: no Sobol points in the pool
+
             async def record(conn: AsyncConnection) -> dict[str, Any]:
-                await engine_state_store.record_computation(conn, loaded.study.id, memory=None, seconds=None, rung=None,
-                                                   error=error, fallback=False)
+                await engine_state_store.record_computation(
+                    conn, loaded.study.id, memory=None, seconds=None, rung=None, error=error, fallback=False
+                )
                 return {}
 
             await self._finish(job, record, fallback=False, error=error, state=JobState.FAILED)
@@ -229,8 +251,15 @@ class Worker:
         fallback = Suggestions(sobol_points(loaded.request), rung="sobol-fallback", fallback_reason=error)
         await self._store(job, loaded, fallback, seconds=None, state=JobState.FAILED)
 
-    async def _store(self, job: Job, loaded: _Loaded, suggested: Suggestions, *, seconds: float | None,
-                     state: JobState = JobState.DONE) -> None:
+    async def _store(
+        self,
+        job: Job,
+        loaded: _Loaded,
+        suggested: Suggestions,
+        *,
+        seconds: float | None,
+        state: JobState = JobState.DONE,
+    ) -> None:
         """Store a computation: the engine's memory and status, and its suggestions as trials (or, for a refill, as
         the study's ready pool). Sobol points the engine or the worker fell back to carry source sobol-fallback."""
         study = loaded.study
@@ -239,17 +268,35 @@ class Worker:
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await engine_state_store.record_computation(
-                conn, study.id, memory=suggested.memory, status=suggested.status, seconds=seconds, rung=suggested.rung,
-                error=suggested.fallback_reason, fallback=fallback)
+                conn,
+                study.id,
+                memory=suggested.memory,
+                status=suggested.status,
+                seconds=seconds,
+                rung=suggested.rung,
+                error=suggested.fallback_reason,
+                fallback=fallback,
+            )
             if job.kind is JobKind.REFILL:
-                await pool_store.replace_pool(conn, study.id, suggested.params, loaded.finished, job.id, suggested.info,
-                                             as_of_number=loaded.request.sequence_start)
+                await pool_store.replace_pool(
+                    conn,
+                    study.id,
+                    suggested.params,
+                    loaded.finished,
+                    job.id,
+                    suggested.info,
+                    as_of_number=loaded.request.sequence_start,
+                )
                 return {"pooled": len(suggested.params)}
             created = await new_trials.create_computed(
-                conn, study, new_trials.new_trials_of(suggested.params, suggested.info, budget),
+                conn,
+                study,
+                new_trials.new_trials_of(suggested.params, suggested.info, budget),
                 computed_from=loaded.request.sequence_start,
-                source=study.engine if not fallback else "sobol-fallback", worker_id=job.worker_id,
-                request_id=job.request_id)
+                source=study.engine if not fallback else "sobol-fallback",
+                worker_id=job.worker_id,
+                request_id=job.request_id,
+            )
             return {"trials": [t.number for t in created]}
 
         await self._finish(job, write, fallback=fallback, error=suggested.fallback_reason, state=state)
@@ -262,8 +309,13 @@ class Worker:
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await _record_plan(conn, study.id, planned, seconds)
             trials = await new_trials.apply_plan(
-                conn, study, planned.runs, first_budget=loaded.resolved.first_budget(),
-                worker_id=job.worker_id, request_id=job.request_id)
+                conn,
+                study,
+                planned.runs,
+                first_budget=loaded.resolved.first_budget(),
+                worker_id=job.worker_id,
+                request_id=job.request_id,
+            )
             return {"trials": [t.number for t in trials]}
 
         await self._finish(job, write, fallback=planned.fallback_reason is not None, error=planned.fallback_reason)
@@ -273,27 +325,40 @@ class Worker:
         claimed here: an ask claims a pooled resume when it hands it out, if the trial is still paused then."""
         study = loaded.study
         params_of = {t.number: t.params for t in loaded.request.trials}
-        runs = [pool_store.PlannedRun(item.params, item.budget, None, item.info) if isinstance(item, NewRun)
-                else pool_store.PlannedRun(params_of[item.number], item.budget, item.number,
-                                          {"resumed": item.reason} if item.reason else None)
-                for item in planned.runs]
+        runs = [
+            pool_store.PlannedRun(item.params, item.budget, None, item.info)
+            if isinstance(item, NewRun)
+            else pool_store.PlannedRun(
+                params_of[item.number], item.budget, item.number, {"resumed": item.reason} if item.reason else None
+            )
+            for item in planned.runs
+        ]
 
         async def write(conn: AsyncConnection) -> dict[str, Any]:
             await _record_plan(conn, study.id, planned, seconds)
-            await pool_store.replace_plan_pool(conn, study.id, runs, loaded.finished, job.id,
-                                              as_of_number=loaded.request.sequence_start)
+            await pool_store.replace_plan_pool(
+                conn, study.id, runs, loaded.finished, job.id, as_of_number=loaded.request.sequence_start
+            )
             return {"pooled": len(runs)}
 
         await self._finish(job, write, fallback=planned.fallback_reason is not None, error=planned.fallback_reason)
 
-    async def _finish(self, job: Job, write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]], *,
-                      fallback: bool, error: str | None, state: JobState = JobState.DONE) -> None:
+    async def _finish(
+        self,
+        job: Job,
+        write: Callable[[AsyncConnection], Awaitable[dict[str, Any]]],
+        *,
+        fallback: bool,
+        error: str | None,
+        state: JobState = JobState.DONE,
+    ) -> None:
         try:
             async with self.db.transaction() as conn:
                 # Claim the finish first: it locks the job row, so a study deleted meanwhile (its jobs
                 # go with it) or a lease taken over shows up here, before anything is written.
-                if not await job_store.finish_job(conn, job, self.id, result=None, fallback=fallback, error=error,
-                                                  state=state):
+                if not await job_store.finish_job(
+                    conn, job, self.id, result=None, fallback=fallback, error=error, state=state
+                ):
                     raise LeaseLost(job.id)
                 await job_store.set_job_result(conn, job.id, await write(conn))
         except LeaseLost:
@@ -301,9 +366,15 @@ class Worker:
 
 
 async def _record_plan(conn: AsyncConnection, study_id: int, planned: Plan, seconds: float) -> None:
-    await engine_state_store.record_computation(conn, study_id, memory=planned.memory, seconds=seconds,
-                                       rung=planned.rung, error=planned.fallback_reason,
-                                       fallback=planned.fallback_reason is not None)
+    await engine_state_store.record_computation(
+        conn,
+        study_id,
+        memory=planned.memory,
+        seconds=seconds,
+        rung=planned.rung,
+        error=planned.fallback_reason,
+        fallback=planned.fallback_reason is not None,
+    )
 
 
 async def _no_result(_: AsyncConnection) -> dict[str, Any]:

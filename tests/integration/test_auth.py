@@ -16,8 +16,9 @@ from tests.support import make_spec
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-async def test_no_study_is_created_in_a_deleted_namespace(backend: str, postgresql_factory: Callable[[], str],
-                                                          tmp_path: Path) -> None:
+async def test_no_study_is_created_in_a_deleted_namespace(
+    backend: str, postgresql_factory: Callable[[], str], tmp_path: Path
+) -> None:
     url = postgresql_factory() if backend == "postgresql" else f"sqlite:///{tmp_path / 'keys.db'}"
     upgrade(url)
     db = Database(url)

@@ -19,8 +19,15 @@ OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
 
 
 def _spec(**options: object) -> StudySpec:
-    return StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
-                                     "engine": "freeze_thaw", "engine_options": options})
+    return StudySpec.model_validate(
+        {
+            "params": PARAMS,
+            "objectives": OBJECTIVE,
+            "fidelity": FIDELITY,
+            "engine": "freeze_thaw",
+            "engine_options": options,
+        }
+    )
 
 
 class ThawFirst(FreezeThawEngine):
@@ -34,13 +41,17 @@ class ThawFirst(FreezeThawEngine):
     def plan(self, request: SuggestRequest) -> Plan:
         options = request.options
         assert isinstance(options, FreezeThawOptions)
-        number = self.target if self.target is not None else min(
-            t.number for t in request.trials if t.state is TrialState.PAUSED)
+        number = (
+            self.target
+            if self.target is not None
+            else min(t.number for t in request.trials if t.state is TrialState.PAUSED)
+        )
         return Plan([Resume(number, 6.0, instead=self.instead)])
 
 
-async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from service.core import asking, trials
     from service.core.studies import create_study
     from service.store import workers as worker_store
@@ -61,8 +72,9 @@ async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path
             await trials.report(db, "default", "s", trial.number, 3.0, {"loss": 1.0 + i}, checkpoint=f"ckpt-{i}")
         worker = Worker(db, WorkerSettings())
         async with db.transaction() as conn:
-            await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                               concurrency=1)
+            await worker_store.register_worker(
+                conn, worker_id=worker.id, hostname="test", pid=1, device="cpu", concurrency=1
+            )
         pending = await asking.ask(db, "default", "s", count=1, worker_id="w9", fresh=False, wait_seconds=0)
         assert pending.pending is not None
         job = await worker._claim()
@@ -89,8 +101,7 @@ async def test_a_worker_applies_a_plan_by_resuming_the_paused_run(tmp_path: Path
         assert job is not None and pending.pending is not None
         await worker.process(job)
         (spare,) = (await asking.get_study_job(db, "default", "s", pending.pending.id, 0)).trials
-        assert (spare.number, spare.params, spare.budget, spare.engine_info) == (5, {"x": 0.25}, 1.0,
-                                                                                 {"rule": "spare"})
+        assert (spare.number, spare.params, spare.budget, spare.engine_info) == (5, {"x": 0.25}, 1.0, {"rule": "spare"})
         assert spare.state is TrialState.ACTIVE and spare.worker_id == "w11"
     finally:
         await db.dispose()

@@ -14,16 +14,21 @@ from service.domain.spec import StudySpec
 from service.domain.trial import TrialView
 from service.store.db import Database, upgrade
 
-MINIMIZE_BOTH = StudySpec.model_validate({
-    "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-    "objectives": [{"name": "loss", "goal": "minimize", "threshold": 10},
-                   {"name": "seconds", "goal": "minimize", "threshold": 10, "cost": True}],
-    "constraints": [{"name": "memory", "op": "<=", "bound": 4}],
-})
+MINIMIZE_BOTH = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [
+            {"name": "loss", "goal": "minimize", "threshold": 10},
+            {"name": "seconds", "goal": "minimize", "threshold": 10, "cost": True},
+        ],
+        "constraints": [{"name": "memory", "op": "<=", "bound": 4}],
+    }
+)
 
 
-async def test_a_history_is_computed_once_per_count_of_completed_trials(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_history_is_computed_once_per_count_of_completed_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'histories.db'}"
     upgrade(url)
     db = Database(url)

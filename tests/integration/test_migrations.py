@@ -62,20 +62,29 @@ def test_replicas_upgrading_at_once_all_succeed(postgresql_factory: Callable[[],
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_a_study_from_before_0008_keeps_no_pinned_options(backend: str, request: pytest.FixtureRequest,
-                                                         tmp_path: Path) -> None:
-    url = request.getfixturevalue("postgresql_factory")() if backend == "postgresql" else \
-        f"sqlite:///{tmp_path / 'old.db'}"
+def test_a_study_from_before_0008_keeps_no_pinned_options(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = (
+        request.getfixturevalue("postgresql_factory")()
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'old.db'}"
+    )
     upgrade(url, "0007")
     engine = create_engine(sync_url(url))
     try:
         with engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO studies (owner, name, spec, engine, seed, state, next_trial_number, created_at, "
-                "updated_at) VALUES ('default', 'old', :spec, 'gp', 1, 'active', 0, CURRENT_TIMESTAMP, "
-                "CURRENT_TIMESTAMP)"),
-                {"spec": '{"params": [{"name": "x", "type": "float", "low": 0, "high": 1}], '
-                         '"objectives": [{"name": "y", "goal": "minimize"}]}'})
+            connection.execute(
+                text(
+                    "INSERT INTO studies (owner, name, spec, engine, seed, state, next_trial_number, created_at, "
+                    "updated_at) VALUES ('default', 'old', :spec, 'gp', 1, 'active', 0, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "spec": '{"params": [{"name": "x", "type": "float", "low": 0, "high": 1}], '
+                    '"objectives": [{"name": "y", "goal": "minimize"}]}'
+                },
+            )
         upgrade(url)
         with engine.connect() as connection:
             assert connection.execute(text("SELECT engine_options FROM studies WHERE name = 'old'")).scalar() is None
@@ -86,8 +95,11 @@ def test_a_study_from_before_0008_keeps_no_pinned_options(backend: str, request:
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_0008_to_0010_go_down_and_up_again(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Pinned options (0008), planned runs in the pool (0009) and trial events (0010) come off and back cleanly."""
-    url = request.getfixturevalue("postgresql_factory")() if backend == "postgresql" else \
-        f"sqlite:///{tmp_path / 'round.db'}"
+    url = (
+        request.getfixturevalue("postgresql_factory")()
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'round.db'}"
+    )
     upgrade(url)
     command.downgrade(alembic_config(url), "0007")
     engine = create_engine(sync_url(url))
@@ -103,25 +115,35 @@ def test_0008_to_0010_go_down_and_up_again(backend: str, request: pytest.Fixture
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_0011_moves_an_engines_status_out_of_its_memory_and_back(backend: str, request: pytest.FixtureRequest,
-                                                                 tmp_path: Path) -> None:
+def test_0011_moves_an_engines_status_out_of_its_memory_and_back(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """An engine kept what users see (`likely_infeasible`) in its memory under `status`; 0011 gives it a column."""
-    url = request.getfixturevalue("postgresql_factory")() if backend == "postgresql" else \
-        f"sqlite:///{tmp_path / 'status.db'}"
+    url = (
+        request.getfixturevalue("postgresql_factory")()
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'status.db'}"
+    )
     upgrade(url, "0010")
     status = {"likely_infeasible": True, "rounds": 3, "infeasibility": {"rounds": 3}}
     memory = {"outcomes": {"names": ["y", "c"]}, "infeasible": {"rounds": 3, "data": 9}}
     engine = create_engine(sync_url(url))
     try:
         with engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO studies (owner, name, spec, engine, seed, state, next_trial_number, created_at, "
-                "updated_at) VALUES ('default', 'old', '{}', 'constrained', 1, 'active', 0, CURRENT_TIMESTAMP, "
-                "CURRENT_TIMESTAMP)"))
-            connection.execute(text(
-                "INSERT INTO engine_states (study_id, memory, computations, fallbacks, updated_at) "
-                "SELECT id, :memory, 3, 0, CURRENT_TIMESTAMP FROM studies WHERE name = 'old'"),
-                {"memory": json.dumps({**memory, "status": status})})
+            connection.execute(
+                text(
+                    "INSERT INTO studies (owner, name, spec, engine, seed, state, next_trial_number, created_at, "
+                    "updated_at) VALUES ('default', 'old', '{}', 'constrained', 1, 'active', 0, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO engine_states (study_id, memory, computations, fallbacks, updated_at) "
+                    "SELECT id, :memory, 3, 0, CURRENT_TIMESTAMP FROM studies WHERE name = 'old'"
+                ),
+                {"memory": json.dumps({**memory, "status": status})},
+            )
         upgrade(url)
         with engine.connect() as connection:
             row = connection.execute(text("SELECT memory, status FROM engine_states")).one()
@@ -129,7 +151,9 @@ def test_0011_moves_an_engines_status_out_of_its_memory_and_back(backend: str, r
         command.downgrade(alembic_config(url), "0010")
         with engine.connect() as connection:
             assert _json(connection.execute(text("SELECT memory FROM engine_states")).scalar()) == {
-                **memory, "status": status}
+                **memory,
+                "status": status,
+            }
     finally:
         engine.dispose()
 

@@ -15,9 +15,14 @@ from service.store.db import Database
 from service.store.models import StudyRow
 
 # With eta 3 asha's first rung on 1..81 is 81 / 3^3 = 3; with eta 9 it is the fidelity's min, 1.
-SPEC = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-                                 "objectives": [{"name": "loss", "goal": "minimize"}],
-                                 "fidelity": {"name": "epoch", "min": 1, "max": 81}, "engine": "asha"})
+SPEC = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "loss", "goal": "minimize"}],
+        "fidelity": {"name": "epoch", "min": 1, "max": 81},
+        "engine": "asha",
+    }
+)
 
 
 class UpgradedAshaOptions(AshaOptions):
@@ -32,11 +37,17 @@ async def _first_budget(db: Database, name: str) -> float | None:
     return trial.budget
 
 
-async def test_a_changed_default_leaves_a_running_study_as_it_was(db: Database,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_changed_default_leaves_a_running_study_as_it_was(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     created = (await studies.create_study(db, DEFAULT_NAMESPACE, "before", SPEC)).study
-    assert created.engine_options == {"stopping": "none", "stopping_grace": 0.0, "stopping_min_trials": 5,
-                                      "eta": 3, "min_step": None}
+    assert created.engine_options == {
+        "stopping": "none",
+        "stopping_grace": 0.0,
+        "stopping_min_trials": 5,
+        "eta": 3,
+        "min_step": None,
+    }
     assert await _first_budget(db, "before") == 3
 
     monkeypatch.setattr(AshaEngine, "Options", UpgradedAshaOptions)  # the server is upgraded

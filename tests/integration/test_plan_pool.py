@@ -22,10 +22,15 @@ from service.store.db import Database
 from service.store.jobs import JobKind
 from service.workers.runner import Worker, WorkerSettings
 
-SPEC = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-                                 "objectives": [{"name": "loss", "goal": "minimize"}],
-                                 "fidelity": {"name": "epoch", "min": 1, "max": 30}, "engine": "plan_ahead",
-                                 "engine_options": {"rule": "entropy", "warmup_configs": 4}})
+SPEC = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "loss", "goal": "minimize"}],
+        "fidelity": {"name": "epoch", "min": 1, "max": 30},
+        "engine": "plan_ahead",
+        "engine_options": {"rule": "entropy", "warmup_configs": 4},
+    }
+)
 NEW_RUN = {"rule": "ahead"}
 
 
@@ -36,11 +41,12 @@ class PlanAhead(FreezeThawEngine):
     name = "plan_ahead"
 
     def plan(self, request: SuggestRequest) -> Plan:
-        paused = sorted(t.number for t in request.trials if t.state is TrialState.PAUSED
-                        and max(m.step for m in t.measurements) < 6)
+        paused = sorted(
+            t.number for t in request.trials if t.state is TrialState.PAUSED and max(m.step for m in t.measurements) < 6
+        )
         runs: list[Resume | NewRun] = [Resume(n, 6.0, f"thaw {n}") for n in paused]
         runs += [NewRun({"x": 0.1 * (i + 1)}, 1.0, NEW_RUN) for i in range(request.count)]
-        return Plan(runs[:request.count])
+        return Plan(runs[: request.count])
 
 
 @pytest.fixture
@@ -65,8 +71,9 @@ async def test_asks_take_planned_resumes_and_runs_from_the_pool(db: Database) ->
     study = (await create_study(db, DEFAULT_NAMESPACE, "s", SPEC)).study
     worker = Worker(db, WorkerSettings())
     async with db.transaction() as conn:
-        await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                           concurrency=1)
+        await worker_store.register_worker(
+            conn, worker_id=worker.id, hostname="test", pid=1, device="cpu", concurrency=1
+        )
     warmup = [(await _ask(db, f"w{i}")).trials[0] for i in range(4)]  # Sobol runs, answered inline
     for trial in warmup[:2]:  # two pause at their budget; the other two still train
         await trials.report(db, DEFAULT_NAMESPACE, "s", trial.number, 3.0, {"loss": 1.0}, checkpoint=f"c{trial.number}")
@@ -107,8 +114,14 @@ async def test_a_pooled_resume_of_a_trial_paused_at_its_budget_is_dropped(db: Da
     (trial,) = (await _ask(db, "w0")).trials
     await trials.report(db, DEFAULT_NAMESPACE, "s", trial.number, 3.0, {"loss": 1.0})
     async with db.transaction() as conn:  # a plan made before the trial was last resumed: it is at 3 already
-        await pool_store.replace_plan_pool(conn, study.id, [pool_store.PlannedRun(trial.params, 3.0, 0, None)],
-                                           data_version=0, job_id=None, as_of_number=1)
+        await pool_store.replace_plan_pool(
+            conn,
+            study.id,
+            [pool_store.PlannedRun(trial.params, 3.0, 0, None)],
+            data_version=0,
+            job_id=None,
+            as_of_number=1,
+        )
         pooled = await pool_store.fresh_pooled_suggestions(conn, study.id, 1, 5)
     outcome = await _ask(db, "w1")
     (started,) = outcome.trials  # still in the warm-up: a new Sobol run instead

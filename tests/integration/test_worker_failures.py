@@ -37,11 +37,13 @@ class BrokenEngine(GPEngine):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
-SPEC = StudySpec.model_validate({
-    "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-    "objectives": [{"name": "y", "goal": "minimize"}],
-    "engine": "broken",
-})
+SPEC = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "y", "goal": "minimize"}],
+        "engine": "broken",
+    }
+)
 
 
 @pytest.fixture
@@ -58,8 +60,9 @@ async def test_a_job_that_keeps_failing_is_marked_failed_and_the_client_gets_sob
     await create_study(db, "default", "s", SPEC)
     worker = Worker(db, WorkerSettings())
     async with db.transaction() as conn:
-        await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                           concurrency=1)
+        await worker_store.register_worker(
+            conn, worker_id=worker.id, hostname="test", pid=1, device="cpu", concurrency=1
+        )
     pending = await asking.ask(db, "default", "s", count=1, worker_id="trainer-1", fresh=False, wait_seconds=0)
     assert pending.trials == [] and pending.pending is not None
     job_id = pending.pending.id
@@ -99,14 +102,16 @@ class PointEngine(GPEngine):
 
 
 async def test_a_study_deleted_while_its_job_runs_costs_the_worker_nothing(
-        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(ENGINES, PointEngine.name, PointEngine())
     await create_study(db, "default", "gone", SPEC.model_copy(update={"engine": "point"}))
     await create_study(db, "default", "kept", SPEC.model_copy(update={"engine": "point"}))
     worker = Worker(db, WorkerSettings())
     async with db.transaction() as conn:
-        await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                           concurrency=1)
+        await worker_store.register_worker(
+            conn, worker_id=worker.id, hostname="test", pid=1, device="cpu", concurrency=1
+        )
     await asking.ask(db, "default", "gone", count=1, worker_id=None, fresh=False, wait_seconds=0)
     job = await worker._claim()
     assert job is not None
@@ -134,17 +139,21 @@ class ConnectionKillingEngine(PointEngine):
 
 
 async def test_a_job_whose_database_connection_was_killed_is_released_at_once(
-        postgresql_factory: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    postgresql_factory: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The job used to stay claimed until its lease ran out (30 s) while the study's clients waited."""
     url = postgresql_factory()
     upgrade(url)
     database = make_url(url).database
 
     def kill_worker_connections() -> None:
-        with psycopg.connect(make_url(url).set(database="postgres").render_as_string(hide_password=False),
-                             autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                          "AND pid <> pg_backend_pid()", (database,))
+        with psycopg.connect(
+            make_url(url).set(database="postgres").render_as_string(hide_password=False), autocommit=True
+        ) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
 
     engine = ConnectionKillingEngine()
     engine.kill = kill_worker_connections
@@ -154,8 +163,9 @@ async def test_a_job_whose_database_connection_was_killed_is_released_at_once(
         await create_study(db, "default", "s", SPEC.model_copy(update={"engine": engine.name}))
         worker = Worker(db, WorkerSettings(lease_seconds=30))
         async with db.transaction() as conn:
-            await worker_store.register_worker(conn, worker_id=worker.id, hostname="test", pid=1, device="cpu",
-                                               concurrency=1)
+            await worker_store.register_worker(
+                conn, worker_id=worker.id, hostname="test", pid=1, device="cpu", concurrency=1
+            )
         pending = await asking.ask(db, "default", "s", count=1, worker_id=None, fresh=False, wait_seconds=0)
         assert pending.pending is not None
         job = await worker._claim()

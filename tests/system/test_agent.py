@@ -38,14 +38,32 @@ def client(pg: RunningServer) -> Iterator[Client]:
         yield connected
 
 
-def agent(pg: RunningServer, study: str, *args: str, program: str,
-          extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def agent(
+    pg: RunningServer, study: str, *args: str, program: str, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     """Run `asktell agent STUDY ARGS -- python -c PROGRAM EXTRA` to the end; the programs' f-strings are their own
     braces (--literal-braces)."""
-    return subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study, "--literal-braces", *args, "--",
-                           sys.executable, "-c", textwrap.dedent(program), *extra],
-                          capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env={**os.environ, "ASKTELL_URL": pg.url})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asktell.cli",
+            "agent",
+            study,
+            "--literal-braces",
+            *args,
+            "--",
+            sys.executable,
+            "-c",
+            textwrap.dedent(program),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "ASKTELL_URL": pg.url},
+    )
 
 
 TRAIN = """
@@ -58,8 +76,9 @@ with open(os.environ["ASKTELL_METRICS_FILE"], "a") as out:
 """
 
 
-def test_agent_fills_placeholders_reports_printed_and_file_metrics(pg: RunningServer, client: Client,
-                                                                   study_name: str) -> None:
+def test_agent_fills_placeholders_reports_printed_and_file_metrics(
+    pg: RunningServer, client: Client, study_name: str
+) -> None:
     study = client.create_study(study_name, SPACE, LOSS, fidelity=EPOCHS, engine="random")
     done = agent(pg, study_name, "--count", "3", program=TRAIN, extra=("{x}", "{width}"))
     assert done.returncode == 0, done.stderr
@@ -74,8 +93,9 @@ def test_agent_fills_placeholders_reports_printed_and_file_metrics(pg: RunningSe
 
 def test_a_crash_fails_the_trial_with_the_tail_of_stderr(pg: RunningServer, client: Client, study_name: str) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
-    done = agent(pg, study_name, "--count", "1", program="import sys; print('CUDA out of memory', file=sys.stderr); "
-                                                          "sys.exit(3)")
+    done = agent(
+        pg, study_name, "--count", "1", program="import sys; print('CUDA out of memory', file=sys.stderr); sys.exit(3)"
+    )
     assert done.returncode == 0 and "CUDA out of memory" in done.stderr
     (trial,) = study.trials()
     assert trial.state == "failed" and trial.reason == "exit code 3: CUDA out of memory"
@@ -83,8 +103,9 @@ def test_a_crash_fails_the_trial_with_the_tail_of_stderr(pg: RunningServer, clie
     assert "1 trial run: 1 failed" in done.stderr and "has no completed trial yet" in done.stderr
 
 
-def test_a_program_that_reports_too_little_is_failed_with_the_servers_reason(pg: RunningServer, client: Client,
-                                                                            study_name: str) -> None:
+def test_a_program_that_reports_too_little_is_failed_with_the_servers_reason(
+    pg: RunningServer, client: Client, study_name: str
+) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
     assert agent(pg, study_name, "--count", "1", program="print('asktell: accuracy=0.9')").returncode == 0
     (trial,) = study.trials()
@@ -92,8 +113,14 @@ def test_a_program_that_reports_too_little_is_failed_with_the_servers_reason(pg:
 
 
 def test_a_stop_decision_ends_the_program(pg: RunningServer, client: Client, study_name: str, tmp_path: Path) -> None:
-    study = client.create_study(study_name, SPACE, LOSS, fidelity={"name": "epoch", "min": 1, "max": 50},
-                                engine="random", engine_options={"stopping": "median", "stopping_min_trials": 1})
+    study = client.create_study(
+        study_name,
+        SPACE,
+        LOSS,
+        fidelity={"name": "epoch", "min": 1, "max": 50},
+        engine="random",
+        engine_options={"stopping": "median", "stopping_min_trials": 1},
+    )
     study.add_trial({"x": 0.0, "width": 1})  # a good run first, then a bad one the median rule stops
     study.add_trial({"x": 1.0, "width": 1})
     program = f"""
@@ -112,8 +139,10 @@ def test_a_stop_decision_ends_the_program(pg: RunningServer, client: Client, stu
     lines = done.stderr.splitlines()  # a line per finished trial, then the summary
     assert f"asktell agent: trial {good.number} completed: loss=0" in lines
     assert f"asktell agent: trial {bad.number} stopped at step {steps}: {bad.reason}" in lines
-    assert lines[-2:] == ["asktell agent: 2 trials run: 1 completed, 1 stopped",
-                          f"asktell agent: best trial of {study_name}: {good.number} (loss=0)"]
+    assert lines[-2:] == [
+        "asktell agent: 2 trials run: 1 completed, 1 stopped",
+        f"asktell agent: best trial of {study_name}: {good.number} (loss=0)",
+    ]
     assert (tmp_path / "finished-0.0").exists() and not (tmp_path / "finished-1.0").exists()
 
 
@@ -128,7 +157,8 @@ def test_parallel_slots_get_their_own_gpu_and_overlap(pg: RunningServer, client:
     assert done.returncode == 0, done.stderr
     trials = study.trials()
     assert sorted(done.stdout.splitlines()) == sorted(  # whose output is whose, when several run at once
-        f"[trial {t.number}] asktell: loss=1 gpu={int(t.values['gpu'])}" for t in trials)  # type: ignore[index]
+        f"[trial {t.number}] asktell: loss=1 gpu={int(t.values['gpu'])}" for t in trials
+    )  # type: ignore[index]
     assert [t.state for t in trials] == ["completed"] * 4
     assert {t.values["gpu"] for t in trials} == {3.0, 5.0}  # type: ignore[index]
     assert len({t.worker_id for t in trials}) == 2
@@ -138,24 +168,38 @@ def test_parallel_slots_get_their_own_gpu_and_overlap(pg: RunningServer, client:
 
 def test_quiet_programs_send_heartbeats(pg: RunningServer, client: Client, study_name: str) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
-    done = agent(pg, study_name, "--count", "1", "--heartbeat", "0.3",
-                 program="import time; time.sleep(1.2); print('asktell: loss=2')")
+    done = agent(
+        pg,
+        study_name,
+        "--count",
+        "1",
+        "--heartbeat",
+        "0.3",
+        program="import time; time.sleep(1.2); print('asktell: loss=2')",
+    )
     assert done.returncode == 0, done.stderr
     (trial,) = study.trials()
     assert trial.state == "completed" and trial.heartbeat_at is not None
     assert trial.heartbeat_at < trial.finished_at  # type: ignore[operator]
 
 
-def test_ctrl_c_stops_the_program_and_fails_its_trial(pg: RunningServer, client: Client, study_name: str,
-                                                    tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_program_and_fails_its_trial(
+    pg: RunningServer, client: Client, study_name: str, tmp_path: Path
+) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
     pid_file = tmp_path / "pid"
     # The program ignores SIGTERM, so the agent has to SIGKILL it after the grace period.
-    program = (f"import os, signal, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-               f"pathlib.Path(r'{pid_file}').write_text(str(os.getpid())); time.sleep(60)")
-    running = subprocess.Popen([sys.executable, "-m", "asktell.cli", "agent", study_name, "--grace", "1", "--",
-                                sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               cwd=REPO, env={**os.environ, "ASKTELL_URL": pg.url})
+    program = (
+        f"import os, signal, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path(r'{pid_file}').write_text(str(os.getpid())); time.sleep(60)"
+    )
+    running = subprocess.Popen(
+        [sys.executable, "-m", "asktell.cli", "agent", study_name, "--grace", "1", "--", sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "ASKTELL_URL": pg.url},
+    )
     wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, "the program to start")
     running.send_signal(signal.SIGINT)
     assert running.wait(timeout=30) == 130
@@ -165,10 +209,17 @@ def test_ctrl_c_stops_the_program_and_fails_its_trial(pg: RunningServer, client:
         os.kill(int(pid_file.read_text()), 0)
 
 
-def test_a_stopped_programs_children_that_ignore_sigterm_are_killed(pg: RunningServer, client: Client,
-                                                                   study_name: str, tmp_path: Path) -> None:
-    study = client.create_study(study_name, SPACE, LOSS, fidelity={"name": "epoch", "min": 1, "max": 50},
-                                engine="random", engine_options={"stopping": "median", "stopping_min_trials": 1})
+def test_a_stopped_programs_children_that_ignore_sigterm_are_killed(
+    pg: RunningServer, client: Client, study_name: str, tmp_path: Path
+) -> None:
+    study = client.create_study(
+        study_name,
+        SPACE,
+        LOSS,
+        fidelity={"name": "epoch", "min": 1, "max": 50},
+        engine="random",
+        engine_options={"stopping": "median", "stopping_min_trials": 1},
+    )
     study.add_trial({"x": 0.0, "width": 1})
     study.add_trial({"x": 1.0, "width": 1})
     pid_file = tmp_path / "child"
@@ -200,8 +251,9 @@ def _process_exists(pid: int) -> bool:
         return stat.read().split(") ")[-1][0] != "Z"
 
 
-def test_odd_output_neither_stops_the_readers_nor_reports_garbage(pg: RunningServer, client: Client,
-                                                                   study_name: str) -> None:
+def test_odd_output_neither_stops_the_readers_nor_reports_garbage(
+    pg: RunningServer, client: Client, study_name: str
+) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
     program = """
         import json, os, sys
@@ -219,13 +271,31 @@ def test_odd_output_neither_stops_the_readers_nor_reports_garbage(pg: RunningSer
     assert trial.measurements == []
 
 
-def test_a_placeholder_that_names_no_parameter_is_refused_before_any_trial(pg: RunningServer, client: Client,
-                                                                          study_name: str) -> None:
+def test_a_placeholder_that_names_no_parameter_is_refused_before_any_trial(
+    pg: RunningServer, client: Client, study_name: str
+) -> None:
     """A typo ({z} for {x}) used to run every trial with the literal text `{z}`."""
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
-    refused = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study_name, "--count", "1", "--",
-                              "echo", "{x}", "{z}", "${HOME}"], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "ASKTELL_URL": pg.url})
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asktell.cli",
+            "agent",
+            study_name,
+            "--count",
+            "1",
+            "--",
+            "echo",
+            "{x}",
+            "{z}",
+            "${HOME}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ASKTELL_URL": pg.url},
+    )
     assert refused.returncode == 1 and "{z} in the command names no parameter" in refused.stderr
     assert "(x, width)" in refused.stderr and "--literal-braces" in refused.stderr
     assert study.trials() == []
@@ -250,24 +320,56 @@ def test_a_job_using_the_sdk_itself_under_the_agent(pg: RunningServer, client: C
 
 
 def test_agent_help_explains_placeholders_metrics_and_defaults() -> None:
-    shown = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", "--help"], capture_output=True, text=True,
-                           check=True).stdout
-    for words in ("{trial_id}", "{budget}", "{resume_from}", "{checkpoint}", "--literal-braces", "${VAR}",
-                  "asktell: step=3 val_loss=0.41", "$ASKTELL_METRICS_FILE", "Values without a step are final",
-                  "(default 10)", "(default 30)", "default 300", "until the study stops", "[trial N]"):
+    shown = subprocess.run(
+        [sys.executable, "-m", "asktell.cli", "agent", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for words in (
+        "{trial_id}",
+        "{budget}",
+        "{resume_from}",
+        "{checkpoint}",
+        "--literal-braces",
+        "${VAR}",
+        "asktell: step=3 val_loss=0.41",
+        "$ASKTELL_METRICS_FILE",
+        "Values without a step are final",
+        "(default 10)",
+        "(default 30)",
+        "default 300",
+        "until the study stops",
+        "[trial N]",
+    ):
         assert words in shown, words
 
 
-def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The server's side scripted: report answers pause (the real loop, with asha, is tested below)."""
     from asktell.agent import AgentOptions, run_agent
 
     spec = {"params": SPACE, "objectives": LOSS, "constraints": [], "fidelity": EPOCHS}
-    study = {"id": 1, "name": "s", "owner": "default", "state": "active", "engine": "random", "seed": 1,
-             "spec": spec, "created_at": None, "updated_at": None}
-    trial: dict[str, Any] = {"id": 1, "number": 0, "state": "active", "params": {"x": 0.5, "width": 2},
-                             "values": None, "budget": 3, "resume_from": 1, "checkpoint": "/ckpt/0"}
+    study = {
+        "id": 1,
+        "name": "s",
+        "owner": "default",
+        "state": "active",
+        "engine": "random",
+        "seed": 1,
+        "spec": spec,
+        "created_at": None,
+        "updated_at": None,
+    }
+    trial: dict[str, Any] = {
+        "id": 1,
+        "number": 0,
+        "state": "active",
+        "params": {"x": 0.5, "width": 2},
+        "values": None,
+        "budget": 3,
+        "resume_from": 1,
+        "checkpoint": "/ckpt/0",
+    }
     seen: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -275,16 +377,21 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
         if request.url.path.endswith("/ask"):
             return httpx.Response(200, json={"trials": [trial]})
         if request.url.path.endswith("/report"):
-            return httpx.Response(200, json={"action": "pause", "reason": None,
-                                             "trial": {**trial, "state": "paused"}})
+            return httpx.Response(200, json={"action": "pause", "reason": None, "trial": {**trial, "state": "paused"}})
         if request.url.path.endswith("/best"):
             return httpx.Response(200, json={"trials": []})
         return httpx.Response(200, json=study)
 
-    program = ("import sys, time\nprint('asktell: step=2 loss=0.3 resume=' + sys.argv[1] + ' budget=' + sys.argv[2],"
-               " flush=True)\nprint(sys.argv[3], flush=True)\ntime.sleep(60)")
-    options = AgentOptions(study="s", command=[sys.executable, "-c", program, "{resume_from}", "{budget}",
-                                               "{checkpoint}"], count=1, grace_seconds=2)
+    program = (
+        "import sys, time\nprint('asktell: step=2 loss=0.3 resume=' + sys.argv[1] + ' budget=' + sys.argv[2],"
+        " flush=True)\nprint(sys.argv[3], flush=True)\ntime.sleep(60)"
+    )
+    options = AgentOptions(
+        study="s",
+        command=[sys.executable, "-c", program, "{resume_from}", "{budget}", "{checkpoint}"],
+        count=1,
+        grace_seconds=2,
+    )
     started = time.monotonic()
     with Client("http://asktell.test", transport=httpx.MockTransport(handle)) as scripted:
         assert run_agent(scripted, options) == 0
@@ -295,8 +402,9 @@ def test_a_pause_decision_ends_the_program_and_leaves_the_trial_paused(tmp_path:
     assert not any(s.endswith("/tell") for s in seen)  # a paused trial is not told
 
 
-def test_cli_creates_and_watches_a_study(pg: RunningServer, client: Client, study_name: str, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_creates_and_watches_a_study(
+    pg: RunningServer, client: Client, study_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"params": SPACE, "objective": LOSS}))
     assert cli.main(["--url", pg.url, "studies", "create", study_name, "--spec", str(spec)]) != 0
@@ -316,8 +424,9 @@ def test_cli_creates_and_watches_a_study(pg: RunningServer, client: Client, stud
     assert "act=[red]" in frame
 
 
-def test_optimize_runs_threads_fails_raising_trials_and_frames_the_study(client: Client, study_name: str,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_optimize_runs_threads_fails_raising_trials_and_frames_the_study(
+    client: Client, study_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     study = client.create_study(study_name, SPACE, LOSS, engine="random")
     study.optimize(lambda trial: (trial.params["x"] - 0.3) ** 2, n_trials=6, n_workers=3)
     assert "6/6" in capsys.readouterr().err  # the progress bar, with the best value so far
@@ -338,7 +447,8 @@ def test_optimize_runs_threads_fails_raising_trials_and_frames_the_study(client:
 
     frame = study.to_dataframe()
     assert len(frame) == 11 and {"number", "state", "params_x", "params_width", "values_loss", "duration"} <= set(
-        frame.columns)
+        frame.columns
+    )
     assert frame.loc[frame.state == "completed", "values_loss"].notna().all()
 
 
@@ -357,8 +467,9 @@ def test_optimize_fails_a_trial_whose_result_the_server_refuses(client: Client, 
         study.optimize(lambda trial: {"accuracy": 0.9}, n_trials=3, show_progress=False)
     (trial,) = study.trials()
     assert trial.state == "failed" and "refused the objective's result: values.loss: missing" in (trial.reason or "")
-    study.optimize(lambda trial: {"accuracy": 0.9}, n_trials=2, catch=(asktell.InvalidArgumentError,),
-                   show_progress=False)
+    study.optimize(
+        lambda trial: {"accuracy": 0.9}, n_trials=2, catch=(asktell.InvalidArgumentError,), show_progress=False
+    )
     assert [t.state for t in study.trials()] == ["failed"] * 3
 
 
@@ -368,7 +479,8 @@ def test_optimize_fails_a_non_finite_result_with_a_clear_reason(client: Client, 
     study.optimize(lambda trial: float("nan") if trial.number == 0 else math.inf, n_trials=2, show_progress=False)
     assert [(t.state, t.reason) for t in study.trials()] == [
         ("failed", "the objective returned a value that is not a finite number: loss=nan"),
-        ("failed", "the objective returned a value that is not a finite number: loss=inf")]
+        ("failed", "the objective returned a value that is not a finite number: loss=inf"),
+    ]
 
 
 def test_optimize_refuses_a_value_that_is_not_a_number(client: Client, study_name: str) -> None:
@@ -415,13 +527,20 @@ for epoch in range(int(resume_from) + 1, int(budget) + 1):
 """
 
 
-def test_the_agent_pauses_and_resumes_programs_from_their_checkpoints(pg: RunningServer, client: Client,
-                                                                      study_name: str, tmp_path: Path) -> None:
+def test_the_agent_pauses_and_resumes_programs_from_their_checkpoints(
+    pg: RunningServer, client: Client, study_name: str, tmp_path: Path
+) -> None:
     """Engine asha pauses runs at its rungs; resumed programs get {resume_from}, {budget} and the {checkpoint}
     they printed, and continue from there."""
     client.create_study(study_name, SPACE, LOSS, fidelity={"name": "epoch", "min": 1, "max": 9}, engine="asha")
-    done = agent(pg, study_name, "--count", "12", program=RESUMABLE,
-                 extra=("{x}", "{resume_from}", "{budget}", "{checkpoint}", "{trial_id}", str(tmp_path)))
+    done = agent(
+        pg,
+        study_name,
+        "--count",
+        "12",
+        program=RESUMABLE,
+        extra=("{x}", "{resume_from}", "{budget}", "{checkpoint}", "{trial_id}", str(tmp_path)),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = client.get_study(study_name).trials(measurements=True)
     assert len(trials) < 12  # some of the 12 runs were resumptions of paused trials

@@ -30,8 +30,9 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         pytest.skip("engine workers in their own processes need PostgreSQL")
     name = f"asha-bo-{secrets.token_hex(4)}"
     with Client(server.url) as client:
-        client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="asha_bo", seed=5,
-                            engine_options={"candidate_pool": 128})
+        client.create_study(
+            name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="asha_bo", seed=5, engine_options={"candidate_pool": 128}
+        )
         worker = start_worker(server.database_url, tmp_path / "worker.log")
     try:
         problems = train_on_workers(server, name, tmp_path, curve, max_epochs=50)

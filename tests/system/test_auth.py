@@ -31,8 +31,10 @@ DB_PASSWORD = "pw-" + secrets.token_hex(8)  # PostgreSQL trusts local connection
 
 @pytest.fixture(scope="module")
 def secured(module_servers: ServerFactory) -> RunningServer:
-    return module_servers(extra_env={"ASKTELL_ADMIN_TOKEN": ADMIN_SECRET, "ASKTELL_AUTH_CACHE_SECONDS": "0"},
-                          database_password=DB_PASSWORD)
+    return module_servers(
+        extra_env={"ASKTELL_ADMIN_TOKEN": ADMIN_SECRET, "ASKTELL_AUTH_CACHE_SECONDS": "0"},
+        database_password=DB_PASSWORD,
+    )
 
 
 def _client(server: RunningServer, token: str | None) -> httpx.Client:
@@ -46,15 +48,22 @@ def teams(secured: RunningServer) -> dict[str, Any]:
     with _client(secured, ADMIN_SECRET) as admin:
         for name in ("team-a", "team-b"):
             assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
-        tokens = {role: admin.post("/v1/tokens", json={"namespace": "team-a", "role": role, "name": role}).json()
-                  for role in ("reader", "writer", "admin")}
+        tokens = {
+            role: admin.post("/v1/tokens", json={"namespace": "team-a", "role": role, "name": role}).json()
+            for role in ("reader", "writer", "admin")
+        }
         other = admin.post("/v1/tokens", json={"namespace": "team-b", "role": "writer"}).json()
     with _client(secured, tokens["writer"]["secret"]) as writer:
         created = writer.post("/v1/studies", json={"name": "secret-study", **make_spec(engine="random")})
         assert created.status_code == 201, created.text
         trial = writer.post("/v1/studies/secret-study/ask", json={"count": 1}).json()["trials"][0]
-    return {"a": {r: t["secret"] for r, t in tokens.items()}, "a_ids": {r: t["id"] for r, t in tokens.items()},
-            "b": other["secret"], "study": "secret-study", "trial": trial["number"]}
+    return {
+        "a": {r: t["secret"] for r, t in tokens.items()},
+        "a_ids": {r: t["id"] for r, t in tokens.items()},
+        "b": other["secret"],
+        "study": "secret-study",
+        "trial": trial["number"],
+    }
 
 
 def test_requests_without_a_valid_token_are_refused(secured: RunningServer, teams: dict[str, Any]) -> None:
@@ -84,8 +93,12 @@ def test_roles_decide_what_a_token_may_do(secured: RunningServer, teams: dict[st
         assert writer.post("/v1/tokens", json={"namespace": "team-a"}).status_code == 403
         assert writer.get("/v1/namespaces").status_code == 403
         number = teams["trial"]
-        assert writer.post(f"/v1/studies/{study}/trials/{number}/report",
-                           json={"step": 1, "values": {"loss": 0.5}}).status_code == 200
+        assert (
+            writer.post(
+                f"/v1/studies/{study}/trials/{number}/report", json={"step": 1, "values": {"loss": 0.5}}
+            ).status_code
+            == 200
+        )
     with _client(secured, teams["a"]["admin"]) as admin:
         listed = admin.get("/v1/tokens", params={"namespace": "team-a"}).json()["tokens"]
         assert {t["role"] for t in listed} == {"reader", "writer", "admin"}
@@ -104,12 +117,24 @@ def test_a_revoked_token_stops_working(secured: RunningServer, teams: dict[str, 
 
 def _sample(route: APIRoute, method: str, teams: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     """A request on `route` aimed at team-a's study, trial and token, with a body the route accepts."""
-    values = {"study": teams["study"], "name": teams["study"], "number": teams["trial"], "job_id": 1,
-              "token_id": teams["a_ids"]["reader"], "namespace": "team-a"}
+    values = {
+        "study": teams["study"],
+        "name": teams["study"],
+        "number": teams["trial"],
+        "job_id": 1,
+        "token_id": teams["a_ids"]["reader"],
+        "namespace": "team-a",
+    }
     path = re.sub(r"{(\w+)}", lambda m: str(values[m.group(1)]), route.path)
-    bodies = {"ask": {"count": 1}, "report": {"step": 2, "values": {"loss": 1.0}}, "tell": {"values": {"loss": 1.0}},
-              "trials": {"params": {"lr": 0.01, "layers": 2, "act": "relu"}}, "state": {"state": "paused"},
-              "tokens": {"namespace": "team-a", "role": "admin"}, "namespaces": {"name": "team-c"}}
+    bodies = {
+        "ask": {"count": 1},
+        "report": {"step": 2, "values": {"loss": 1.0}},
+        "tell": {"values": {"loss": 1.0}},
+        "trials": {"params": {"lr": 0.01, "layers": 2, "act": "relu"}},
+        "state": {"state": "paused"},
+        "tokens": {"namespace": "team-a", "role": "admin"},
+        "namespaces": {"name": "team-c"},
+    }
     body = bodies.get(route.path.rstrip("/").rsplit("/", 1)[-1]) if method in ("POST", "PUT") else None
     return path, body
 
@@ -205,10 +230,15 @@ def _form_token(browser: httpx.Client) -> str:
 def test_the_dashboard_signs_in_with_a_cookie(secured: RunningServer, teams: dict[str, Any]) -> None:
     with httpx.Client(base_url=secured.url, follow_redirects=False) as browser:
         assert browser.get("/ui").headers["location"] == "/ui/sign-in"
-        assert browser.post("/ui/sign-in", content=f"token=wrong&form_token={_form_token(browser)}",
-                            headers=FORM).status_code == 401
-        signed = browser.post("/ui/sign-in", content=f"token={teams['a']['reader']}&form_token={_form_token(browser)}",
-                              headers=FORM)
+        assert (
+            browser.post(
+                "/ui/sign-in", content=f"token=wrong&form_token={_form_token(browser)}", headers=FORM
+            ).status_code
+            == 401
+        )
+        signed = browser.post(
+            "/ui/sign-in", content=f"token={teams['a']['reader']}&form_token={_form_token(browser)}", headers=FORM
+        )
         assert signed.status_code == 303
         page = browser.get("/ui")
         assert page.status_code == 200 and teams["study"] in page.text
@@ -243,15 +273,19 @@ def test_dashboard_pages_cannot_be_framed_or_load_foreign_code(secured: RunningS
 
 def test_limits_cors_and_no_secret_in_logs(secured: RunningServer, teams: dict[str, Any]) -> None:
     with _client(secured, teams["a"]["writer"]) as writer:
-        huge = writer.post("/v1/studies", content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
-                           headers={"Content-Type": "application/json"})
+        huge = writer.post(
+            "/v1/studies", content=b"{" + b" " * (5 * 1024 * 1024) + b"}", headers={"Content-Type": "application/json"}
+        )
         assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
-        long_metric = writer.post(f"/v1/studies/{teams['study']}/trials/{teams['trial']}/report",
-                                  json={"step": 3, "values": {"x" * 200: 1.0}})
+        long_metric = writer.post(
+            f"/v1/studies/{teams['study']}/trials/{teams['trial']}/report", json={"step": 3, "values": {"x" * 200: 1.0}}
+        )
         assert long_metric.status_code == 422 and long_metric.json()["error"]["details"][0]["field"].startswith(
-            "values")
-        preflight = writer.options("/v1/studies", headers={"Origin": "https://evil.example",
-                                                           "Access-Control-Request-Method": "POST"})
+            "values"
+        )
+        preflight = writer.options(
+            "/v1/studies", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
         assert "access-control-allow-origin" not in preflight.headers
     log = secured.output() + Path(secured.log).read_text(errors="replace")
     for secret in (ADMIN_SECRET, DB_PASSWORD, teams["b"], *teams["a"].values()):
@@ -259,9 +293,14 @@ def test_limits_cors_and_no_secret_in_logs(secured: RunningServer, teams: dict[s
 
 
 def _serve(args: list[str], database_url: str) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--database-url", database_url, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--database-url", database_url, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+    )
 
 
 def test_an_open_server_refuses_a_public_address_unless_insecure(tmp_path: Path) -> None:
@@ -281,12 +320,22 @@ def test_an_open_server_refuses_a_public_address_unless_insecure(tmp_path: Path)
 
 def test_the_first_admin_token_comes_from_the_command_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'boot.db'}"
-    created = subprocess.run([sys.executable, "-m", "service.cli", "tokens", "create", "--admin", "--name", "ops",
-                              "--database-url", url], capture_output=True, text=True, cwd=REPO, check=True)
+    created = subprocess.run(
+        [sys.executable, "-m", "service.cli", "tokens", "create", "--admin", "--name", "ops", "--database-url", url],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
     secret = created.stdout.strip()
     assert secret.startswith("at_") and "shown only this once" in created.stderr
-    listed = subprocess.run([sys.executable, "-m", "service.cli", "tokens", "list", "--database-url", url],
-                            capture_output=True, text=True, cwd=REPO, check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "service.cli", "tokens", "list", "--database-url", url],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout
     assert "admin" in listed and secret not in listed and secret[:10] in listed
     port = free_port()
     server = _serve(["--host", "0.0.0.0", "--port", str(port)], url)  # authentication is configured now
@@ -315,8 +364,14 @@ def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError("server not ready")
 
 
-def _create_studies_until_refused(server: RunningServer, secret: str, start: threading.Barrier, head_start: float,
-                                  writer_index: int, created: list[str]) -> None:
+def _create_studies_until_refused(
+    server: RunningServer,
+    secret: str,
+    start: threading.Barrier,
+    head_start: float,
+    writer_index: int,
+    created: list[str],
+) -> None:
     with _client(server, secret) as writer:
         start.wait()
         time.sleep(head_start)
@@ -330,7 +385,8 @@ def _create_studies_until_refused(server: RunningServer, secret: str, start: thr
 
 
 def test_deleting_a_namespace_while_its_writers_create_studies_leaves_no_study_behind(
-        secured: RunningServer, teams: dict[str, Any]) -> None:
+    secured: RunningServer, teams: dict[str, Any]
+) -> None:
     """Writers create studies as fast as they can while an admin deletes their namespace. Either the delete is
     refused (a study got in first) or it wins and not one study of the namespace survives: after re-creating
     the namespace, a new token sees nothing of the old one."""
@@ -342,8 +398,12 @@ def test_deleting_a_namespace_while_its_writers_create_studies_leaves_no_study_b
             secret = admin.post("/v1/tokens", json={"namespace": namespace, "role": "writer"}).json()["secret"]
         start = threading.Barrier(5)
         created: list[str] = []
-        writers = [threading.Thread(target=_create_studies_until_refused,
-                                    args=(secured, secret, start, head_start, i, created)) for i in range(4)]
+        writers = [
+            threading.Thread(
+                target=_create_studies_until_refused, args=(secured, secret, start, head_start, i, created)
+            )
+            for i in range(4)
+        ]
         for thread in writers:
             thread.start()
         with _client(secured, ADMIN_SECRET) as admin:

@@ -71,6 +71,7 @@ def test_identical_concurrent_tells_all_succeed(server: RunningServer, api: http
     (trial,) = api.post(f"/v1/studies/{study}/ask", json={}).json()["trials"]
     url = f"{server.url}/v1/studies/{study}/trials/{trial['number']}/tell"
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: httpx.post(url, json={"values": {"loss": 1.5}}, timeout=60).status_code,
-                              range(8)))
+        codes = list(
+            pool.map(lambda _: httpx.post(url, json={"values": {"loss": 1.5}}, timeout=60).status_code, range(8))
+        )
     assert codes == [200] * 8

@@ -30,9 +30,11 @@ if not Path(CHROMIUM).exists():
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-SPACE = [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-         {"name": "layers", "type": "int", "low": 1, "high": 6},
-         {"name": "act", "type": "categorical", "choices": ["relu", "gelu"]}]
+SPACE = [
+    {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    {"name": "layers", "type": "int", "low": 1, "high": 6},
+    {"name": "act", "type": "categorical", "choices": ["relu", "gelu"]},
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def loss(params: dict[str, Any], epoch: int = 3) -> float:
-    return (math.log10(params["lr"]) + 2) ** 2 + 0.1 * params["layers"] + (0.3 if params["act"] == "relu" else 0) \
+    return (
+        (math.log10(params["lr"]) + 2) ** 2
+        + 0.1 * params["layers"]
+        + (0.3 if params["act"] == "relu" else 0)
         + 1 / epoch
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +76,15 @@ def studies(pg: RunningServer) -> dict[str, Study]:
     """A single-objective study with a fidelity, a constraint and every finished state; two and three
     objective studies; all through the SDK."""
     client = Client(pg.url)
-    single = client.create_study("dash-single", SPACE, [{"name": "loss", "goal": "minimize"}],
-                                 constraints=[{"name": "memory", "op": "<=", "bound": 5}],
-                                 fidelity={"name": "epoch", "min": 1, "max": 3}, engine="random", seed=1)
+    single = client.create_study(
+        "dash-single",
+        SPACE,
+        [{"name": "loss", "goal": "minimize"}],
+        constraints=[{"name": "memory", "op": "<=", "bound": 5}],
+        fidelity={"name": "epoch", "min": 1, "max": 3},
+        engine="random",
+        seed=1,
+    )
     for trial in single.ask(120):
         for epoch in (1, 2, 3):
             trial.report(epoch, {"loss": loss(trial.params, epoch), "memory": float(trial.params["layers"])})
@@ -83,12 +95,20 @@ def studies(pg: RunningServer) -> dict[str, Study]:
         else:
             trial.tell({"loss": loss(trial.params), "memory": float(trial.params["layers"])})
     single.ask(2)  # two still running
-    two = client.create_study("dash-pareto", SPACE, [{"name": "error", "goal": "minimize"},
-                                                     {"name": "seconds", "goal": "minimize", "cost": True}],
-                              engine="random", seed=2)
-    three = client.create_study("dash-three", SPACE, [{"name": "a", "goal": "minimize"},
-                                                      {"name": "b", "goal": "maximize"},
-                                                      {"name": "c", "goal": "minimize"}], engine="random", seed=3)
+    two = client.create_study(
+        "dash-pareto",
+        SPACE,
+        [{"name": "error", "goal": "minimize"}, {"name": "seconds", "goal": "minimize", "cost": True}],
+        engine="random",
+        seed=2,
+    )
+    three = client.create_study(
+        "dash-three",
+        SPACE,
+        [{"name": "a", "goal": "minimize"}, {"name": "b", "goal": "maximize"}, {"name": "c", "goal": "minimize"}],
+        engine="random",
+        seed=3,
+    )
     for trial in two.ask(30):
         trial.tell({"error": loss(trial.params), "seconds": 10.0 * trial.params["layers"]})
     for trial in three.ask(20):
@@ -116,8 +136,9 @@ def test_studies_page_lists_counts_and_best_values(pg: RunningServer, page: Page
     expect(page.locator("#studies-total")).to_contain_text("1 study")
 
 
-def test_study_page_shows_the_spec_engine_and_every_plot(pg: RunningServer, page: Page,
-                                                         studies: dict[str, Study]) -> None:
+def test_study_page_shows_the_spec_engine_and_every_plot(
+    pg: RunningServer, page: Page, studies: dict[str, Study]
+) -> None:
     study = studies["single"].refresh()
     page.goto(f"{pg.url}/ui/studies/dash-single")
     expect(page.locator("h1")).to_have_text("dash-single")
@@ -125,8 +146,13 @@ def test_study_page_shows_the_spec_engine_and_every_plot(pg: RunningServer, page
     expect(page.locator("#best")).to_have_text(f"{best.values['loss']:.6g}")  # type: ignore[index]
     for state, count in (study.trial_counts or {}).items():
         expect(page.locator(f"#counts [data-state={state}]")).to_have_attribute("data-count", str(count))
-    for title in ("optimization history of loss", "parallel coordinates: parameters and loss",
-                  "loss by lr", "loss by layers", "loss by act"):
+    for title in (
+        "optimization history of loss",
+        "parallel coordinates: parameters and loss",
+        "loss by lr",
+        "loss by layers",
+        "loss by act",
+    ):
         expect(page.locator(f"svg[aria-label='{title}']")).to_have_count(1)
     expect(page.locator("#learning-curves svg polyline")).to_have_count(120)  # every trial that reported
     # Plots fill their cards: the SVG is as wide as its figure, less the padding.
@@ -139,8 +165,9 @@ def test_study_page_shows_the_spec_engine_and_every_plot(pg: RunningServer, page
     shot(page, "study-single")
 
 
-def test_trials_table_sorts_filters_and_pages_in_place(pg: RunningServer, page: Page,
-                                                      studies: dict[str, Study]) -> None:
+def test_trials_table_sorts_filters_and_pages_in_place(
+    pg: RunningServer, page: Page, studies: dict[str, Study]
+) -> None:
     study = studies["single"]
     trials = study.trials()
     page.goto(f"{pg.url}/ui/studies/dash-single")
@@ -148,8 +175,9 @@ def test_trials_table_sorts_filters_and_pages_in_place(pg: RunningServer, page: 
     expect(page.locator("#trials-total")).to_contain_text(f"{len(trials)} matching trials · page 1 of 3")
 
     page.click("#trials-table th a:text-is('loss')")
-    completed = sorted((t for t in trials if t.values and t.values.get("loss") is not None),
-                       key=lambda t: (t.values["loss"], t.number))  # type: ignore[index]
+    completed = sorted(
+        (t for t in trials if t.values and t.values.get("loss") is not None), key=lambda t: (t.values["loss"], t.number)
+    )  # type: ignore[index]
     expect(page.locator("#trials-table tbody tr").first).to_have_attribute("data-number", str(completed[0].number))
     page.click("#trials-table th a:text-is('loss ▲')")
     expect(page.locator("#trials-table tbody tr").first).to_have_attribute("data-number", str(completed[-1].number))
@@ -195,8 +223,9 @@ def test_pareto_pages_match_the_api(pg: RunningServer, page: Page, studies: dict
         shot(page, f"study-{key}-objectives")
 
 
-def test_trial_page_shows_params_values_measurements_and_source(pg: RunningServer, page: Page,
-                                                               studies: dict[str, Study]) -> None:
+def test_trial_page_shows_params_values_measurements_and_source(
+    pg: RunningServer, page: Page, studies: dict[str, Study]
+) -> None:
     trial = studies["single"].trial(3)
     page.goto(f"{pg.url}/ui/studies/dash-single")
     page.click("#trials-table a:text-is('3')")
@@ -218,8 +247,9 @@ def test_a_running_study_refreshes_itself(pg: RunningServer, page: Page, studies
     page.evaluate("window.notReloaded = true")
     (trial,) = study.ask()
     trial.tell({"error": 0.01, "seconds": 1.0})  # a new best on both: it joins the front
-    expect(page.locator("#counts [data-state=completed]")).to_have_attribute("data-count", str(before + 1),
-                                                                            timeout=15_000)
+    expect(page.locator("#counts [data-state=completed]")).to_have_attribute(
+        "data-count", str(before + 1), timeout=15_000
+    )
     expect(page.locator("#trials-total")).to_contain_text(f"{before + 1} matching trials", timeout=15_000)
     assert page.evaluate("window.notReloaded") is True
 
@@ -229,18 +259,22 @@ def test_pages_answer_404_for_unknown_studies(pg: RunningServer) -> None:
     wait_until(lambda: httpx.get(f"{pg.url}/ui/static/app.js").status_code == 200, 5, "static files")
 
 
-def test_signing_in_in_a_browser_passes_the_form_check(postgresql_factory: Callable[[], str], page: Page,
-                                                       tmp_path: Path) -> None:
+def test_signing_in_in_a_browser_passes_the_form_check(
+    postgresql_factory: Callable[[], str], page: Page, tmp_path: Path
+) -> None:
     """The sign-in form's token and its cookie work in a real browser, and the pages it opens keep working under
     their content security policy (an inline script or a foreign resource would fail here)."""
     admin = "at_dashboard-" + "0" * 24
     server = start_server(postgresql_factory(), tmp_path / "server.log", {"ASKTELL_ADMIN_TOKEN": admin})
     try:
-        Client(server.url, token=admin).create_study("signed-in", SPACE, [{"name": "loss", "goal": "minimize"}],
-                                                     engine="random")
+        Client(server.url, token=admin).create_study(
+            "signed-in", SPACE, [{"name": "loss", "goal": "minimize"}], engine="random"
+        )
         violations: list[str] = []
-        page.on("console", lambda message: violations.append(message.text)
-                if "Content Security Policy" in message.text else None)
+        page.on(
+            "console",
+            lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+        )
         page.goto(f"{server.url}/ui")
         expect(page).to_have_url(f"{server.url}/ui/sign-in")
         page.fill("input[name=token]", admin)

@@ -17,9 +17,11 @@ import pytest
 from asktell import Client, Study
 from tests.support import RunningServer
 
-SPACE = [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-         {"name": "layers", "type": "int", "low": 1, "high": 6},
-         {"name": "act", "type": "categorical", "choices": ["relu", "gelu"]}]
+SPACE = [
+    {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    {"name": "layers", "type": "int", "low": 1, "high": 6},
+    {"name": "act", "type": "categorical", "choices": ["relu", "gelu"]},
+]
 
 
 def loss(params: dict[str, Any], epoch: int = 3) -> float:
@@ -32,8 +34,14 @@ def made(server: RunningServer) -> dict[str, Study]:
     study with a cost objective spanning four decades."""
     client = Client(server.url)
     tag = secrets.token_hex(4)
-    single = client.create_study(f"views-single-{tag}", SPACE, [{"name": "loss", "goal": "minimize"}],
-                                 fidelity={"name": "epoch", "min": 1, "max": 3}, engine="random", seed=1)
+    single = client.create_study(
+        f"views-single-{tag}",
+        SPACE,
+        [{"name": "loss", "goal": "minimize"}],
+        fidelity={"name": "epoch", "min": 1, "max": 3},
+        engine="random",
+        seed=1,
+    )
     trials = single.ask(6, worker_id="gpu-a") + single.ask(6, worker_id="gpu-b", fresh=True) + single.ask(12)
     for trial in trials:
         for epoch in (1, 2, 3):
@@ -43,9 +51,13 @@ def made(server: RunningServer) -> dict[str, Study]:
             trial.tell(stopped=True)
         else:
             trial.tell({"loss": loss(trial.params)})
-    two = client.create_study(f"views-two-{tag}", SPACE, [{"name": "error", "goal": "minimize"},
-                                                        {"name": "seconds", "goal": "minimize", "cost": True}],
-                              engine="random", seed=2)
+    two = client.create_study(
+        f"views-two-{tag}",
+        SPACE,
+        [{"name": "error", "goal": "minimize"}, {"name": "seconds", "goal": "minimize", "cost": True}],
+        engine="random",
+        seed=2,
+    )
     for trial in two.ask(20):
         trial.tell({"error": loss(trial.params), "seconds": 10.0 ** trial.params["layers"]})
     return {"single": single, "two": two}
@@ -58,13 +70,14 @@ def page(api: httpx.Client, path: str, **params: Any) -> str:
 
 
 def svg(html: str, label_start: str) -> str:
-    found = re.search(r'<svg class="plot"[^>]*aria-label="' + re.escape(label_start) + r'.*?</svg>', html, re.S)
+    found = re.search(r'<svg class="plot"[^>]*aria-label="' + re.escape(label_start) + r".*?</svg>", html, re.S)
     assert found, f"no plot titled {label_start!r}"
     return found.group(0)
 
 
-def test_study_page_marks_link_their_trials_and_plots_fit_their_cards(api: httpx.Client,
-                                                                      made: dict[str, Study]) -> None:
+def test_study_page_marks_link_their_trials_and_plots_fit_their_cards(
+    api: httpx.Client, made: dict[str, Study]
+) -> None:
     study = made["single"]
     html = page(api, f"/ui/studies/{study.name}")
     history = svg(html, "optimization history of loss")
@@ -119,8 +132,7 @@ def test_pareto_optimal_trials_carry_a_badge(api: httpx.Client, made: dict[str, 
         assert ('id="pareto-optimal"' in html) == (trial.number in front)
 
 
-def test_importance_ranks_the_parameter_the_loss_depends_on_first(api: httpx.Client,
-                                                                   made: dict[str, Study]) -> None:
+def test_importance_ranks_the_parameter_the_loss_depends_on_first(api: httpx.Client, made: dict[str, Study]) -> None:
     html = page(api, f"/ui/studies/{made['single'].name}/importance")
     bars = svg(html, "parameter importance for loss")
     names = re.findall(r'class="label" text-anchor="end">([a-z]+)</text>', bars)
@@ -132,13 +144,17 @@ def test_contour_bins_two_parameters_and_names_a_bad_choice(api: httpx.Client, m
     name = made["single"].name
     html = page(api, f"/ui/studies/{name}/contour", x="lr", y="act", surface="binned")
     contour = svg(html, "loss over lr and act")
-    cells = re.findall(r'class="cell"><title>lr [^,]+, act (relu|gelu): mean loss [0-9.e+-]+ over (\d+) trials',
-                       contour)
+    cells = re.findall(
+        r'class="cell"><title>lr [^,]+, act (relu|gelu): mean loss [0-9.e+-]+ over (\d+) trials', contour
+    )
     completed = [t for t in made["single"].trials() if t.state == "completed"]
     assert cells and sum(int(n) for _, n in cells) == len(completed)
     assert "lr (log)" in contour and re.search(r'<a href="[^"]+/trials/\d+"><circle', contour)
-    for params, field in (({"x": "nope", "y": "lr"}, "x"), ({"x": "lr", "y": "lr"}, "y"),
-                          ({"x": "lr", "y": "act", "objective": "nope"}, "objective")):
+    for params, field in (
+        ({"x": "nope", "y": "lr"}, "x"),
+        ({"x": "lr", "y": "lr"}, "y"),
+        ({"x": "lr", "y": "act", "objective": "nope"}, "objective"),
+    ):
         response = api.get(f"/ui/studies/{name}/contour", params=params)
         assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == field
 
@@ -149,8 +165,11 @@ def test_contour_draws_a_gp_posterior_mean_by_default(api: httpx.Client, made: d
     study = made["two"]
     html = page(api, f"/ui/studies/{study.name}/contour", x="lr", y="layers", objective="error")
     contour = svg(html, "error over lr and layers: GP posterior mean")
-    cells = re.findall(r'class="cell"><title>lr ([0-9.e+-]+)…([0-9.e+-]+), layers [^:]+: predicted error '
-                       r'([0-9.e+-]+) \((\d+) trials in the cell\)', contour)
+    cells = re.findall(
+        r'class="cell"><title>lr ([0-9.e+-]+)…([0-9.e+-]+), layers [^:]+: predicted error '
+        r"([0-9.e+-]+) \((\d+) trials in the cell\)",
+        contour,
+    )
     assert len(cells) >= 24 * 5, "every cell of the grid has a prediction"
     assert sum(int(c[3]) for c in cells) == 20
     low, high, _, _ = min(cells, key=lambda c: float(c[2]))
@@ -163,8 +182,9 @@ def test_contour_draws_a_gp_posterior_mean_by_default(api: httpx.Client, made: d
 
 
 def test_a_study_with_one_parameter_says_why_it_has_no_contour(api: httpx.Client, server: RunningServer) -> None:
-    study = Client(server.url).create_study(f"views-one-{secrets.token_hex(4)}", SPACE[:1],
-                                            [{"name": "loss", "goal": "minimize"}], engine="random")
+    study = Client(server.url).create_study(
+        f"views-one-{secrets.token_hex(4)}", SPACE[:1], [{"name": "loss", "goal": "minimize"}], engine="random"
+    )
     html = page(api, f"/ui/studies/{study.name}/contour")
     assert "needs a study with two parameters or more" in html
 
@@ -218,15 +238,21 @@ def test_columns_read_in_the_database_match_the_trials(server: RunningServer) ->
     choices = [1, "two", True, 0.5]
     space = [*SPACE[:2], {"name": "kind", "type": "categorical", "choices": choices}]
     objectives = [{"name": "loss", "goal": "minimize"}, {"name": "cost", "goal": "maximize"}]
-    study = Client(server.url).create_study(f"views-columns-{secrets.token_hex(4)}", space, objectives,
-                                            constraints=[{"name": "memory", "op": "<=", "bound": 3}], engine="random")
+    study = Client(server.url).create_study(
+        f"views-columns-{secrets.token_hex(4)}",
+        space,
+        objectives,
+        constraints=[{"name": "memory", "op": "<=", "bound": 3}],
+        engine="random",
+    )
     asked = study.ask(24)
     for trial in reversed(asked):  # finishing order differs from number order
         if trial.number % 7 == 6:
             trial.tell(failed=True)
         else:
-            trial.tell({"loss": loss(trial.params), "cost": float(trial.number),
-                        "memory": float(trial.params["layers"])})
+            trial.tell(
+                {"loss": loss(trial.params), "cost": float(trial.number), "memory": float(trial.params["layers"])}
+            )
 
     async def read() -> tuple[Points, list[int]]:
         db = Database(server.database_url)
@@ -245,5 +271,6 @@ def test_columns_read_in_the_database_match_the_trials(server: RunningServer) ->
     assert np.array_equal(points.objectives, expected)
     assert points.feasible.tolist() == [t.params["layers"] <= 3 for t in completed]
     assert points.params["lr"].tolist() == [t.params["lr"] for t in completed]
-    assert points.params["kind"].tolist() == [float(choices.index(t.params["kind"])) if t.params["kind"] is not True
-                                              else 2.0 for t in completed]
+    assert points.params["kind"].tolist() == [
+        float(choices.index(t.params["kind"])) if t.params["kind"] is not True else 2.0 for t in completed
+    ]

@@ -26,8 +26,9 @@ def server(module_servers: ServerFactory) -> RunningServer:
     return module_servers(workers=2)
 
 
-def concurrently(study: Study, evaluate: Callable[[dict[str, Any]], dict[str, float]], jobs: int,
-                 trials_each: int) -> None:
+def concurrently(
+    study: Study, evaluate: Callable[[dict[str, Any]], dict[str, float]], jobs: int, trials_each: int
+) -> None:
     errors: list[BaseException] = []
 
     def job(worker: str) -> None:
@@ -52,9 +53,13 @@ def bowl(params: dict[str, Any]) -> dict[str, float]:
 
 def test_egreedy_study_with_concurrent_jobs_records_each_branch(server: RunningServer, study_name: str) -> None:
     client = Client(server.url, timeout=120)
-    study = client.create_study(study_name, PARAMS, OBJECTIVE, engine="egreedy",
-                                engine_options={**FAST_GP, "variant": "eps_pf", "epsilon": 0.3,
-                                                "pareto_points": 200})
+    study = client.create_study(
+        study_name,
+        PARAMS,
+        OBJECTIVE,
+        engine="egreedy",
+        engine_options={**FAST_GP, "variant": "eps_pf", "epsilon": 0.3, "pareto_points": 200},
+    )
     concurrently(study, bowl, jobs=3, trials_each=5)
 
     trials = study.trials()
@@ -77,12 +82,17 @@ def test_egreedy_study_with_concurrent_jobs_records_each_branch(server: RunningS
     client.close()
 
 
-def test_constrained_study_with_concurrent_jobs_reports_the_best_feasible_trial(server: RunningServer,
-                                                                                study_name: str) -> None:
+def test_constrained_study_with_concurrent_jobs_reports_the_best_feasible_trial(
+    server: RunningServer, study_name: str
+) -> None:
     client = Client(server.url, timeout=120)
-    study = client.create_study(study_name, PARAMS, OBJECTIVE,
-                                constraints=[{"name": "x_value", "op": ">=", "bound": 0.5}],
-                                engine_options={**FAST_GP, "pool_points": 300})
+    study = client.create_study(
+        study_name,
+        PARAMS,
+        OBJECTIVE,
+        constraints=[{"name": "x_value", "op": ">=", "bound": 0.5}],
+        engine_options={**FAST_GP, "pool_points": 300},
+    )
     assert study.engine == "constrained"
     concurrently(study, bowl, jobs=2, trials_each=6)
 
@@ -100,9 +110,14 @@ def test_constrained_study_with_concurrent_jobs_reports_the_best_feasible_trial(
 
 def test_an_infeasible_study_says_so_in_its_status(server: RunningServer, study_name: str) -> None:
     client = Client(server.url, timeout=120)
-    study = client.create_study(study_name, PARAMS, OBJECTIVE, engine="constrained",
-                                constraints=[{"name": "c", "op": "<=", "bound": 0}],
-                                engine_options={**FAST_GP, "pool_points": 300})
+    study = client.create_study(
+        study_name,
+        PARAMS,
+        OBJECTIVE,
+        engine="constrained",
+        constraints=[{"name": "c", "op": "<=", "bound": 0}],
+        engine_options={**FAST_GP, "pool_points": 300},
+    )
 
     def never_feasible(params: dict[str, Any]) -> dict[str, float]:
         return {"loss": params["x"], "c": 2 + math.sin(3 * params["x"]) + params["y"] ** 2}

@@ -22,8 +22,14 @@ def pg(module_servers: ServerFactory) -> RunningServer:
 
 
 def run(pg: RunningServer, *argv: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={**os.environ, "ASKTELL_URL": pg.url, "OMP_NUM_THREADS": "1", **(env or {})})
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "ASKTELL_URL": pg.url, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
     assert done.returncode == 0, f"{argv}\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -39,23 +45,43 @@ def test_sklearn_example_tunes_an_svm_with_the_sdk(pg: RunningServer, study_name
 
 
 def test_multiobjective_example_reports_a_pareto_front(pg: RunningServer, study_name: str) -> None:
-    out = run(pg, sys.executable, str(EXAMPLES / "multiobjective_efficiency.py"), "--study", study_name,
-              "--trials", "4")
+    out = run(
+        pg, sys.executable, str(EXAMPLES / "multiobjective_efficiency.py"), "--study", study_name, "--trials", "4"
+    )
     assert "Pareto front" in out and "dominated hypervolume" in out
     study = Client(pg.url).get_study(study_name)
     assert study.engine == "multiobjective" and len(study.pareto_front()) >= 1
 
 
-def test_torch_example_trains_under_the_agent_with_checkpoints(pg: RunningServer, study_name: str,
-                                                               tmp_path: Path) -> None:
+def test_torch_example_trains_under_the_agent_with_checkpoints(
+    pg: RunningServer, study_name: str, tmp_path: Path
+) -> None:
     spec = json.loads((EXAMPLES / "torch_mlp" / "study.json").read_text())
     spec["fidelity"]["max"] = 3  # short mode: rungs at 1 and 3 epochs
     (tmp_path / "study.json").write_text(json.dumps(spec))
     run(pg, *asktell("studies", "create", study_name, "--spec", str(tmp_path / "study.json")))
-    run(pg, *asktell("agent", study_name, "--count", "3", "--", sys.executable,
-                     str(EXAMPLES / "torch_mlp" / "train.py"), "--lr", "{lr}", "--hidden", "{hidden}",
-                     "--dropout", "{dropout}", "--epochs", "{budget}", "--checkpoint",
-                     str(tmp_path / "checkpoints" / "{trial_id}.pt")))
+    run(
+        pg,
+        *asktell(
+            "agent",
+            study_name,
+            "--count",
+            "3",
+            "--",
+            sys.executable,
+            str(EXAMPLES / "torch_mlp" / "train.py"),
+            "--lr",
+            "{lr}",
+            "--hidden",
+            "{hidden}",
+            "--dropout",
+            "{dropout}",
+            "--epochs",
+            "{budget}",
+            "--checkpoint",
+            str(tmp_path / "checkpoints" / "{trial_id}.pt"),
+        ),
+    )
     study = Client(pg.url).get_study(study_name)
     assert study.engine == "freeze_thaw"  # the default for a study with a fidelity
     trials = study.trials(measurements=True)
@@ -67,8 +93,11 @@ def test_torch_example_trains_under_the_agent_with_checkpoints(pg: RunningServer
 
 def test_shell_example_runs_under_the_agent(pg: RunningServer, study_name: str) -> None:
     run(pg, *asktell("studies", "create", study_name, "--spec", str(EXAMPLES / "shell" / "study.json")))
-    run(pg, *asktell("agent", study_name, "--count", "3", "--", "bash", str(EXAMPLES / "shell" / "train.sh"),
-                     "{x}", "{y}"), env={"STEPS": "5"})
+    run(
+        pg,
+        *asktell("agent", study_name, "--count", "3", "--", "bash", str(EXAMPLES / "shell" / "train.sh"), "{x}", "{y}"),
+        env={"STEPS": "5"},
+    )
     trials = Client(pg.url).get_study(study_name).trials()
     assert [t.state for t in trials] == ["completed"] * 3
     for trial in trials:

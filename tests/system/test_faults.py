@@ -31,7 +31,11 @@ def _serve(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url", database_url],
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+        )
 
 
 def _ready(url: str) -> bool:
@@ -45,8 +49,7 @@ def _value(number: int) -> float:
     return number / 1000 + 0.5
 
 
-def test_killing_the_api_server_mid_burst_loses_no_tell(postgresql_factory: Callable[[], str],
-                                                        tmp_path: Path) -> None:
+def test_killing_the_api_server_mid_burst_loses_no_tell(postgresql_factory: Callable[[], str], tmp_path: Path) -> None:
     """16 clients tell 1,000 trials with retries; the server is SIGKILLed at about the 300th tell and restarted
     on the same port. Every tell ends acknowledged, and each is in the database exactly once."""
     database_url, port = postgresql_factory(), free_port()
@@ -85,8 +88,10 @@ def test_killing_the_api_server_mid_burst_loses_no_tell(postgresql_factory: Call
         back_after = time.monotonic() - killed_at
         for thread in threads:
             thread.join(timeout=180)
-        print(f"\nSIGKILL after {at_kill} of {TELLS} tells; server back after {back_after:.1f} s; all tells "
-              f"acknowledged {time.monotonic() - killed_at:.1f} s after the kill")
+        print(
+            f"\nSIGKILL after {at_kill} of {TELLS} tells; server back after {back_after:.1f} s; all tells "
+            f"acknowledged {time.monotonic() - killed_at:.1f} s after the kill"
+        )
         assert not errors, errors[:3]
         assert at_kill < TELLS, "the kill came too late to test anything"
         assert sorted(acknowledged) == sorted(numbers)
@@ -100,6 +105,7 @@ def test_killing_the_api_server_mid_burst_loses_no_tell(postgresql_factory: Call
 
 
 # PostgreSQL restarted under load, on a private cluster so that the suite's own database is never touched. -----
+
 
 def _postgres_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
@@ -129,8 +135,17 @@ class PrivateCluster:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.dir / "data"),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
@@ -206,9 +221,11 @@ def test_a_database_restart_under_load_loses_no_acknowledged_write(cluster: Priv
         for number, value in acknowledged.items():
             assert stored[number].state == "completed" and stored[number].values == {"loss": value}
         assert failures, "the restart went unnoticed: the test proved nothing"
-        print(f"\nPostgreSQL down for {started_at - stopped_at:.1f} s after {before_stop} tells; /readyz ready "
-              f"{ready_after:.1f} s after it came back; {len(failures)} client calls failed past the SDK's retries "
-              f"meanwhile; {len(acknowledged)} acknowledged tells, all stored")
+        print(
+            f"\nPostgreSQL down for {started_at - stopped_at:.1f} s after {before_stop} tells; /readyz ready "
+            f"{ready_after:.1f} s after it came back; {len(failures)} client calls failed past the SDK's retries "
+            f"meanwhile; {len(acknowledged)} acknowledged tells, all stored"
+        )
     finally:
         stop.set()
         server.kill()
@@ -221,14 +238,29 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("ab") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url",
-             f"sqlite:///{tmp_path / 'drain.db'}"], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "ASKTELL_EMBEDDED_WORKER": "off"})
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'drain.db'}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "ASKTELL_EMBEDDED_WORKER": "off"},
+        )
     try:
         wait_until(lambda: _ready(url), 60, "the server to start")
         with httpx.Client(base_url=url, timeout=30) as api:
-            spec = make_spec(engine="gp", engine_options={"initial_design": 1},
-                             params=[{"name": "x", "type": "float", "low": 0, "high": 1}])
+            spec = make_spec(
+                engine="gp",
+                engine_options={"initial_design": 1},
+                params=[{"name": "x", "type": "float", "low": 0, "high": 1}],
+            )
             api.post("/v1/studies", json={"name": "drain", **spec}).raise_for_status()
             (trial,) = api.post("/v1/studies/drain/ask", json={}).json()["trials"]
             # The tell queues a refill job (job 1) that no worker will compute: a poll of it waits its full time.
@@ -252,8 +284,9 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
 AGENT_PROGRAM = "import time, sys; time.sleep(1); print(f'asktell: loss={float(sys.argv[1]) ** 2}', flush=True)"
 
 
-def test_optimize_and_the_agent_ride_out_a_server_restart(postgresql_factory: Callable[[], str],
-                                                          tmp_path: Path) -> None:
+def test_optimize_and_the_agent_ride_out_a_server_restart(
+    postgresql_factory: Callable[[], str], tmp_path: Path
+) -> None:
     """The server is killed mid-run and is back a few seconds later: a running `study.optimize` and a running
     `asktell agent` go on (the SDK retried for about 3 s; they failed) and every trial ends completed."""
     database_url, port = postgresql_factory(), free_port()
@@ -265,9 +298,28 @@ def test_optimize_and_the_agent_ride_out_a_server_restart(postgresql_factory: Ca
         with Client(url) as client:
             for name in ("optimized", "agent"):
                 client.create_study(name, spec["params"], spec["objectives"], engine="random")
-        agent = subprocess.Popen([sys.executable, "-m", "asktell.cli", "--url", url, "agent", "agent", "--count", "8",
-                                  "--", sys.executable, "-c", AGENT_PROGRAM, "{x}"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "asktell.cli",
+                "--url",
+                url,
+                "agent",
+                "agent",
+                "--count",
+                "8",
+                "--",
+                sys.executable,
+                "-c",
+                AGENT_PROGRAM,
+                "{x}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
         errors: list[BaseException] = []
 
         def optimize() -> None:
@@ -284,8 +336,11 @@ def test_optimize_and_the_agent_ride_out_a_server_restart(postgresql_factory: Ca
         optimizing = threading.Thread(target=optimize)
         optimizing.start()
         with Client(url) as client:
-            wait_until(lambda: (client.get_study("optimized").trial_counts or {}).get("completed", 0) >= 2, 60,
-                       "trials to complete")
+            wait_until(
+                lambda: (client.get_study("optimized").trial_counts or {}).get("completed", 0) >= 2,
+                60,
+                "trials to complete",
+            )
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
         time.sleep(2)

@@ -23,8 +23,9 @@ def curve(x: float, epoch: float) -> float:
 
 
 @pytest.mark.parametrize("warmup_to_max", [False, True])
-def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_path: Path,
-                                                     warmup_to_max: bool) -> None:
+def test_training_loop_through_the_sdk_with_a_worker(
+    server: RunningServer, tmp_path: Path, warmup_to_max: bool
+) -> None:
     """Two training threads on PostgreSQL with one engine worker and the default rule (promote): runs pause at the
     rungs (1, 3, 10 epochs) and resumed runs continue from their checkpoint; with `warmup_to_max`, the two warm-up
     runs train to the end unjudged."""
@@ -32,9 +33,20 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         pytest.skip("engine workers in their own processes need PostgreSQL")
     name = f"freeze-{secrets.token_hex(4)}"
     with Client(server.url) as client:
-        client.create_study(name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="freeze_thaw", seed=5,
-                            engine_options={"candidate_pool": 128, "pmin_samples": 400, "warmup_configs": 2,
-                                            "warmup_to_max": warmup_to_max})
+        client.create_study(
+            name,
+            PARAMS,
+            OBJECTIVE,
+            fidelity=FIDELITY,
+            engine="freeze_thaw",
+            seed=5,
+            engine_options={
+                "candidate_pool": 128,
+                "pmin_samples": 400,
+                "warmup_configs": 2,
+                "warmup_to_max": warmup_to_max,
+            },
+        )
         worker = start_worker(server.database_url, tmp_path / "worker.log")
     try:
         problems = train_on_workers(server, name, tmp_path, curve, max_epochs=120)

@@ -73,16 +73,22 @@ def _fuzz(url: str, operation: Any, mode: GenerationMode, aimed: bool) -> list[s
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=aim or None)
     found: list[str] = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         case = data.draw(strategy)
         kwargs = case.as_transport_kwargs(base_url=url, headers=_auth())
-        response = httpx.request(kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
-                                 params=kwargs.get("params"), json=kwargs.get("json"),
-                                 content=kwargs.get("data") if isinstance(kwargs.get("data"), bytes | str) else None,
-                                 timeout=30)
+        response = httpx.request(
+            kwargs["method"],
+            kwargs["url"],
+            headers=kwargs.get("headers"),
+            params=kwargs.get("params"),
+            json=kwargs.get("json"),
+            content=kwargs.get("data") if isinstance(kwargs.get("data"), bytes | str) else None,
+            timeout=30,
+        )
         found.extend(f"{case.method} {case.formatted_path}: {p}" for p in _problems(response))
 
     with contextlib.suppress(Unsatisfiable):  # e.g. no invalid request exists for a route without parameters

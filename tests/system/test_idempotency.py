@@ -28,6 +28,7 @@ def test_a_retried_ask_returns_the_same_trials(api: httpx.Client, study: str) ->
 
 def test_concurrent_attempts_of_one_ask_hand_out_one_set(api: httpx.Client, study: str) -> None:
     """Retries that race the first attempt (a client whose answer was slow) still get one set of trials."""
+
     def attempt(_: int) -> list[int]:
         with httpx.Client(base_url=str(api.base_url), timeout=30) as own:
             return [t["number"] for t in _ask(own, study, "racing", count=2).json()["trials"]]
@@ -77,8 +78,9 @@ def test_a_retried_ask_waits_for_the_job_of_the_first_attempt(server: RunningSer
     name = f"idem-gp-{secrets.token_hex(4)}"
     with httpx.Client(base_url=server.url, timeout=60) as api:
         options = {"initial_design": 2, "pool_max": 0, "num_restarts": 2, "raw_samples": 64}
-        spec = make_spec(engine="gp", engine_options=options,
-                         params=[{"name": "x", "type": "float", "low": 0, "high": 1}])
+        spec = make_spec(
+            engine="gp", engine_options=options, params=[{"name": "x", "type": "float", "low": 0, "high": 1}]
+        )
         assert api.post("/v1/studies", json={"name": name, **spec}).status_code == 201
         for i, trial in enumerate(_ask(api, name, "design", count=2).json()["trials"]):
             api.post(f"/v1/studies/{name}/trials/{trial['number']}/tell", json={"values": {"loss": float(i)}})

@@ -23,8 +23,10 @@ async def test_a_study_computes_one_job_at_a_time(server: RunningServer, api: ht
     db = Database(server.database_url)
     try:
         async with db.transaction() as conn:
-            ids = {name: (await conn.execute(select(StudyRow.id).where(StudyRow.name == name))).scalar_one()
-                   for name in (study_name, other_name)}
+            ids = {
+                name: (await conn.execute(select(StudyRow.id).where(StudyRow.name == name))).scalar_one()
+                for name in (study_name, other_name)
+            }
             first = await job_store.enqueue_suggest(conn, ids[study_name], 1, "a")
             second = await job_store.enqueue_suggest(conn, ids[study_name], 1, "b")
             elsewhere = await job_store.enqueue_suggest(conn, ids[other_name], 1, "c")
@@ -37,8 +39,9 @@ async def test_a_study_computes_one_job_at_a_time(server: RunningServer, api: ht
         async with db.transaction() as conn:
             assert await job_store.claim_job(conn, "worker-3", LEASE) is None
         async with db.transaction() as conn:  # worker 1 went silent: its lease ran out
-            await conn.execute(update(JobRow).where(JobRow.id == first.id)
-                               .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            await conn.execute(
+                update(JobRow).where(JobRow.id == first.id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
         async with db.transaction() as conn:  # the stale job is redone first, still one at a time
             claimed = await job_store.claim_job(conn, "worker-3", LEASE)
         assert claimed is not None and claimed.id == first.id and claimed.attempts == 2

@@ -14,9 +14,25 @@ from tests.support import REPO
 
 def test_short_load_run_has_no_errors_and_a_clean_audit(tmp_path: Path) -> None:
     results = tmp_path / "load.json"
-    run = subprocess.run([sys.executable, "benchmarks/load.py", "--seconds", "6", "--jobs", "24", "--gp-share",
-                          "0.25", "--json", str(results)], cwd=REPO, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/load.py",
+            "--seconds",
+            "6",
+            "--jobs",
+            "24",
+            "--gp-share",
+            "0.25",
+            "--json",
+            str(results),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     found = json.loads(results.read_text())
     assert found["errors"] == 0 and found["audit_problems"] == []

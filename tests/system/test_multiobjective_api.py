@@ -19,10 +19,14 @@ from tests.support import FAST_GP, RunningServer, ServerFactory
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 EFFICIENCY = {
-    "params": [{"name": "width", "type": "int", "low": 8, "high": 512, "log": True},
-               {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True}],
-    "objectives": [{"name": "error", "goal": "minimize", "threshold": 1.0},
-                   {"name": "train_seconds", "goal": "minimize", "cost": True, "threshold": 100.0}],
+    "params": [
+        {"name": "width", "type": "int", "low": 8, "high": 512, "log": True},
+        {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    ],
+    "objectives": [
+        {"name": "error", "goal": "minimize", "threshold": 1.0},
+        {"name": "train_seconds", "goal": "minimize", "cost": True, "threshold": 100.0},
+    ],
 }
 
 
@@ -34,8 +38,13 @@ def train(params: dict[str, object]) -> tuple[float, float]:
 
 
 def test_cost_objectives_must_be_minimized_and_positive(api: httpx.Client, study_name: str) -> None:
-    bad = {**EFFICIENCY, "objectives": [EFFICIENCY["objectives"][0],  # type: ignore[index]
-                                        {"name": "train_seconds", "goal": "maximize", "cost": True, "threshold": -1}]}
+    bad = {
+        **EFFICIENCY,
+        "objectives": [
+            EFFICIENCY["objectives"][0],  # type: ignore[index]
+            {"name": "train_seconds", "goal": "maximize", "cost": True, "threshold": -1},
+        ],
+    }
     response = api.post("/v1/studies", json={"name": study_name, **bad})
     assert response.status_code == 422
     fields = {d["field"]: d["reason"] for d in response.json()["error"]["details"]}
@@ -43,25 +52,32 @@ def test_cost_objectives_must_be_minimized_and_positive(api: httpx.Client, study
 
     assert api.post("/v1/studies", json={"name": study_name, "engine": "random", **EFFICIENCY}).status_code == 201
     (trial,) = api.post(f"/v1/studies/{study_name}/ask", json={}).json()["trials"]
-    tell = api.post(f"/v1/studies/{study_name}/trials/{trial['number']}/tell",
-                    json={"values": {"error": 0.2, "train_seconds": 0.0}})
+    tell = api.post(
+        f"/v1/studies/{study_name}/trials/{trial['number']}/tell", json={"values": {"error": 0.2, "train_seconds": 0.0}}
+    )
     assert tell.status_code == 422
-    assert tell.json()["error"]["details"] == [{"field": "values.train_seconds",
-                                                "reason": "a cost must be > 0, got 0.0"}]
+    assert tell.json()["error"]["details"] == [
+        {"field": "values.train_seconds", "reason": "a cost must be > 0, got 0.0"}
+    ]
     assert api.get(f"/v1/studies/{study_name}/trials/{trial['number']}").json()["state"] == "active"
 
 
 def test_a_five_objective_hypervolume_of_200_trials_is_estimated_quickly(api: httpx.Client, study_name: str) -> None:
     """200 trials with 5 objectives took 31 s (and 1,500 took 363 s) to compute exactly; now an estimate, flagged."""
     objectives = [f"f{i}" for i in range(5)]
-    spec = {"params": [{"name": "x", "type": "float", "low": 0, "high": 1}], "engine": "random",
-            "objectives": [{"name": name, "goal": "minimize"} for name in objectives]}
+    spec = {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "engine": "random",
+        "objectives": [{"name": name, "goal": "minimize"} for name in objectives],
+    }
     assert api.post("/v1/studies", json={"name": study_name, **spec}).status_code == 201
     directions = np.abs(np.random.default_rng(0).normal(size=(200, 5)))
     for row in 1 - directions / np.linalg.norm(directions, axis=1, keepdims=True):  # every trial on the front
         values = {name: float(v) for name, v in zip(objectives, row, strict=True)}
-        assert api.post(f"/v1/studies/{study_name}/trials", json={"params": {"x": 0.5}, "values": values}) \
-            .status_code == 201
+        assert (
+            api.post(f"/v1/studies/{study_name}/trials", json={"params": {"x": 0.5}, "values": values}).status_code
+            == 201
+        )
     started = time.perf_counter()
     body = api.get(f"/v1/studies/{study_name}/hypervolume").json()
     assert time.perf_counter() - started < 10
@@ -81,9 +97,13 @@ def test_pareto_front_and_hypervolume_history_over_rest(api: httpx.Client, study
         (0.3, 30.0, 4.0),  # dominates the first: 0.7 x 70, plus the third's strip 0.2 x 10
     ]
     for error, seconds, memory in told:
-        response = api.post(f"/v1/studies/{study_name}/trials", json={
-            "params": {"width": 64, "lr": 0.01}, "values": {"error": error, "train_seconds": seconds,
-                                                           "memory_gb": memory}})
+        response = api.post(
+            f"/v1/studies/{study_name}/trials",
+            json={
+                "params": {"width": 64, "lr": 0.01},
+                "values": {"error": error, "train_seconds": seconds, "memory_gb": memory},
+            },
+        )
         assert response.status_code == 201, response.text
     body = api.get(f"/v1/studies/{study_name}/hypervolume").json()
     assert body["reference_point"] == {"error": 1.0, "train_seconds": 100.0}
@@ -100,8 +120,10 @@ def test_reports_carry_several_metrics_per_step(api: httpx.Client, study_name: s
     assert api.post("/v1/studies", json={"name": study_name, **spec}).status_code == 201
     (trial,) = api.post(f"/v1/studies/{study_name}/ask", json={}).json()["trials"]
     for epoch in (1, 2, 3):
-        decision = api.post(f"/v1/studies/{study_name}/trials/{trial['number']}/report",
-                            json={"step": epoch, "values": {"error": 1 / epoch, "train_seconds": 10.0 * epoch}})
+        decision = api.post(
+            f"/v1/studies/{study_name}/trials/{trial['number']}/report",
+            json={"step": epoch, "values": {"error": 1 / epoch, "train_seconds": 10.0 * epoch}},
+        )
         assert decision.status_code == 200 and decision.json()["action"] == "continue"
     stored = api.get(f"/v1/studies/{study_name}/trials/{trial['number']}").json()["measurements"]
     assert stored == [{"step": e, "values": {"error": 1 / e, "train_seconds": 10.0 * e}} for e in (1.0, 2.0, 3.0)]
@@ -116,11 +138,17 @@ def pg_with_worker(module_servers: ServerFactory) -> RunningServer:
     return module_servers(workers=1)
 
 
-def test_efficiency_study_through_the_sdk_with_concurrent_training_jobs(pg_with_worker: RunningServer,
-                                                                        study_name: str, tmp_path: Path) -> None:
+def test_efficiency_study_through_the_sdk_with_concurrent_training_jobs(
+    pg_with_worker: RunningServer, study_name: str, tmp_path: Path
+) -> None:
     client = Client(pg_with_worker.url, timeout=120)
-    study = client.create_study(study_name, EFFICIENCY["params"], EFFICIENCY["objectives"],  # type: ignore[arg-type]
-                                fidelity={"name": "epoch", "min": 1, "max": 2}, engine_options=FAST_GP)
+    study = client.create_study(
+        study_name,
+        EFFICIENCY["params"],
+        EFFICIENCY["objectives"],  # type: ignore[arg-type]
+        fidelity={"name": "epoch", "min": 1, "max": 2},
+        engine_options=FAST_GP,
+    )
     assert study.engine == "multiobjective"
     told: dict[int, tuple[float, float]] = {}
     errors: list[BaseException] = []
@@ -148,8 +176,10 @@ def test_efficiency_study_through_the_sdk_with_concurrent_training_jobs(pg_with_
 
     trials = study.trials(measurements=True)
     assert {t.source for t in trials} >= {"multiobjective"}  # the worker's model, after the initial design
-    assert all(len(t.measurements or []) == 2 and set(t.measurements[0]["values"]) == {"error", "train_seconds"}
-               for t in trials)
+    assert all(
+        len(t.measurements or []) == 2 and set(t.measurements[0]["values"]) == {"error", "train_seconds"}
+        for t in trials
+    )
 
     numbers = sorted(told)
     points = -np.array([told[n] for n in numbers])  # maximized

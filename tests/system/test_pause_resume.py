@@ -93,13 +93,17 @@ def test_four_workers_pause_and_resume_from_their_checkpoints(server: RunningSer
 
 def test_report_pauses_at_the_budget_with_its_checkpoint(api: httpx.Client) -> None:
     name = f"asha-rest-{secrets.token_hex(4)}"
-    response = api.post("/v1/studies", json={"name": name, "params": PARAMS, "objectives": OBJECTIVE,
-                                             "fidelity": FIDELITY, "engine": "asha"})
+    response = api.post(
+        "/v1/studies",
+        json={"name": name, "params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY, "engine": "asha"},
+    )
     assert response.status_code == 201, response.text
     (trial,) = api.post(f"/v1/studies/{name}/ask", json={}).json()["trials"]
     assert trial["budget"] == 1 and trial["resume_from"] is None and trial["checkpoint"] is None
-    paused = api.post(f"/v1/studies/{name}/trials/{trial['number']}/report",
-                      json={"step": 1, "values": {"loss": 0.5}, "checkpoint": "s3://bucket/ckpt-1"}).json()
+    paused = api.post(
+        f"/v1/studies/{name}/trials/{trial['number']}/report",
+        json={"step": 1, "values": {"loss": 0.5}, "checkpoint": "s3://bucket/ckpt-1"},
+    ).json()
     assert paused["action"] == "pause" and paused["trial"]["state"] == "paused"
     assert paused["trial"]["checkpoint"] == "s3://bucket/ckpt-1" and paused["trial"]["resume_from"] == 1
     again = api.post(f"/v1/studies/{name}/trials/{trial['number']}/report", json={"step": 2, "values": {"loss": 1}})
@@ -118,7 +122,13 @@ def test_the_readme_training_loop_recipe_runs(server: RunningServer, tmp_path: P
     assert len(code.strip().splitlines()) < 25
     code = code.replace('create_study("mlp"', f'create_study("{f"recipe-{secrets.token_hex(4)}"}"')
     code = code.replace("while True:", "for _ in range(20):")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "ASKTELL_URL": server.url})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ASKTELL_URL": server.url},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.glob("ckpt-*.json"))

@@ -9,8 +9,18 @@ import httpx
 
 from tests.support import make_spec
 
-DOCUMENTED_CODES = {"invalid_argument", "unauthenticated", "permission_denied", "not_found", "method_not_allowed",
-                    "already_exists", "conflict", "too_large", "unavailable", "internal"}
+DOCUMENTED_CODES = {
+    "invalid_argument",
+    "unauthenticated",
+    "permission_denied",
+    "not_found",
+    "method_not_allowed",
+    "already_exists",
+    "conflict",
+    "too_large",
+    "unavailable",
+    "internal",
+}
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, object]:
@@ -36,7 +46,8 @@ def test_a_body_that_is_not_utf8_is_an_invalid_argument(api: httpx.Client) -> No
     response = api.post("/v1/studies", content=b'{"name": "\xff"}', headers={"Content-Type": "application/json"})
     error = _error(response, 422)
     assert error["code"] == "invalid_argument" and error["details"] == [
-        {"field": "body", "reason": "There was an error parsing the body"}]
+        {"field": "body", "reason": "There was an error parsing the body"}
+    ]
 
 
 NUL = "\u0000"
@@ -51,8 +62,12 @@ def test_nul_characters_are_refused_everywhere(api: httpx.Client, study: str) ->
     bodies = [
         ("POST", f"/v1/studies/{study}/ask", {"worker_id": f"node{NUL}7"}, "worker_id"),
         ("POST", f"/v1/studies/{study}/trials/{number}/tell", {"state": "failed", "reason": f"oom{NUL}"}, "reason"),
-        ("POST", f"/v1/studies/{study}/trials/{number}/report",
-         {"step": 1, "values": {"loss": 1.0}, "checkpoint": f"ckpt{NUL}.pt"}, "checkpoint"),
+        (
+            "POST",
+            f"/v1/studies/{study}/trials/{number}/report",
+            {"step": 1, "values": {"loss": 1.0}, "checkpoint": f"ckpt{NUL}.pt"},
+            "checkpoint",
+        ),
         ("POST", "/v1/studies", {"name": f"{study}-nul", **spec}, "params[0].choices[1]"),
         ("POST", "/v1/tokens", {"namespace": "default", "name": f"ci{NUL}"}, "name"),
         ("POST", f"/v1/studies/{study}/trials", {"params": {f"lr{NUL}": 0.01}}, "params.lr\\u0000"),
@@ -60,14 +75,18 @@ def test_nul_characters_are_refused_everywhere(api: httpx.Client, study: str) ->
     for method, path, body, field in bodies:
         error = _error(api.request(method, path, json=body), 422)
         assert error["details"] == [{"field": field, "reason": "must not contain the character U+0000"}], error
-    queries = [(f"/v1/studies/{study}/trials", {"worker_id": f"w{NUL}"}, "worker_id"),
-               ("/ui", {"q": f"study{NUL}"}, "q")]
+    queries = [
+        (f"/v1/studies/{study}/trials", {"worker_id": f"w{NUL}"}, "worker_id"),
+        ("/ui", {"q": f"study{NUL}"}, "q"),
+    ]
     for path, params, field in queries:
         assert _error(api.get(path, params=params), 422)["details"] == [
-            {"field": field, "reason": "must not contain the character U+0000"}]
+            {"field": field, "reason": "must not contain the character U+0000"}
+        ]
     for path in ("/v1/studies/a%00b", "/v1/studies/a%00b/trials/0/tell", "/ui/studies/a%00b", "/ui/static/a%00b"):
         assert _error(api.post(path, json={}) if path.endswith("tell") else api.get(path), 422)["details"] == [
-            {"field": "path", "reason": "must not contain the character U+0000"}]
+            {"field": "path", "reason": "must not contain the character U+0000"}
+        ]
     assert api.get(f"/v1/studies/{study}/trials/{number}").json()["state"] == "active"  # nothing was applied
     assert api.get(f"/v1/studies/{study}-nul").status_code == 404
 
@@ -89,17 +108,27 @@ def test_non_finite_and_huge_numbers_in_a_spec_are_refused(api: httpx.Client, st
         (f'{{"name": "c", "type": "categorical", "choices": [1, {huge}]}}', "params[0].choices[1]"),
     ]
     for param, field in cases:
-        response = _raw_post(api, "/v1/studies", f'{{"name": "{study_name}", "params": [{param}], '
-                                                 '"objectives": [{"name": "y", "goal": "minimize"}]}')
+        response = _raw_post(
+            api,
+            "/v1/studies",
+            f'{{"name": "{study_name}", "params": [{param}], "objectives": [{{"name": "y", "goal": "minimize"}}]}}',
+        )
         fields = [d["field"] for d in _error(response, 422)["details"]]  # type: ignore[union-attr]
         assert field in fields, (param, response.text)
     x = '{"name": "x", "type": "float", "low": 0, "high": 1}'
-    for extra, field in [(f'"objectives": [{{"name": "y", "goal": "minimize", "threshold": {huge}}}]',
-                          "objectives[0].threshold"),
-                         ('"objectives": [{"name": "y", "goal": "minimize"}], '
-                          '"constraints": [{"name": "m", "op": "<=", "bound": -Infinity}]', "constraints[0].bound"),
-                         ('"objectives": [{"name": "y", "goal": "minimize"}], '
-                          f'"fidelity": {{"name": "epoch", "min": 1, "max": {huge}}}', "fidelity.max")]:
+    for extra, field in [
+        (f'"objectives": [{{"name": "y", "goal": "minimize", "threshold": {huge}}}]', "objectives[0].threshold"),
+        (
+            '"objectives": [{"name": "y", "goal": "minimize"}], '
+            '"constraints": [{"name": "m", "op": "<=", "bound": -Infinity}]',
+            "constraints[0].bound",
+        ),
+        (
+            '"objectives": [{"name": "y", "goal": "minimize"}], '
+            f'"fidelity": {{"name": "epoch", "min": 1, "max": {huge}}}',
+            "fidelity.max",
+        ),
+    ]:
         response = _raw_post(api, "/v1/studies", f'{{"name": "{study_name}", "params": [{x}], {extra}}}')
         assert field in [d["field"] for d in _error(response, 422)["details"]], response.text  # type: ignore[union-attr]
     assert api.get(f"/v1/studies/{study_name}").status_code == 404
@@ -108,7 +137,10 @@ def test_non_finite_and_huge_numbers_in_a_spec_are_refused(api: httpx.Client, st
 def test_non_finite_params_of_an_added_trial_are_refused(api: httpx.Client, study: str) -> None:
     for value in ("NaN", "Infinity", "-Infinity", "1" + "0" * 400):
         for param in ("layers", "lr"):  # int and float
-            response = _raw_post(api, f"/v1/studies/{study}/trials",
-                                 f'{{"params": {{"lr": 0.01, "layers": 2, "act": "relu", "{param}": {value}}}}}')
+            response = _raw_post(
+                api,
+                f"/v1/studies/{study}/trials",
+                f'{{"params": {{"lr": 0.01, "layers": 2, "act": "relu", "{param}": {value}}}}}',
+            )
             assert [d["field"] for d in _error(response, 422)["details"]] == [f"params.{param}"], response.text  # type: ignore[union-attr]
     assert api.get(f"/v1/studies/{study}").json()["trial_counts"] == {}

@@ -25,10 +25,23 @@ OBJECTIVES = [{"name": "val_loss", "goal": "minimize"}]
 
 def test_round_trip_create_ask_report_tell_best(server: RunningServer, study_name: str) -> None:
     with Client(server.url) as client:
-        study = client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                    fidelity={"name": "epoch", "min": 1, "max": 3}, engine="sobol")
-        assert client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                   fidelity={"name": "epoch", "min": 1, "max": 3}, engine="sobol").id == study.id
+        study = client.create_study(
+            name=study_name,
+            params=PARAMS,
+            objectives=OBJECTIVES,  # type: ignore[arg-type]
+            fidelity={"name": "epoch", "min": 1, "max": 3},
+            engine="sobol",
+        )
+        assert (
+            client.create_study(
+                name=study_name,
+                params=PARAMS,
+                objectives=OBJECTIVES,  # type: ignore[arg-type]
+                fidelity={"name": "epoch", "min": 1, "max": 3},
+                engine="sobol",
+            ).id
+            == study.id
+        )
         losses = []
         for _ in range(5):
             for trial in study.ask(n=1, worker_id="node-7"):
@@ -49,8 +62,12 @@ def test_round_trip_create_ask_report_tell_best(server: RunningServer, study_nam
 
 def test_failed_infeasible_and_enqueued_trials(server: RunningServer, study_name: str) -> None:
     with Client(server.url) as client:
-        study = client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                    engine="random")
+        study = client.create_study(
+            name=study_name,
+            params=PARAMS,
+            objectives=OBJECTIVES,  # type: ignore[arg-type]
+            engine="random",
+        )
         queued = study.add_trial(params={"lr": 0.01, "layers": 2, "act": "relu"})
         assert queued.state == "waiting"
         first, second = study.ask(n=2)
@@ -65,17 +82,27 @@ def test_failed_infeasible_and_enqueued_trials(server: RunningServer, study_name
 def test_server_errors_are_typed_and_carry_the_message(server: RunningServer, study_name: str) -> None:
     with Client(server.url) as client:
         with pytest.raises(InvalidArgumentError) as invalid:
-            client.create_study(name=study_name, params=[{"name": "x", "type": "float", "low": 1, "high": 0}],
-                                objectives=OBJECTIVES)
+            client.create_study(
+                name=study_name, params=[{"name": "x", "type": "float", "low": 1, "high": 0}], objectives=OBJECTIVES
+            )
         assert invalid.value.details == [("params[0].low", "must be less than high (1 >= 0)")]
         assert "params[0].low" in str(invalid.value)
         with pytest.raises(NotFoundError):
             client.get_study(study_name)
-        study = client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                    engine="sobol")
+        study = client.create_study(
+            name=study_name,
+            params=PARAMS,
+            objectives=OBJECTIVES,  # type: ignore[arg-type]
+            engine="sobol",
+        )
         with pytest.raises(AlreadyExistsError):
-            client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                engine="sobol", if_exists="error")
+            client.create_study(
+                name=study_name,
+                params=PARAMS,
+                objectives=OBJECTIVES,  # type: ignore[arg-type]
+                engine="sobol",
+                if_exists="error",
+            )
         (trial,) = study.ask()
         trial.tell({"val_loss": 1.0})
         with pytest.raises(ConflictError, match="already completed"):
@@ -91,8 +118,12 @@ def test_server_errors_are_typed_and_carry_the_message(server: RunningServer, st
 
 async def test_async_client_has_the_same_surface(server: RunningServer, study_name: str) -> None:
     async with AsyncClient(server.url) as client:
-        study = await client.create_study(name=study_name, params=PARAMS,  # type: ignore[arg-type]
-                                          objectives=OBJECTIVES, engine="sobol")
+        study = await client.create_study(
+            name=study_name,
+            params=PARAMS,  # type: ignore[arg-type]
+            objectives=OBJECTIVES,
+            engine="sobol",
+        )
         for trial in await study.ask(n=3, worker_id="a"):
             decision = await trial.report(step=1, values={"val_loss": 0.5})
             assert decision.action == "continue"
@@ -105,14 +136,23 @@ async def test_async_client_has_the_same_surface(server: RunningServer, study_na
 
 def test_cli_lists_studies_and_trials(server: RunningServer, study_name: str) -> None:
     with Client(server.url) as client:
-        study = client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                    engine="sobol")
+        study = client.create_study(
+            name=study_name,
+            params=PARAMS,
+            objectives=OBJECTIVES,  # type: ignore[arg-type]
+            engine="sobol",
+        )
         for trial in study.ask(n=2):
             trial.tell({"val_loss": 0.25})
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "asktell.cli", "--url", server.url, *args], capture_output=True,
-                              text=True, cwd=REPO, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "asktell.cli", "--url", server.url, *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
 
     listing = cli("studies", "list")
     assert listing.returncode == 0 and study_name in listing.stdout and "sobol" in listing.stdout
@@ -127,13 +167,23 @@ def test_cli_lists_studies_and_trials(server: RunningServer, study_name: str) ->
     assert "best:" in shown.stdout and "val_loss" in shown.stdout
     missing = cli("studies", "show", study_name + "-nope")
     assert missing.returncode == 1 and "not found" in missing.stderr
-    closed = subprocess.Popen([sys.executable, "-m", "asktell.cli", "--url", server.url, "studies", "show",
-                               study_name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    closed = subprocess.Popen(
+        [sys.executable, "-m", "asktell.cli", "--url", server.url, "studies", "show", study_name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     assert closed.stdout is not None
     closed.stdout.close()  # `asktell studies show ... | head` with a reader that is already gone
     assert closed.wait(timeout=60) == 141 and closed.stderr is not None and closed.stderr.read() == ""
-    bad_url = subprocess.run([sys.executable, "-m", "asktell.cli", "--url", server.url.removeprefix("http://"),
-                              "studies", "list"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    bad_url = subprocess.run(
+        [sys.executable, "-m", "asktell.cli", "--url", server.url.removeprefix("http://"), "studies", "list"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert bad_url.returncode == 1 and "must start with http:// or https://" in bad_url.stderr
     assert cli("studies", "delete", study_name, "--yes").returncode == 0
     assert study_name not in cli("studies", "list").stdout
@@ -141,8 +191,12 @@ def test_cli_lists_studies_and_trials(server: RunningServer, study_name: str) ->
 
 def test_listing_studies_with_a_summary_gives_counts_and_best_values(server: RunningServer, study_name: str) -> None:
     with Client(server.url) as client:
-        study = client.create_study(name=study_name, params=PARAMS, objectives=OBJECTIVES,  # type: ignore[arg-type]
-                                    engine="sobol")
+        study = client.create_study(
+            name=study_name,
+            params=PARAMS,
+            objectives=OBJECTIVES,  # type: ignore[arg-type]
+            engine="sobol",
+        )
         first, second, third = study.ask(n=3)
         first.tell({"val_loss": 0.5})
         second.tell({"val_loss": 0.2})
@@ -159,9 +213,22 @@ def test_serve_on_a_port_in_use_says_how_to_choose_another(tmp_path: Path) -> No
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        refused = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--database-url",
-                                  f"sqlite:///{tmp_path / 'busy.db'}"], capture_output=True, text=True, cwd=REPO,
-                                 timeout=60)
+        refused = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'busy.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
     assert refused.returncode == 2
     assert "address already in use" in refused.stderr and f"--port {port + 1}" in refused.stderr
     assert f"ASKTELL_PORT={port + 1}" in refused.stderr

@@ -52,12 +52,25 @@ def cancer() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return tuple(train_test_split(x, y, test_size=0.3, random_state=0))  # type: ignore[return-value]
 
 
-def good_good_bad(client: Client, name: str, param: str, good: tuple[float, float], bad: float,
-                  fidelity: str = "round", steps: int = ROUNDS, **spec: Any) -> asktell.Study:
+def good_good_bad(
+    client: Client,
+    name: str,
+    param: str,
+    good: tuple[float, float],
+    bad: float,
+    fidelity: str = "round",
+    steps: int = ROUNDS,
+    **spec: Any,
+) -> asktell.Study:
     """A study with median stopping and three queued trials: two that learn, then one that barely does, which
     the median rule stops at the grace step."""
-    study = client.create_study(name, [{"name": param, "type": "float", "low": 1e-5, "high": 1.0, "log": True}],
-                                LOSS, fidelity={"name": fidelity, "min": 1, "max": steps}, **{**CURVES, **spec})
+    study = client.create_study(
+        name,
+        [{"name": param, "type": "float", "low": 1e-5, "high": 1.0, "log": True}],
+        LOSS,
+        fidelity={"name": fidelity, "min": 1, "max": steps},
+        **{**CURVES, **spec},
+    )
     for value in (*good, bad):
         study.add_trial({param: value})
     return study
@@ -71,8 +84,9 @@ def assert_two_completed_then_stopped(study: asktell.Study, steps: int = ROUNDS)
     assert study.best_value == pytest.approx(min(first.values["loss"], second.values["loss"]))  # type: ignore[index,type-var]
 
 
-def test_xgboost_reports_each_round_and_stops_when_told(client: Client, study_name: str,
-                                                        cancer: tuple[np.ndarray, ...]) -> None:
+def test_xgboost_reports_each_round_and_stops_when_told(
+    client: Client, study_name: str, cancer: tuple[np.ndarray, ...]
+) -> None:
     xgboost = need("xgboost")
     from asktell.integrations.xgboost import XGBoostCallback
 
@@ -81,21 +95,34 @@ def test_xgboost_reports_each_round_and_stops_when_told(client: Client, study_na
     study = good_good_bad(client, study_name, "eta", (0.3, 0.5), 1e-4)
 
     def objective(trial: asktell.Trial) -> float:
-        params = {"eta": trial.params["eta"], "objective": "binary:logistic", "eval_metric": "logloss",
-                  "nthread": 1, "max_depth": 3}
-        booster = xgboost.train(params, dtrain, ROUNDS, evals=[(dtrain, "train"), (dvalid, "valid")],
-                                callbacks=[XGBoostCallback(trial, "logloss", report_as="loss")], verbose_eval=False)
+        params = {
+            "eta": trial.params["eta"],
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "nthread": 1,
+            "max_depth": 3,
+        }
+        booster = xgboost.train(
+            params,
+            dtrain,
+            ROUNDS,
+            evals=[(dtrain, "train"), (dvalid, "valid")],
+            callbacks=[XGBoostCallback(trial, "logloss", report_as="loss")],
+            verbose_eval=False,
+        )
         return float(booster.eval(dvalid).split(":")[1])
 
     study.optimize(objective, n_trials=3, show_progress=False)
     assert_two_completed_then_stopped(study)
     with pytest.raises(ValueError, match="no metric 'auc'"):
-        xgboost.train({"nthread": 1}, dtrain, 1, evals=[(dvalid, "valid")],
-                      callbacks=[XGBoostCallback(study.ask()[0], "auc")])
+        xgboost.train(
+            {"nthread": 1}, dtrain, 1, evals=[(dvalid, "valid")], callbacks=[XGBoostCallback(study.ask()[0], "auc")]
+        )
 
 
-def test_lightgbm_reports_each_round_and_stops_when_told(client: Client, study_name: str,
-                                                         cancer: tuple[np.ndarray, ...]) -> None:
+def test_lightgbm_reports_each_round_and_stops_when_told(
+    client: Client, study_name: str, cancer: tuple[np.ndarray, ...]
+) -> None:
     lightgbm = need("lightgbm")
     from asktell.integrations.lightgbm import LightGBMCallback
 
@@ -105,10 +132,20 @@ def test_lightgbm_reports_each_round_and_stops_when_told(client: Client, study_n
     def objective(trial: asktell.Trial) -> float:
         train = lightgbm.Dataset(x_train, y_train)
         valid = lightgbm.Dataset(x_valid, y_valid, reference=train)
-        params = {"objective": "binary", "learning_rate": trial.params["learning_rate"], "num_threads": 1,
-                  "verbose": -1, "num_leaves": 7}
-        booster = lightgbm.train(params, train, ROUNDS, valid_sets=[valid],
-                                 callbacks=[LightGBMCallback(trial, "binary_logloss", report_as="loss")])
+        params = {
+            "objective": "binary",
+            "learning_rate": trial.params["learning_rate"],
+            "num_threads": 1,
+            "verbose": -1,
+            "num_leaves": 7,
+        }
+        booster = lightgbm.train(
+            params,
+            train,
+            ROUNDS,
+            valid_sets=[valid],
+            callbacks=[LightGBMCallback(trial, "binary_logloss", report_as="loss")],
+        )
         return float(booster.best_score["valid_0"]["binary_logloss"])
 
     study.optimize(objective, n_trials=3, show_progress=False)
@@ -164,11 +201,11 @@ def wandb_records(path: Path) -> list[Any]:
         if left < 7:
             position += left
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
         if length == 0 and kind == 0:  # the block's zero padding
             position += left
             continue
-        chunk += data[position + 7:position + 7 + length]
+        chunk += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):  # a full record, or the last piece of one
             record = wandb_internal_pb2.Record()
@@ -188,8 +225,9 @@ def fresh_wandb() -> Iterator[None]:
     wandb.teardown()
 
 
-def test_wandb_logs_each_trial_as_an_offline_run(client: Client, study_name: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch, fresh_wandb: None) -> None:
+def test_wandb_logs_each_trial_as_an_offline_run(
+    client: Client, study_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_wandb: None
+) -> None:
     from asktell.integrations.wandb import WandbCallback
 
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -204,12 +242,23 @@ def test_wandb_logs_each_trial_as_an_offline_run(client: Client, study_name: str
     assert (run.display_name, run.run_group, list(run.tags)) == (f"{study_name}-trial-0", study_name, ["completed"])
     config = {u.key: u.value_json for u in run.config.update}
     assert config["lr"] == "0.5"
-    curve = [{i.nested_key[0]: i.value_json for i in r.history.item} for r in records
-             if r.WhichOneof("record_type") == "history"]
+    curve = [
+        {i.nested_key[0]: i.value_json for i in r.history.item}
+        for r in records
+        if r.WhichOneof("record_type") == "history"
+    ]
     assert [(row["_step"], float(row["loss"])) for row in curve] == [
-        ("1", pytest.approx(0.75)), ("2", pytest.approx(0.75**2)), ("3", pytest.approx(0.75**3))]
-    summary = {u.key: u.value_json for r in records if r.WhichOneof("record_type") == "summary"
-               for u in r.summary.update if u.key}
+        ("1", pytest.approx(0.75)),
+        ("2", pytest.approx(0.75**2)),
+        ("3", pytest.approx(0.75**3)),
+    ]
+    summary = {
+        u.key: u.value_json
+        for r in records
+        if r.WhichOneof("record_type") == "summary"
+        for u in r.summary.update
+        if u.key
+    }
     assert summary["asktell.state"] == '"completed"' and float(summary["loss"]) == pytest.approx(0.75**3)
     (stopped,) = tmp_path.glob(f"wandb/offline-run-*-{callback.run_ids[2]}/run-*.wandb")
     (run,) = [r.run for r in wandb_records(stopped) if r.WhichOneof("record_type") == "run"]
@@ -222,8 +271,12 @@ def digits() -> tuple[Any, Any, Any, Any]:
     torch = need("torch")
     x, y = load_digits(return_X_y=True)
     x_train, x_valid, y_train, y_valid = train_test_split(x / 16.0, y, test_size=0.3, random_state=0)
-    return (torch.tensor(x_train, dtype=torch.float32), torch.tensor(x_valid, dtype=torch.float32),
-            torch.tensor(y_train), torch.tensor(y_valid))
+    return (
+        torch.tensor(x_train, dtype=torch.float32),
+        torch.tensor(x_valid, dtype=torch.float32),
+        torch.tensor(y_train),
+        torch.tensor(y_valid),
+    )
 
 
 def lightning_objective(digits: tuple[Any, ...], checkpoints: Path) -> Callable[[asktell.Trial], float]:
@@ -256,36 +309,52 @@ def lightning_objective(digits: tuple[Any, ...], checkpoints: Path) -> Callable[
 
     def objective(trial: asktell.Trial) -> float:
         torch.manual_seed(0)
-        trainer = lightning.Trainer(max_epochs=int(trial.budget or ROUNDS), accelerator="cpu", logger=False,
-                                    enable_checkpointing=False, enable_progress_bar=False,
-                                    enable_model_summary=False, num_sanity_val_steps=0,
-                                    callbacks=[LightningCallback(trial, "val_loss", report_as="loss",
-                                                                 checkpoint_dir=checkpoints)])
-        trainer.fit(Classifier(trial.params["lr"]), loader(x_train, y_train), loader(x_valid, y_valid),
-                    ckpt_path=trial.checkpoint)
+        trainer = lightning.Trainer(
+            max_epochs=int(trial.budget or ROUNDS),
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[LightningCallback(trial, "val_loss", report_as="loss", checkpoint_dir=checkpoints)],
+        )
+        trainer.fit(
+            Classifier(trial.params["lr"]),
+            loader(x_train, y_train),
+            loader(x_valid, y_valid),
+            ckpt_path=trial.checkpoint,
+        )
         return float(trainer.callback_metrics["val_loss"])
 
     return objective
 
 
-def test_lightning_reports_each_epoch_and_stops_when_told(client: Client, study_name: str, tmp_path: Path,
-                                                          digits: tuple[Any, ...]) -> None:
+def test_lightning_reports_each_epoch_and_stops_when_told(
+    client: Client, study_name: str, tmp_path: Path, digits: tuple[Any, ...]
+) -> None:
     objective = lightning_objective(digits, tmp_path)
     study = good_good_bad(client, study_name, "lr", (0.5, 1.0), 1e-5, fidelity="epoch", steps=4)
     study.optimize(objective, n_trials=3, show_progress=False)
     assert_two_completed_then_stopped(study, steps=4)
 
 
-def test_lightning_pauses_with_a_checkpoint_and_resumes_from_it(client: Client, study_name: str,
-                                                                 tmp_path: Path, digits: tuple[Any, ...]) -> None:
+def test_lightning_pauses_with_a_checkpoint_and_resumes_from_it(
+    client: Client, study_name: str, tmp_path: Path, digits: tuple[Any, ...]
+) -> None:
     import torch
 
     objective = lightning_objective(digits, tmp_path)
     # ASHA (eta 2, rungs at epochs 1, 2, 4) hands out each new trial for one epoch and pauses it there; with two
     # trials paused at epoch 1, the better one is promoted: handed out again to train on to epoch 2.
-    study = client.create_study(study_name, [{"name": "lr", "type": "float", "low": 1e-3, "high": 1.0}], LOSS,
-                                fidelity={"name": "epoch", "min": 1, "max": 4}, engine="asha",
-                                engine_options={"eta": 2})
+    study = client.create_study(
+        study_name,
+        [{"name": "lr", "type": "float", "low": 1e-3, "high": 1.0}],
+        LOSS,
+        fidelity={"name": "epoch", "min": 1, "max": 4},
+        engine="asha",
+        engine_options={"eta": 2},
+    )
     study.add_trial({"lr": 0.001})
     study.add_trial({"lr": 1.0})
     for _ in range(2):
@@ -329,21 +398,36 @@ def huggingface_objective(digits: tuple[Any, ...], output: Path) -> Callable[[as
     def objective(trial: asktell.Trial) -> float:
         torch.manual_seed(0)
         args = transformers.TrainingArguments(
-            output_dir=str(output / f"trial-{trial.number}"), num_train_epochs=int(trial.budget or ROUNDS),
-            learning_rate=trial.params["lr"], lr_scheduler_type="constant", optim="sgd",
-            per_device_train_batch_size=128, eval_strategy="epoch", save_strategy="no", logging_strategy="no",
-            report_to=[], use_cpu=True, disable_tqdm=True, dataloader_num_workers=0)
-        trainer = transformers.Trainer(Classifier(), args, train_dataset=rows(x_train, y_train),
-                                       eval_dataset=rows(x_valid, y_valid),
-                                       callbacks=[HuggingFaceCallback(trial, "eval_loss", report_as="loss")])
+            output_dir=str(output / f"trial-{trial.number}"),
+            num_train_epochs=int(trial.budget or ROUNDS),
+            learning_rate=trial.params["lr"],
+            lr_scheduler_type="constant",
+            optim="sgd",
+            per_device_train_batch_size=128,
+            eval_strategy="epoch",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = transformers.Trainer(
+            Classifier(),
+            args,
+            train_dataset=rows(x_train, y_train),
+            eval_dataset=rows(x_valid, y_valid),
+            callbacks=[HuggingFaceCallback(trial, "eval_loss", report_as="loss")],
+        )
         trainer.train(resume_from_checkpoint=trial.checkpoint)
         return float(trainer.evaluate()["eval_loss"])
 
     return objective
 
 
-def test_huggingface_trainer_reports_each_epoch_and_stops_when_told(client: Client, study_name: str,
-                                                                    tmp_path: Path, digits: tuple[Any, ...]) -> None:
+def test_huggingface_trainer_reports_each_epoch_and_stops_when_told(
+    client: Client, study_name: str, tmp_path: Path, digits: tuple[Any, ...]
+) -> None:
     objective = huggingface_objective(digits, tmp_path)
     study = good_good_bad(client, study_name, "lr", (0.5, 1.0), 1e-5, fidelity="epoch", steps=4)
     study.optimize(objective, n_trials=3, show_progress=False)
@@ -351,11 +435,17 @@ def test_huggingface_trainer_reports_each_epoch_and_stops_when_told(client: Clie
 
 
 def test_huggingface_trainer_pauses_with_a_checkpoint_and_resumes_from_it(
-        client: Client, study_name: str, tmp_path: Path, digits: tuple[Any, ...]) -> None:
+    client: Client, study_name: str, tmp_path: Path, digits: tuple[Any, ...]
+) -> None:
     objective = huggingface_objective(digits, tmp_path)
-    study = client.create_study(study_name, [{"name": "lr", "type": "float", "low": 1e-3, "high": 1.0}], LOSS,
-                                fidelity={"name": "epoch", "min": 1, "max": 4}, engine="asha",
-                                engine_options={"eta": 2})  # as in the Lightning test
+    study = client.create_study(
+        study_name,
+        [{"name": "lr", "type": "float", "low": 1e-3, "high": 1.0}],
+        LOSS,
+        fidelity={"name": "epoch", "min": 1, "max": 4},
+        engine="asha",
+        engine_options={"eta": 2},
+    )  # as in the Lightning test
     study.add_trial({"lr": 0.001})
     study.add_trial({"lr": 1.0})
     for _ in range(2):
@@ -407,8 +497,9 @@ def test_readme_huggingface_snippet(readme: Callable[[str], dict[str, Any]]) -> 
     assert all([m["step"] for m in t.measurements or []] == [1, 2, 3] for t in trials if t.state == "completed")
 
 
-def test_readme_tracking_snippet(readme: Callable[[str], dict[str, Any]], mlflow_folder: Path,
-                                 monkeypatch: pytest.MonkeyPatch, fresh_wandb: None) -> None:
+def test_readme_tracking_snippet(
+    readme: Callable[[str], dict[str, Any]], mlflow_folder: Path, monkeypatch: pytest.MonkeyPatch, fresh_wandb: None
+) -> None:
     need("mlflow")
     import mlflow
 
@@ -449,27 +540,61 @@ def test_ray_tune_runs_the_studys_trials_and_tells_their_results(readme: Callabl
     assert results.get_best_result(metric="loss", mode="min").config == study.best_params
 
 
-def test_agent_logs_its_trials_to_mlflow_and_wandb(client: Client, study_name: str, mlflow_folder: Path,
-                                                   tmp_path: Path, server: RunningServer) -> None:
+def test_agent_logs_its_trials_to_mlflow_and_wandb(
+    client: Client, study_name: str, mlflow_folder: Path, tmp_path: Path, server: RunningServer
+) -> None:
     need("mlflow")
     need("wandb")
     import mlflow
 
-    study = client.create_study(study_name, [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}], LOSS,
-                                fidelity={"name": "epoch", "min": 1, "max": 2}, engine="random")
+    study = client.create_study(
+        study_name,
+        [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}],
+        LOSS,
+        fidelity={"name": "epoch", "min": 1, "max": 2},
+        engine="random",
+    )
     program = "import sys; x = float(sys.argv[1]); [print(f'asktell: step={e} loss={x / e}') for e in (1, 2)]"
     uri = f"sqlite:///{mlflow_folder / 'mlflow.db'}"
-    done = subprocess.run([sys.executable, "-m", "asktell.cli", "agent", study_name, "--count", "2", "--mlflow", uri,
-                           "--wandb", "agent-runs", "--literal-braces", "--", sys.executable, "-c", program, "{x}"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**os.environ, "ASKTELL_URL": server.url, "WANDB_MODE": "offline",
-                               "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asktell.cli",
+            "agent",
+            study_name,
+            "--count",
+            "2",
+            "--mlflow",
+            uri,
+            "--wandb",
+            "agent-runs",
+            "--literal-braces",
+            "--",
+            sys.executable,
+            "-c",
+            program,
+            "{x}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "ASKTELL_URL": server.url,
+            "WANDB_MODE": "offline",
+            "WANDB_DIR": str(tmp_path),
+            "WANDB_SILENT": "true",
+        },
+    )
     assert done.returncode == 0, done.stderr
     assert "logging trial" not in done.stderr
     tracking = mlflow.MlflowClient(uri)
     runs = tracking.search_runs([tracking.get_experiment_by_name(study_name).experiment_id])
     assert sorted(r.info.run_name for r in runs) == [f"{study_name}-trial-0", f"{study_name}-trial-1"]
-    assert all(r.info.status == "FINISHED" and len(tracking.get_metric_history(r.info.run_id, "loss")) == 3
-               for r in runs)
+    assert all(
+        r.info.status == "FINISHED" and len(tracking.get_metric_history(r.info.run_id, "loss")) == 3 for r in runs
+    )
     assert len(list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))) == 2
     assert [t.state for t in study.trials()] == ["completed"] * 2

@@ -14,8 +14,11 @@ from tests.support import RunningServer
 
 SPACE = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
 LOSS = [{"name": "loss", "goal": "minimize"}]
-CURVES = {"fidelity": {"name": "epoch", "min": 1, "max": 4}, "engine": "random",
-          "engine_options": {"stopping": "median", "stopping_min_trials": 3, "stopping_grace": 2}}
+CURVES = {
+    "fidelity": {"name": "epoch", "min": 1, "max": 4},
+    "engine": "random",
+    "engine_options": {"stopping": "median", "stopping_min_trials": 3, "stopping_grace": 2},
+}
 
 
 def test_timeout_ends_the_loop_and_callbacks_see_every_trial(server: RunningServer, study_name: str) -> None:
@@ -28,8 +31,13 @@ def test_timeout_ends_the_loop_and_callbacks_see_every_trial(server: RunningServ
             return float(trial.params["x"])
 
         started = time.monotonic()
-        study.optimize(objective, timeout=0.5, n_workers=2, show_progress=False,
-                       callbacks=[lambda s, t: seen.append((s.name, t.number, t.state))])
+        study.optimize(
+            objective,
+            timeout=0.5,
+            n_workers=2,
+            show_progress=False,
+            callbacks=[lambda s, t: seen.append((s.name, t.number, t.state))],
+        )
         assert time.monotonic() - started < 5
         trials = study.trials()
         assert 2 <= len(trials) <= 8 and all(t.state == "completed" for t in trials)  # no trial is left active

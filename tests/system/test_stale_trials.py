@@ -79,8 +79,9 @@ def test_a_told_failure_is_retried_up_to_the_limit(sweeping: RunningServer) -> N
 def test_keep_alive_sends_heartbeats_while_user_code_runs(sweeping: RunningServer) -> None:
     with Client(sweeping.url) as client:
         params = make_spec()
-        study = client.create_study(f"alive-{secrets.token_hex(4)}", params["params"], params["objectives"],
-                                    engine="random", stale_after=1.0)
+        study = client.create_study(
+            f"alive-{secrets.token_hex(4)}", params["params"], params["objectives"], engine="random", stale_after=1.0
+        )
         assert study.spec["stale_after"] == 1.0
         (trial,) = study.ask()
         with trial.keep_alive(interval=0.25):
@@ -94,14 +95,23 @@ def test_a_silent_resumed_trial_goes_back_to_paused(sweeping: RunningServer) -> 
     """Its checkpoint is still good: the run is paused again for a later ask, not failed."""
     with httpx.Client(base_url=sweeping.url, timeout=30) as api:
         name = f"stale-asha-{secrets.token_hex(4)}"
-        api.post("/v1/studies", json={
-            "name": name, "params": [{"name": "x", "type": "float", "low": 0, "high": 1}], "stale_after": 1.0,
-            "objectives": [{"name": "loss", "goal": "minimize"}], "fidelity": {"name": "epoch", "min": 1, "max": 9},
-            "engine": "asha"}).raise_for_status()
+        api.post(
+            "/v1/studies",
+            json={
+                "name": name,
+                "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+                "stale_after": 1.0,
+                "objectives": [{"name": "loss", "goal": "minimize"}],
+                "fidelity": {"name": "epoch", "min": 1, "max": 9},
+                "engine": "asha",
+            },
+        ).raise_for_status()
         for value in (0.1, 0.5, 0.9):  # three runs pause at rung 1; the best is promoted
             (trial,) = api.post(f"/v1/studies/{name}/ask", json={}).json()["trials"]
-            api.post(f"/v1/studies/{name}/trials/{trial['number']}/report",
-                     json={"step": 1, "values": {"loss": value}, "checkpoint": f"ckpt-{trial['number']}"})
+            api.post(
+                f"/v1/studies/{name}/trials/{trial['number']}/report",
+                json={"step": 1, "values": {"loss": value}, "checkpoint": f"ckpt-{trial['number']}"},
+            )
         (resumed,) = api.post(f"/v1/studies/{name}/ask", json={}).json()["trials"]
         assert resumed["number"] == 0 and resumed["resume_from"] == 1 and resumed["budget"] == 3
         wait_until(lambda: _trial(api, name, 0)["state"] == "paused", 10, "the silent resumed trial to pause")

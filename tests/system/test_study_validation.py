@@ -25,32 +25,62 @@ def _problems(response: httpx.Response) -> dict[str, str]:
         ({"params": [{**FLOAT, "low": 2, "high": 1}], "objectives": LOSS}, "params[0].low", "less than high"),
         ({"params": [{**FLOAT, "low": 1, "high": 1}], "objectives": LOSS}, "params[0].low", "less than high"),
         ({"params": [{**FLOAT, "log": True}], "objectives": LOSS}, "params[0].low", "> 0 on a log scale"),
-        ({"params": [{"name": "c", "type": "categorical", "choices": []}], "objectives": LOSS}, "params[0].choices",
-         "at least one"),
-        ({"params": [{"name": "c", "type": "categorical", "choices": ["a", "a"]}], "objectives": LOSS},
-         "params[0].choices", "unique"),
-        ({"params": [{"name": "c", "type": "categorical", "choices": ["a"], "low": 0}], "objectives": LOSS},
-         "params[0].low", "not allowed"),
-        ({"params": [{"name": "n", "type": "int", "low": 0.5, "high": 3}], "objectives": LOSS}, "params[0].low",
-         "whole number"),
+        (
+            {"params": [{"name": "c", "type": "categorical", "choices": []}], "objectives": LOSS},
+            "params[0].choices",
+            "at least one",
+        ),
+        (
+            {"params": [{"name": "c", "type": "categorical", "choices": ["a", "a"]}], "objectives": LOSS},
+            "params[0].choices",
+            "unique",
+        ),
+        (
+            {"params": [{"name": "c", "type": "categorical", "choices": ["a"], "low": 0}], "objectives": LOSS},
+            "params[0].low",
+            "not allowed",
+        ),
+        (
+            {"params": [{"name": "n", "type": "int", "low": 0.5, "high": 3}], "objectives": LOSS},
+            "params[0].low",
+            "whole number",
+        ),
         ({"params": [{"name": "x", "type": "float", "high": 3}], "objectives": LOSS}, "params[0].low", "required"),
-        ({"params": [{"name": "x", "type": "complex", "low": 0, "high": 1}], "objectives": LOSS}, "params[0].type",
-         "float"),
+        (
+            {"params": [{"name": "x", "type": "complex", "low": 0, "high": 1}], "objectives": LOSS},
+            "params[0].type",
+            "float",
+        ),
         ({"params": [FLOAT], "objectives": []}, "objectives", "at least 1"),
         ({"params": [], "objectives": LOSS}, "params", "at least 1"),
         ({"params": [FLOAT], "objectives": LOSS * 2}, "objectives[1].name", "duplicate"),
         ({"params": [FLOAT], "objectives": [{"name": "loss", "goal": "lower"}]}, "objectives[0].goal", "minimize"),
-        ({"params": [FLOAT], "objectives": LOSS, "constraints": [{"name": "loss", "op": "<=", "bound": 1}]},
-         "constraints[0].name", "is an objective"),
-        ({"params": [FLOAT], "objectives": LOSS, "constraints": [{"name": "mem", "op": "<", "bound": 1}]},
-         "constraints[0].op", "<="),
+        (
+            {"params": [FLOAT], "objectives": LOSS, "constraints": [{"name": "loss", "op": "<=", "bound": 1}]},
+            "constraints[0].name",
+            "is an objective",
+        ),
+        (
+            {"params": [FLOAT], "objectives": LOSS, "constraints": [{"name": "mem", "op": "<", "bound": 1}]},
+            "constraints[0].op",
+            "<=",
+        ),
         ({"params": [FLOAT], "objectives": LOSS, "engine": "simulated-annealing"}, "engine", "unknown engine"),
-        ({"params": [FLOAT], "objectives": LOSS, "engine": "sobol", "engine_options": {"warp": 9}},
-         "engine_options.warp", "not permitted"),
-        ({"params": [FLOAT], "objectives": LOSS, "fidelity": {"name": "epoch", "min": 5, "max": 1}}, "fidelity.max",
-         "greater than min"),
-        ({"params": [FLOAT], "objectives": LOSS, "fidelity": {"name": "loss", "min": 0, "max": 9}}, "fidelity.name",
-         "metric"),
+        (
+            {"params": [FLOAT], "objectives": LOSS, "engine": "sobol", "engine_options": {"warp": 9}},
+            "engine_options.warp",
+            "not permitted",
+        ),
+        (
+            {"params": [FLOAT], "objectives": LOSS, "fidelity": {"name": "epoch", "min": 5, "max": 1}},
+            "fidelity.max",
+            "greater than min",
+        ),
+        (
+            {"params": [FLOAT], "objectives": LOSS, "fidelity": {"name": "loss", "min": 0, "max": 9}},
+            "fidelity.name",
+            "metric",
+        ),
         ({"params": [FLOAT], "objectives": LOSS, "colour": "blue"}, "colour", "not permitted"),
     ],
 )
@@ -66,7 +96,10 @@ def test_bad_spec_is_rejected_naming_the_field(
 def test_every_problem_is_reported_at_once(api: httpx.Client, study_name: str) -> None:
     spec = {"params": [{**FLOAT, "low": 3}, FLOAT], "objectives": LOSS, "engine": "nope"}
     assert set(_problems(api.post("/v1/studies", json={"name": study_name, **spec}))) == {
-        "params[0].low", "params[1].name", "engine"}
+        "params[0].low",
+        "params[1].name",
+        "engine",
+    }
 
 
 def test_study_name_must_be_url_safe(api: httpx.Client) -> None:
@@ -90,14 +123,27 @@ def test_if_exists_get_returns_an_identical_study(api: httpx.Client, study: str)
 
 
 def test_limits_answer_422_naming_the_field(api: httpx.Client, study: str) -> None:
-    too_many = {"name": "limits", "params": [{"name": f"p{i}", "type": "float", "low": 0, "high": 1}
-                                             for i in range(1001)], "objectives": [{"name": "y", "goal": "minimize"}]}
+    too_many = {
+        "name": "limits",
+        "params": [{"name": f"p{i}", "type": "float", "low": 0, "high": 1} for i in range(1001)],
+        "objectives": [{"name": "y", "goal": "minimize"}],
+    }
     cases = [
         ("/v1/studies", too_many, "params"),
-        ("/v1/studies", {**too_many, "params": [{"name": "c", "type": "categorical",
-                                                 "choices": [f"v{i}" for i in range(10_001)]}]}, "params[0].choices"),
-        ("/v1/studies", {**too_many, "params": too_many["params"][:1],
-                         "objectives": [{"name": f"o{i}", "goal": "minimize"} for i in range(17)]}, "objectives"),
+        (
+            "/v1/studies",
+            {**too_many, "params": [{"name": "c", "type": "categorical", "choices": [f"v{i}" for i in range(10_001)]}]},
+            "params[0].choices",
+        ),
+        (
+            "/v1/studies",
+            {
+                **too_many,
+                "params": too_many["params"][:1],
+                "objectives": [{"name": f"o{i}", "goal": "minimize"} for i in range(17)],
+            },
+            "objectives",
+        ),
         (f"/v1/studies/{study}/ask", {"count": 1001}, "count"),
         (f"/v1/studies/{study}/ask", {"wait_seconds": 1e9}, "wait_seconds"),
     ]
@@ -106,12 +152,15 @@ def test_limits_answer_422_naming_the_field(api: httpx.Client, study: str) -> No
         assert response.status_code == 422, (field, response.text)
         assert response.json()["error"]["details"][0]["field"] == field
     (trial,) = api.post(f"/v1/studies/{study}/ask", json={}).json()["trials"]
-    report = api.post(f"/v1/studies/{study}/trials/{trial['number']}/report",
-                      content=b'{"step": Infinity, "values": {"loss": 1}}',
-                      headers={"Content-Type": "application/json"})
+    report = api.post(
+        f"/v1/studies/{study}/trials/{trial['number']}/report",
+        content=b'{"step": Infinity, "values": {"loss": 1}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert report.status_code == 422 and report.json()["error"]["details"][0]["field"] == "step"
-    bad_metric = api.post(f"/v1/studies/{study}/trials/{trial['number']}/report",
-                          json={"step": 1, "values": {"bad name!": 1.0}})
+    bad_metric = api.post(
+        f"/v1/studies/{study}/trials/{trial['number']}/report", json={"step": 1, "values": {"bad name!": 1.0}}
+    )
     assert bad_metric.status_code == 422 and "values" in bad_metric.json()["error"]["details"][0]["field"]
     assert api.get(f"/v1/studies/{study}/trials", params={"page_size": 10_001}).status_code == 422
     assert api.get(f"/v1/studies/{study}/trials/{2**40}").status_code == 422

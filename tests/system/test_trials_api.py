@@ -62,8 +62,11 @@ def test_non_finite_values_are_rejected_unless_failed(api: httpx.Client, study: 
     response = api.post(url, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert "finite" in response.json()["error"]["details"][0]["reason"]
-    failed = api.post(url, content=body.replace("{", '{"state": "failed", "reason": "diverged", ', 1),
-                      headers={"content-type": "application/json"})
+    failed = api.post(
+        url,
+        content=body.replace("{", '{"state": "failed", "reason": "diverged", ', 1),
+        headers={"content-type": "application/json"},
+    )
     assert failed.status_code == 200, failed.text
     assert failed.json()["state"] == "failed" and failed.json()["reason"] == "diverged"
     assert failed.json()["values"] == {"loss": None}
@@ -110,8 +113,9 @@ def test_enqueued_trials_come_before_suggestions(api: httpx.Client, study: str) 
         ({"lr": 0.01, "layers": 3, "act": "tanh", "dropout": 0.1}, "params.dropout"),
     ],
 )
-def test_added_params_must_lie_in_the_space(api: httpx.Client, study: str, params: dict[str, object],
-                                             field: str) -> None:
+def test_added_params_must_lie_in_the_space(
+    api: httpx.Client, study: str, params: dict[str, object], field: str
+) -> None:
     response = api.post(f"/v1/studies/{study}/trials", json={"params": params})
     assert response.status_code == 422
     assert field in [d["field"] for d in response.json()["error"]["details"]]
@@ -198,8 +202,9 @@ def test_trials_filter_and_page(api: httpx.Client, study: str) -> None:
     assert len(both.json()["trials"]) == 7
     numbers, token = [], None
     while True:
-        page = api.get(f"/v1/studies/{study}/trials", params={"page_size": 3, **({"page_token": token} if token
-                                                                                  else {})}).json()
+        page = api.get(
+            f"/v1/studies/{study}/trials", params={"page_size": 3, **({"page_token": token} if token else {})}
+        ).json()
         numbers += [t["number"] for t in page["trials"]]
         token = page["next_page_token"]
         if token is None:
@@ -258,8 +263,7 @@ def test_tells_stay_right_when_a_study_is_recreated_under_the_same_name(api: htt
     assert _tell(api, study, second["number"], values={"acc": 0.8}).json()["state"] == "completed"
 
 
-def test_a_valid_tell_is_accepted_after_the_study_is_recreated_with_another_spec(api: httpx.Client,
-                                                                                  study: str) -> None:
+def test_a_valid_tell_is_accepted_after_the_study_is_recreated_with_another_spec(api: httpx.Client, study: str) -> None:
     for _ in range(2):  # the second tell takes the single-statement path, which remembers the study's spec
         (trial,) = _ask(api, study)
         assert _tell(api, study, trial["number"], values={"loss": 1.0}).status_code == 200

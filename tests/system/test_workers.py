@@ -31,13 +31,18 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 def branin(x1: float, x2: float) -> float:
-    return ((x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
-            + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10)
+    return (
+        (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1)
+        + 10
+    )
 
 
 BRANIN = {
-    "params": [{"name": "x1", "type": "float", "low": -5, "high": 10},
-               {"name": "x2", "type": "float", "low": 0, "high": 15}],
+    "params": [
+        {"name": "x1", "type": "float", "low": -5, "high": 10},
+        {"name": "x2", "type": "float", "low": 0, "high": 15},
+    ],
     "objectives": [{"name": "y", "goal": "minimize"}],
     "engine": "gp",
     "seed": 3,
@@ -100,8 +105,9 @@ def test_gp_study_runs_on_the_embedded_worker(tmp_path: Path, study_name: str) -
         stop_server(server)
 
 
-def test_no_live_worker_falls_back_to_sobol_and_says_so(pg_server: RunningServer, pg_api: httpx.Client,
-                                                        study_name: str) -> None:
+def test_no_live_worker_falls_back_to_sobol_and_says_so(
+    pg_server: RunningServer, pg_api: httpx.Client, study_name: str
+) -> None:
     """Loudly: the server's start, every ask answer that carries Sobol points, the study's status, and the SDK."""
     assert not any(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"])
     assert "NO ENGINE WORKER IS ALIVE" in pg_server.output()
@@ -111,8 +117,9 @@ def test_no_live_worker_falls_back_to_sobol_and_says_so(pg_server: RunningServer
     for _ in range(5):
         answers.append(pg_api.post(f"/v1/studies/{study_name}/ask", json={"wait_seconds": 60}).json())
         (trial,) = answers[-1]["trials"]
-        pg_api.post(f"/v1/studies/{study_name}/trials/{trial['number']}/tell",
-                    json={"values": {"y": branin(**trial["params"])}}).raise_for_status()
+        pg_api.post(
+            f"/v1/studies/{study_name}/trials/{trial['number']}/tell", json={"values": {"y": branin(**trial["params"])}}
+        ).raise_for_status()
     assert [a["trials"][0]["source"] for a in answers] == ["gp", "gp", "gp", "sobol-fallback", "sobol-fallback"]
     assert [a["fallback"] is not None for a in answers] == [False, False, False, True, True]
     assert answers[-1]["fallback"].startswith("sobol-fallback: no live engine worker")
@@ -126,12 +133,14 @@ def test_no_live_worker_falls_back_to_sobol_and_says_so(pg_server: RunningServer
         assert trial.source == "sobol-fallback" and study.status()["fallback"] == status["fallback"]
 
 
-def test_gp_study_with_two_worker_processes(pg_api: httpx.Client, workers: Callable[..., object],
-                                            study_name: str) -> None:
+def test_gp_study_with_two_worker_processes(
+    pg_api: httpx.Client, workers: Callable[..., object], study_name: str
+) -> None:
     workers()
     workers()
-    wait_until(lambda: sum(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"]) >= 2, 30,
-               "two live workers")
+    wait_until(
+        lambda: sum(w["alive"] for w in pg_api.get("/v1/workers").json()["workers"]) >= 2, 30, "two live workers"
+    )
     _create(pg_api, study_name)
     values = [branin(**_ask_tell(pg_api, study_name)["params"]) for _ in range(14)]  # type: ignore[arg-type]
     assert min(values) < 5.0  # the Sobol start alone rarely gets below 5 on Branin; the model does
@@ -140,14 +149,14 @@ def test_gp_study_with_two_worker_processes(pg_api: httpx.Client, workers: Calla
     assert status["last_seconds"] is not None and status["last_seconds"] > 0
 
 
-def test_asks_are_served_from_the_ready_pool(pg_api: httpx.Client, workers: Callable[..., object],
-                                             study_name: str) -> None:
+def test_asks_are_served_from_the_ready_pool(
+    pg_api: httpx.Client, workers: Callable[..., object], study_name: str
+) -> None:
     workers()
     _create(pg_api, study_name)
     for _ in range(4):
         _ask_tell(pg_api, study_name)
-    wait_until(lambda: pg_api.get(f"/v1/studies/{study_name}/engine").json()["pool_size"] >= 1, 60,
-               "a refilled pool")
+    wait_until(lambda: pg_api.get(f"/v1/studies/{study_name}/engine").json()["pool_size"] >= 1, 60, "a refilled pool")
     started = time.perf_counter()
     trial = _ask_tell(pg_api, study_name, wait=0)
     assert trial["source"] == "gp"
@@ -155,12 +164,19 @@ def test_asks_are_served_from_the_ready_pool(pg_api: httpx.Client, workers: Call
     assert pg_api.get(f"/v1/studies/{study_name}/engine").json()["jobs"].get("failed", 0) == 0
 
 
-def test_killed_worker_loses_no_suggestion(pg_api: httpx.Client, workers: Callable[..., object],
-                                           study_name: str) -> None:
+def test_killed_worker_loses_no_suggestion(
+    pg_api: httpx.Client, workers: Callable[..., object], study_name: str
+) -> None:
     slow = {"initial_design": 40, "raw_samples": 8192, "num_restarts": 64, "pool_max": 0}
-    response = pg_api.post("/v1/studies", json={
-        "name": study_name, **BRANIN, "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1}
-                                                 for i in range(8)], "engine_options": slow})
+    response = pg_api.post(
+        "/v1/studies",
+        json={
+            "name": study_name,
+            **BRANIN,
+            "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(8)],
+            "engine_options": slow,
+        },
+    )
     assert response.status_code == 201, response.text
     for number in range(40):
         trial = pg_api.post(f"/v1/studies/{study_name}/ask", json={}).json()["trials"][0]
@@ -173,8 +189,11 @@ def test_killed_worker_loses_no_suggestion(pg_api: httpx.Client, workers: Callab
     pending = pg_api.post(f"/v1/studies/{study_name}/ask", json={"worker_id": "job-1", "wait_seconds": 0.5})
     assert pending.status_code == 202 and time.monotonic() - started < 5  # the client is not held past its wait
     job = pending.json()["pending"]
-    wait_until(lambda: pg_api.get(f"/v1/studies/{study_name}/engine").json()["jobs"].get("running") == 1, 30,
-               "the worker to claim the job")
+    wait_until(
+        lambda: pg_api.get(f"/v1/studies/{study_name}/engine").json()["jobs"].get("running") == 1,
+        30,
+        "the worker to claim the job",
+    )
     os.kill(first.pid, signal.SIGKILL)  # type: ignore[attr-defined]
     workers(lease_seconds=2.0)
 
@@ -188,8 +207,9 @@ def test_killed_worker_loses_no_suggestion(pg_api: httpx.Client, workers: Callab
     assert len(trials) == 41
 
 
-def test_concurrent_clients_never_get_near_duplicate_trials(pg_api: httpx.Client, workers: Callable[..., object],
-                                                            pg_server: RunningServer, study_name: str) -> None:
+def test_concurrent_clients_never_get_near_duplicate_trials(
+    pg_api: httpx.Client, workers: Callable[..., object], pg_server: RunningServer, study_name: str
+) -> None:
     workers()
     workers()
     _create(pg_api, study_name)

@@ -22,8 +22,15 @@ OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
 
 
 def _spec(params: list[dict[str, object]] | None = None, **options: object) -> StudySpec:
-    return StudySpec.model_validate({"params": params or PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
-                                     "engine": "asha_bo", "engine_options": options})
+    return StudySpec.model_validate(
+        {
+            "params": params or PARAMS,
+            "objectives": OBJECTIVE,
+            "fidelity": FIDELITY,
+            "engine": "asha_bo",
+            "engine_options": options,
+        }
+    )
 
 
 def curve(x: float, epoch: float) -> float:
@@ -31,18 +38,35 @@ def curve(x: float, epoch: float) -> float:
     return 4 * (x - 0.3) ** 2 + 0.5 * math.exp(-epoch / 5)
 
 
-def _run(number: int, params: dict[str, object], epochs: int, loss: float | None = None,
-         state: TrialState = TrialState.PAUSED) -> TrialView:
+def _run(
+    number: int,
+    params: dict[str, object],
+    epochs: int,
+    loss: float | None = None,
+    state: TrialState = TrialState.PAUSED,
+) -> TrialView:
     x = float(params["x"])  # type: ignore[arg-type]
-    values = tuple(Measurement(float(e), {"loss": loss if loss is not None else curve(x, e)})
-                   for e in range(1, epochs + 1))
+    values = tuple(
+        Measurement(float(e), {"loss": loss if loss is not None else curve(x, e)}) for e in range(1, epochs + 1)
+    )
     return TrialView(number, params, state, None, values)
 
 
-def _request(spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None,
-             ) -> SuggestRequest:
-    return SuggestRequest(spec, resolve_engine(spec).options, count, seed=11, sequence_start=len(trials),
-                          trials=trials, memory=dict(memory or {}))
+def _request(
+    spec: StudySpec,
+    trials: list[TrialView],
+    count: int = 1,
+    memory: dict[str, object] | None = None,
+) -> SuggestRequest:
+    return SuggestRequest(
+        spec,
+        resolve_engine(spec).options,
+        count,
+        seed=11,
+        sequence_start=len(trials),
+        trials=trials,
+        memory=dict(memory or {}),
+    )
 
 
 def _first_rung_runs(count: int) -> list[TrialView]:
@@ -118,8 +142,9 @@ def test_the_last_fit_is_reused_until_the_data_grow_and_warm_starts_the_next() -
     first = AshaBOEngine().suggest(_request(spec, trials))
     again = AshaBOEngine().suggest(_request(spec, [*trials, _run(20, {"x": 0.31}, 1)], memory=first.memory))
     assert again.rung == "reused" and again.memory is None  # None: the stored memory stays as it is
-    grown = AshaBOEngine().suggest(_request(spec, [*trials, *[_run(20 + i, {"x": 0.03 * i + 0.01}, 1)
-                                                              for i in range(5)]], memory=first.memory))
+    grown = AshaBOEngine().suggest(
+        _request(spec, [*trials, *[_run(20 + i, {"x": 0.03 * i + 0.01}, 1) for i in range(5)]], memory=first.memory)
+    )
     assert grown.rung == "fit-warm"
 
 
@@ -133,21 +158,25 @@ def test_pending_runs_and_a_batch_get_distinct_configurations() -> None:
     xs = [float(s["x"]) for s in suggestions]  # type: ignore[arg-type]
     taken = [0.3, 0.31, *xs]
     assert len(suggestions) == 3
-    assert all(abs(a - b) > 1e-3 for i, a in enumerate(taken) for b in taken[i + 1:])
+    assert all(abs(a - b) > 1e-3 for i, a in enumerate(taken) for b in taken[i + 1 :])
 
 
 @pytest.mark.parametrize("model", ["all_rungs", "top_rung"])
 def test_mixed_spaces_get_valid_configurations(model: str) -> None:
     """A log-scaled float, a small and a wide integer and a categorical: every suggestion is inside the space."""
-    params = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0},
-              {"name": "lr", "type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-              {"name": "layers", "type": "int", "low": 1, "high": 4},
-              {"name": "width", "type": "int", "low": 8, "high": 512, "log": True},
-              {"name": "optimizer", "type": "categorical", "choices": ["adam", "sgd", "rmsprop"]}]
+    params = [
+        {"name": "x", "type": "float", "low": 0.0, "high": 1.0},
+        {"name": "lr", "type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        {"name": "layers", "type": "int", "low": 1, "high": 4},
+        {"name": "width", "type": "int", "low": 8, "high": 512, "log": True},
+        {"name": "optimizer", "type": "categorical", "choices": ["adam", "sgd", "rmsprop"]},
+    ]
     spec = _spec(params, model=model)
     seeds = SobolEngine().suggest(SuggestRequest(spec, resolve_engine(spec).options, 12, 3, 0)).params
-    trials = [_run(i, p, 3 if i % 3 == 0 else 1, loss=abs(float(p["x"]) - 0.3) + (p["optimizer"] == "sgd"))
-              for i, p in enumerate(seeds)]
+    trials = [
+        _run(i, p, 3 if i % 3 == 0 else 1, loss=abs(float(p["x"]) - 0.3) + (p["optimizer"] == "sgd"))
+        for i, p in enumerate(seeds)
+    ]
     suggested = AshaBOEngine().suggest(_request(spec, trials, count=2))
     for suggestion in suggested.params:
         assert 0 <= float(suggestion["x"]) <= 1 and 1e-5 <= float(suggestion["lr"]) <= 1e-1  # type: ignore[arg-type]
@@ -163,23 +192,32 @@ def test_rung_observations_and_bohbs_top_rung() -> None:
     spec = _spec()
     options = resolve_engine(spec).options
     assert isinstance(options, AshaBOOptions)
-    trials = [_run(0, {"x": 0.1}, 4), _run(1, {"x": 0.2}, 3), _run(2, {"x": 0.5}, 1, state=TrialState.FAILED),
-              TrialView(3, {"x": 0.7}, TrialState.COMPLETED, {"loss": 0.4})]
+    trials = [
+        _run(0, {"x": 0.1}, 4),
+        _run(1, {"x": 0.2}, 3),
+        _run(2, {"x": 0.5}, 1, state=TrialState.FAILED),
+        TrialView(3, {"x": 0.7}, TrialState.COMPLETED, {"loss": 0.4}),
+    ]
     observed = rung_observations(spec, options, trials)
-    assert [(o.params["x"], o.step) for o in observed] == [(0.1, 1.0), (0.1, 3.0), (0.2, 1.0), (0.2, 3.0),
-                                                          (0.7, 27.0)]
+    assert [(o.params["x"], o.step) for o in observed] == [(0.1, 1.0), (0.1, 3.0), (0.2, 1.0), (0.2, 3.0), (0.7, 27.0)]
     assert observed[1].loss == pytest.approx(curve(0.1, 3))
-    step, at = top_rung_observations(spec, options, [*observed, *rung_observations(spec, options,
-                                                                                    _first_rung_runs(3))])
+    step, at = top_rung_observations(spec, options, [*observed, *rung_observations(spec, options, _first_rung_runs(3))])
     assert step == 1.0 and len(at) == 5
-    step, at = top_rung_observations(spec, options, rung_observations(spec, options, [
-        _run(i, {"x": i / 4}, 3) for i in range(4)]))
+    step, at = top_rung_observations(
+        spec, options, rung_observations(spec, options, [_run(i, {"x": i / 4}, 3) for i in range(4)])
+    )
     assert step == 3.0 and len(at) == 4
 
 
 def test_a_maximized_objective_is_modelled_as_a_loss() -> None:
-    spec = StudySpec.model_validate({"params": PARAMS, "objectives": [{"name": "acc", "goal": "maximize"}],
-                                     "fidelity": FIDELITY, "engine": "asha_bo"})
+    spec = StudySpec.model_validate(
+        {
+            "params": PARAMS,
+            "objectives": [{"name": "acc", "goal": "maximize"}],
+            "fidelity": FIDELITY,
+            "engine": "asha_bo",
+        }
+    )
     options = resolve_engine(spec).options
     assert isinstance(options, AshaBOOptions)
     trial = TrialView(0, {"x": 0.5}, TrialState.PAUSED, None, (Measurement(1.0, {"acc": 0.9}),))

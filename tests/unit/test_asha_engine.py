@@ -16,8 +16,9 @@ OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
 
 
 def _spec(**options: object) -> StudySpec:
-    return StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
-                                     "engine": "asha", "engine_options": options})
+    return StudySpec.model_validate(
+        {"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY, "engine": "asha", "engine_options": options}
+    )
 
 
 def curve(x: float, epoch: int) -> float:
@@ -26,8 +27,13 @@ def curve(x: float, epoch: int) -> float:
 
 
 def _trial(number: int, x: float, last_epoch: int, state: TrialState) -> TrialView:
-    return TrialView(number, {"x": x}, state, None,
-                     tuple(Measurement(float(e), {"loss": curve(x, e)}) for e in range(1, last_epoch + 1)))
+    return TrialView(
+        number,
+        {"x": x},
+        state,
+        None,
+        tuple(Measurement(float(e), {"loss": curve(x, e)}) for e in range(1, last_epoch + 1)),
+    )
 
 
 def test_rungs_rise_by_eta_to_the_fidelity_max() -> None:
@@ -38,8 +44,14 @@ def test_rungs_rise_by_eta_to_the_fidelity_max() -> None:
 
 def test_rungs_are_whole_steps_on_a_whole_step_fidelity() -> None:
     def spec(low: float, high: float) -> StudySpec:
-        return StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "engine": "asha",
-                                         "fidelity": {"name": "epoch", "min": low, "max": high}})
+        return StudySpec.model_validate(
+            {
+                "params": PARAMS,
+                "objectives": OBJECTIVE,
+                "engine": "asha",
+                "fidelity": {"name": "epoch", "min": low, "max": high},
+            }
+        )
 
     assert rungs(spec(1, 30), AshaOptions()) == [1.0, 3.0, 10.0, 30.0]  # not 1.11, 3.33, 10
     assert rungs(spec(1, 100), AshaOptions()) == [4.0, 11.0, 33.0, 100.0]
@@ -59,8 +71,19 @@ def test_promotions_take_the_top_third_of_a_rung_highest_rung_first() -> None:
     trials += [_trial(6, 0.9, 3, TrialState.PAUSED), _trial(7, 0.95, 3, TrialState.PAUSED)]
     assert [(r.number, r.budget) for r in engine.resumes(spec, options, trials, 5)] == [(0, 9.0), (4, 3.0)]
     # Active runs count towards a rung but are not resumed; fewer than eta runs promote nothing.
-    assert engine.resumes(spec, options, [_trial(0, 0.3, 1, TrialState.ACTIVE), _trial(1, 0.9, 1, TrialState.PAUSED),
-                                          _trial(2, 0.8, 1, TrialState.PAUSED)], 5) == []
+    assert (
+        engine.resumes(
+            spec,
+            options,
+            [
+                _trial(0, 0.3, 1, TrialState.ACTIVE),
+                _trial(1, 0.9, 1, TrialState.PAUSED),
+                _trial(2, 0.8, 1, TrialState.PAUSED),
+            ],
+            5,
+        )
+        == []
+    )
     assert engine.resumes(spec, options, trials[:2], 5) == []
 
 

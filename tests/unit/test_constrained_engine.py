@@ -21,11 +21,17 @@ Metrics = Callable[[dict[str, object]], dict[str, float]]
 
 
 def spec_of(constraints: list[dict[str, object]], **options: object) -> StudySpec:
-    return StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1},
-                   {"name": "y", "type": "float", "low": 0, "high": 1}],
-        "objectives": [{"name": "loss", "goal": "minimize"}], "constraints": constraints,
-        "engine_options": {**FAST, **options}})
+    return StudySpec.model_validate(
+        {
+            "params": [
+                {"name": "x", "type": "float", "low": 0, "high": 1},
+                {"name": "y", "type": "float", "low": 0, "high": 1},
+            ],
+            "objectives": [{"name": "loss", "goal": "minimize"}],
+            "constraints": constraints,
+            "engine_options": {**FAST, **options},
+        }
+    )
 
 
 def bowl(params: dict[str, object]) -> dict[str, float]:
@@ -36,13 +42,14 @@ def bowl(params: dict[str, object]) -> dict[str, float]:
 
 def never_feasible(params: dict[str, object]) -> dict[str, float]:
     x, y = float(params["x"]), float(params["y"])  # type: ignore[arg-type]
-    return {"loss": (x - 0.3) ** 2, "c": 2 + math.sin(3 * x) + y ** 2}  # c in [2, 4]; c <= 0 is wanted
+    return {"loss": (x - 0.3) ** 2, "c": 2 + math.sin(3 * x) + y**2}  # c in [2, 4]; c <= 0 is wanted
 
 
 def step(spec: StudySpec, trials: list[TrialView], memory: dict[str, object], count: int = 1) -> Suggestions:
     resolved = resolve_engine(spec)
-    return resolved.engine.suggest(SuggestRequest(spec, resolved.options, count, 4, len(trials), trials=trials,
-                                                  memory=dict(memory)))
+    return resolved.engine.suggest(
+        SuggestRequest(spec, resolved.options, count, 4, len(trials), trials=trials, memory=dict(memory))
+    )
 
 
 def run(spec: StudySpec, metrics: Metrics, n: int) -> tuple[list[TrialView], list[Suggestions]]:

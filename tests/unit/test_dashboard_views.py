@@ -13,8 +13,12 @@ def test_points_are_parsed_once_per_set_of_completed_trials() -> None:
     from service.store.browsing import Columns
     from service.ui.views import PointsCache
 
-    spec = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-                                     "objectives": [{"name": "y", "goal": "minimize"}]})
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+            "objectives": [{"name": "y", "goal": "minimize"}],
+        }
+    )
     cache = PointsCache(size=1)
     first = cache.of(1, spec, Columns([0], {"x": [0.5]}, {"y": [1.0]}, [None]))
     assert cache.of(1, spec, Columns([0], {"x": [0.5]}, {"y": [1.0]}, [None])) is first
@@ -29,10 +33,12 @@ def test_the_edf_is_a_staircase_from_none_to_all_trials(goal: str) -> None:
     from service.store.browsing import Columns
     from service.ui import analysis, views
 
-    spec = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-                                     "objectives": [{"name": "y", "goal": goal}]})
-    points = views.Points.of_columns(spec, Columns([0, 1, 2], {"x": [0.1, 0.2, 0.3]}, {"y": [3.0, 1.0, 2.0]},
-                                                   [None] * 3))
+    spec = StudySpec.model_validate(
+        {"params": [{"name": "x", "type": "float", "low": 0, "high": 1}], "objectives": [{"name": "y", "goal": goal}]}
+    )
+    points = views.Points.of_columns(
+        spec, Columns([0, 1, 2], {"x": [0.1, 0.2, 0.3]}, {"y": [3.0, 1.0, 2.0]}, [None] * 3)
+    )
     (plot,) = analysis.edf_view(spec, points, views.Scales(), "/t/")
     assert re.findall(r'<a href="/t/(\d)"><circle', plot.svg) == ["1", "2", "0"]  # by value
     found = re.search(r'<polyline points="([^"]+)"', plot.svg)

@@ -21,10 +21,14 @@ DRAWS = 20_000
 
 
 def spec_of(dimension: int = 2, **options: object) -> StudySpec:
-    return StudySpec.model_validate({
-        "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(dimension)],
-        "objectives": [{"name": "loss", "goal": "minimize"}],
-        "engine": "egreedy", "engine_options": {**FAST, **options}})
+    return StudySpec.model_validate(
+        {
+            "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(dimension)],
+            "objectives": [{"name": "loss", "goal": "minimize"}],
+            "engine": "egreedy",
+            "engine_options": {**FAST, **options},
+        }
+    )
 
 
 def loss(params: dict[str, object]) -> float:
@@ -40,25 +44,27 @@ def completed_history(spec: StudySpec, n: int) -> list[TrialView]:
     return trials
 
 
-def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1,
-            memory: dict[str, object] | None = None) -> tuple[list[dict[str, object]], Suggestions]:
+def suggest(
+    spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None
+) -> tuple[list[dict[str, object]], Suggestions]:
     resolved = resolve_engine(spec)
-    request = SuggestRequest(spec, resolved.options, count, 11, len(trials), trials=trials,
-                             memory=dict(memory or {}))
+    request = SuggestRequest(spec, resolved.options, count, 11, len(trials), trials=trials, memory=dict(memory or {}))
     suggested = resolved.engine.suggest(request)
     return suggested.params, suggested  # type: ignore[return-value]
 
 
 def frequencies(variant: str, epsilon: float, selections_from: int = 100, workers: int = 4) -> dict[str, float]:
     rng = random.Random(0)
-    counts = Counter(choose_branch(variant, epsilon, 0.5, selections_from + i, workers, rng)  # type: ignore[arg-type]
-                     for i in range(DRAWS))
+    counts = Counter(
+        choose_branch(variant, epsilon, 0.5, selections_from + i, workers, rng)  # type: ignore[arg-type]
+        for i in range(DRAWS)
+    )
     return {branch: counts[branch] / DRAWS for branch in ("exploit", "thompson", "pareto", "random")}
 
 
 def test_aegis_branch_frequencies_match_epsilon() -> None:
     epsilon = default_epsilon("aegis", 10)
-    assert epsilon == pytest.approx(10 ** -0.5)
+    assert epsilon == pytest.approx(10**-0.5)
     seen = frequencies("aegis", epsilon)
     assert seen["exploit"] == pytest.approx(1 - 2 * epsilon, abs=0.015)
     assert seen["thompson"] == pytest.approx(epsilon, abs=0.015)
@@ -87,11 +93,18 @@ def test_greedy_variants_exploit_with_one_minus_epsilon(variant: str, explore: s
     assert default_epsilon(variant, 30) == 0.1  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("variant", "epsilon", "expected"), [
-    ("eps_rs", 0.0, {"exploit", "thompson"}), ("eps_rs", 1.0, {"random"}), ("eps_pf", 1.0, {"pareto"}),
-    ("aegis", 0.5, {"thompson", "pareto"})])
-def test_every_branch_produces_valid_points_and_says_which_it_was(variant: str, epsilon: float,
-                                                                  expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("variant", "epsilon", "expected"),
+    [
+        ("eps_rs", 0.0, {"exploit", "thompson"}),
+        ("eps_rs", 1.0, {"random"}),
+        ("eps_pf", 1.0, {"pareto"}),
+        ("aegis", 0.5, {"thompson", "pareto"}),
+    ],
+)
+def test_every_branch_produces_valid_points_and_says_which_it_was(
+    variant: str, epsilon: float, expected: set[str]
+) -> None:
     spec = spec_of(3, variant=variant, epsilon=epsilon)
     trials = completed_history(spec, 8)
     suggestions, suggested = suggest(spec, trials, count=3)
@@ -126,18 +139,30 @@ def test_concurrent_asks_never_share_an_exploit_point() -> None:
 
 
 def test_categorical_spaces_use_pool_thompson_sampling() -> None:
-    spec = StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": -1, "high": 1},
-                   {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]},
-                   {"name": "k", "type": "int", "low": 1, "high": 4}],
-        "objectives": [{"name": "loss", "goal": "minimize"}],
-        "engine": "egreedy", "engine_options": {**FAST, "variant": "aegis", "epsilon": 0.5}})
+    spec = StudySpec.model_validate(
+        {
+            "params": [
+                {"name": "x", "type": "float", "low": -1, "high": 1},
+                {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]},
+                {"name": "k", "type": "int", "low": 1, "high": 4},
+            ],
+            "objectives": [{"name": "loss", "goal": "minimize"}],
+            "engine": "egreedy",
+            "engine_options": {**FAST, "variant": "aegis", "epsilon": 0.5},
+        }
+    )
     rng = random.Random(2)
     trials = []
     for i in range(8):
         params = {"x": rng.uniform(-1, 1), "act": rng.choice(["relu", "tanh"]), "k": rng.randint(1, 4)}
-        trials.append(TrialView(i, params, TrialState.COMPLETED,
-                                {"loss": params["x"] ** 2 + (params["act"] == "tanh") + params["k"] / 10}))
+        trials.append(
+            TrialView(
+                i,
+                params,
+                TrialState.COMPLETED,
+                {"loss": params["x"] ** 2 + (params["act"] == "tanh") + params["k"] / 10},
+            )
+        )
     suggestions, suggested = suggest(spec, trials, count=4)
     assert {info["branch"] for info in suggested.info or []} <= {"thompson", "pareto"}
     for s in suggestions:

@@ -12,16 +12,18 @@ from service.engines.base import Action, SuggestRequest
 from service.engines.encoding import from_unit, to_unit
 from service.errors import InvalidArgument
 
-SPEC = StudySpec.model_validate({
-    "params": [
-        {"name": "lr", "type": "float", "low": 1e-5, "high": 1.0, "log": True},
-        {"name": "x", "type": "float", "low": -2, "high": 3},
-        {"name": "units", "type": "int", "low": 16, "high": 1024, "log": True},
-        {"name": "depth", "type": "int", "low": 1, "high": 4},
-        {"name": "opt", "type": "categorical", "choices": ["sgd", "adam", 3, True]},
-    ],
-    "objectives": [{"name": "loss", "goal": "minimize"}],
-})
+SPEC = StudySpec.model_validate(
+    {
+        "params": [
+            {"name": "lr", "type": "float", "low": 1e-5, "high": 1.0, "log": True},
+            {"name": "x", "type": "float", "low": -2, "high": 3},
+            {"name": "units", "type": "int", "low": 16, "high": 1024, "log": True},
+            {"name": "depth", "type": "int", "low": 1, "high": 4},
+            {"name": "opt", "type": "categorical", "choices": ["sgd", "adam", 3, True]},
+        ],
+        "objectives": [{"name": "loss", "goal": "minimize"}],
+    }
+)
 
 
 def _suggest(name: str, count: int, seed: int = 1, start: int = 0) -> list[dict[str, object]]:
@@ -66,7 +68,8 @@ def test_sobol_first_points_cover_the_cube_evenly() -> None:
 def test_encoding_round_trips() -> None:
     params = _suggest("random", 100)
     assert from_unit(SPEC, to_unit(SPEC, params)) == [
-        {**p, "lr": pytest.approx(p["lr"]), "x": pytest.approx(p["x"])} for p in params]
+        {**p, "lr": pytest.approx(p["lr"]), "x": pytest.approx(p["x"])} for p in params
+    ]
 
 
 def test_integer_cells_are_equal_width() -> None:

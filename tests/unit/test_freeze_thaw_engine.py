@@ -19,8 +19,15 @@ OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
 
 
 def _spec(**options: object) -> StudySpec:
-    return StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
-                                     "engine": "freeze_thaw", "engine_options": options})
+    return StudySpec.model_validate(
+        {
+            "params": PARAMS,
+            "objectives": OBJECTIVE,
+            "fidelity": FIDELITY,
+            "engine": "freeze_thaw",
+            "engine_options": options,
+        }
+    )
 
 
 def curve(x: float, epoch: float) -> float:
@@ -29,8 +36,9 @@ def curve(x: float, epoch: float) -> float:
 
 
 def _run(number: int, x: float, epochs: int, state: TrialState = TrialState.PAUSED) -> TrialView:
-    return TrialView(number, {"x": x}, state, None,
-                     tuple(Measurement(float(e), {"loss": curve(x, e)}) for e in range(1, epochs + 1)))
+    return TrialView(
+        number, {"x": x}, state, None, tuple(Measurement(float(e), {"loss": curve(x, e)}) for e in range(1, epochs + 1))
+    )
 
 
 def _plan(trials: list[TrialView], count: int = 1, **options: object) -> list[Resume | NewRun]:
@@ -70,8 +78,14 @@ def test_a_hopeless_paused_run_is_not_thawed() -> None:
 
 
 def test_several_choices_are_distinct_and_skip_running_runs() -> None:
-    runs = [_run(0, 0.3, 6, TrialState.ACTIVE), _run(1, 0.35, 6), _run(2, 0.6, 3), _run(3, 0.1, 3),
-            _run(4, 0.8, 3), _run(5, 0.25, 3, TrialState.COMPLETED)]
+    runs = [
+        _run(0, 0.3, 6, TrialState.ACTIVE),
+        _run(1, 0.35, 6),
+        _run(2, 0.6, 3),
+        _run(3, 0.1, 3),
+        _run(4, 0.8, 3),
+        _run(5, 0.25, 3, TrialState.COMPLETED),
+    ]
     planned = _plan(runs, count=3, rule="entropy")
     resumed = [p.number for p in planned if isinstance(p, Resume)]
     assert len(planned) == 3 and len(set(resumed)) == len(resumed)
@@ -113,8 +127,13 @@ def test_promote_rule_moves_runs_up_the_rungs_by_predicted_final_value() -> None
 def test_promote_rule_starts_distinct_new_runs_near_the_best_asymptote_when_none_is_promoted() -> None:
     """Nothing in the top third of a rung is paused: new configurations, one Thompson draw each, at the first
     rung; the second and third are drawn with the first believed, so the three differ."""
-    runs = [_run(0, 0.3, 4, TrialState.ACTIVE), _run(1, 0.9, 2), _run(2, 0.05, 2), _run(3, 0.75, 2),
-            _run(4, 0.55, 2)]  # the first rung keeps 1 of 5: run 0, trained elsewhere
+    runs = [
+        _run(0, 0.3, 4, TrialState.ACTIVE),
+        _run(1, 0.9, 2),
+        _run(2, 0.05, 2),
+        _run(3, 0.75, 2),
+        _run(4, 0.55, 2),
+    ]  # the first rung keeps 1 of 5: run 0, trained elsewhere
     planned = _plan(runs, count=3, rule="promote")
     assert all(isinstance(p, NewRun) and p.budget == 1.0 for p in planned)
     xs = [float(p.params["x"]) for p in planned if isinstance(p, NewRun)]
@@ -127,16 +146,21 @@ def test_promote_capped_rule_promotes_as_asha_and_starts_model_samples_at_the_fi
     is ahead of x = 0.3, which ends lower); new runs are the model's Thompson samples, at the first rung."""
     xs = [0.3, 0.45, 0.9, 0.95, 0.05, 0.7, 0.8, 0.6, 0.15]
     runs = [_run(n, x, 2) for n, x in enumerate(xs)]
-    asha_spec = StudySpec.model_validate({"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY,
-                                          "engine": "asha"})
+    asha_spec = StudySpec.model_validate(
+        {"params": PARAMS, "objectives": OBJECTIVE, "fidelity": FIDELITY, "engine": "asha"}
+    )
     expected = ENGINES["asha"].resumes(asha_spec, resolve_engine(asha_spec).options, runs, 3)
     planned = _plan(runs, count=3, rule="promote_capped")
     promoted = [(p.number, p.budget) for p in planned if isinstance(p, Resume)]
     assert promoted == [(r.number, r.budget) for r in expected]
-    fresh = _plan([_run(0, 0.3, 4, TrialState.ACTIVE), _run(1, 0.9, 2), _run(2, 0.05, 2), _run(3, 0.75, 2)],
-                  count=2, rule="promote_capped")
-    assert all(isinstance(p, NewRun) and p.budget == 1.0 and p.info and p.info["rule"] == "promote_capped"
-               for p in fresh)
+    fresh = _plan(
+        [_run(0, 0.3, 4, TrialState.ACTIVE), _run(1, 0.9, 2), _run(2, 0.05, 2), _run(3, 0.75, 2)],
+        count=2,
+        rule="promote_capped",
+    )
+    assert all(
+        isinstance(p, NewRun) and p.budget == 1.0 and p.info and p.info["rule"] == "promote_capped" for p in fresh
+    )
 
 
 def test_rank_agreement_leaves_out_pairs_seen_equal() -> None:
@@ -151,11 +175,17 @@ def test_promote_rule_starts_new_runs_past_the_rungs_that_rank_finished_runs_bac
     """Crossing curves: the fast starters end worst, and by epoch 10 the order has turned. Once four runs have
     finished (five here), new runs skip the rungs 1 and 3, whose values rank the final values backwards, and start
     at 10."""
+
     def crossing(number: int, x: float, epochs: int, state: TrialState) -> TrialView:
         start, end = 0.9 - 0.5 * x, 0.2 + 0.3 * x  # early, larger x is better; at the end, smaller x is
         values = [end + (start - end) * math.exp(-(e - 1) / 4) for e in range(1, epochs + 1)]
-        return TrialView(number, {"x": x}, state, None,
-                         tuple(Measurement(float(e), {"loss": v}) for e, v in enumerate(values, start=1)))
+        return TrialView(
+            number,
+            {"x": x},
+            state,
+            None,
+            tuple(Measurement(float(e), {"loss": v}) for e, v in enumerate(values, start=1)),
+        )
 
     finished = [crossing(n, x, 30, TrialState.COMPLETED) for n, x in enumerate([0.1, 0.25, 0.4, 0.55, 0.7])]
     paused = [crossing(5 + n, x, 1, TrialState.PAUSED) for n, x in enumerate([0.8, 0.85, 0.9])]

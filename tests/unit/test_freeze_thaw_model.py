@@ -33,8 +33,9 @@ def float64_by_default() -> Iterator[None]:
     torch.set_default_dtype(before)
 
 
-def _random_case(seed: int, lengths: tuple[int, ...] = (1, 3, 5, 2), dimension: int = 2) -> tuple[Curves,
-                                                                                                  Hyperparameters]:
+def _random_case(
+    seed: int, lengths: tuple[int, ...] = (1, 3, 5, 2), dimension: int = 2
+) -> tuple[Curves, Hyperparameters]:
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(len(lengths), dimension, generator=generator)
     t = [torch.sort(torch.rand(n, generator=generator))[0] + 0.05 for n in lengths]
@@ -66,8 +67,7 @@ def test_log_marginal_likelihood_matches_the_dense_gaussian(seed: int) -> None:
     curves, hyper = _random_case(seed)
     sigma, residual, _ = _dense(curves, hyper)
     dense = torch.distributions.MultivariateNormal(torch.zeros(len(residual)), sigma).log_prob(residual)
-    assert float(FreezeThawPosterior(curves, hyper).log_marginal_likelihood()) == pytest.approx(float(dense),
-                                                                                                 rel=1e-8)
+    assert float(FreezeThawPosterior(curves, hyper).log_marginal_likelihood()) == pytest.approx(float(dense), rel=1e-8)
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -88,13 +88,14 @@ def test_asymptotes_and_curve_predictions_match_dense_conditioning(seed: int) ->
     n = 2
     start = sum(len(t) for t in curves.t[:n])
     cov_sy = (k_x[n] @ o.T).expand(len(steps), -1).clone()
-    cov_sy[:, start:start + len(curves.t[n])] += decay_kernel(steps, curves.t[n], hyper)
+    cov_sy[:, start : start + len(curves.t[n])] += decay_kernel(steps, curves.t[n], hyper)
     prior = decay_kernel(steps, steps, hyper).diagonal() + k_x[n, n]
     mean, variance = posterior.curve(n, steps)
     expected_mean = hyper.mean + trend(steps, hyper) + cov_sy @ torch.linalg.solve(sigma, residual)
     torch.testing.assert_close(mean, expected_mean, rtol=1e-7, atol=1e-9)
-    torch.testing.assert_close(variance, prior - (cov_sy * torch.linalg.solve(sigma, cov_sy.T).T).sum(-1),
-                               rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        variance, prior - (cov_sy * torch.linalg.solve(sigma, cov_sy.T).T).sum(-1), rtol=1e-6, atol=1e-9
+    )
 
     # A new configuration's asymptote: cov(f*, y) = k_x(x*, X) Oᵀ.
     fresh = torch.tensor([[0.5, 0.5], [0.1, 0.9]])
@@ -106,8 +107,9 @@ def test_asymptotes_and_curve_predictions_match_dense_conditioning(seed: int) ->
     # Jointly (what a Thompson draw over a pool uses): cov(f*, f*') = k_x(x*, x*') - k* Σ⁻¹ k*'ᵀ.
     joint_mean, joint_cov = posterior.asymptote_joint(fresh)
     torch.testing.assert_close(joint_mean, mean)
-    torch.testing.assert_close(joint_cov, matern52(fresh, fresh, hyper) - k_star @ torch.linalg.solve(sigma, k_star.T),
-                               rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        joint_cov, matern52(fresh, fresh, hyper) - k_star @ torch.linalg.solve(sigma, k_star.T), rtol=1e-6, atol=1e-9
+    )
 
 
 def test_fitting_learns_asymptotes_from_partial_curves() -> None:
@@ -127,7 +129,8 @@ def test_fitting_learns_asymptotes_from_partial_curves() -> None:
     start = Hyperparameters.initial(1)
     hyper = fit(curves, start)
     assert float(FreezeThawPosterior(curves, hyper).log_marginal_likelihood()) > float(
-        FreezeThawPosterior(curves, start).log_marginal_likelihood())
+        FreezeThawPosterior(curves, start).log_marginal_likelihood()
+    )
     posterior = FreezeThawPosterior(curves, hyper)
     for n in (6, 7):
         predicted = float(posterior.curve(n, torch.tensor([1.0]))[0][0])
@@ -141,12 +144,14 @@ def test_a_fit_stays_inside_its_bounds_and_recovers_from_a_degenerate_warm_start
     curves, _ = _random_case(4, lengths=(6, 3, 9, 2, 5, 1), dimension=3)
     degenerate = Hyperparameters.initial(3)
     degenerate.log_lengthscales = torch.tensor([-51.7, -175.2, -272.3])
-    degenerate.log_scale_x, degenerate.trend, degenerate.log_alpha = torch.tensor(72.1), torch.tensor(-19.8), \
-        torch.tensor(9.0)
+    degenerate.log_scale_x, degenerate.trend, degenerate.log_alpha = (
+        torch.tensor(72.1),
+        torch.tensor(-19.8),
+        torch.tensor(9.0),
+    )
     fitted = fit(curves, degenerate)
     assert inside_bounds(fitted)
     loss = negative_log_posterior(curves, fitted)
     assert loss <= negative_log_posterior(curves, Hyperparameters.initial(3)) + 1e-9
     assert loss <= negative_log_posterior(curves, fit(curves)) + 1.0  # as good as a cold fit, give or take
     assert float(fitted.trend) >= 0  # curves decay from above
-

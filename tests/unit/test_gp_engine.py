@@ -20,21 +20,27 @@ from service.errors import InvalidArgument
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 FAST = {"initial_design": 4, "raw_samples": 64, "num_restarts": 2}
-MIXED = StudySpec.model_validate({
-    "params": [
-        {"name": "x", "type": "float", "low": -2, "high": 2},
-        {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-        {"name": "k", "type": "int", "low": 1, "high": 6},
-        {"name": "act", "type": "categorical", "choices": ["relu", "tanh", "gelu"]},
-    ],
-    "objectives": [{"name": "loss", "goal": "minimize"}],
-    "engine": "gp", "engine_options": FAST,
-})
-CONTINUOUS = StudySpec.model_validate({
-    "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(3)],
-    "objectives": [{"name": "score", "goal": "maximize"}],
-    "engine": "gp", "engine_options": FAST,
-})
+MIXED = StudySpec.model_validate(
+    {
+        "params": [
+            {"name": "x", "type": "float", "low": -2, "high": 2},
+            {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            {"name": "k", "type": "int", "low": 1, "high": 6},
+            {"name": "act", "type": "categorical", "choices": ["relu", "tanh", "gelu"]},
+        ],
+        "objectives": [{"name": "loss", "goal": "minimize"}],
+        "engine": "gp",
+        "engine_options": FAST,
+    }
+)
+CONTINUOUS = StudySpec.model_validate(
+    {
+        "params": [{"name": f"x{i}", "type": "float", "low": 0, "high": 1} for i in range(3)],
+        "objectives": [{"name": "score", "goal": "maximize"}],
+        "engine": "gp",
+        "engine_options": FAST,
+    }
+)
 
 
 def loss(params: dict[str, object]) -> float:
@@ -60,11 +66,11 @@ def history(spec: StudySpec, n: int, failures: int = 0, pending: int = 0) -> lis
     return trials
 
 
-def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None,
-            seed: int = 1) -> tuple[list[dict[str, object]], Suggestions]:
+def suggest(
+    spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None, seed: int = 1
+) -> tuple[list[dict[str, object]], Suggestions]:
     resolved = resolve_engine(spec)
-    request = SuggestRequest(spec, resolved.options, count, seed, len(trials), trials=trials,
-                             memory=dict(memory or {}))
+    request = SuggestRequest(spec, resolved.options, count, seed, len(trials), trials=trials, memory=dict(memory or {}))
     suggested = resolved.engine.suggest(request)
     return suggested.params, suggested  # type: ignore[return-value]
 
@@ -78,7 +84,7 @@ def test_initial_design_is_inline_and_needs_no_worker() -> None:
 
 
 def test_initial_design_starts_at_the_centre_of_the_space_then_follows_the_sobol_sequence() -> None:
-    centre = {"x": 0.0, "lr": pytest.approx(10 ** -2.5), "k": 4, "act": "tanh"}  # log midpoint, middle choice
+    centre = {"x": 0.0, "lr": pytest.approx(10**-2.5), "k": 4, "act": "tanh"}  # log midpoint, middle choice
     (first, second), _ = suggest(MIXED, [], count=2)
     assert first == centre
     sobol = SobolEngine().suggest(SuggestRequest(MIXED, resolve_engine(MIXED).options, 3, 1, 0)).params
@@ -107,8 +113,10 @@ def test_mixed_space_suggestions_are_valid_and_warm_start_the_next_fit() -> None
     assert warm.rung == "fit-warm" and normalize_params(MIXED, again) == again
 
 
-@pytest.mark.parametrize("options", [{"input_warping": True}, {"power_transform": True},
-                                     {"discrete_int_limit": 0}, {"discrete_int_limit": 1000}])
+@pytest.mark.parametrize(
+    "options",
+    [{"input_warping": True}, {"power_transform": True}, {"discrete_int_limit": 0}, {"discrete_int_limit": 1000}],
+)
 def test_model_variants_fit_a_mixed_space_and_give_valid_suggestions(options: dict[str, object]) -> None:
     spec = MIXED.model_copy(update={"engine_options": {**FAST, **options}})
     trials = history(MIXED, 12)
@@ -182,5 +190,8 @@ def test_gp_refuses_what_it_cannot_model() -> None:
     with pytest.raises(InvalidArgument, match="constrained"):
         resolve_engine(CONTINUOUS.model_copy(update={"constraints": [Constraint(name="mem", op="<=", bound=1)]}))
     with pytest.raises(InvalidArgument, match="multiobjective"):
-        resolve_engine(CONTINUOUS.model_copy(update={"objectives": [*CONTINUOUS.objectives,
-                                                                    Objective(name="cost", goal=Goal.MINIMIZE)]}))
+        resolve_engine(
+            CONTINUOUS.model_copy(
+                update={"objectives": [*CONTINUOUS.objectives, Objective(name="cost", goal=Goal.MINIMIZE)]}
+            )
+        )

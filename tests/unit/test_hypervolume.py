@@ -24,12 +24,16 @@ from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.web.disconnect import unless_disconnected
 
-MINIMIZE_BOTH = StudySpec.model_validate({
-    "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-    "objectives": [{"name": "loss", "goal": "minimize", "threshold": 10},
-                   {"name": "seconds", "goal": "minimize", "threshold": 10, "cost": True}],
-    "constraints": [{"name": "memory", "op": "<=", "bound": 4}],
-})
+MINIMIZE_BOTH = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [
+            {"name": "loss", "goal": "minimize", "threshold": 10},
+            {"name": "seconds", "goal": "minimize", "threshold": 10, "cost": True},
+        ],
+        "constraints": [{"name": "memory", "op": "<=", "bound": 4}],
+    }
+)
 
 
 def test_two_objective_staircase() -> None:
@@ -68,8 +72,9 @@ def test_reference_point_from_thresholds_in_the_maximized_orientation() -> None:
 
 
 def test_inferred_reference_is_the_nadir_minus_a_tenth_of_the_range() -> None:
-    spec = MINIMIZE_BOTH.model_copy(update={"objectives": [o.model_copy(update={"threshold": None})
-                                                           for o in MINIMIZE_BOTH.objectives]})
+    spec = MINIMIZE_BOTH.model_copy(
+        update={"objectives": [o.model_copy(update={"threshold": None}) for o in MINIMIZE_BOTH.objectives]}
+    )
     front = np.array([[-1.0, -5.0], [-3.0, -2.0]])  # maximized: loss 1 / 3, seconds 5 / 2
     assert reference_point(spec, front).tolist() == pytest.approx([-3.2, -5.3])
     assert oriented_reference(spec, reference_point(spec, front)) == pytest.approx({"loss": 3.2, "seconds": 5.3})
@@ -77,8 +82,9 @@ def test_inferred_reference_is_the_nadir_minus_a_tenth_of_the_range() -> None:
 
 
 def test_inferred_reference_keeps_a_width_where_the_front_does_not_vary() -> None:
-    spec = MINIMIZE_BOTH.model_copy(update={"objectives": [o.model_copy(update={"threshold": None})
-                                                           for o in MINIMIZE_BOTH.objectives]})
+    spec = MINIMIZE_BOTH.model_copy(
+        update={"objectives": [o.model_copy(update={"threshold": None}) for o in MINIMIZE_BOTH.objectives]}
+    )
     flat = np.array([[-1.0, -5.0], [-3.0, -5.0]])  # every point took 5 seconds: a tenth of |5| below
     assert reference_point(spec, flat).tolist() == pytest.approx([-3.2, -5.5])
     single_at_zero = np.array([[0.0, -2.0]])  # a tenth of max(|value|, 1)
@@ -117,21 +123,31 @@ def test_estimated_trace_tracks_the_exact_one_and_many_objectives_are_estimated(
     assert bool(np.all(np.diff(estimate) >= 0))
     assert np.allclose(estimate, exact, rtol=0.03, atol=1e-3)
 
-    spec = StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-        "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(8)]})
-    trials = [TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
-              for i, row in enumerate(rng.random((60, 8)))]
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+            "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(8)],
+        }
+    )
+    trials = [
+        TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
+        for i, row in enumerate(rng.random((60, 8)))
+    ]
     history = hypervolume_history(spec, trials)
     assert history.approximate and len(history.values) == 60 and 0 < history.final < 1
 
 
 def _five_objectives(rows: np.ndarray) -> tuple[StudySpec, list[TrialView]]:
-    spec = StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-        "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(5)]})
-    return spec, [TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
-                  for i, row in enumerate(rows)]
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+            "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(5)],
+        }
+    )
+    return spec, [
+        TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
+        for i, row in enumerate(rows)
+    ]
 
 
 def test_a_short_five_objective_history_stays_exact() -> None:
@@ -157,11 +173,16 @@ def test_a_long_five_objective_history_is_estimated_in_a_bounded_time() -> None:
 
 @pytest.mark.parametrize("objectives", [3, 8])  # the exact computation, and the estimate
 def test_a_cancelled_history_stops(objectives: int) -> None:
-    spec = StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-        "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(objectives)]})
-    trials = [TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
-              for i, row in enumerate(np.random.default_rng(6).random((30, objectives)))]
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+            "objectives": [{"name": f"f{i}", "goal": "minimize", "threshold": 1.0} for i in range(objectives)],
+        }
+    )
+    trials = [
+        TrialView(i, {"x": 0.5}, TrialState.COMPLETED, {f"f{j}": float(v) for j, v in enumerate(row)})
+        for i, row in enumerate(np.random.default_rng(6).random((30, objectives)))
+    ]
     with pytest.raises(Cancelled):
         hypervolume_history(spec, trials, cancelled=lambda: True)
 

@@ -16,8 +16,7 @@ def test_the_parameter_the_objective_depends_on_gets_the_share() -> None:
     n = 2000
     lr, noise, act = rng.uniform(size=n), rng.uniform(size=n), rng.integers(0, 3, size=n).astype(float)
     y = (lr - 0.3) ** 2 + 0.02 * act + 0.001 * rng.normal(size=n)
-    found = {f.name: f.share for f in importances({"lr": (lr, False), "noise": (noise, False),
-                                                   "act": (act, True)}, y)}
+    found = {f.name: f.share for f in importances({"lr": (lr, False), "noise": (noise, False), "act": (act, True)}, y)}
     assert found["lr"] > 0.8
     assert found["act"] > found["noise"]
     assert found["noise"] < 0.01  # the bias correction brings an unused parameter to about zero
@@ -40,4 +39,3 @@ def test_absent_values_bin_apart_and_few_trials_give_nothing() -> None:
     assert index.tolist() == [0, 2, 1, 2]
     assert importances({"x": (np.arange(MIN_TRIALS - 1.0), False)}, np.arange(MIN_TRIALS - 1.0)) == []
     assert first_order_share(np.zeros(10, dtype=np.int64), np.arange(10.0)) == (0.0, 1)
-

@@ -21,12 +21,19 @@ FAST = {"initial_design": 4, "raw_samples": 64, "num_restarts": 2}
 
 
 def make_spec(objectives: int = 2, **overrides: object) -> StudySpec:
-    return StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1},
-                   {"name": "y", "type": "float", "low": 0, "high": 1},
-                   {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]}],
-        "objectives": [{"name": f"f{i}", "goal": "minimize"} for i in range(objectives)],
-        "engine": "multiobjective", "engine_options": FAST, **overrides})
+    return StudySpec.model_validate(
+        {
+            "params": [
+                {"name": "x", "type": "float", "low": 0, "high": 1},
+                {"name": "y", "type": "float", "low": 0, "high": 1},
+                {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]},
+            ],
+            "objectives": [{"name": f"f{i}", "goal": "minimize"} for i in range(objectives)],
+            "engine": "multiobjective",
+            "engine_options": FAST,
+            **overrides,
+        }
+    )
 
 
 def outcome(params: dict[str, object]) -> dict[str, float]:
@@ -41,16 +48,16 @@ def history(spec: StudySpec, n: int, pending: int = 0, failures: int = 0) -> lis
     resolved = resolve_engine(plain)
     points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n + pending + failures, 5, 0)).params
     trials = [TrialView(i, p, TrialState.COMPLETED, outcome(p)) for i, p in enumerate(points[:n])]
-    trials += [TrialView(n + i, p, TrialState.ACTIVE) for i, p in enumerate(points[n:n + pending])]
-    trials += [TrialView(n + pending + i, p, TrialState.FAILED) for i, p in enumerate(points[n + pending:])]
+    trials += [TrialView(n + i, p, TrialState.ACTIVE) for i, p in enumerate(points[n : n + pending])]
+    trials += [TrialView(n + pending + i, p, TrialState.FAILED) for i, p in enumerate(points[n + pending :])]
     return trials
 
 
-def suggest(spec: StudySpec, trials: list[TrialView], count: int = 1,
-            memory: dict[str, object] | None = None) -> tuple[list[dict[str, object]], Suggestions]:
+def suggest(
+    spec: StudySpec, trials: list[TrialView], count: int = 1, memory: dict[str, object] | None = None
+) -> tuple[list[dict[str, object]], Suggestions]:
     resolved = resolve_engine(spec)
-    request = SuggestRequest(spec, resolved.options, count, 1, len(trials), trials=trials,
-                             memory=dict(memory or {}))
+    request = SuggestRequest(spec, resolved.options, count, 1, len(trials), trials=trials, memory=dict(memory or {}))
     suggested = resolved.engine.suggest(request)
     return suggested.params, suggested  # type: ignore[return-value]
 
@@ -115,13 +122,20 @@ def test_three_failures_bring_in_a_success_model() -> None:
 
 
 def test_reference_point_uses_thresholds_and_models_costs_on_a_log_scale() -> None:
-    spec = StudySpec.model_validate({
-        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-        "objectives": [{"name": "accuracy", "goal": "maximize", "threshold": 0.5},
-                       {"name": "train_seconds", "goal": "minimize", "cost": True}],
-        "engine": "multiobjective"})
-    trials = [TrialView(0, {"x": 0.1}, TrialState.COMPLETED, {"accuracy": 0.9, "train_seconds": 100.0}),
-              TrialView(1, {"x": 0.2}, TrialState.COMPLETED, {"accuracy": 0.8, "train_seconds": 10.0})]
+    spec = StudySpec.model_validate(
+        {
+            "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+            "objectives": [
+                {"name": "accuracy", "goal": "maximize", "threshold": 0.5},
+                {"name": "train_seconds", "goal": "minimize", "cost": True},
+            ],
+            "engine": "multiobjective",
+        }
+    )
+    trials = [
+        TrialView(0, {"x": 0.1}, TrialState.COMPLETED, {"accuracy": 0.9, "train_seconds": 100.0}),
+        TrialView(1, {"x": 0.2}, TrialState.COMPLETED, {"accuracy": 0.8, "train_seconds": 10.0}),
+    ]
     columns = multiobjective_model.objective_columns(spec, trials)
     assert columns.ravel().tolist() == pytest.approx([0.9, -math.log(100.0), 0.8, -math.log(10.0)])
     reference = multiobjective_model.model_reference_point(spec, trials)

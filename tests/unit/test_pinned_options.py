@@ -10,9 +10,14 @@ from service.engines import resolve_engine
 from service.engines.asha import AshaOptions
 from service.errors import InvalidArgument
 
-SPEC = StudySpec.model_validate({"params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-                                 "objectives": [{"name": "loss", "goal": "minimize"}],
-                                 "fidelity": {"name": "epoch", "min": 1, "max": 81}, "engine": "asha"})
+SPEC = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "loss", "goal": "minimize"}],
+        "fidelity": {"name": "epoch", "min": 1, "max": 81},
+        "engine": "asha",
+    }
+)
 
 
 def test_a_pinned_default_the_engine_no_longer_has_is_dropped_but_a_user_option_is_still_checked() -> None:

@@ -40,10 +40,15 @@ def test_every_plot_renders_extreme_values(values: list[float]) -> None:
     svgs = [
         plots.history(numbers, values, values, metric="loss"),
         plots.history(numbers, values, values, metric="loss", log=True),
-        plots.scatter(values, values, x_label="a", y_label="b", title="t", highlight=[True] * len(values),
-                      connect=True),
-        plots.lines([("trial 0", "#000", [(float(i), v) for i, v in enumerate(values)])],
-                    x_label="step", y_label="loss", title="t"),
+        plots.scatter(
+            values, values, x_label="a", y_label="b", title="t", highlight=[True] * len(values), connect=True
+        ),
+        plots.lines(
+            [("trial 0", "#000", [(float(i), v) for i, v in enumerate(values)])],
+            x_label="step",
+            y_label="loss",
+            title="t",
+        ),
         plots.parallel_coordinates([("a", values, None, False), ("b", values, None, True)], values, title="t"),
     ]
     for svg in svgs:
@@ -67,17 +72,37 @@ def test_values_round_to_what_tells_them_apart() -> None:
 
 
 def test_scatter_points_name_and_link_their_trials_and_fit_their_card() -> None:
-    svg = plots.scatter([1.0, 2.0, 3.0], [3.0, 1.0, 2.0], numbers=[7, 8, 9], x_label="a", y_label="b", title="t",
-                        highlight=[False, True, False], link="/ui/studies/s/trials/")
+    svg = plots.scatter(
+        [1.0, 2.0, 3.0],
+        [3.0, 1.0, 2.0],
+        numbers=[7, 8, 9],
+        x_label="a",
+        y_label="b",
+        title="t",
+        highlight=[False, True, False],
+        link="/ui/studies/s/trials/",
+    )
     assert 'width="' not in svg.split(">", 1)[0] and 'viewBox="0 0 ' in svg
-    assert re.findall(r'<a href="/ui/studies/s/trials/(\d+)"><circle[^>]*class="(\w+)"><title>trial \1: a ',
-                      svg) == [("7", "point"), ("9", "point"), ("8", "front")]
+    assert re.findall(r'<a href="/ui/studies/s/trials/(\d+)"><circle[^>]*class="(\w+)"><title>trial \1: a ', svg) == [
+        ("7", "point"),
+        ("9", "point"),
+        ("8", "front"),
+    ]
 
 
 def test_the_front_shades_what_it_dominates_up_to_the_reference_point() -> None:
-    svg = plots.scatter([1.0, 2.0, 4.0], [4.0, 2.0, 1.0], x_label="a", y_label="b", title="t",
-                        highlight=[True, True, True], reference=(5.0, 5.0), dominated=(False, False), connect=True,
-                        keys=[plots.Key("Pareto-optimal", plots.ACCENT)])
+    svg = plots.scatter(
+        [1.0, 2.0, 4.0],
+        [4.0, 2.0, 1.0],
+        x_label="a",
+        y_label="b",
+        title="t",
+        highlight=[True, True, True],
+        reference=(5.0, 5.0),
+        dominated=(False, False),
+        connect=True,
+        keys=[plots.Key("Pareto-optimal", plots.ACCENT)],
+    )
     polygon = re.search(r'<polygon points="([^"]+)" class="dominated">', svg)
     assert polygon and len(polygon.group(1).split()) == 2 + 2 * 3  # two corners at the reference, a step per point
     assert 'class="reference"' in svg and ">Pareto-optimal</text>" in svg
@@ -95,8 +120,15 @@ def test_learning_curves_clip_a_diverged_run_to_the_edge() -> None:
 
 
 def test_history_shows_stopped_and_infeasible_trials_with_a_legend() -> None:
-    svg = plots.history([0, 1, 2], [3.0, 2.0, 1.0], [3.0, 2.0, 2.0], metric="loss", feasible=[True, True, False],
-                        stopped=([3], [5.0]), link="/t/")
+    svg = plots.history(
+        [0, 1, 2],
+        [3.0, 2.0, 1.0],
+        [3.0, 2.0, 2.0],
+        metric="loss",
+        feasible=[True, True, False],
+        stopped=([3], [5.0]),
+        link="/t/",
+    )
     assert 'class="point infeasible"><title>trial 2: loss 1 (infeasible)' in svg
     assert 'class="point stopped"><title>trial 3 (stopped): loss 5' in svg
     assert ">infeasible</text>" in svg and ">best so far</text>" in svg
@@ -105,8 +137,9 @@ def test_history_shows_stopped_and_infeasible_trials_with_a_legend() -> None:
 def test_large_scatters_draw_a_capped_sample_and_every_highlighted_point() -> None:
     n = 50_000
     highlight = [i % 5_000 == 0 for i in range(n)]
-    svg = plots.scatter(list(range(n)), [float(i % 97) for i in range(n)], x_label="a", y_label="b", title="t",
-                        highlight=highlight)
+    svg = plots.scatter(
+        list(range(n)), [float(i % 97) for i in range(n)], x_label="a", y_label="b", title="t", highlight=highlight
+    )
     assert svg.count('class="point"') <= plots.MAX_POINTS
     assert svg.count('class="front"') == sum(highlight)
 
@@ -114,8 +147,12 @@ def test_large_scatters_draw_a_capped_sample_and_every_highlighted_point() -> No
 def test_overlapping_trials_of_one_worker_get_lanes() -> None:
     from service.ui import charts
 
-    spans = [charts.Span(0, "w", "completed", 0.0, 10.0, False), charts.Span(1, "w", "completed", 5.0, 15.0, False),
-             charts.Span(2, "w", "active", 12.0, 20.0, True), charts.Span(3, "v", "failed", 0.0, 1.0, False)]
+    spans = [
+        charts.Span(0, "w", "completed", 0.0, 10.0, False),
+        charts.Span(1, "w", "completed", 5.0, 15.0, False),
+        charts.Span(2, "w", "active", 12.0, 20.0, True),
+        charts.Span(3, "v", "failed", 0.0, 1.0, False),
+    ]
     assert charts._lanes(spans) == [0, 1, 0, 0]
     svg = charts.timeline(spans, ["w", "v"], title="t", link="/t/")
     assert re.findall(r'<a href="/t/(\d)"><rect', svg) == ["0", "1", "2", "3"]

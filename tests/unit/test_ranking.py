@@ -8,11 +8,13 @@ from service.domain.ranking import best_trials, pareto_mask
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 
-TWO = StudySpec.model_validate({
-    "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-    "objectives": [{"name": "a", "goal": "minimize"}, {"name": "b", "goal": "maximize"}],
-    "constraints": [{"name": "c", "op": ">=", "bound": 0}],
-})
+TWO = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "a", "goal": "minimize"}, {"name": "b", "goal": "maximize"}],
+        "constraints": [{"name": "c", "op": ">=", "bound": 0}],
+    }
+)
 
 
 def _trial(number: int, state: TrialState = TrialState.COMPLETED, **values: float) -> TrialView:

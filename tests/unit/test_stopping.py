@@ -10,18 +10,22 @@ from service.engines import resolve_engine
 from service.engines.base import Action
 from service.errors import InvalidArgument
 
-SPEC = StudySpec.model_validate({
-    "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
-    "objectives": [{"name": "loss", "goal": "minimize"}],
-    "fidelity": {"name": "epoch", "min": 1, "max": 10},
-    "engine": "random", "engine_options": {"stopping": "median", "stopping_min_trials": 3, "stopping_grace": 2},
-})
+SPEC = StudySpec.model_validate(
+    {
+        "params": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "objectives": [{"name": "loss", "goal": "minimize"}],
+        "fidelity": {"name": "epoch", "min": 1, "max": 10},
+        "engine": "random",
+        "engine_options": {"stopping": "median", "stopping_min_trials": 3, "stopping_grace": 2},
+    }
+)
 
 
 def curve(number: int, losses: list[float], state: TrialState = TrialState.COMPLETED) -> TrialView:
     measurements = tuple(Measurement(float(step), {"loss": v}) for step, v in enumerate(losses, start=1))
-    return TrialView(number, {"x": 0.5}, state, {"loss": losses[-1]} if state is TrialState.COMPLETED else None,
-                     measurements)
+    return TrialView(
+        number, {"x": 0.5}, state, {"loss": losses[-1]} if state is TrialState.COMPLETED else None, measurements
+    )
 
 
 def decide(trial: TrialView, others: list[TrialView], spec: StudySpec = SPEC) -> Action:

@@ -16,8 +16,12 @@ def _at(minutes: float) -> datetime:
 
 
 def test_running_time_leaves_out_the_pauses() -> None:
-    history = [TrialEvent(TrialEventKind.PAUSED, _at(10), 1.0), TrialEvent(TrialEventKind.RESUMED, _at(70), 1.0, 3.0),
-               TrialEvent(TrialEventKind.PAUSED, _at(90), 3.0), TrialEvent(TrialEventKind.RESUMED, _at(100), 3.0, 9.0)]
+    history = [
+        TrialEvent(TrialEventKind.PAUSED, _at(10), 1.0),
+        TrialEvent(TrialEventKind.RESUMED, _at(70), 1.0, 3.0),
+        TrialEvent(TrialEventKind.PAUSED, _at(90), 3.0),
+        TrialEvent(TrialEventKind.RESUMED, _at(100), 3.0, 9.0),
+    ]
     finished = timings(T0, _at(130), 3.0, history, now=_at(500))
     assert finished is not None and (finished.running_seconds, finished.paused_seconds) == (60 * 60.0, 70 * 60.0)
     still_paused = timings(T0, None, 3.0, history[:3], now=_at(95))
@@ -28,7 +32,12 @@ def test_running_time_leaves_out_the_pauses() -> None:
     unknown = timings(T0, None, 1.0, [], now=_at(5))  # paused before its history was kept
     assert unknown is not None and unknown.running_seconds is None
     # A resume stamped by a host whose clock is behind never makes time negative.
-    skewed = timings(T0, _at(20), 1.0, [TrialEvent(TrialEventKind.PAUSED, _at(10), 1.0),
-                                        TrialEvent(TrialEventKind.RESUMED, _at(9.9), 1.0, 3.0)], now=_at(30))
+    skewed = timings(
+        T0,
+        _at(20),
+        1.0,
+        [TrialEvent(TrialEventKind.PAUSED, _at(10), 1.0), TrialEvent(TrialEventKind.RESUMED, _at(9.9), 1.0, 3.0)],
+        now=_at(30),
+    )
     assert skewed is not None and skewed.running_seconds == 20 * 60 and skewed.paused_seconds == 0
     assert [duration_text(s) for s in (1.25, 185, 7620)] == ["1.2 s", "3 min 05 s", "2 h 07 min"]

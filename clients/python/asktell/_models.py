@@ -54,8 +54,7 @@ class HypervolumeHistory:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HypervolumeHistory:
-        points = [HypervolumePoint(p["trial"], p["hypervolume"], _time(p.get("finished_at")))
-                  for p in data["history"]]
+        points = [HypervolumePoint(p["trial"], p["hypervolume"], _time(p.get("finished_at"))) for p in data["history"]]
         return cls(dict(data["reference_point"]), data["hypervolume"], points, bool(data.get("approximate")))
 
 

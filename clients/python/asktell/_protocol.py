@@ -65,7 +65,8 @@ class RetryPolicy:
         """Seconds to wait before retry number `attempt + 1`, `elapsed` seconds after the first attempt, or None to
         stop and report the outcome."""
         retryable = isinstance(outcome, RETRYABLE_ERRORS) or (
-            isinstance(outcome, httpx.Response) and outcome.status_code >= 500)
+            isinstance(outcome, httpx.Response) and outcome.status_code >= 500
+        )
         remaining = self.deadline_seconds - elapsed
         if not (call.idempotent and retryable and remaining > 0):
             return None
@@ -113,12 +114,15 @@ def check_url(url: str) -> None:
     trailing /v1 as a 404 for every call)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"the server URL {url!r} must start with http:// or https://, "
-                                 f"e.g. http://{url.split('://')[-1] or '127.0.0.1:8000'}")
+        raise ConfigurationError(
+            f"the server URL {url!r} must start with http:// or https://, "
+            f"e.g. http://{url.split('://')[-1] or '127.0.0.1:8000'}"
+        )
     if parts.path.rstrip("/").endswith("/v1") or "/v1/" in parts.path:
-        root = urlunsplit((parts.scheme, parts.netloc, parts.path[:parts.path.index("/v1")], "", ""))
-        raise ConfigurationError(f"the server URL {url!r} must be the server's root, without the API's /v1 "
-                                 f"(the client adds it): {root}")
+        root = urlunsplit((parts.scheme, parts.netloc, parts.path[: parts.path.index("/v1")], "", ""))
+        raise ConfigurationError(
+            f"the server URL {url!r} must be the server's root, without the API's /v1 (the client adds it): {root}"
+        )
 
 
 @functools.cache
@@ -153,10 +157,12 @@ def _study(name: str) -> str:
 
 # The API, one function per route ------------------------------------------------------------------------------
 
+
 def create_study(name: str, spec: dict[str, Any], if_exists: str) -> Call:
     # With if_exists="get" a repeat returns the study the first attempt created: safe to retry.
-    return Call("POST", "/v1/studies", json={"name": name, "if_exists": if_exists, **spec},
-                idempotent=if_exists == "get")
+    return Call(
+        "POST", "/v1/studies", json={"name": name, "if_exists": if_exists, **spec}, idempotent=if_exists == "get"
+    )
 
 
 def get_study(name: str) -> Call:
@@ -226,13 +232,24 @@ def list_workers() -> Call:
     return Call("GET", "/v1/workers", idempotent=True)
 
 
-def tell(name: str, number: int, values: dict[str, float] | None, failed: bool, infeasible: bool, stopped: bool,
-         reason: str | None) -> Call:
+def tell(
+    name: str,
+    number: int,
+    values: dict[str, float] | None,
+    failed: bool,
+    infeasible: bool,
+    stopped: bool,
+    reason: str | None,
+) -> Call:
     chosen = [s for s, on in (("failed", failed), ("infeasible", infeasible), ("stopped", stopped)) if on]
     if len(chosen) > 1:
         raise ValueError(f"tell one of failed, infeasible or stopped, not {' and '.join(chosen)}")
-    body = {"state": chosen[0] if chosen else "completed", "values": values, "reason": reason,
-            "request_id": request_id()}
+    body = {
+        "state": chosen[0] if chosen else "completed",
+        "values": values,
+        "reason": reason,
+        "request_id": request_id(),
+    }
     # The server answers a retry (same request id) with the trial as the first attempt left it.
     return Call("POST", f"{_study(name)}/trials/{number}/tell", json=body, idempotent=True)
 
@@ -249,12 +266,26 @@ def engine_status(name: str) -> Call:
     return Call("GET", f"{_study(name)}/engine", idempotent=True)
 
 
-def study_spec(params: list[dict[str, Any]], objectives: list[dict[str, Any]], constraints: list[dict[str, Any]] | None,
-               fidelity: dict[str, Any] | None, engine: str, engine_options: dict[str, Any] | None,
-               seed: int | None, stale_after: float | None = None, retry_failed: int | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"params": params, "objectives": objectives, "constraints": constraints or [],
-                            "fidelity": fidelity, "engine": engine, "engine_options": engine_options or {},
-                            "seed": seed}
+def study_spec(
+    params: list[dict[str, Any]],
+    objectives: list[dict[str, Any]],
+    constraints: list[dict[str, Any]] | None,
+    fidelity: dict[str, Any] | None,
+    engine: str,
+    engine_options: dict[str, Any] | None,
+    seed: int | None,
+    stale_after: float | None = None,
+    retry_failed: int | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "params": params,
+        "objectives": objectives,
+        "constraints": constraints or [],
+        "fidelity": fidelity,
+        "engine": engine,
+        "engine_options": engine_options or {},
+        "seed": seed,
+    }
     if stale_after is not None:
         spec["stale_after"] = stale_after
     if retry_failed is not None:
@@ -263,6 +294,7 @@ def study_spec(params: list[dict[str, Any]], objectives: list[dict[str, Any]], c
 
 
 # Administration (admin tokens): namespaces and tokens ------------------------------------------------------
+
 
 def create_namespace(name: str) -> Call:
     return Call("POST", "/v1/namespaces", json={"name": name})
@@ -327,8 +359,11 @@ def ask_flow(name: str, count: int, worker_id: str | None, fresh: bool, timeout:
         job_id = body["pending"]["id"]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise AskTimeoutError(f"suggestions for study {name!r} were still being computed after {timeout:g} s "
-                                  f"(job {job_id}); ask again with the same worker_id to pick them up", job_id)
+            raise AskTimeoutError(
+                f"suggestions for study {name!r} were still being computed after {timeout:g} s "
+                f"(job {job_id}); ask again with the same worker_id to pick them up",
+                job_id,
+            )
         body = (yield poll_job(name, job_id, min(LONG_POLL_SECONDS, remaining))).json()
         trials += body["trials"]
         _warn_of_fallback(name, body)

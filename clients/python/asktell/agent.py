@@ -92,11 +92,21 @@ class _Run:
         self.metrics_file = metrics_file
         self.metrics_offset = 0
         # Output that is not UTF-8 (a progress bar's control bytes, a Latin-1 log) must not end the readers.
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                        encoding="utf-8", errors="replace", bufsize=1, start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            start_new_session=True,
+        )
         assert self.process.stdout is not None and self.process.stderr is not None
-        self.readers = [threading.Thread(target=self._read_stdout, args=(self.process.stdout,), daemon=True),
-                        threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True)]
+        self.readers = [
+            threading.Thread(target=self._read_stdout, args=(self.process.stdout,), daemon=True),
+            threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True),
+        ]
         for reader in self.readers:
             reader.start()
 
@@ -158,13 +168,18 @@ class Agent:
         unknown = unknown_placeholders(self.study, options.command)
         if unknown and not options.literal_braces:
             names = ", ".join(p["name"] for p in self.study.spec["params"])
-            raise AsktellError(f"{', '.join('{' + u + '}' for u in unknown)} in the command names no parameter of "
-                               f"{self.study.name} ({names}) nor a trial key ({', '.join(TRIAL_KEYS)}): a typo? If "
-                               "the braces belong to the program (code passed inline), add --literal-braces")
+            raise AsktellError(
+                f"{', '.join('{' + u + '}' for u in unknown)} in the command names no parameter of "
+                f"{self.study.name} ({names}) nor a trial key ({', '.join(TRIAL_KEYS)}): a typo? If "
+                "the braces belong to the program (code passed inline), add --literal-braces"
+            )
         shadowing = sorted({p["name"] for p in self.study.spec["params"]} & set(TRIAL_KEYS))
         if shadowing:
-            print(f"asktell agent: warning: {', '.join('{' + n + '}' for n in shadowing)} will be the parameter "
-                  f"of that name, not the trial's {'/'.join(shadowing)}", file=sys.stderr)
+            print(
+                f"asktell agent: warning: {', '.join('{' + n + '}' for n in shadowing)} will be the parameter "
+                f"of that name, not the trial's {'/'.join(shadowing)}",
+                file=sys.stderr,
+            )
         self.interrupted = threading.Event()
         self.lock = threading.Lock()
         self.started = 0
@@ -215,11 +230,16 @@ class Agent:
         elif len(self.study.spec["objectives"]) == 1:
             name = self.study.spec["objectives"][0]["name"]
             value = (best[0].values or {}).get(name)
-            print(f"asktell agent: best trial of {self.study.name}: {best[0].number} ({name}={value:.6g})",
-                  file=sys.stderr)
+            print(
+                f"asktell agent: best trial of {self.study.name}: {best[0].number} ({name}={value:.6g})",
+                file=sys.stderr,
+            )
         else:
-            print(f"asktell agent: {len(best)} Pareto-optimal trials in {self.study.name}: "
-                  f"{', '.join(str(t.number) for t in best)}", file=sys.stderr)
+            print(
+                f"asktell agent: {len(best)} Pareto-optimal trials in {self.study.name}: "
+                f"{', '.join(str(t.number) for t in best)}",
+                file=sys.stderr,
+            )
 
     def _claim(self) -> bool:
         with self.lock:
@@ -261,14 +281,22 @@ class Agent:
                 try:
                     callback(self.study, trial)
                 except Exception as error:  # a tracker that is down must not stop the trials
-                    print(f"asktell agent: logging trial {trial.number} failed: {type(error).__name__}: {error}",
-                          file=sys.stderr)
+                    print(
+                        f"asktell agent: logging trial {trial.number} failed: {type(error).__name__}: {error}",
+                        file=sys.stderr,
+                    )
 
     def _environment(self, trial: Trial, slot: int, metrics_file: Path) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({"ASKTELL_URL": self.client.url, "ASKTELL_STUDY": self.study.name,
-                    "ASKTELL_TRIAL_ID": str(trial.number), "ASKTELL_METRICS_FILE": str(metrics_file),
-                    "ASKTELL_RETRY_SECONDS": str(self.client.retry.deadline_seconds)})
+        env.update(
+            {
+                "ASKTELL_URL": self.client.url,
+                "ASKTELL_STUDY": self.study.name,
+                "ASKTELL_TRIAL_ID": str(trial.number),
+                "ASKTELL_METRICS_FILE": str(metrics_file),
+                "ASKTELL_RETRY_SECONDS": str(self.client.retry.deadline_seconds),
+            }
+        )
         if self.options.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.options.gpus[slot % len(self.options.gpus)]
         return env

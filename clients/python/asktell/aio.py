@@ -18,22 +18,35 @@ class AsyncClient:
     default 300: a server restart is ridden out), or `max_retries` times if given.
     """
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0,
-                 max_retries: int | None = None, retry_seconds: float | None = None, *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int | None = None,
+        retry_seconds: float | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         base, headers = api.settings(url, token)
         self.url = base
         self.retry = api.retry_policy(max_retries, retry_seconds)
         # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
-        self._http = httpx.AsyncClient(base_url=base, headers=headers, transport=transport, verify=api.tls_verify(base),
-                                       timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
+        self._http = httpx.AsyncClient(
+            base_url=base,
+            headers=headers,
+            transport=transport,
+            verify=api.tls_verify(base),
+            timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS),
+        )
 
     async def _send(self, call: api.Call) -> httpx.Response:
         retries = api.Retries(self.retry)
         while True:
             try:
                 outcome: httpx.Response | Exception = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params)
+                    call.method, call.path, json=call.json, params=call.params
+                )
             except httpx.TransportError as error:
                 outcome = error
             delay = retries.delay(call, outcome)
@@ -52,18 +65,29 @@ class AsyncClient:
     async def _call(self, call: api.Call) -> Any:
         return await self._run(api.single(call))
 
-    async def create_study(self, name: str, params: list[dict[str, Any]], objectives: list[dict[str, Any]], *,
-                           constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
-                           engine: str = "auto", engine_options: dict[str, Any] | None = None,
-                           seed: int | None = None, if_exists: str = "get", stale_after: float | None = None,
-                           retry_failed: int | None = None) -> AsyncStudy:
+    async def create_study(
+        self,
+        name: str,
+        params: list[dict[str, Any]],
+        objectives: list[dict[str, Any]],
+        *,
+        constraints: list[dict[str, Any]] | None = None,
+        fidelity: dict[str, Any] | None = None,
+        engine: str = "auto",
+        engine_options: dict[str, Any] | None = None,
+        seed: int | None = None,
+        if_exists: str = "get",
+        stale_after: float | None = None,
+        retry_failed: int | None = None,
+    ) -> AsyncStudy:
         """Create a study. With if_exists="get" (the default) every worker can run the same line at start-up:
         an identical existing study is returned, a different one with that name raises ConflictError.
 
         `stale_after` (seconds, default 30 min): an active trial with no report or heartbeat for that long is
         failed as stale; `retry_failed: N` re-queues a failed trial's params up to N times."""
-        spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed, stale_after,
-                              retry_failed)
+        spec = api.study_spec(
+            params, objectives, constraints, fidelity, engine, engine_options, seed, stale_after, retry_failed
+        )
         return AsyncStudy(self, await self._call(api.create_study(name, spec, if_exists)))
 
     async def get_study(self, name: str) -> AsyncStudy:
@@ -127,8 +151,9 @@ class AsyncStudy(StudyFields):
         self._client = client
         self._load(data)
 
-    async def ask(self, n: int = 1, worker_id: str | None = None, fresh: bool = False, *,
-                  timeout: float = 300.0) -> list[AsyncTrial]:
+    async def ask(
+        self, n: int = 1, worker_id: str | None = None, fresh: bool = False, *, timeout: float = 300.0
+    ) -> list[AsyncTrial]:
         """Up to `n` trials to evaluate. A worker_id that asks again gets its active trials back (so a restarted
         worker resumes its own work, and the ask can be retried safely) unless `fresh`.
 
@@ -142,8 +167,9 @@ class AsyncStudy(StudyFields):
         data = await self._client._call(api.add_trial(self.name, params, values))
         return AsyncTrial(self._client, self.name, data)
 
-    async def trials(self, state: str | list[str] | None = None, *, worker_id: str | None = None,
-                     measurements: bool = False) -> list[AsyncTrial]:
+    async def trials(
+        self, state: str | list[str] | None = None, *, worker_id: str | None = None, measurements: bool = False
+    ) -> list[AsyncTrial]:
         """Every trial (all pages), optionally only in the given state(s) or of one worker."""
         flow = api.paged(api.list_trials(self.name, state, worker_id, measurements), "trials")
         return [AsyncTrial(self._client, self.name, t) for t in await self._client._run(flow)]
@@ -214,8 +240,15 @@ class AsyncTrial(TrialFields):
         self._load(body["trial"])
         return Decision(body["action"], body.get("reason"))
 
-    async def tell(self, values: dict[str, float] | None = None, *, failed: bool = False,
-                   infeasible: bool = False, stopped: bool = False, reason: str | None = None) -> AsyncTrial:
+    async def tell(
+        self,
+        values: dict[str, float] | None = None,
+        *,
+        failed: bool = False,
+        infeasible: bool = False,
+        stopped: bool = False,
+        reason: str | None = None,
+    ) -> AsyncTrial:
         """Finish the trial with its final values, or as failed / infeasible / stopped (with an optional reason)."""
         call = api.tell(self.study_name, self.number, values, failed, infeasible, stopped, reason)
         self._load(await self._client._call(call))

@@ -31,10 +31,13 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     """Aligned plain-text columns under a dashed rule; numeric columns (header included) right-aligned."""
     cells = [list(header), *[["" if c is None else _cell(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows if row[i] is not None)
-               for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) if right else c.ljust(w) for c, w, right in zip(row, widths, numeric, strict=True))
-             .rstrip() for row in cells]
+    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows if row[i] is not None) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if right else c.ljust(w) for c, w, right in zip(row, widths, numeric, strict=True)
+        ).rstrip()
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -62,9 +65,18 @@ def _studies_list(client: Client, args: argparse.Namespace) -> str:
     if args.json:
         return _dump([s.to_dict() for s in studies])
     # The listing's summary value: a Study's best_value property would ask the server once per study.
-    rows = [[s.name, s.engine, s.state, sum((s.trial_counts or {}).values()), s.trial_counts or None,
-             s.to_dict().get("best_value"),
-             [f"{o['name']} ({o['goal'][:3]})" for o in s.spec["objectives"]]] for s in studies]
+    rows = [
+        [
+            s.name,
+            s.engine,
+            s.state,
+            sum((s.trial_counts or {}).values()),
+            s.trial_counts or None,
+            s.to_dict().get("best_value"),
+            [f"{o['name']} ({o['goal'][:3]})" for o in s.spec["objectives"]],
+        ]
+        for s in studies
+    ]
     return table(rows, ["NAME", "ENGINE", "STATE", "TRIALS", "BY STATE", "BEST", "OBJECTIVES"])
 
 
@@ -74,14 +86,20 @@ def _studies_show(client: Client, args: argparse.Namespace) -> str:
     if args.json:
         return _dump({**study.to_dict(), "best_trials": [t.to_dict() for t in best]})
     spec = study.spec
-    fields = [("study", study.name), ("engine", study.engine), ("state", study.state),
-              ("trials", _cell(study.trial_counts) or "none")]
+    fields = [
+        ("study", study.name),
+        ("engine", study.engine),
+        ("state", study.state),
+        ("trials", _cell(study.trial_counts) or "none"),
+    ]
     if spec.get("fidelity"):
         fidelity = spec["fidelity"]
         fields.append(("fidelity", f"{fidelity['name']} from {_cell(fidelity['min'])} to {_cell(fidelity['max'])}"))
     lines = [f"{key:<9} {value}" for key, value in fields]
-    params = [[p["name"], p["type"], p.get("low"), p.get("high"), "log" if p.get("log") else "", p.get("choices")]
-              for p in spec["params"]]
+    params = [
+        [p["name"], p["type"], p.get("low"), p.get("high"), "log" if p.get("log") else "", p.get("choices")]
+        for p in spec["params"]
+    ]
     lines += ["", table(params, ["PARAM", "TYPE", "LOW", "HIGH", "SCALE", "CHOICES"])]
     lines += ["", table([[o["name"], o["goal"]] for o in spec["objectives"]], ["OBJECTIVE", "GOAL"])]
     if spec.get("constraints"):
@@ -105,10 +123,10 @@ def _studies_create(client: Client, args: argparse.Namespace) -> str:
     unknown = sorted(set(spec) - SPEC_KEYS)
     missing = sorted({"params", "objectives"} - set(spec))
     if unknown or missing:
-        problems = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + \
-                   ([f"missing {', '.join(missing)}"] if missing else [])
-        raise AsktellError(f"the spec {args.spec}: {'; '.join(problems)} "
-                           f"(keys: {', '.join(sorted(SPEC_KEYS))})")
+        problems = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + (
+            [f"missing {', '.join(missing)}"] if missing else []
+        )
+        raise AsktellError(f"the spec {args.spec}: {'; '.join(problems)} (keys: {', '.join(sorted(SPEC_KEYS))})")
     study = client.create_study(args.name, **spec, if_exists=args.if_exists)
     return _dump(study.to_dict()) if args.json else f"{study.name}: engine {study.engine}, {study.state}"
 
@@ -127,9 +145,17 @@ def _agent(client: Client, args: argparse.Namespace) -> str:
         raise AsktellError("give the command to run after --, e.g. asktell agent STUDY -- python train.py --lr {lr}")
     gpus = [g for g in (args.gpus or "").split(",") if g]
     parallel = args.parallel or max(len(gpus), 1)
-    options = AgentOptions(study=args.study, command=args.program, count=args.count, parallel=parallel, gpus=gpus,
-                           grace_seconds=args.grace, heartbeat_seconds=args.heartbeat,
-                           literal_braces=args.literal_braces, callbacks=_trackers(args))
+    options = AgentOptions(
+        study=args.study,
+        command=args.program,
+        count=args.count,
+        parallel=parallel,
+        gpus=gpus,
+        grace_seconds=args.grace,
+        heartbeat_seconds=args.heartbeat,
+        literal_braces=args.literal_braces,
+        callbacks=_trackers(args),
+    )
     code = run_agent(client, options)
     if code:
         raise SystemExit(code)
@@ -167,7 +193,7 @@ def _studies_delete(client: Client, args: argparse.Namespace) -> str:
 def _trials_list(client: Client, args: argparse.Namespace) -> str:
     trials = client.get_study(args.study).trials(state=args.state)
     if args.limit:
-        trials = trials[-args.limit:]
+        trials = trials[-args.limit :]
     if args.json:
         return _dump([t.to_dict() for t in trials])
     rows = [[t.number, t.state, t.values, t.params, t.worker_id] for t in trials]
@@ -215,12 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     # The options are accepted before or after the sub-command; SUPPRESS keeps a later default from erasing them.
     common = argparse.ArgumentParser(add_help=False)
     for target, default, json_default in ((parser, None, False), (common, argparse.SUPPRESS, argparse.SUPPRESS)):
-        target.add_argument("--url", default=default,
-                            help="server URL (env ASKTELL_URL, default http://127.0.0.1:8000)")
+        target.add_argument(
+            "--url", default=default, help="server URL (env ASKTELL_URL, default http://127.0.0.1:8000)"
+        )
         target.add_argument("--json", action="store_true", default=json_default, help="machine-readable output")
-        target.add_argument("--retry-seconds", type=float, default=default, metavar="SECONDS",
-                            help="how long to retry while the server is unreachable or restarting "
-                                 "(env ASKTELL_RETRY_SECONDS, default 300)")
+        target.add_argument(
+            "--retry-seconds",
+            type=float,
+            default=default,
+            metavar="SECONDS",
+            help="how long to retry while the server is unreachable or restarting "
+            "(env ASKTELL_RETRY_SECONDS, default 300)",
+        )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary in SERVER_COMMANDS.items():
         commands.add_parser(name, help=summary, add_help=False)  # its own --help comes from the server
@@ -231,14 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     studies = commands.add_parser("studies", help="list, show or delete studies").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     leaf(studies, "list", _studies_list, "every study")
     leaf(studies, "show", _studies_show, "a study's spec, trial counts and best trials").add_argument("name")
     create = leaf(studies, "create", _studies_create, "create a study from a JSON spec file")
     create.add_argument("name")
     create.add_argument("--spec", required=True, help="JSON file: params, objectives, constraints, fidelity, engine...")
-    create.add_argument("--if-exists", choices=["error", "get"], default="get",
-                        help="an identical existing study is fine (get, the default) or an error")
+    create.add_argument(
+        "--if-exists",
+        choices=["error", "get"],
+        default="get",
+        help="an identical existing study is fine (get, the default) or an error",
+    )
     watching = leaf(studies, "watch", _studies_watch, "a live view: trials by state, best, workers, latest trials")
     watching.add_argument("name")
     watching.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
@@ -248,33 +285,61 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     trials = commands.add_parser("trials", help="list a study's trials").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     listing = leaf(trials, "list", _trials_list, "a study's trials, oldest first")
     listing.add_argument("study")
     listing.add_argument("--state", action="append", help="only trials in this state (repeatable)")
     listing.add_argument("--limit", type=_positive, help="only the last N trials")
-    agent = commands.add_parser("agent", parents=[common], help="run a command as the evaluation of each trial",
-                                usage="asktell agent STUDY [options] -- COMMAND [ARG ...]",
-                                description="Run COMMAND once per trial of STUDY: ask, run, report, tell.",
-                                epilog=AGENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    agent = commands.add_parser(
+        "agent",
+        parents=[common],
+        help="run a command as the evaluation of each trial",
+        usage="asktell agent STUDY [options] -- COMMAND [ARG ...]",
+        description="Run COMMAND once per trial of STUDY: ask, run, report, tell.",
+        epilog=AGENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     agent.set_defaults(func=_agent)
     agent.add_argument("study")
-    agent.add_argument("--count", type=_positive, help="trials to run in all (default: until the study stops "
-                                                       "handing them out)")
+    agent.add_argument(
+        "--count", type=_positive, help="trials to run in all (default: until the study stops handing them out)"
+    )
     agent.add_argument("--parallel", type=_positive, help="commands at once (default: one per --gpus entry, or 1)")
     agent.add_argument("--gpus", help="comma-separated GPU ids, one slot each, set as CUDA_VISIBLE_DEVICES")
-    agent.add_argument("--grace", type=float, default=10.0,
-                       help="seconds between SIGTERM and SIGKILL when a run is stopped (default 10)")
-    agent.add_argument("--heartbeat", type=float, default=30.0,
-                       help="seconds between heartbeats of a run that reports nothing (default 30)")
-    agent.add_argument("--literal-braces", action="store_true",
-                       help="keep {name}s that name no parameter as they are (code passed inline) instead of refusing")
-    agent.add_argument("--mlflow", nargs="?", const="", metavar="TRACKING_URI",
-                       help="log each trial as an MLflow run (experiment: the study's name) at TRACKING_URI "
-                            "(default: MLFLOW_TRACKING_URI); needs asktell[mlflow]")
-    agent.add_argument("--wandb", nargs="?", const="", metavar="PROJECT",
-                       help="log each trial as a W&B run of PROJECT (default: the study's name; WANDB_MODE=offline "
-                            "keeps them on disk); needs asktell[wandb]")
+    agent.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds between SIGTERM and SIGKILL when a run is stopped (default 10)",
+    )
+    agent.add_argument(
+        "--heartbeat",
+        type=float,
+        default=30.0,
+        help="seconds between heartbeats of a run that reports nothing (default 30)",
+    )
+    agent.add_argument(
+        "--literal-braces",
+        action="store_true",
+        help="keep {name}s that name no parameter as they are (code passed inline) instead of refusing",
+    )
+    agent.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="TRACKING_URI",
+        help="log each trial as an MLflow run (experiment: the study's name) at TRACKING_URI "
+        "(default: MLFLOW_TRACKING_URI); needs asktell[mlflow]",
+    )
+    agent.add_argument(
+        "--wandb",
+        nargs="?",
+        const="",
+        metavar="PROJECT",
+        help="log each trial as a W&B run of PROJECT (default: the study's name; WANDB_MODE=offline "
+        "keeps them on disk); needs asktell[wandb]",
+    )
     agent.set_defaults(program=[])
     return parser
 
@@ -295,13 +360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     program: list[str] = []
     if "--" in args_list:  # everything after the first -- is the agent's command, untouched
         cut = args_list.index("--")
-        args_list, program = args_list[:cut], args_list[cut + 1:]
+        args_list, program = args_list[:cut], args_list[cut + 1 :]
     parser = build_parser()
     args, unknown = parser.parse_known_args(args_list)
     if program:
         args.program = program
     if args.command in SERVER_COMMANDS:
-        return _run_server(args_list[args_list.index(args.command):])
+        return _run_server(args_list[args_list.index(args.command) :])
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:

@@ -22,22 +22,35 @@ class Client:
     default 300: a server restart is ridden out), or `max_retries` times if given.
     """
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0,
-                 max_retries: int | None = None, retry_seconds: float | None = None, *,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int | None = None,
+        retry_seconds: float | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         base, headers = api.settings(url, token)
         self.url = base
         self.retry = api.retry_policy(max_retries, retry_seconds)
         # A long-polled ask may legitimately take LONG_POLL_SECONDS on the server: the read timeout allows for it.
-        self._http = httpx.Client(base_url=base, headers=headers, transport=transport, verify=api.tls_verify(base),
-                                  timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS))
+        self._http = httpx.Client(
+            base_url=base,
+            headers=headers,
+            transport=transport,
+            verify=api.tls_verify(base),
+            timeout=httpx.Timeout(timeout, read=timeout + api.LONG_POLL_SECONDS),
+        )
 
     def _send(self, call: api.Call) -> httpx.Response:
         retries = api.Retries(self.retry)
         while True:
             try:
-                outcome: httpx.Response | Exception = self._http.request(call.method, call.path, json=call.json,
-                                                                         params=call.params)
+                outcome: httpx.Response | Exception = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
             except httpx.TransportError as error:
                 outcome = error
             delay = retries.delay(call, outcome)
@@ -56,18 +69,29 @@ class Client:
     def _call(self, call: api.Call) -> Any:
         return self._run(api.single(call))
 
-    def create_study(self, name: str, params: list[dict[str, Any]], objectives: list[dict[str, Any]], *,
-                     constraints: list[dict[str, Any]] | None = None, fidelity: dict[str, Any] | None = None,
-                     engine: str = "auto", engine_options: dict[str, Any] | None = None, seed: int | None = None,
-                     if_exists: str = "get", stale_after: float | None = None,
-                     retry_failed: int | None = None) -> Study:
+    def create_study(
+        self,
+        name: str,
+        params: list[dict[str, Any]],
+        objectives: list[dict[str, Any]],
+        *,
+        constraints: list[dict[str, Any]] | None = None,
+        fidelity: dict[str, Any] | None = None,
+        engine: str = "auto",
+        engine_options: dict[str, Any] | None = None,
+        seed: int | None = None,
+        if_exists: str = "get",
+        stale_after: float | None = None,
+        retry_failed: int | None = None,
+    ) -> Study:
         """Create a study. With if_exists="get" (the default) every worker can run the same line at start-up:
         an identical existing study is returned, a different one with that name raises ConflictError.
 
         `stale_after` (seconds, default 30 min): an active trial with no report or heartbeat for that long is
         failed as stale; `retry_failed: N` re-queues a failed trial's params up to N times."""
-        spec = api.study_spec(params, objectives, constraints, fidelity, engine, engine_options, seed, stale_after,
-                              retry_failed)
+        spec = api.study_spec(
+            params, objectives, constraints, fidelity, engine, engine_options, seed, stale_after, retry_failed
+        )
         return Study(self, self._call(api.create_study(name, spec, if_exists)))
 
     def get_study(self, name: str) -> Study:
@@ -131,8 +155,9 @@ class Study(StudyFields):
         self._client = client
         self._load(data)
 
-    def ask(self, n: int = 1, worker_id: str | None = None, fresh: bool = False, *,
-            timeout: float = 300.0) -> list[Trial]:
+    def ask(
+        self, n: int = 1, worker_id: str | None = None, fresh: bool = False, *, timeout: float = 300.0
+    ) -> list[Trial]:
         """Up to `n` trials to evaluate. A worker_id that asks again gets its active trials back (so a restarted
         worker resumes its own work, and the ask can be retried safely) unless `fresh`.
 
@@ -145,8 +170,9 @@ class Study(StudyFields):
         """Enqueue params for the next ask, or with `values` record a point evaluated elsewhere."""
         return Trial(self._client, self.name, self._client._call(api.add_trial(self.name, params, values)))
 
-    def trials(self, state: str | list[str] | None = None, *, worker_id: str | None = None,
-               measurements: bool = False) -> list[Trial]:
+    def trials(
+        self, state: str | list[str] | None = None, *, worker_id: str | None = None, measurements: bool = False
+    ) -> list[Trial]:
         """Every trial (all pages), optionally only in the given state(s) or of one worker."""
         flow = api.paged(api.list_trials(self.name, state, worker_id, measurements), "trials")
         return [Trial(self._client, self.name, t) for t in self._client._run(flow)]
@@ -175,10 +201,17 @@ class Study(StudyFields):
         """The engine's status as a dict, including `likely_infeasible` (engine constrained) and its evidence."""
         return self.engine_status()
 
-    def optimize(self, objective: Callable[[Trial], float | dict[str, float] | None], n_trials: int | None = None,
-                 n_workers: int = 1, *, timeout: float | None = None,
-                 callbacks: Sequence[Callable[[Study, Trial], None]] = (),
-                 catch: tuple[type[BaseException], ...] = (), show_progress: bool = True) -> None:
+    def optimize(
+        self,
+        objective: Callable[[Trial], float | dict[str, float] | None],
+        n_trials: int | None = None,
+        n_workers: int = 1,
+        *,
+        timeout: float | None = None,
+        callbacks: Sequence[Callable[[Study, Trial], None]] = (),
+        catch: tuple[type[BaseException], ...] = (),
+        show_progress: bool = True,
+    ) -> None:
         """Ask, evaluate `objective(trial)` and tell, `n_trials` times on `n_workers` threads, and start no new
         trial after `timeout` seconds (running ones finish); at least one of the two is needed.
 
@@ -190,8 +223,16 @@ class Study(StudyFields):
         """
         from asktell.optimize import optimize
 
-        optimize(self, objective, n_trials, n_workers, timeout=timeout, callbacks=callbacks, catch=catch,
-                 show_progress=show_progress)
+        optimize(
+            self,
+            objective,
+            n_trials,
+            n_workers,
+            timeout=timeout,
+            callbacks=callbacks,
+            catch=catch,
+            show_progress=show_progress,
+        )
 
     @property
     def best_trial(self) -> Trial:
@@ -199,8 +240,9 @@ class Study(StudyFields):
         when there is none yet, or the study has several objectives: see `best_trials`)."""
         objectives = self.spec["objectives"]
         if len(objectives) > 1:
-            raise ValueError(f"study {self.name!r} has {len(objectives)} objectives: best_trials() gives its "
-                             "Pareto-optimal trials")
+            raise ValueError(
+                f"study {self.name!r} has {len(objectives)} objectives: best_trials() gives its Pareto-optimal trials"
+            )
         best = self.best_trials()
         if not best:
             raise ValueError(f"study {self.name!r} has no completed feasible trial yet")
@@ -266,8 +308,15 @@ class Trial(TrialFields):
         self._load(body["trial"])
         return Decision(body["action"], body.get("reason"))
 
-    def tell(self, values: dict[str, float] | None = None, *, failed: bool = False, infeasible: bool = False,
-             stopped: bool = False, reason: str | None = None) -> Trial:
+    def tell(
+        self,
+        values: dict[str, float] | None = None,
+        *,
+        failed: bool = False,
+        infeasible: bool = False,
+        stopped: bool = False,
+        reason: str | None = None,
+    ) -> Trial:
         """Finish the trial with its final values, or as failed / infeasible / stopped (with an optional reason)."""
         call = api.tell(self.study_name, self.number, values, failed, infeasible, stopped, reason)
         self._load(self._client._call(call))

@@ -10,8 +10,14 @@ import httpx
 class AsktellError(Exception):
     """Base of every error the client raises on purpose, so `except AsktellError` catches them all."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 details: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -106,7 +112,8 @@ def error_from_response(response: httpx.Response) -> AsktellError:
         error = {}
     code = error.get("code")
     message = error.get("message") or f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-    details = [(str(d.get("field", "")), str(d.get("reason", ""))) for d in error.get("details") or []
-               if isinstance(d, dict)]
+    details = [
+        (str(d.get("field", "")), str(d.get("reason", ""))) for d in error.get("details") or [] if isinstance(d, dict)
+    ]
     status = response.status_code
     return _error_class(status, code)(message, status=status, code=code, details=details)

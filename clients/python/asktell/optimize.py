@@ -66,8 +66,7 @@ def _number(metric: str, value: object) -> float:
     """A metric's value as a float. Numbers only (numpy and torch scalars too): a string such as "0.5" is a bug in
     the objective, refused rather than read as a number."""
     if isinstance(value, str | bytes | bool) or not hasattr(type(value), "__float__"):
-        raise TypeError(f"the objective's value of {metric!r} must be a number, got {type(value).__name__} "
-                        f"{value!r}")
+        raise TypeError(f"the objective's value of {metric!r} must be a number, got {type(value).__name__} {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
@@ -76,8 +75,10 @@ def _values_of(study: Study, result: object) -> dict[str, float]:
         return {str(k): _number(str(k), v) for k, v in result.items()}
     objectives = study.spec["objectives"]
     if len(objectives) != 1 or study.spec.get("constraints"):
-        raise TypeError("the objective returned one number, but this study needs a dict of metric values "
-                        f"({', '.join(o['name'] for o in objectives)} and its constrained metrics)")
+        raise TypeError(
+            "the objective returned one number, but this study needs a dict of metric values "
+            f"({', '.join(o['name'] for o in objectives)} and its constrained metrics)"
+        )
     return {objectives[0]["name"]: _number(objectives[0]["name"], result)}
 
 
@@ -105,8 +106,11 @@ def _evaluate(study: Study, trial: Trial, objective: Objective, catch: tuple[typ
         return
     non_finite = {k: v for k, v in values.items() if not math.isfinite(v)}
     if non_finite:
-        _fail(trial, "the objective returned a value that is not a finite number: "
-                     + ", ".join(f"{k}={v}" for k, v in non_finite.items()))
+        _fail(
+            trial,
+            "the objective returned a value that is not a finite number: "
+            + ", ".join(f"{k}={v}" for k, v in non_finite.items()),
+        )
         return
     try:
         trial.tell(values)
@@ -128,14 +132,23 @@ def _end_stopped(trial: Trial, reason: str) -> None:
             trial.tell(stopped=True, reason=reason[-2000:])
 
 
-def optimize(study: Study, objective: Objective, n_trials: int | None, n_workers: int, *,
-             timeout: float | None, callbacks: Sequence[Callback], catch: tuple[type[BaseException], ...],
-             show_progress: bool) -> None:
+def optimize(
+    study: Study,
+    objective: Objective,
+    n_trials: int | None,
+    n_workers: int,
+    *,
+    timeout: float | None,
+    callbacks: Sequence[Callback],
+    catch: tuple[type[BaseException], ...],
+    show_progress: bool,
+) -> None:
     if n_trials is None and timeout is None:
         raise ValueError("give n_trials, timeout or both: otherwise the loop would never end")
     if (n_trials is not None and n_trials < 0) or n_workers < 1 or (timeout is not None and timeout < 0):
-        raise ValueError(f"need n_trials >= 0, n_workers >= 1 and timeout >= 0, got {n_trials}, {n_workers} "
-                         f"and {timeout}")
+        raise ValueError(
+            f"need n_trials >= 0, n_workers >= 1 and timeout >= 0, got {n_trials}, {n_workers} and {timeout}"
+        )
     deadline = None if timeout is None else time.monotonic() + timeout
     progress = _Progress(study, n_trials, deadline, show_progress)
     errors: list[BaseException] = []
@@ -197,9 +210,16 @@ def trials_dataframe(trials: Sequence[Trial]) -> Any:
         row.update({f"params_{k}": v for k, v in trial.params.items()})
         row.update({f"values_{k}": v for k, v in (trial.values or {}).items()})
         row.update({f"engine_{k}": v for k, v in trial.engine_info.items()})  # e.g. engine_branch
-        row.update({"source": trial.source, "worker_id": trial.worker_id, "reason": trial.reason,
-                    "created_at": trial.created_at, "started_at": trial.started_at,
-                    "finished_at": trial.finished_at})
+        row.update(
+            {
+                "source": trial.source,
+                "worker_id": trial.worker_id,
+                "reason": trial.reason,
+                "created_at": trial.created_at,
+                "started_at": trial.started_at,
+                "finished_at": trial.finished_at,
+            }
+        )
         if trial.measurements is not None:
             row["measurements"] = trial.measurements
         rows.append(row)

@@ -35,7 +35,7 @@ def parse_metric_line(line: str) -> Metrics | None:
         return None
     values: dict[str, float] = {}
     checkpoint = None
-    for token in text[len(LINE_PREFIX):].split():
+    for token in text[len(LINE_PREFIX) :].split():
         key, sep, raw = token.partition("=")
         if not sep:
             continue
@@ -82,9 +82,13 @@ def fill_command(command: list[str], trial: Trial) -> list[str]:
     (so `python -c` code and shell `${VAR}` pass through)."""
     data = trial.to_dict()
     # A parameter named like a trial key wins: the user named it in the search space (the agent warns).
-    known: dict[str, Any] = {"trial_id": trial.number, "budget": data.get("budget"),
-                             "resume_from": data.get("resume_from"), "checkpoint": data.get("checkpoint"),
-                             **trial.params}
+    known: dict[str, Any] = {
+        "trial_id": trial.number,
+        "budget": data.get("budget"),
+        "resume_from": data.get("resume_from"),
+        "checkpoint": data.get("checkpoint"),
+        **trial.params,
+    }
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)

@@ -35,8 +35,12 @@ def render(client: Client, study: Study) -> Any:
     study.refresh()
     counts = study.trial_counts or {}
     summary = Table.grid(padding=(0, 2))
-    summary.add_row(Text(study.name, style="bold"), _plain(f"engine {study.engine}"),
-                    _plain(f"state {study.state}"), time.strftime("%H:%M:%S"))
+    summary.add_row(
+        Text(study.name, style="bold"),
+        _plain(f"engine {study.engine}"),
+        _plain(f"state {study.state}"),
+        time.strftime("%H:%M:%S"),
+    )
     by_state = Table(title="trials by state", title_justify="left")
     for state in STATES:
         by_state.add_column(state, justify="right")
@@ -52,15 +56,21 @@ def render(client: Client, study: Study) -> Any:
     for column in ("id", "device", "jobs done", "alive"):
         workers.add_column(column)
     for worker in client.workers():
-        workers.add_row(_plain(worker["id"]), _plain(worker["device"]), str(worker["jobs_done"]),
-                        "yes" if worker["alive"] else "no")
+        workers.add_row(
+            _plain(worker["id"]), _plain(worker["device"]), str(worker["jobs_done"]), "yes" if worker["alive"] else "no"
+        )
 
     recent = Table(title=f"latest {RECENT} trials", title_justify="left")
     for column in ("trial", "state", "values", "worker", "params"):
         recent.add_column(column)
     for trial in study.trials()[-RECENT:]:
-        recent.add_row(str(trial.number), trial.state, _plain(_pairs(trial.values)), _plain(trial.worker_id or ""),
-                       _plain(_pairs(trial.params)))
+        recent.add_row(
+            str(trial.number),
+            trial.state,
+            _plain(_pairs(trial.values)),
+            _plain(trial.worker_id or ""),
+            _plain(_pairs(trial.params)),
+        )
     return Group(summary, by_state, best, workers, recent)
 
 

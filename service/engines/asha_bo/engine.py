@@ -42,21 +42,35 @@ class AshaBOOptions(AshaOptions, ModelEngineOptions):
     """asha's `eta`, `min_step` and `stopping`, the ready pool's options, and the model's."""
 
     model: Literal["all_rungs", "top_rung"] = Field(
-        default="all_rungs", description="`all_rungs`: one GP over (configuration, log step) with every trial's value "
+        default="all_rungs",
+        description="`all_rungs`: one GP over (configuration, log step) with every trial's value "
         "at every rung it reached, predicting at the max step; `top_rung` (BOHB's): a GP over the values at the "
-        "highest rung with at least `min_configs` of them.")
+        "highest rung with at least `min_configs` of them.",
+    )
     acquisition: Literal["thompson", "log_ei"] = Field(
-        default="thompson", description="How the candidate pool is scored: `thompson`, the best point of one joint "
-        "posterior draw; `log_ei`, log expected improvement over the best predicted value.")
-    min_configs: int | None = Field(default=None, ge=2, le=1000, description="Configurations with a rung value "
-                                    "before the first model suggestion (default: the number of parameters + 2); "
-                                    "before that, asha's Sobol points.")
-    candidate_pool: int = Field(default=512, ge=16, le=8192, description="Sobol points of the space the new "
-                                "configuration is chosen from.")
+        default="thompson",
+        description="How the candidate pool is scored: `thompson`, the best point of one joint "
+        "posterior draw; `log_ei`, log expected improvement over the best predicted value.",
+    )
+    min_configs: int | None = Field(
+        default=None,
+        ge=2,
+        le=1000,
+        description="Configurations with a rung value "
+        "before the first model suggestion (default: the number of parameters + 2); "
+        "before that, asha's Sobol points.",
+    )
+    candidate_pool: int = Field(
+        default=512, ge=16, le=8192, description="Sobol points of the space the new configuration is chosen from."
+    )
     winsorize: bool = Field(default=True, description="Clip outlying bad values (a diverged run) before modelling.")
     fit_timeout_seconds: float = Field(default=20.0, gt=0, le=600, description="A time bound on one GP fit.")
-    max_fit_points: int = Field(default=600, ge=50, le=20000,
-                                description="Above this many observations, hyperparameters are fitted on a subset.")
+    max_fit_points: int = Field(
+        default=600,
+        ge=50,
+        le=20000,
+        description="Above this many observations, hyperparameters are fitted on a subset.",
+    )
 
 
 @dataclass(frozen=True)
@@ -87,8 +101,9 @@ def rung_observations(spec: StudySpec, options: AshaBOOptions, trials: Sequence[
         for step in steps:
             seen = [m for m in trial.measurements if m.step <= step + 1e-9 and objective.name in m.values]
             if progress >= step - 1e-9 and seen:
-                found.append(Observation(trial.params, step, sign * max(seen, key=lambda m: m.step).values[
-                    objective.name]))
+                found.append(
+                    Observation(trial.params, step, sign * max(seen, key=lambda m: m.step).values[objective.name])
+                )
         told = (trial.values or {}).get(objective.name)
         if trial.state is TrialState.COMPLETED and told is not None and progress < steps[-1] - 1e-9:
             found.append(Observation(trial.params, steps[-1], sign * told))
@@ -100,8 +115,9 @@ def configurations(observations: Sequence[Observation]) -> int:
     return len({tuple(sorted((k, repr(v)) for k, v in o.params.items())) for o in observations})
 
 
-def top_rung_observations(spec: StudySpec, options: AshaBOOptions,
-                          observations: Sequence[Observation]) -> tuple[float, list[Observation]]:
+def top_rung_observations(
+    spec: StudySpec, options: AshaBOOptions, observations: Sequence[Observation]
+) -> tuple[float, list[Observation]]:
     """BOHB's choice: the values at the highest rung with at least `min_configs` of them (the first rung when none
     has, so the caller's count decides whether to model at all)."""
     steps = rungs(spec, options)
@@ -135,13 +151,17 @@ class AshaBOEngine(RungEngine[AshaBOOptions]):
             step, observed = top_rung_observations(spec, options, observed)
         else:
             step = math.nan
-        pending = [t.params for t in request.trials
-                   if t.state in (TrialState.ACTIVE, TrialState.PAUSED, TrialState.WAITING) and not t.measurements]
+        pending = [
+            t.params
+            for t in request.trials
+            if t.state in (TrialState.ACTIVE, TrialState.PAUSED, TrialState.WAITING) and not t.measurements
+        ]
 
         def from_model() -> Suggestions:
             module = importlib.import_module("service.engines.asha_bo.model")
             suggestions: Suggestions = module.suggest(request, options, observed, pending, step)
             return suggestions
 
-        return model_or_sobol(request, self.name, configurations(observed), min_configs(spec, options), from_model,
-                              center_point=False)
+        return model_or_sobol(
+            request, self.name, configurations(observed), min_configs(spec, options), from_model, center_point=False
+        )

@@ -35,15 +35,26 @@ def step_column(spec: StudySpec, options: AshaBOOptions, steps: Sequence[float],
     return torch.tensor(scaled, dtype=DTYPE, device=device)[:, None]
 
 
-def suggest(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, observed: list[Observation],
-            pending: list[dict[str, Choice]], rung: float) -> Suggestions:
+def suggest(
+    request: SuggestRequest[AshaBOOptions],
+    options: AshaBOOptions,
+    observed: list[Observation],
+    pending: list[dict[str, Choice]],
+    rung: float,
+) -> Suggestions:
     """`request.count` new configurations; `rung` is the step `top_rung` modelled (NaN for `all_rungs`)."""
     with model_session(request):
         return _suggestions(request, options, observed, pending, rung)
 
 
-def _inputs(spec: StudySpec, options: AshaBOOptions, features: Features, params: Sequence[dict[str, Any]],
-            steps: Sequence[float] | None, device: torch.device) -> Tensor:
+def _inputs(
+    spec: StudySpec,
+    options: AshaBOOptions,
+    features: Features,
+    params: Sequence[dict[str, Any]],
+    steps: Sequence[float] | None,
+    device: torch.device,
+) -> Tensor:
     """Encoded configurations (n x d), with the step column appended under `all_rungs` (n x (d + 1))."""
     X = features.encode(params, device)
     if options.model == "top_rung":
@@ -53,8 +64,13 @@ def _inputs(spec: StudySpec, options: AshaBOOptions, features: Features, params:
     return torch.cat([X, step_column(spec, options, at, device)], dim=-1)
 
 
-def _suggestions(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, observed: list[Observation],
-                 pending: list[dict[str, Choice]], rung: float) -> Suggestions:
+def _suggestions(
+    request: SuggestRequest[AshaBOOptions],
+    options: AshaBOOptions,
+    observed: list[Observation],
+    pending: list[dict[str, Choice]],
+    rung: float,
+) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = _inputs(spec, options, features, [o.params for o in observed], [o.step for o in observed], device)
@@ -66,8 +82,11 @@ def _suggestions(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions,
 
     pool_seed = (request.seed * 7919 + request.sequence_start) % 2**32
     pool_params = space_pool(features, options.candidate_pool, pool_seed, device)
-    pool = pool_params if options.model == "top_rung" else torch.cat(
-        [pool_params, torch.ones(len(pool_params), 1, dtype=DTYPE, device=device)], dim=-1)  # at the max step
+    pool = (
+        pool_params
+        if options.model == "top_rung"
+        else torch.cat([pool_params, torch.ones(len(pool_params), 1, dtype=DTYPE, device=device)], dim=-1)
+    )  # at the max step
     unique = list({tuple(sorted((k, repr(v)) for k, v in o.params.items())): o.params for o in observed}.values())
     at_max = _inputs(spec, options, features, unique, None, device)  # observed configurations, predicted at the max
     busy = _inputs(spec, options, features, pending, None, device) if pending else pool[:0]
@@ -79,12 +98,13 @@ def _suggestions(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions,
             scores[chosen] = -math.inf
         k = int(torch.argmax(scores))
         chosen.append(k)
-        busy = torch.cat([busy, pool[k:k + 1]])
+        busy = torch.cat([busy, pool[k : k + 1]])
     picked = pool_params[chosen]
     taken = features.encode([*unique, *pending], device) if unique or pending else picked[:0]
     infos = [{"model": options.model, "acquisition": options.acquisition}] * len(chosen)
-    return Suggestions(features.decode(separated(picked, taken, features, request)), info=infos,
-                       memory=fitted.memory, rung=fitted.rung)
+    return Suggestions(
+        features.decode(separated(picked, taken, features, request)), info=infos, memory=fitted.memory, rung=fitted.rung
+    )
 
 
 def _scores(options: AshaBOOptions, model: Model, pool: Tensor, observed: Tensor) -> Tensor:
@@ -108,8 +128,9 @@ def _root(covariance: Tensor) -> Tensor:
     jitter = JITTER * float(covariance.diagonal().mean().clamp_min(1e-12))
     for _ in range(6):
         factor: Tensor
-        factor, info = torch.linalg.cholesky_ex(covariance + jitter * torch.eye(len(covariance), dtype=DTYPE,
-                                                                                 device=covariance.device))
+        factor, info = torch.linalg.cholesky_ex(
+            covariance + jitter * torch.eye(len(covariance), dtype=DTYPE, device=covariance.device)
+        )
         if int(info) == 0:
             return factor
         jitter *= 100
@@ -125,8 +146,9 @@ class _Fitted:
     rung: str
 
 
-def _fitted(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, features: Features, X: Tensor, Y: Tensor,
-            key: str) -> _Fitted:
+def _fitted(
+    request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, features: Features, X: Tensor, Y: Tensor, key: str
+) -> _Fitted:
     """The GP on (X, Y): the last fit's hyperparameters while the data grew by less than a tenth since that fit
     (and it modelled the same thing), else a fit down the failure ladder warm-started from them."""
     saved = request.memory.get(MEMORY_KEY)
@@ -137,9 +159,18 @@ def _fitted(request: SuggestRequest[AshaBOOptions], options: AshaBOOptions, feat
         if load_hyperparameters(model, last):
             model.eval()
             return _Fitted(model, None, "reused")
-    fit = fit_with_ladder(X, Y, features.categories, one_hot=True, warm_start=last,
-                          timeout_seconds=options.fit_timeout_seconds, max_fit_points=options.max_fit_points,
-                          seed=request.seed)
-    memory = {**request.memory, MEMORY_KEY: {"key": key, "hyperparameters": fit.hyperparameters,
-                                             "fitted_at": X.shape[0]}}
+    fit = fit_with_ladder(
+        X,
+        Y,
+        features.categories,
+        one_hot=True,
+        warm_start=last,
+        timeout_seconds=options.fit_timeout_seconds,
+        max_fit_points=options.max_fit_points,
+        seed=request.seed,
+    )
+    memory = {
+        **request.memory,
+        MEMORY_KEY: {"key": key, "hyperparameters": fit.hyperparameters, "fitted_at": X.shape[0]},
+    }
     return _Fitted(fit.model, memory, fit.rung)

@@ -37,19 +37,35 @@ Method = Literal["config", "cei"]
 
 
 class ConstrainedOptions(GPOptions):
-    method: Method = Field(default="cei", description="cei (qLogNEI weighted by feasibility) or config "
-                                                      "(optimistic constrained UCB).")
-    sqrt_beta: float = Field(default=1.0, gt=0, le=100, description="config: width of the optimistic bounds, in "
-                                                                    "posterior standard deviations.")
-    infeasibility_sqrt_beta: float = Field(default=3.0, gt=0, le=100,
-                                           description="config: width of the bounds in the infeasibility test: "
-                                                       "no point may be feasible even this optimistically.")
-    infeasible_rounds: int = Field(default=3, ge=1, le=1000,
-                                   description="config: consecutive rounds with no optimistically feasible point "
-                                               "before the study is declared likely infeasible.")
-    pool_points: int = Field(default=2000, ge=10, le=100_000,
-                             description="config: Sobol points per dimension for the auxiliary problem (capped "
-                                         "at 20,000 in all).")
+    method: Method = Field(
+        default="cei", description="cei (qLogNEI weighted by feasibility) or config (optimistic constrained UCB)."
+    )
+    sqrt_beta: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="config: width of the optimistic bounds, in posterior standard deviations.",
+    )
+    infeasibility_sqrt_beta: float = Field(
+        default=3.0,
+        gt=0,
+        le=100,
+        description="config: width of the bounds in the infeasibility test: "
+        "no point may be feasible even this optimistically.",
+    )
+    infeasible_rounds: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="config: consecutive rounds with no optimistically feasible point "
+        "before the study is declared likely infeasible.",
+    )
+    pool_points: int = Field(
+        default=2000,
+        ge=10,
+        le=100_000,
+        description="config: Sobol points per dimension for the auxiliary problem (capped at 20,000 in all).",
+    )
 
 
 class ConstrainedEngine(ModelEngine[ConstrainedOptions]):

@@ -46,8 +46,9 @@ LOCAL_STEPS = (0.05, 0.01, 0.002)  # std of the local search around the pool's b
 LOCAL_SAMPLES = 256
 
 
-def suggest(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
-            completed: list[TrialView]) -> Suggestions:
+def suggest(
+    request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions, completed: list[TrialView]
+) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, completed)
 
@@ -89,15 +90,20 @@ class OptimisticProblem:
         return index, bool(feasible[index]), float(violation[index])
 
 
-def _suggestions(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
-                 completed: list[TrialView]) -> Suggestions:
+def _suggestions(
+    request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions, completed: list[TrialView]
+) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     metrics, bounds = outcome_constraints(spec, first_output=1)
-    outputs = [(spec.objectives[0].name, objective_targets(spec, completed, device, options.winsorize,
-                                                                         options.power_transform))]
+    outputs = [
+        (
+            spec.objectives[0].name,
+            objective_targets(spec, completed, device, options.winsorize, options.power_transform),
+        )
+    ]
     outputs += constraint_targets(spec, completed, metrics, device, options.winsorize)
     fit_args = fit_arguments(options, request.seed)
     fit, memory = fit_outcomes(X, outputs, features, request.memory, fit_args)
@@ -120,37 +126,68 @@ def _suggestions(request: SuggestRequest[ConstrainedOptions], options: Constrain
 
     if options.method == "cei":
         acquisition = qLogNoisyExpectedImprovement(
-            joint_model(models), X_baseline=X, X_pending=X_pending, prune_baseline=True,
-            objective=GenericMCObjective(first_output), constraints=list(bounds))
-        candidates = optimize(acquisition, features, request.count, num_restarts=options.num_restarts,
-                              raw_samples=options.raw_samples, timeout_seconds=options.acq_timeout_seconds,
-                              device=device)
-        return Suggestions(features.decode(separated(candidates, taken, features, request)),
-                           info=[{"method": "cei"}] * request.count, memory=memory, rung=fit.rung, status=status)
+            joint_model(models),
+            X_baseline=X,
+            X_pending=X_pending,
+            prune_baseline=True,
+            objective=GenericMCObjective(first_output),
+            constraints=list(bounds),
+        )
+        candidates = optimize(
+            acquisition,
+            features,
+            request.count,
+            num_restarts=options.num_restarts,
+            raw_samples=options.raw_samples,
+            timeout_seconds=options.acq_timeout_seconds,
+            device=device,
+        )
+        return Suggestions(
+            features.decode(separated(candidates, taken, features, request)),
+            info=[{"method": "cei"}] * request.count,
+            memory=memory,
+            rung=fit.rung,
+            status=status,
+        )
 
     chosen: list[torch.Tensor] = []
     infos: list[dict[str, Any]] = []
     for _ in range(request.count):
         busy_parts = [p for p in (X_pending, *chosen) if p is not None]
         busy = torch.cat(busy_parts) if busy_parts else None
-        problem = OptimisticProblem(joint_model([kriging_believer(m, busy) for m in models]), bounds,
-                                    options.sqrt_beta)
+        problem = OptimisticProblem(joint_model([kriging_believer(m, busy) for m in models]), bounds, options.sqrt_beta)
         point, feasible, violation = _solve(problem, pool, features, rng, torch.cat([taken, *chosen]))
         chosen.append(point)
-        infos.append({"method": "config", "optimistically_feasible": feasible,
-                      **({} if feasible else {"optimistic_violation": violation})})
-    return Suggestions(features.decode(separated(torch.cat(chosen), taken, features, request)), info=infos,
-                       memory=memory, rung=fit.rung, status=status)
+        infos.append(
+            {
+                "method": "config",
+                "optimistically_feasible": feasible,
+                **({} if feasible else {"optimistic_violation": violation}),
+            }
+        )
+    return Suggestions(
+        features.decode(separated(torch.cat(chosen), taken, features, request)),
+        info=infos,
+        memory=memory,
+        rung=fit.rung,
+        status=status,
+    )
 
 
-def _solve(problem: OptimisticProblem, pool: torch.Tensor, features: Features, rng: random.Random,
-           taken: torch.Tensor | None = None) -> tuple[torch.Tensor, bool, float]:
+def _solve(
+    problem: OptimisticProblem,
+    pool: torch.Tensor,
+    features: Features,
+    rng: random.Random,
+    taken: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, bool, float]:
     """The auxiliary problem's solution over the pool, refined by a shrinking Gaussian search around it in the
     continuous dimensions (categorical and discrete ones stay as the pool point has them).
 
     Points within MIN_SEPARATION of a `taken` one (observed, pending or already chosen) are left out: the
     least-violation point of an infeasible study, say, would otherwise be the same corner every round.
     """
+
     def apart(candidates: torch.Tensor) -> torch.Tensor | None:
         if taken is None or taken.shape[0] == 0:
             return None
@@ -176,8 +213,13 @@ def _data_version(request: SuggestRequest[ConstrainedOptions], completed: list[T
     return len(completed) + sum(t.state in FAILURE_STATES for t in request.trials)
 
 
-def _infeasibility_status(request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions,
-                          completed: list[TrialView], feasible: bool, violation: float) -> dict[str, Any]:
+def _infeasibility_status(
+    request: SuggestRequest[ConstrainedOptions],
+    options: ConstrainedOptions,
+    completed: list[TrialView],
+    feasible: bool,
+    violation: float,
+) -> dict[str, Any]:
     """Count consecutive rounds (model fits on new data) whose auxiliary problem had no feasible point (D5)."""
     last = request.memory.get("infeasible") or {}
     rounds = int(last.get("rounds", 0))
@@ -188,8 +230,12 @@ def _infeasibility_status(request: SuggestRequest[ConstrainedOptions], options: 
     likely = rounds >= options.infeasible_rounds
     evidence = None
     if rounds:
-        evidence = {"rounds": rounds, "rounds_needed": options.infeasible_rounds,
-                    "least_optimistic_violation": violation, **_least_violating(request.spec, completed)}
+        evidence = {
+            "rounds": rounds,
+            "rounds_needed": options.infeasible_rounds,
+            "least_optimistic_violation": violation,
+            **_least_violating(request.spec, completed),
+        }
     return {"likely_infeasible": likely, "rounds": rounds, "infeasibility": evidence}
 
 
@@ -198,9 +244,12 @@ def _least_violating(spec: StudySpec, completed: list[TrialView]) -> dict[str, A
     best: tuple[float, TrialView, dict[str, float]] | None = None
     for trial in completed:
         values = trial.values or {}
-        violations = {f"{c.name} {c.op} {c.bound:g}": max(0.0, values[c.name] - c.bound if c.op == "<="
-                                                            else c.bound - values[c.name])
-                      for c in spec.constraints}
+        violations = {
+            f"{c.name} {c.op} {c.bound:g}": max(
+                0.0, values[c.name] - c.bound if c.op == "<=" else c.bound - values[c.name]
+            )
+            for c in spec.constraints
+        }
         worst = max(violations.values())
         if best is None or worst < best[0]:
             best = (worst, trial, violations)

@@ -46,18 +46,33 @@ EXPLOIT_TOLERANCE = 1e-2  # normalized L-infinity distance at which an exploit p
 
 class EGreedyOptions(GPOptions):
     variant: Variant = Field(default="aegis", description="aegis (asynchronous), eps_pf or eps_rs.")
-    epsilon: float | None = Field(default=None, ge=0, le=1,
-                                  description="Exploration probability: aegis explores with 2·eps (default "
-                                              "min(1/sqrt(d), 0.5) above d = 4, else 0.1); eps_pf and eps_rs "
-                                              "with eps (default 0.1).")
-    eta: float = Field(default=0.5, ge=0, le=1, description="aegis: share of exploration done by Thompson "
-                                                             "sampling (the rest draws from the Pareto front).")
-    workers: int | None = Field(default=None, ge=1, le=10_000,
-                                description="aegis warm-up: selections while workers fill up, during which only "
-                                            "the first may exploit (default: the trials running at the time).")
-    pareto_points: int = Field(default=1000, ge=10, le=100_000,
-                               description="Sobol points per dimension scored to approximate the Pareto front "
-                                           "(capped at 20,000 in all).")
+    epsilon: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Exploration probability: aegis explores with 2·eps (default "
+        "min(1/sqrt(d), 0.5) above d = 4, else 0.1); eps_pf and eps_rs "
+        "with eps (default 0.1).",
+    )
+    eta: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="aegis: share of exploration done by Thompson sampling (the rest draws from the Pareto front).",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="aegis warm-up: selections while workers fill up, during which only "
+        "the first may exploit (default: the trials running at the time).",
+    )
+    pareto_points: int = Field(
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="Sobol points per dimension scored to approximate the Pareto front (capped at 20,000 in all).",
+    )
 
 
 def default_epsilon(variant: Variant, dimension: int) -> float:
@@ -67,8 +82,9 @@ def default_epsilon(variant: Variant, dimension: int) -> float:
     return GREEDY_EPSILON
 
 
-def choose_branch(variant: Variant, epsilon: float, eta: float, selections: int, workers: int,
-                  rng: random.Random) -> Branch:
+def choose_branch(
+    variant: Variant, epsilon: float, eta: float, selections: int, workers: int, rng: random.Random
+) -> Branch:
     """The branch of one selection; `selections` counts the study's earlier model selections (t)."""
     if variant == "aegis":
         if (selections == 0 and epsilon < 0.5) or (selections > workers and rng.random() < 1 - 2 * epsilon):

@@ -33,20 +33,23 @@ MAX_PARETO_POOL = 20_000
 THOMPSON_POOL = 1024  # mixed spaces: Thompson sampling jointly over this many Sobol points
 
 
-def suggest(request: SuggestRequest[EGreedyOptions], options: EGreedyOptions,
-            completed: list[TrialView]) -> Suggestions:
+def suggest(
+    request: SuggestRequest[EGreedyOptions], options: EGreedyOptions, completed: list[TrialView]
+) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, completed)
 
 
-def _suggestions(request: SuggestRequest[EGreedyOptions], options: EGreedyOptions,
-                 completed: list[TrialView]) -> Suggestions:
+def _suggestions(
+    request: SuggestRequest[EGreedyOptions], options: EGreedyOptions, completed: list[TrialView]
+) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
     Y = objective_targets(spec, completed, device, options.winsorize, options.power_transform)
-    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.memory.get("objective"),
-                          **fit_arguments(options, request.seed))
+    fit = fit_with_ladder(
+        X, Y, features.categories, warm_start=request.memory.get("objective"), **fit_arguments(options, request.seed)
+    )
     X_pending = pending_inputs(request, features, device)
     selections = int(request.memory.get("selections", 0))
     epsilon = options.epsilon if options.epsilon is not None else default_epsilon(options.variant, features.dim)
@@ -63,8 +66,11 @@ def _suggestions(request: SuggestRequest[EGreedyOptions], options: EGreedyOption
         branch: Branch = choose_branch(options.variant, epsilon, options.eta, selections + i, workers, rng)
         info: dict[str, Any] = {"branch": branch}
         candidate = branches.run(branch, model)
-        if branch == "exploit" and busy is not None and \
-                float(min_linf_distance(features.unit(candidate), features.unit(busy))[0]) < EXPLOIT_TOLERANCE:
+        if (
+            branch == "exploit"
+            and busy is not None
+            and float(min_linf_distance(features.unit(candidate), features.unit(busy))[0]) < EXPLOIT_TOLERANCE
+        ):
             info = {"branch": "thompson", "rerolled": "exploit"}  # D4: a pending trial already exploits there
             candidate = branches.run("thompson", model)
         chosen.append(candidate)
@@ -83,8 +89,14 @@ def _suggestions(request: SuggestRequest[EGreedyOptions], options: EGreedyOption
 class _Branches:
     """The four ways to pick one point, over one study's space."""
 
-    def __init__(self, request: SuggestRequest[EGreedyOptions], options: EGreedyOptions, features: Features,
-                 device: torch.device, rng: random.Random) -> None:
+    def __init__(
+        self,
+        request: SuggestRequest[EGreedyOptions],
+        options: EGreedyOptions,
+        features: Features,
+        device: torch.device,
+        rng: random.Random,
+    ) -> None:
         self.request, self.options, self.features, self.device, self.rng = request, options, features, device, rng
 
     def run(self, branch: Branch, model: Model) -> torch.Tensor:
@@ -97,9 +109,15 @@ class _Branches:
         return self._pool(1)
 
     def _maximize(self, acquisition: Any) -> torch.Tensor:
-        return optimize(acquisition, self.features, 1, num_restarts=self.options.num_restarts,
-                        raw_samples=self.options.raw_samples, timeout_seconds=self.options.acq_timeout_seconds,
-                        device=self.device)
+        return optimize(
+            acquisition,
+            self.features,
+            1,
+            num_restarts=self.options.num_restarts,
+            raw_samples=self.options.raw_samples,
+            timeout_seconds=self.options.acq_timeout_seconds,
+            device=self.device,
+        )
 
     def _thompson(self, model: Model) -> torch.Tensor:
         """The maximizer of one posterior sample path: pathwise (Matheron) sampling in continuous spaces; over

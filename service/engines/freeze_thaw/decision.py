@@ -115,8 +115,11 @@ def plan(request: SuggestRequest[FreezeThawOptions]) -> Plan:
     assert spec.fidelity is not None
     objective = spec.objectives[0]
     sign = 1.0 if objective.goal is Goal.MINIMIZE else -1.0
-    started = [t for t in request.trials if any(objective.name in m.values for m in t.measurements)
-               and t.state is not TrialState.FAILED]
+    started = [
+        t
+        for t in request.trials
+        if any(objective.name in m.values for m in t.measurements) and t.state is not TrialState.FAILED
+    ]
     if len(started) < 2:
         return Plan(_sobol_runs(request, request.count), rung="warm-up")
     curves, progress = _curves(request, started, sign)
@@ -133,8 +136,13 @@ def plan(request: SuggestRequest[FreezeThawOptions]) -> Plan:
     return Plan(_runs(request, options, started, progress, posterior), memory=memory, rung="freeze-thaw")
 
 
-def _runs(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
-          progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
+def _runs(
+    request: SuggestRequest[FreezeThawOptions],
+    options: FreezeThawOptions,
+    started: list[TrialView],
+    progress: dict[int, float],
+    posterior: FreezeThawPosterior,
+) -> list[Resume | NewRun]:
     """Up to `request.count` runs by the study's rule, best first; Sobol runs fill what the basket cannot."""
     spec = request.spec
     assert spec.fidelity is not None
@@ -147,8 +155,10 @@ def _runs(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions
     quantiles = torch.special.ndtri((torch.arange(options.fantasies, dtype=torch.float64) + 0.5) / options.fantasies)
     best = _best_final(posterior)
     top = spec.fidelity.max
-    remaining = torch.tensor([top - progress[label] if isinstance(label, int) else top - spec.fidelity.min + 1
-                              for label in basket.labels], dtype=torch.float64).clamp_min(1e-9)
+    remaining = torch.tensor(
+        [top - progress[label] if isinstance(label, int) else top - spec.fidelity.min + 1 for label in basket.labels],
+        dtype=torch.float64,
+    ).clamp_min(1e-9)
     chosen: list[Resume | NewRun] = []
     available = list(range(len(basket.mean)))
     while len(chosen) < request.count and available:
@@ -165,15 +175,21 @@ def _runs(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions
         else:
             (params,) = from_unit(spec, label[None, :])
             chosen.append(NewRun(params, next_budget(spec, options, None), info))
-        basket.condition(basket.gains[:, b].clone(), basket.observations[:, b].clone(),
-                         basket.observations[b, b].clamp_min(1e-12))
+        basket.condition(
+            basket.gains[:, b].clone(), basket.observations[:, b].clone(), basket.observations[b, b].clamp_min(1e-12)
+        )
     if len(chosen) < request.count:
         chosen += _sobol_runs(request, request.count - len(chosen))
     return chosen
 
 
-def _promote(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
-             progress: dict[int, float], posterior: FreezeThawPosterior) -> list[Resume | NewRun]:
+def _promote(
+    request: SuggestRequest[FreezeThawOptions],
+    options: FreezeThawOptions,
+    started: list[TrialView],
+    progress: dict[int, float],
+    posterior: FreezeThawPosterior,
+) -> list[Resume | NewRun]:
     """`rule: promote`: asynchronous successive halving (as engine `asha`) driven by the curve model.
     `promote_capped` keeps only the Thompson sample: promotions are asha's (the top 1/eta by the value at the rung)
     and new runs start at the first rung.
@@ -192,19 +208,36 @@ def _promote(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOpti
     assert spec.fidelity is not None
     steps = rungs(spec, options)
     if options.rule == "promote_capped":
-        promoted = promotions(steps, options.eta, started, lambda t: progress[t.number],
-                              lambda t, rung: _loss_at(spec, t, rung), request.count, "freeze-thaw, as asha:")
+        promoted = promotions(
+            steps,
+            options.eta,
+            started,
+            lambda t: progress[t.number],
+            lambda t, rung: _loss_at(spec, t, rung),
+            request.count,
+            "freeze-thaw, as asha:",
+        )
         first = steps[0]
     else:
         end = torch.ones(1, dtype=torch.float64)
         final = {t.number: float(posterior.curve(i, end)[0][0]) for i, t in enumerate(started)}
-        promoted = promotions(steps, options.eta, started, lambda t: progress[t.number],
-                              lambda t, _: final[t.number], request.count, "freeze-thaw, by predicted final value:")
+        promoted = promotions(
+            steps,
+            options.eta,
+            started,
+            lambda t: progress[t.number],
+            lambda t, _: final[t.number],
+            request.count,
+            "freeze-thaw, by predicted final value:",
+        )
         first = _first_rung(options, started, progress, posterior, steps)
     pending = [t.params for t in request.trials if t.state is TrialState.ACTIVE and not t.measurements]
     believed = _believe_pending(spec, options, posterior, pending)
-    pool = sobol_points(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
-                                       request.sequence_start * options.candidate_pool))
+    pool = sobol_points(
+        SuggestRequest(
+            spec, options, options.candidate_pool, request.seed + 7919, request.sequence_start * options.candidate_pool
+        )
+    )
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     generator = torch.Generator().manual_seed((request.seed * 1_000_003 + request.sequence_start) % 2**31)
     taken: list[int] = []  # pool points this plan already starts: believing one shrinks its variance, not its mean
@@ -240,13 +273,22 @@ def kendall_tau(said: list[float], seen: list[float]) -> float:
     """Kendall's rank agreement of early values (`said`) with final ones: +1 same order, -1 reversed, 0 unrelated.
     Pairs whose final values are equal are left out (a validation error counts samples, so final values tie
     often, and a tie says nothing of the early ranking); a pair equal early counts as neither."""
-    signs = [math.copysign(1.0, (said[i] - said[j]) * (seen[i] - seen[j])) if said[i] != said[j] else 0.0
-             for i in range(len(said)) for j in range(i + 1, len(said)) if seen[i] != seen[j]]
+    signs = [
+        math.copysign(1.0, (said[i] - said[j]) * (seen[i] - seen[j])) if said[i] != said[j] else 0.0
+        for i in range(len(said))
+        for j in range(i + 1, len(said))
+        if seen[i] != seen[j]
+    ]
     return sum(signs) / len(signs) if signs else 0.0
 
 
-def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: dict[int, float],
-                posterior: FreezeThawPosterior, steps: list[float]) -> float:
+def _first_rung(
+    options: FreezeThawOptions,
+    started: list[TrialView],
+    progress: dict[int, float],
+    posterior: FreezeThawPosterior,
+    steps: list[float],
+) -> float:
     """The rung new runs train to first: the lowest at which the finished runs' values rank their final values
     with Kendall's tau of at least `rank_agreement` (with `warmup_to_max`, the warm-up runs, trained to the end
     unjudged, are the first finished runs it sees); the first rung until `agreement_runs` runs have finished, and
@@ -269,8 +311,9 @@ def _first_rung(options: FreezeThawOptions, started: list[TrialView], progress: 
     return top
 
 
-def _believe_pending(spec: StudySpec, options: FreezeThawOptions, posterior: FreezeThawPosterior,
-                     pending: list[dict[str, Choice]]) -> FreezeThawPosterior:
+def _believe_pending(
+    spec: StudySpec, options: FreezeThawOptions, posterior: FreezeThawPosterior, pending: list[dict[str, Choice]]
+) -> FreezeThawPosterior:
     """The posterior with each pending new run's first observation fantasized at its predicted mean (Kriging
     believer): the means stay, the variance near those configurations shrinks."""
     if not pending:
@@ -281,8 +324,9 @@ def _believe_pending(spec: StudySpec, options: FreezeThawOptions, posterior: Fre
     first = torch.tensor([next_budget(spec, options, None) / spec.fidelity.max], dtype=torch.float64)
     mean, _ = posterior.asymptote(x)
     values = mean + trend(first, posterior.hyper)
-    extended = Curves(torch.cat([curves.x, x]), [*curves.t, *[first] * len(pending)],
-                      [*curves.y, *[value[None] for value in values]])
+    extended = Curves(
+        torch.cat([curves.x, x]), [*curves.t, *[first] * len(pending)], [*curves.y, *[value[None] for value in values]]
+    )
     return FreezeThawPosterior(extended, posterior.hyper)
 
 
@@ -292,8 +336,9 @@ def _sobol_runs(request: SuggestRequest[FreezeThawOptions], count: int) -> list[
     return [NewRun(p, warmup_budget(request.spec, options)) for p in fresh]
 
 
-def _curves(request: SuggestRequest[FreezeThawOptions], started: list[TrialView],
-            sign: float) -> tuple[Curves, dict[int, float]]:
+def _curves(
+    request: SuggestRequest[FreezeThawOptions], started: list[TrialView], sign: float
+) -> tuple[Curves, dict[int, float]]:
     spec = request.spec
     assert spec.fidelity is not None
     name = spec.objectives[0].name
@@ -353,13 +398,19 @@ def _old_weights(posterior: FreezeThawPosterior, n: int, t_next: float) -> _Weig
     solved = torch.cholesky_solve(cross.T, posterior.chol[n])  # K_n⁻¹ k(t_n, points)
     omega = 1 - solved.sum(0)
     residual = decay_kernel(points, points, posterior.hyper) - cross @ solved
-    mean_end = (trend(points[:1], posterior.hyper)[0] + (solved[:, 0] * posterior.centred[n]).sum()
-                + omega[0] * posterior.mu[n])
+    mean_end = (
+        trend(points[:1], posterior.hyper)[0] + (solved[:, 0] * posterior.centred[n]).sum() + omega[0] * posterior.mu[n]
+    )
     return _Weights(omega[0], omega[1], residual[0, 0], residual[0, 1], residual[1, 1], mean_end)
 
 
-def _basket(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
-            progress: dict[int, float], posterior: FreezeThawPosterior) -> tuple[Basket, _Links]:
+def _basket(
+    request: SuggestRequest[FreezeThawOptions],
+    options: FreezeThawOptions,
+    started: list[TrialView],
+    progress: dict[int, float],
+    posterior: FreezeThawPosterior,
+) -> tuple[Basket, _Links]:
     spec = request.spec
     assert spec.fidelity is not None
     top = spec.fidelity.max
@@ -368,21 +419,26 @@ def _basket(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptio
     weights = {n: _old_weights(posterior, index[n], next_budget(spec, options, progress[n]) / top) for n in paused}
     best = _best_final(posterior)
     if paused:
-        final_var = torch.stack([weights[n].at_end ** 2 * posterior.cov[index[n], index[n]] + weights[n].residual_end
-                                 for n in paused])
+        final_var = torch.stack(
+            [weights[n].at_end ** 2 * posterior.cov[index[n], index[n]] + weights[n].residual_end for n in paused]
+        )
         old_scores = _ei(torch.stack([weights[n].mean_end for n in paused]), final_var, best)
-        old = [paused[i] for i in torch.argsort(old_scores, descending=True)[:options.old_candidates].tolist()]
+        old = [paused[i] for i in torch.argsort(old_scores, descending=True)[: options.old_candidates].tolist()]
     else:
         old = []
-    pool = sobol_points(SuggestRequest(spec, options, options.candidate_pool, request.seed + 7919,
-                                       request.sequence_start * options.candidate_pool))
+    pool = sobol_points(
+        SuggestRequest(
+            spec, options, options.candidate_pool, request.seed + 7919, request.sequence_start * options.candidate_pool
+        )
+    )
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     first = torch.tensor([next_budget(spec, options, None) / top, 1.0], dtype=torch.float64)
     fresh_residual = decay_kernel(first, first, posterior.hyper)  # a new run's own curve, at t_first and t = 1
     new_mean, new_var = posterior.asymptote(units)
     new_mean = new_mean + trend(first[1:], posterior.hyper)  # a new run's final value: asymptote + mean decay
-    top_new = torch.argsort(_ei(new_mean, new_var + fresh_residual[1, 1], best),
-                            descending=True)[:options.new_candidates]
+    top_new = torch.argsort(_ei(new_mean, new_var + fresh_residual[1, 1], best), descending=True)[
+        : options.new_candidates
+    ]
     fresh = units[top_new]
 
     # Asymptotes of [old, new]: C for old ones; cov(f*, f) = k*ᵀ(I - A K_x), cov(f*, f*') = k - k*ᵀ A k*'.
@@ -390,31 +446,47 @@ def _basket(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptio
     k_new = matern52(fresh, posterior.curves.x, posterior.hyper)
     across = k_new - (posterior._apply_a(k_new.T).T @ posterior.kx)
     new_cov = matern52(fresh, fresh, posterior.hyper) - k_new @ posterior._apply_a(k_new.T)
-    asymptotes = torch.cat([torch.cat([posterior.cov[rows][:, rows], across[:, rows].T], dim=1),
-                            torch.cat([across[:, rows], new_cov], dim=1)], dim=0)
+    asymptotes = torch.cat(
+        [
+            torch.cat([posterior.cov[rows][:, rows], across[:, rows].T], dim=1),
+            torch.cat([across[:, rows], new_cov], dim=1),
+        ],
+        dim=0,
+    )
     one = torch.ones(len(fresh), dtype=torch.float64)
     w_end = torch.cat([torch.stack([weights[n].at_end for n in old]) if old else one[:0], one])
     w_next = torch.cat([torch.stack([weights[n].at_next for n in old]) if old else one[:0], one])
-    r_end = torch.cat([torch.stack([weights[n].residual_end for n in old]) if old else one[:0],
-                       fresh_residual[1, 1] * one])
-    r_cross = torch.cat([torch.stack([weights[n].residual_cross for n in old]) if old else one[:0],
-                         fresh_residual[0, 1] * one])
-    r_next = torch.cat([torch.stack([weights[n].residual_next for n in old]) if old else one[:0],
-                        fresh_residual[0, 0] * one])
+    r_end = torch.cat(
+        [torch.stack([weights[n].residual_end for n in old]) if old else one[:0], fresh_residual[1, 1] * one]
+    )
+    r_cross = torch.cat(
+        [torch.stack([weights[n].residual_cross for n in old]) if old else one[:0], fresh_residual[0, 1] * one]
+    )
+    r_next = torch.cat(
+        [torch.stack([weights[n].residual_next for n in old]) if old else one[:0], fresh_residual[0, 0] * one]
+    )
     noise = posterior.hyper.log_noise.exp()
     mean = torch.cat([torch.stack([weights[n].mean_end for n in old]) if old else one[:0], new_mean[top_new]])
     labels: list[int | np.ndarray] = [*old, *[row.numpy() for row in fresh]]
-    basket = Basket(mean=mean,
-                    values_cov=w_end[:, None] * asymptotes * w_end[None, :] + torch.diag(r_end),
-                    gains=w_end[:, None] * asymptotes * w_next[None, :] + torch.diag(r_cross),
-                    observations=w_next[:, None] * asymptotes * w_next[None, :] + torch.diag(r_next + noise),
-                    labels=labels)
+    basket = Basket(
+        mean=mean,
+        values_cov=w_end[:, None] * asymptotes * w_end[None, :] + torch.diag(r_end),
+        gains=w_end[:, None] * asymptotes * w_next[None, :] + torch.diag(r_cross),
+        observations=w_next[:, None] * asymptotes * w_next[None, :] + torch.diag(r_next + noise),
+        labels=labels,
+    )
     return basket, _Links(rows, across, w_end, w_next)
 
 
-def _believe_running(request: SuggestRequest[FreezeThawOptions], options: FreezeThawOptions, started: list[TrialView],
-                     progress: dict[int, float], posterior: FreezeThawPosterior, basket: Basket,
-                     links: _Links) -> None:
+def _believe_running(
+    request: SuggestRequest[FreezeThawOptions],
+    options: FreezeThawOptions,
+    started: list[TrialView],
+    progress: dict[int, float],
+    posterior: FreezeThawPosterior,
+    basket: Basket,
+    links: _Links,
+) -> None:
     """Runs other workers are training: their next increment is fantasized at its mean (D9)."""
     spec = request.spec
     assert spec.fidelity is not None

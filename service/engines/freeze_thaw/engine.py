@@ -47,24 +47,36 @@ class FreezeThawOptions(AshaOptions, ModelEngineOptions):
     the model's options."""
 
     rule: Literal["promote", "promote_capped", "entropy", "ei"] = Field(
-        default="promote", description="`promote`: successive-halving rungs where a run goes on when its predicted "
+        default="promote",
+        description="`promote`: successive-halving rungs where a run goes on when its predicted "
         "final value is in the top 1/eta of its rung, new configurations are Thompson samples of the model, and new "
         "runs start at the lowest rung whose values rank the finished runs' final values; `promote_capped`: asha's "
         "promotions (the top 1/eta by the value at the rung) and new runs at the first rung, with new "
         "configurations from the model's Thompson sample; `entropy`: information "
         "gain on which run ends lowest (the paper's); `ei`: expected improvement of the final value per step still "
-        "to train. `entropy` and `ei` train `increment` steps per decision.")
-    rank_agreement: float = Field(default=0.3, ge=-1, le=1, description="`promote`: the Kendall tau between "
-                                  "finished runs' values at a rung and their final values that lets new runs start "
-                                  "at that rung.")
-    agreement_runs: int = Field(default=4, ge=2, le=1000, description="`promote`: finished runs needed before the "
-                                "first rung is checked.")
-    warmup_to_max: bool = Field(default=False, description="`promote`: the warm-up runs (and any Sobol run the "
-                                "engine falls back to) train to the fidelity's max without being judged at a rung, "
-                                "so the first-rung check has final values that no rung selected; off, they start "
-                                "at the first rung like any new run.")
-    increment: float | None = Field(default=None, gt=0, description="Steps a run trains per decision (default: "
-                                                                      "a tenth of the fidelity's range).")
+        "to train. `entropy` and `ei` train `increment` steps per decision.",
+    )
+    rank_agreement: float = Field(
+        default=0.3,
+        ge=-1,
+        le=1,
+        description="`promote`: the Kendall tau between "
+        "finished runs' values at a rung and their final values that lets new runs start "
+        "at that rung.",
+    )
+    agreement_runs: int = Field(
+        default=4, ge=2, le=1000, description="`promote`: finished runs needed before the first rung is checked."
+    )
+    warmup_to_max: bool = Field(
+        default=False,
+        description="`promote`: the warm-up runs (and any Sobol run the "
+        "engine falls back to) train to the fidelity's max without being judged at a rung, "
+        "so the first-rung check has final values that no rung selected; off, they start "
+        "at the first rung like any new run.",
+    )
+    increment: float | None = Field(
+        default=None, gt=0, description="Steps a run trains per decision (default: a tenth of the fidelity's range)."
+    )
     warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")
     new_candidates: int = Field(default=3, ge=1, le=20, description="Fresh configurations in the basket.")
     old_candidates: int = Field(default=10, ge=1, le=100, description="Paused runs in the basket.")

@@ -62,10 +62,19 @@ class Hyperparameters:
         def value(v: float, n: int | None = None) -> Tensor:
             shape = (n,) if n is not None else ()
             return torch.full(shape, v, dtype=dtype)
-        return cls(mean=value(0.0), log_lengthscales=value(math.log(0.5) + 0.5 * math.log(dimension), dimension),
-                   log_scale_x=value(0.0), log_scale_t=value(math.log(0.5)), log_alpha=value(0.0),
-                   log_beta=value(math.log(0.5)), log_noise=value(math.log(1e-3)), trend=value(1.0),
-                   log_trend_alpha=value(0.0), log_trend_beta=value(math.log(0.1)))
+
+        return cls(
+            mean=value(0.0),
+            log_lengthscales=value(math.log(0.5) + 0.5 * math.log(dimension), dimension),
+            log_scale_x=value(0.0),
+            log_scale_t=value(math.log(0.5)),
+            log_alpha=value(0.0),
+            log_beta=value(math.log(0.5)),
+            log_noise=value(math.log(1e-3)),
+            trend=value(1.0),
+            log_trend_alpha=value(0.0),
+            log_trend_beta=value(math.log(0.1)),
+        )
 
     def tensors(self) -> list[Tensor]:
         return [getattr(self, name) for name in _FIELDS]
@@ -84,8 +93,9 @@ class Hyperparameters:
     def fits(data: dict[str, list[float] | float], dimension: int) -> bool:
         """Whether a stored fit can warm-start this model: every field, and one lengthscale per dimension."""
         lengthscales = data.get("log_lengthscales")
-        return all(name in data for name in _FIELDS) and isinstance(lengthscales, list) and \
-            len(lengthscales) == dimension
+        return (
+            all(name in data for name in _FIELDS) and isinstance(lengthscales, list) and len(lengthscales) == dimension
+        )
 
 
 _FIELDS = tuple(f.name for f in fields(Hyperparameters))
@@ -93,14 +103,24 @@ _FIELDS = tuple(f.name for f in fields(Hyperparameters))
 # an unconstrained L-BFGS step can reach (seen: lengthscales of e^-270 and a negative trend, after which every
 # warm start stayed there). The trend is non-negative: curves decay from above.
 _BOUNDS: dict[str, tuple[float, float]] = {
-    "mean": (-10.0, 10.0), "log_lengthscales": (math.log(1e-2), math.log(1e2)), "log_scale_x": (-9.0, 4.0),
-    "log_scale_t": (-9.0, 4.0), "log_alpha": (-5.0, 5.0), "log_beta": (-9.0, 4.0), "log_noise": (-18.0, 2.0),
-    "trend": (0.0, 20.0), "log_trend_alpha": (-5.0, 5.0), "log_trend_beta": (-9.0, 4.0)}
+    "mean": (-10.0, 10.0),
+    "log_lengthscales": (math.log(1e-2), math.log(1e2)),
+    "log_scale_x": (-9.0, 4.0),
+    "log_scale_t": (-9.0, 4.0),
+    "log_alpha": (-5.0, 5.0),
+    "log_beta": (-9.0, 4.0),
+    "log_noise": (-18.0, 2.0),
+    "trend": (0.0, 20.0),
+    "log_trend_alpha": (-5.0, 5.0),
+    "log_trend_beta": (-9.0, 4.0),
+}
 
 
 def inside_bounds(hyper: Hyperparameters) -> bool:
-    return all(bool(((getattr(hyper, name) >= low) & (getattr(hyper, name) <= high)).all())
-               for name, (low, high) in _BOUNDS.items())
+    return all(
+        bool(((getattr(hyper, name) >= low) & (getattr(hyper, name) <= high)).all())
+        for name, (low, high) in _BOUNDS.items()
+    )
 
 
 def _clamped(hyper: Hyperparameters) -> Hyperparameters:
@@ -118,8 +138,7 @@ def decay_kernel(s: Tensor, u: Tensor, hyper: Hyperparameters) -> Tensor:
     """The curves' kernel k_t: a Gamma(alpha, beta) mixture of exponential decays,
     beta^alpha / (t + t' + beta)^alpha, scaled."""
     alpha, beta = hyper.log_alpha.exp(), hyper.log_beta.exp()
-    return hyper.log_scale_t.exp() * torch.exp(alpha * (beta.log() - (s[..., :, None] + u[..., None, :] +
-                                                                       beta).log()))
+    return hyper.log_scale_t.exp() * torch.exp(alpha * (beta.log() - (s[..., :, None] + u[..., None, :] + beta).log()))
 
 
 def trend(steps: Tensor, hyper: Hyperparameters) -> Tensor:
@@ -165,10 +184,15 @@ class FreezeThawPosterior:
         """lam, gam, the quadratic forms and log-determinants of the curves `members`, in one batched Cholesky:
         each curve is padded to the bucket's length with an identity block, which changes none of them."""
         length = max(len(self.curves.t[n]) for n in members)
-        t = torch.stack([torch.nn.functional.pad(self.curves.t[n], (0, length - len(self.curves.t[n])), value=1.0)
-                         for n in members])
-        residual = torch.stack([torch.nn.functional.pad(self.centred[n] - self.hyper.mean,
-                                                        (0, length - len(self.centred[n]))) for n in members])
+        t = torch.stack(
+            [torch.nn.functional.pad(self.curves.t[n], (0, length - len(self.curves.t[n])), value=1.0) for n in members]
+        )
+        residual = torch.stack(
+            [
+                torch.nn.functional.pad(self.centred[n] - self.hyper.mean, (0, length - len(self.centred[n])))
+                for n in members
+            ]
+        )
         mask = torch.stack([torch.arange(length, device=t.device) < len(self.curves.t[n]) for n in members])
         mask = mask.to(t.dtype)
         k = decay_kernel(t, t, self.hyper)
@@ -176,7 +200,7 @@ class FreezeThawPosterior:
         k = k * mask[:, :, None] * mask[:, None, :] + torch.diag_embed(mask * noise + (1 - mask))
         chol = torch.linalg.cholesky(k)
         for row, n in enumerate(members):
-            self.chol[n] = chol[row, :len(self.curves.t[n]), :len(self.curves.t[n])]
+            self.chol[n] = chol[row, : len(self.curves.t[n]), : len(self.curves.t[n])]
         solved = torch.cholesky_solve(torch.stack([mask, residual], dim=-1), chol)  # K⁻¹ [1, r] per curve
         lam = (mask * solved[..., 0]).sum(-1)
         gam = (mask * solved[..., 1]).sum(-1)
@@ -235,16 +259,23 @@ class FreezeThawPosterior:
 def log_prior(hyper: Hyperparameters) -> Tensor:
     """Weak log-normal priors (MAP, decision D7): lengthscales around BoTorch's dimension-scaled default, the
     rest around unit scale, the noise small."""
+
     def lognormal(log_value: Tensor, centre: float, spread: float) -> Tensor:
         return (-0.5 * ((log_value - centre) / spread) ** 2).sum()
 
     dimension = hyper.log_lengthscales.shape[0]
-    return (lognormal(hyper.log_lengthscales, math.sqrt(2) + 0.5 * math.log(dimension), math.sqrt(3))
-            + lognormal(hyper.log_scale_x, 0.0, 1.0) + lognormal(hyper.log_scale_t, math.log(0.5), 1.0)
-            + lognormal(hyper.log_alpha, 0.0, 1.0) + lognormal(hyper.log_beta, math.log(0.5), 1.0)
-            + lognormal(hyper.log_noise, math.log(1e-3), 2.0) + lognormal(hyper.mean, 0.0, 2.0)
-            + lognormal(hyper.trend, 0.0, 3.0) + lognormal(hyper.log_trend_alpha, 0.0, 1.5)
-            + lognormal(hyper.log_trend_beta, math.log(0.1), 2.0))
+    return (
+        lognormal(hyper.log_lengthscales, math.sqrt(2) + 0.5 * math.log(dimension), math.sqrt(3))
+        + lognormal(hyper.log_scale_x, 0.0, 1.0)
+        + lognormal(hyper.log_scale_t, math.log(0.5), 1.0)
+        + lognormal(hyper.log_alpha, 0.0, 1.0)
+        + lognormal(hyper.log_beta, math.log(0.5), 1.0)
+        + lognormal(hyper.log_noise, math.log(1e-3), 2.0)
+        + lognormal(hyper.mean, 0.0, 2.0)
+        + lognormal(hyper.trend, 0.0, 3.0)
+        + lognormal(hyper.log_trend_alpha, 0.0, 1.5)
+        + lognormal(hyper.log_trend_beta, math.log(0.1), 2.0)
+    )
 
 
 def negative_log_posterior(curves: Curves, hyper: Hyperparameters) -> float:

@@ -33,32 +33,55 @@ from service.engines.sobol import model_or_sobol
 
 
 class GPOptions(ModelEngineOptions):
-    initial_design: int = Field(default=5, ge=1, le=1000, description="Trials before the first model: the "
-                                "centre of the space and Sobol points.")
-    center_point: bool = Field(default=True, description="The first trial is the centre of the space; the rest of "
-                               "the initial design are Sobol points.")
+    initial_design: int = Field(
+        default=5, ge=1, le=1000, description="Trials before the first model: the centre of the space and Sobol points."
+    )
+    center_point: bool = Field(
+        default=True,
+        description="The first trial is the centre of the space; the rest of the initial design are Sobol points.",
+    )
     categorical_model: Literal["onehot", "mixed"] = Field(
-        default="onehot", description="How the GP sees categorical parameters: `onehot`, one-hot columns under the "
+        default="onehot",
+        description="How the GP sees categorical parameters: `onehot`, one-hot columns under the "
         "same stationary kernel as the other inputs (the optimizer still searches the choices exactly); `mixed`, "
-        "BoTorch's MixedSingleTaskGP (a sum and a product of a continuous and a categorical kernel).")
-    discrete_int_limit: int = Field(default=20, ge=0, le=100_000, description="Integer parameters with at most "
-                                    "this many values are searched exactly, value by value; wider ones are "
-                                    "optimized as continuous and rounded.")
-    winsorize: bool = Field(default=True, description="Clip outlying bad outcomes before modelling (Tukey's fence "
-                            "on the bad side; constraints only on the infeasible side beyond the bound).")
-    power_transform: bool = Field(default=False, description="Model the objective after a Yeo-Johnson power "
-                                  "transform fitted to make it look Gaussian (after winsorizing, if that is on).")
-    input_warping: bool = Field(default=False, description="Learn a Kumaraswamy warping of each numeric input "
-                                "axis along with the kernel's hyperparameters.")
+        "BoTorch's MixedSingleTaskGP (a sum and a product of a continuous and a categorical kernel).",
+    )
+    discrete_int_limit: int = Field(
+        default=20,
+        ge=0,
+        le=100_000,
+        description="Integer parameters with at most "
+        "this many values are searched exactly, value by value; wider ones are "
+        "optimized as continuous and rounded.",
+    )
+    winsorize: bool = Field(
+        default=True,
+        description="Clip outlying bad outcomes before modelling (Tukey's fence "
+        "on the bad side; constraints only on the infeasible side beyond the bound).",
+    )
+    power_transform: bool = Field(
+        default=False,
+        description="Model the objective after a Yeo-Johnson power "
+        "transform fitted to make it look Gaussian (after winsorizing, if that is on).",
+    )
+    input_warping: bool = Field(
+        default=False,
+        description="Learn a Kumaraswamy warping of each numeric input axis along with the kernel's hyperparameters.",
+    )
     num_restarts: int = Field(default=10, ge=1, le=100)
     raw_samples: int = Field(default=1024, ge=16, le=16384)
     acq_timeout_seconds: float | None = Field(
-        default=None, gt=0, le=600, description="A time bound on optimizing the acquisition. Unset, each multistart "
+        default=None,
+        gt=0,
+        le=600,
+        description="A time bound on optimizing the acquisition. Unset, each multistart "
         "run stops at convergence or after 200 L-BFGS iterations, and the runs are optimized as one batch, which "
-        "BoTorch can only do without a timeout (twice as fast at d = 8, n = 40).")
+        "BoTorch can only do without a timeout (twice as fast at d = 8, n = 40).",
+    )
     fit_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
-    max_fit_points: int = Field(default=600, ge=50, le=20000,
-                                description="Above this many points, hyperparameters are fitted on a subset.")
+    max_fit_points: int = Field(
+        default=600, ge=50, le=20000, description="Above this many points, hyperparameters are fitted on a subset."
+    )
     failure_model_after: int = Field(default=3, ge=1, description="Failures before P(success) is modeled.")
 
 
@@ -85,16 +108,18 @@ class ModelEngine(Engine[GPOptionsT]):
     def suggest(self, request: SuggestRequest[GPOptionsT]) -> Suggestions:
         options = request.options
         metrics = request.spec.metric_names
-        completed = [t for t in request.trials
-                     if t.state in OBSERVED_STATES and t.values and all(m in t.values for m in metrics)]
+        completed = [
+            t for t in request.trials if t.state in OBSERVED_STATES and t.values and all(m in t.values for m in metrics)
+        ]
 
         def from_model() -> Suggestions:
             module = importlib.import_module(self.model_module)
             suggestions: Suggestions = module.suggest(request, options, completed)
             return suggestions
 
-        return model_or_sobol(request, self.name, len(completed), options.initial_design,
-                              from_model, options.center_point)
+        return model_or_sobol(
+            request, self.name, len(completed), options.initial_design, from_model, options.center_point
+        )
 
 
 class GPEngine(ModelEngine[GPOptions]):

@@ -28,7 +28,6 @@ from service.engines.shared.optimizing import (
 __all__ = ["EngineFailure", "suggest"]
 
 
-
 def _success_constraint(samples: torch.Tensor) -> torch.Tensor:
     """Feasible (<= 0) where the success model predicts more than an even chance."""
     return 0.5 - samples[..., 1]
@@ -39,8 +38,9 @@ def suggest(request: SuggestRequest[GPOptions], options: GPOptions, completed: l
         return _model_suggestions(request, options, completed)
 
 
-def _model_suggestions(request: SuggestRequest[GPOptions], options: GPOptions,
-                       completed: list[TrialView]) -> Suggestions:
+def _model_suggestions(
+    request: SuggestRequest[GPOptions], options: GPOptions, completed: list[TrialView]
+) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec, options.discrete_int_limit)
     X = features.encode([t.params for t in completed], device)
@@ -48,8 +48,7 @@ def _model_suggestions(request: SuggestRequest[GPOptions], options: GPOptions,
     X_pending = pending_inputs(request, features, device)
     fit_args = fit_arguments(options, request.seed)
 
-    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.memory.get("objective"),
-                          **fit_args)
+    fit = fit_with_ladder(X, Y, features.categories, warm_start=request.memory.get("objective"), **fit_args)
     memory: dict[str, Any] = {"objective": fit.hyperparameters}
     model: Model = fit.model
     acquisition_args: dict[str, Any] = {}
@@ -57,13 +56,19 @@ def _model_suggestions(request: SuggestRequest[GPOptions], options: GPOptions,
     if success_fit is not None:
         memory["success"] = success_fit.hyperparameters
         model = ModelListGP(fit.model, success_fit.model)
-        acquisition_args = dict(objective=GenericMCObjective(first_output),
-                                constraints=[_success_constraint])
+        acquisition_args = dict(objective=GenericMCObjective(first_output), constraints=[_success_constraint])
 
-    acquisition = qLogNoisyExpectedImprovement(model, X_baseline=X, X_pending=X_pending, prune_baseline=True,
-                                               **acquisition_args)
-    candidates = optimize(acquisition, features, request.count, num_restarts=options.num_restarts,
-                          raw_samples=options.raw_samples, timeout_seconds=options.acq_timeout_seconds, device=device)
+    acquisition = qLogNoisyExpectedImprovement(
+        model, X_baseline=X, X_pending=X_pending, prune_baseline=True, **acquisition_args
+    )
+    candidates = optimize(
+        acquisition,
+        features,
+        request.count,
+        num_restarts=options.num_restarts,
+        raw_samples=options.raw_samples,
+        timeout_seconds=options.acq_timeout_seconds,
+        device=device,
+    )
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
-    return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory,
-                       rung=fit.rung)
+    return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

@@ -30,8 +30,9 @@ Method = Literal["nehvi", "parego"]
 
 
 class MultiObjectiveOptions(GPOptions):
-    method: Method | None = Field(default=None, description="nehvi (default up to 4 objectives) or parego "
-                                                            "(default from 5).")
+    method: Method | None = Field(
+        default=None, description="nehvi (default up to 4 objectives) or parego (default from 5)."
+    )
     raw_samples: int = Field(default=512, ge=16, le=16384)
 
 

@@ -40,9 +40,9 @@ from service.engines.shared.outcome_transforms import winsorized, winsorized_con
 __all__ = ["EngineFailure", "model_reference_point", "suggest"]
 
 
-
-def suggest(request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions,
-            completed: list[TrialView]) -> Suggestions:
+def suggest(
+    request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions, completed: list[TrialView]
+) -> Suggestions:
     with model_session(request):
         return _suggestions(request, options, method_of(request.spec, options), completed)
 
@@ -85,8 +85,12 @@ def _winsorized_objectives(spec: StudySpec, objectives: torch.Tensor, reference:
     return torch.cat(columns, dim=-1)
 
 
-def _suggestions(request: SuggestRequest[MultiObjectiveOptions], options: MultiObjectiveOptions, method: Method,
-                 completed: list[TrialView]) -> Suggestions:
+def _suggestions(
+    request: SuggestRequest[MultiObjectiveOptions],
+    options: MultiObjectiveOptions,
+    method: Method,
+    completed: list[TrialView],
+) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
     features = Features.of(spec)
     X = features.encode([t.params for t in completed], device)
@@ -111,22 +115,35 @@ def _suggestions(request: SuggestRequest[MultiObjectiveOptions], options: MultiO
     model = joint_model(models)
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
     common: dict[str, Any] = dict(objective=objective, constraints=constraints or None, prune_baseline=True)
-    optimize_args: dict[str, Any] = dict(num_restarts=options.num_restarts, raw_samples=options.raw_samples,
-                                         timeout_seconds=options.acq_timeout_seconds, device=device)
+    optimize_args: dict[str, Any] = dict(
+        num_restarts=options.num_restarts,
+        raw_samples=options.raw_samples,
+        timeout_seconds=options.acq_timeout_seconds,
+        device=device,
+    )
     if method == "nehvi":
         acquisition: AcquisitionFunction = qLogNoisyExpectedHypervolumeImprovement(
-            model, ref_point=model_reference_point(spec, completed), X_baseline=X, X_pending=X_pending,
-            alpha=get_default_partitioning_alpha(m), **common)  # approximate box partitions from 5 objectives
+            model,
+            ref_point=model_reference_point(spec, completed),
+            X_baseline=X,
+            X_pending=X_pending,
+            alpha=get_default_partitioning_alpha(m),
+            **common,
+        )  # approximate box partitions from 5 objectives
         candidates = optimize(acquisition, features, request.count, **optimize_args)
     else:
         chosen: list[torch.Tensor] = []
         for _ in range(request.count):  # fresh weights per suggestion, earlier ones pending
             busy = [p for p in (X_pending, *chosen) if p is not None]
             weights = sample_simplex(m, dtype=DTYPE, device=device).view(-1)
-            acquisition = qLogNParEGO(model, X_baseline=X, scalarization_weights=weights,
-                                      X_pending=torch.cat(busy) if busy else None, **common)
+            acquisition = qLogNParEGO(
+                model,
+                X_baseline=X,
+                scalarization_weights=weights,
+                X_pending=torch.cat(busy) if busy else None,
+                **common,
+            )
             chosen.append(optimize(acquisition, features, 1, **optimize_args))
         candidates = torch.cat(chosen)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
-    return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory,
-                       rung=fit.rung)
+    return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

@@ -78,8 +78,14 @@ class Features:
         """2 x d box: [0, 1] per continuous column, [0, k-1] per categorical one, and the encoded
         extremes of a discrete integer (the mixed optimizer wants its listed values to span the box)."""
         lower = [self.discrete_dims[i][0] if i in self.discrete_dims else 0.0 for i in range(self.dim)]
-        upper = [len(self.cat_dims[i]) - 1.0 if i in self.cat_dims
-                 else self.discrete_dims[i][-1] if i in self.discrete_dims else 1.0 for i in range(self.dim)]
+        upper = [
+            len(self.cat_dims[i]) - 1.0
+            if i in self.cat_dims
+            else self.discrete_dims[i][-1]
+            if i in self.discrete_dims
+            else 1.0
+            for i in range(self.dim)
+        ]
         return torch.tensor([lower, upper], dtype=DTYPE, device=device)
 
     def encode(self, params: Sequence[dict[str, Any]], device: torch.device) -> torch.Tensor:
@@ -154,8 +160,9 @@ class OneHotCategories(InputTransform):
         return torch.cat(parts, dim=-1)
 
 
-def build_gp(X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int], one_hot: bool,
-             warp: bool = False) -> GPyTorchModel:
+def build_gp(
+    X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int], one_hot: bool, warp: bool = False
+) -> GPyTorchModel:
     """A `SingleTaskGP` (one output per column of Y, a batch of independent GPs); with categorical columns either
     over one-hot blocks (`one_hot`) or as BoTorch's `MixedSingleTaskGP`. With `warp`, the non-categorical columns
     (all in [0, 1]) first pass through a learned Kumaraswamy CDF per column (input warping, Snoek et al. 2014), so
@@ -163,8 +170,9 @@ def build_gp(X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int], one_h
     warping = _warping(X, Y, categories) if warp else None
     if categories and one_hot:
         one_hot_blocks = OneHotCategories(X.shape[-1], categories)
-        transform: InputTransform = (one_hot_blocks if warping is None
-                                     else ChainedInputTransform(warp=warping, one_hot=one_hot_blocks))
+        transform: InputTransform = (
+            one_hot_blocks if warping is None else ChainedInputTransform(warp=warping, one_hot=one_hot_blocks)
+        )
         return SingleTaskGP(X, Y, input_transform=transform)
     if categories:
         return MixedSingleTaskGP(X, Y, cat_dims=sorted(categories), input_transform=warping)
@@ -176,9 +184,13 @@ def _warping(X: torch.Tensor, Y: torch.Tensor, categories: dict[int, int]) -> Wa
     if not indices:
         return None
     batch_shape = torch.Size([Y.shape[-1]]) if Y.shape[-1] > 1 else torch.Size()
-    return Warp(X.shape[-1], indices, batch_shape=batch_shape,
-                concentration1_prior=LogNormalPrior(0.0, 0.75**0.5),
-                concentration0_prior=LogNormalPrior(0.0, 0.75**0.5)).to(X)
+    return Warp(
+        X.shape[-1],
+        indices,
+        batch_shape=batch_shape,
+        concentration1_prior=LogNormalPrior(0.0, 0.75**0.5),
+        concentration0_prior=LogNormalPrior(0.0, 0.75**0.5),
+    ).to(X)
 
 
 def hyperparameters(model: GPyTorchModel) -> dict[str, list[Any]]:

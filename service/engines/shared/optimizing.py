@@ -45,13 +45,16 @@ EXACT_POSTERIOR_LIMIT = 4000
 def model_session(request: SuggestRequest[BaseModel]) -> Iterator[None]:
     """The settings of one model computation: torch seeded from the study's seed and trial number (so any
     worker computes the same suggestion), exact posteriors."""
-    with manual_seed(int((request.seed + request.sequence_start) % 2**31)), \
-            gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT):
+    with (
+        manual_seed(int((request.seed + request.sequence_start) % 2**31)),
+        gpytorch.settings.max_cholesky_size(EXACT_POSTERIOR_LIMIT),
+    ):
         yield
 
 
-def objective_targets(spec: StudySpec, completed: list[TrialView], device: torch.device,
-                      winsorize: bool = False, power: bool = False) -> torch.Tensor:
+def objective_targets(
+    spec: StudySpec, completed: list[TrialView], device: torch.device, winsorize: bool = False, power: bool = False
+) -> torch.Tensor:
     """The single objective of the completed trials as the model sees it: one column, maximized, its bad outliers
     clipped when `winsorize`, power-transformed towards a Gaussian when `power`."""
     objective = spec.objectives[0]
@@ -61,8 +64,9 @@ def objective_targets(spec: StudySpec, completed: list[TrialView], device: torch
     return power_transformed(Y) if power else Y
 
 
-def constraint_targets(spec: StudySpec, completed: list[TrialView], metrics: list[str], device: torch.device,
-                       transform: bool) -> list[tuple[str, torch.Tensor]]:
+def constraint_targets(
+    spec: StudySpec, completed: list[TrialView], metrics: list[str], device: torch.device, transform: bool
+) -> list[tuple[str, torch.Tensor]]:
     """One column per constrained metric as its model sees it. With `transform`, a metric under one constraint is
     bilog-transformed around its bound (which maps to itself, so the constraint callables stay as they are).
 
@@ -86,21 +90,42 @@ def pending_inputs(request: SuggestRequest[BaseModel], features: Features, devic
     return features.encode(pending, device) if pending else None
 
 
-def optimize(acquisition: AcquisitionFunction, features: Features, count: int, *, num_restarts: int,
-             raw_samples: int, timeout_seconds: float | None, device: torch.device) -> torch.Tensor:
+def optimize(
+    acquisition: AcquisitionFunction,
+    features: Features,
+    count: int,
+    *,
+    num_restarts: int,
+    raw_samples: int,
+    timeout_seconds: float | None,
+    device: torch.device,
+) -> torch.Tensor:
     """`count` jointly chosen maximizers: gradient multistart in a box, alternating search with
     categorical or discrete integer dimensions."""
     bounds = features.bounds(device)
     if not features.cat_dims and not features.discrete_dims:
-        candidates, _ = optimize_acqf(acquisition, bounds, q=count, num_restarts=num_restarts,
-                                      raw_samples=raw_samples, sequential=count > 1, timeout_sec=timeout_seconds,
-                                      options={"maxiter": ACQUISITION_ITERATIONS})
+        candidates, _ = optimize_acqf(
+            acquisition,
+            bounds,
+            q=count,
+            num_restarts=num_restarts,
+            raw_samples=raw_samples,
+            sequential=count > 1,
+            timeout_sec=timeout_seconds,
+            options={"maxiter": ACQUISITION_ITERATIONS},
+        )
     else:
         # optimize_acqf_mixed_alternating takes no time bound in BoTorch 0.18; its iterations are bounded.
         candidates, _ = optimize_acqf_mixed_alternating(
-            acquisition, bounds, discrete_dims=features.discrete_dims or None,
-            cat_dims=features.cat_dims or None, q=count, num_restarts=num_restarts,
-            raw_samples=raw_samples, options={"maxiter_alternating": 32})
+            acquisition,
+            bounds,
+            discrete_dims=features.discrete_dims or None,
+            cat_dims=features.cat_dims or None,
+            q=count,
+            num_restarts=num_restarts,
+            raw_samples=raw_samples,
+            options={"maxiter_alternating": 32},
+        )
     return candidates.detach()
 
 
@@ -146,8 +171,9 @@ def kriging_believer(model: Model, busy: torch.Tensor | None) -> Model:
     return conditioned
 
 
-def separated(candidates: torch.Tensor, taken: torch.Tensor, features: Features,
-              request: SuggestRequest[BaseModel]) -> torch.Tensor:
+def separated(
+    candidates: torch.Tensor, taken: torch.Tensor, features: Features, request: SuggestRequest[BaseModel]
+) -> torch.Tensor:
     """Last safeguard (§0.3): a proposal on top of an observed, pending or earlier one is re-drawn at random."""
     generator = torch.Generator().manual_seed(int((request.seed + request.sequence_start) % 2**31))
     bounds = features.bounds(candidates.device)
@@ -169,12 +195,22 @@ def separated(candidates: torch.Tensor, taken: torch.Tensor, features: Features,
 
 def fit_arguments(options: GPOptions, seed: int) -> dict[str, Any]:
     """The options of `fit_with_ladder` a model engine's options set."""
-    return dict(timeout_seconds=options.fit_timeout_seconds, max_fit_points=options.max_fit_points, seed=seed,
-                one_hot=options.categorical_model == "onehot", warp=options.input_warping)
+    return dict(
+        timeout_seconds=options.fit_timeout_seconds,
+        max_fit_points=options.max_fit_points,
+        seed=seed,
+        one_hot=options.categorical_model == "onehot",
+        warp=options.input_warping,
+    )
 
 
-def fit_success_model(request: SuggestRequest[BaseModel], features: Features, X_completed: torch.Tensor,
-                      failure_model_after: int, fit_args: dict[str, Any]) -> FitOutcome | None:
+def fit_success_model(
+    request: SuggestRequest[BaseModel],
+    features: Features,
+    X_completed: torch.Tensor,
+    failure_model_after: int,
+    fit_args: dict[str, Any],
+) -> FitOutcome | None:
     """A GP on success (1) vs failure (0) over completed and failed trials, once there are enough failures
     (D2); None before that, when failed trials are simply left out of the model."""
     failures: list[TrialView] = [t for t in request.trials if t.state in FAILURE_STATES]
@@ -183,12 +219,16 @@ def fit_success_model(request: SuggestRequest[BaseModel], features: Features, X_
     device = X_completed.device
     X_all = torch.cat([X_completed, features.encode([t.params for t in failures], device)])
     success = torch.cat([torch.ones(X_completed.shape[0], 1), torch.zeros(len(failures), 1)]).to(X_completed)
-    return fit_with_ladder(X_all, success, features.categories, warm_start=request.memory.get("success"),
-                           **fit_args)
+    return fit_with_ladder(X_all, success, features.categories, warm_start=request.memory.get("success"), **fit_args)
 
 
-def fit_outcomes(X: torch.Tensor, outputs: list[tuple[str, torch.Tensor]], features: Features,
-                 memory: Mapping[str, Any], fit_args: dict[str, Any]) -> tuple[FitOutcome, dict[str, Any]]:
+def fit_outcomes(
+    X: torch.Tensor,
+    outputs: list[tuple[str, torch.Tensor]],
+    features: Features,
+    memory: Mapping[str, Any],
+    fit_args: dict[str, Any],
+) -> tuple[FitOutcome, dict[str, Any]]:
     """One multi-output GP over the named outcome columns (in their order), warm-started from its last
     hyperparameters; returns the fit and the memory to keep for next time.
 
@@ -218,7 +258,8 @@ def outcome_constraints(spec: StudySpec, first_output: int) -> tuple[list[str], 
         if c.name not in metrics:
             metrics.append(c.name)
     callables = [
-        OutcomeBound(first_output + metrics.index(c.name), c.bound, upper=c.op == "<=") for c in spec.constraints]
+        OutcomeBound(first_output + metrics.index(c.name), c.bound, upper=c.op == "<=") for c in spec.constraints
+    ]
     return metrics, callables
 
 

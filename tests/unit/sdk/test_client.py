@@ -36,22 +36,59 @@ Reply = httpx.Response | Exception
 
 # Scripted server ------------------------------------------------------------------------------------------------
 
+
 def study_json(name: str = "mlp", **changes: Any) -> dict[str, Any]:
-    spec = {"params": [{"name": "lr", "type": "float", "low": 1e-4, "high": 0.1, "log": True, "choices": None},
-                       {"name": "act", "type": "categorical", "low": None, "high": None, "log": False,
-                        "choices": ["relu", "gelu"]}],
-            "objectives": [{"name": "val_loss", "goal": "minimize"}], "constraints": [], "fidelity": None,
-            "engine": "auto", "engine_options": {}, "seed": None}
-    return {"id": 1, "name": name, "owner": "default", "state": "active", "engine": "sobol", "seed": 7, "spec": spec,
-            "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z", "trial_counts": None,
-            **changes}
+    spec = {
+        "params": [
+            {"name": "lr", "type": "float", "low": 1e-4, "high": 0.1, "log": True, "choices": None},
+            {
+                "name": "act",
+                "type": "categorical",
+                "low": None,
+                "high": None,
+                "log": False,
+                "choices": ["relu", "gelu"],
+            },
+        ],
+        "objectives": [{"name": "val_loss", "goal": "minimize"}],
+        "constraints": [],
+        "fidelity": None,
+        "engine": "auto",
+        "engine_options": {},
+        "seed": None,
+    }
+    return {
+        "id": 1,
+        "name": name,
+        "owner": "default",
+        "state": "active",
+        "engine": "sobol",
+        "seed": 7,
+        "spec": spec,
+        "created_at": "2026-11-22T10:00:00Z",
+        "updated_at": "2026-11-22T10:00:00Z",
+        "trial_counts": None,
+        **changes,
+    }
 
 
 def trial_json(number: int = 0, **changes: Any) -> dict[str, Any]:
-    return {"id": 100 + number, "number": number, "state": "active", "params": {"lr": 0.01, "act": "relu"},
-            "values": None, "reason": None, "worker_id": "node-7", "source": "sobol", "budget": None,
-            "resume_from": None, "created_at": "2026-11-22T10:00:00Z", "started_at": "2026-11-22T10:00:01Z",
-            "finished_at": None, **changes}
+    return {
+        "id": 100 + number,
+        "number": number,
+        "state": "active",
+        "params": {"lr": 0.01, "act": "relu"},
+        "values": None,
+        "reason": None,
+        "worker_id": "node-7",
+        "source": "sobol",
+        "budget": None,
+        "resume_from": None,
+        "created_at": "2026-11-22T10:00:00Z",
+        "started_at": "2026-11-22T10:00:01Z",
+        "finished_at": None,
+        **changes,
+    }
 
 
 def error(status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> httpx.Response:
@@ -122,20 +159,25 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Errors ---------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "code", "expected"), [
-    (400, "bad_request", InvalidArgumentError),
-    (422, "invalid_argument", InvalidArgumentError),
-    (404, "not_found", NotFoundError),
-    (409, "conflict", ConflictError),
-    (409, "already_exists", AlreadyExistsError),
-    (401, "unauthenticated", AuthenticationError),
-    (403, "permission_denied", AuthenticationError),
-    (500, "internal", ServerError),
-    (503, "internal", ServerError),
-    (418, "teapot", AsktellError),
-])
-def test_each_status_maps_to_its_exception_with_the_servers_message(status: int, code: str,
-                                                                     expected: type[AsktellError]) -> None:
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (400, "bad_request", InvalidArgumentError),
+        (422, "invalid_argument", InvalidArgumentError),
+        (404, "not_found", NotFoundError),
+        (409, "conflict", ConflictError),
+        (409, "already_exists", AlreadyExistsError),
+        (401, "unauthenticated", AuthenticationError),
+        (403, "permission_denied", AuthenticationError),
+        (500, "internal", ServerError),
+        (503, "internal", ServerError),
+        (418, "teapot", AsktellError),
+    ],
+)
+def test_each_status_maps_to_its_exception_with_the_servers_message(
+    status: int, code: str, expected: type[AsktellError]
+) -> None:
     details = [{"field": "params[0].low", "reason": "must be less than high"}]
     server = Server(error(status, code, f"params[0].low: must be less than high ({status})", details))
     with pytest.raises(AsktellError) as raised:
@@ -149,7 +191,8 @@ def test_each_status_maps_to_its_exception_with_the_servers_message(status: int,
 def test_already_exists_is_a_conflict() -> None:
     with pytest.raises(ConflictError):
         Server(error(409, "already_exists", "study 'mlp' exists")).client().create_study(
-            name="mlp", params=[], objectives=[], if_exists="error")
+            name="mlp", params=[], objectives=[], if_exists="error"
+        )
 
 
 def test_an_error_body_that_is_not_the_servers_envelope_still_maps_by_status() -> None:
@@ -176,18 +219,23 @@ IDEMPOTENT: dict[str, Callable[[Server], Any]] = {
     "best": lambda s: s.study().best_trials(),
 }
 NOT_IDEMPOTENT: dict[str, Callable[[Server], Any]] = {
-    "create if_exists=error": lambda s: s.client().create_study(name="mlp", params=[], objectives=[],
-                                                                  if_exists="error"),
+    "create if_exists=error": lambda s: s.client().create_study(
+        name="mlp", params=[], objectives=[], if_exists="error"
+    ),
     "add trial": lambda s: s.study().add_trial(params={"lr": 0.01}),
 }
 # A body every route above can read.
-ANY_OK = ok({**study_json(), **trial_json(), "trials": [], "action": "continue", "trial": trial_json(),
-             "next_page_token": None})
+ANY_OK = ok(
+    {**study_json(), **trial_json(), "trials": [], "action": "continue", "trial": trial_json(), "next_page_token": None}
+)
 
 
 @pytest.mark.parametrize("call", IDEMPOTENT.values(), ids=IDEMPOTENT.keys())
-@pytest.mark.parametrize("failure", [UNAVAILABLE, httpx.ConnectError("refused"), httpx.ReadTimeout("slow")],
-                         ids=["503", "connect", "timeout"])
+@pytest.mark.parametrize(
+    "failure",
+    [UNAVAILABLE, httpx.ConnectError("refused"), httpx.ReadTimeout("slow")],
+    ids=["503", "connect", "timeout"],
+)
 def test_idempotent_calls_are_retried(call: Callable[[Server], Any], failure: Reply, slept: list[float]) -> None:
     server = Server(failure, failure, ANY_OK)
     call(server)
@@ -229,8 +277,9 @@ def test_retries_stop_after_max_retries() -> None:
     assert len(server.requests) == 3
 
 
-def test_backoff_doubles_from_a_tenth_of_a_second_up_to_five(monkeypatch: pytest.MonkeyPatch,
-                                                             slept: list[float]) -> None:
+def test_backoff_doubles_from_a_tenth_of_a_second_up_to_five(
+    monkeypatch: pytest.MonkeyPatch, slept: list[float]
+) -> None:
     monkeypatch.setattr("asktell._protocol.random.uniform", lambda low, high: high)
     with pytest.raises(ServerError):
         Server(UNAVAILABLE).client(max_retries=9).get_study("mlp")
@@ -262,6 +311,7 @@ def test_retries_go_on_until_the_deadline_not_a_count(monkeypatch: pytest.Monkey
 
 # Configuration --------------------------------------------------------------------------------------------------
 
+
 def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASKTELL_URL", "http://env-host:9000/")
     monkeypatch.setenv("ASKTELL_TOKEN", "s3cret")
@@ -273,15 +323,19 @@ def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert request.headers["authorization"] == "Bearer s3cret"
 
 
-@pytest.mark.parametrize(("url", "words"), [
-    ("host:8000", "must start with http:// or https://, e.g. http://host:8000"),
-    ("127.0.0.1:8000", "must start with http:// or https://"),
-    ("ftp://host", "must start with http:// or https://"),
-    ("http://host:8000/v1", "without the API's /v1 (the client adds it): http://host:8000"),
-    ("https://host/asktell/v1/studies", "without the API's /v1 (the client adds it): https://host/asktell"),
-])
-def test_a_server_url_that_cannot_work_says_what_is_wrong(url: str, words: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("host:8000", "must start with http:// or https://, e.g. http://host:8000"),
+        ("127.0.0.1:8000", "must start with http:// or https://"),
+        ("ftp://host", "must start with http:// or https://"),
+        ("http://host:8000/v1", "without the API's /v1 (the client adds it): http://host:8000"),
+        ("https://host/asktell/v1/studies", "without the API's /v1 (the client adds it): https://host/asktell"),
+    ],
+)
+def test_a_server_url_that_cannot_work_says_what_is_wrong(
+    url: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for make in (lambda: Client(url), lambda: AsyncClient(url)):
         with pytest.raises(ConfigurationError) as refused:
             make()
@@ -307,29 +361,43 @@ def test_arguments_win_over_the_environment_and_no_token_sends_no_header(monkeyp
 
 # Requests and responses -----------------------------------------------------------------------------------------
 
+
 def test_create_study_sends_the_whole_spec() -> None:
     server = Server(ok(study_json(trial_counts={}), status=201))
     params = [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True}]
     objectives = [{"name": "val_loss", "goal": "minimize"}]
     constraints = [{"name": "mem", "op": "<=", "bound": 8}]
-    study = server.client().create_study(name="mlp", params=params, objectives=objectives, constraints=constraints,
-                                         seed=3)
+    study = server.client().create_study(
+        name="mlp", params=params, objectives=objectives, constraints=constraints, seed=3
+    )
     assert server.paths == ["POST /v1/studies"]
-    assert server.bodies[0] == {"name": "mlp", "if_exists": "get", "params": params, "objectives": objectives,
-                                "constraints": constraints, "fidelity": None, "engine": "auto", "engine_options": {},
-                                "seed": 3}
+    assert server.bodies[0] == {
+        "name": "mlp",
+        "if_exists": "get",
+        "params": params,
+        "objectives": objectives,
+        "constraints": constraints,
+        "fidelity": None,
+        "engine": "auto",
+        "engine_options": {},
+        "seed": 3,
+    }
     assert (study.name, study.id, study.state, study.engine, study.trial_counts) == ("mlp", 1, "active", "sobol", {})
     assert study.spec["objectives"] == objectives
 
 
 def test_listings_walk_every_page_and_keep_their_filters() -> None:
-    server = Server(ok({"studies": [study_json("a")], "next_page_token": "t1"}),
-                    ok({"studies": [study_json("b")], "next_page_token": None}))
+    server = Server(
+        ok({"studies": [study_json("a")], "next_page_token": "t1"}),
+        ok({"studies": [study_json("b")], "next_page_token": None}),
+    )
     assert [s.name for s in server.client().list_studies()] == ["a", "b"]
     assert server.requests[1].url.params["page_token"] == "t1"
 
-    server = Server(ok({"trials": [trial_json(0)], "next_page_token": "t1"}),
-                    ok({"trials": [trial_json(1)], "next_page_token": None}))
+    server = Server(
+        ok({"trials": [trial_json(0)], "next_page_token": "t1"}),
+        ok({"trials": [trial_json(1)], "next_page_token": None}),
+    )
     trials = server.study().trials(state=["completed", "failed"], worker_id="node-7")
     assert [t.number for t in trials] == [0, 1]
     for request in server.requests:
@@ -346,14 +414,26 @@ def test_listings_walk_every_page_and_keep_their_filters() -> None:
 def test_ask_report_tell_update_the_trial_in_place() -> None:
     server = Server(ok({"trials": [trial_json(3, budget=9.0, resume_from=2.0)]}))
     (trial,) = server.study().ask(n=1, worker_id="node-7")
-    assert server.bodies[0] == {"count": 1, "worker_id": "node-7", "fresh": False,
-                                "request_id": server.bodies[0]["request_id"]}
+    assert server.bodies[0] == {
+        "count": 1,
+        "worker_id": "node-7",
+        "fresh": False,
+        "request_id": server.bodies[0]["request_id"],
+    }
     assert (trial.id, trial.number, trial.params, trial.budget, trial.resume_from, trial.state, trial.worker_id) == (
-        103, 3, {"lr": 0.01, "act": "relu"}, 9.0, 2.0, "active", "node-7")
+        103,
+        3,
+        {"lr": 0.01, "act": "relu"},
+        9.0,
+        2.0,
+        "active",
+        "node-7",
+    )
 
     measured = trial_json(3, measurements=[{"step": 3, "values": {"val_loss": 0.41}}])
-    server.replies = [ok({"action": "stop", "reason": "worse than the median", "trial": {**measured,
-                                                                                        "state": "stopped"}})]
+    server.replies = [
+        ok({"action": "stop", "reason": "worse than the median", "trial": {**measured, "state": "stopped"}})
+    ]
     decision = trial.report(step=3, values={"val_loss": 0.41})
     assert server.bodies[-1] == {"step": 3, "values": {"val_loss": 0.41}}
     assert server.paths[-1] == "POST /v1/studies/mlp/trials/3/report"
@@ -363,19 +443,33 @@ def test_ask_report_tell_update_the_trial_in_place() -> None:
 
     server.replies = [ok(trial_json(3, state="completed", values={"val_loss": 0.38}))]
     assert trial.tell({"val_loss": 0.38}) is trial
-    assert server.bodies[-1] == {"state": "completed", "values": {"val_loss": 0.38}, "reason": None,
-                                 "request_id": server.bodies[-1]["request_id"]}
+    assert server.bodies[-1] == {
+        "state": "completed",
+        "values": {"val_loss": 0.38},
+        "reason": None,
+        "request_id": server.bodies[-1]["request_id"],
+    }
     assert (trial.state, trial.values) == ("completed", {"val_loss": 0.38})
 
 
-@pytest.mark.parametrize(("flags", "state"), [({"failed": True, "reason": "OOM"}, "failed"),
-                                              ({"infeasible": True}, "infeasible"), ({"stopped": True}, "stopped")])
+@pytest.mark.parametrize(
+    ("flags", "state"),
+    [
+        ({"failed": True, "reason": "OOM"}, "failed"),
+        ({"infeasible": True}, "infeasible"),
+        ({"stopped": True}, "stopped"),
+    ],
+)
 def test_tell_without_values(flags: dict[str, Any], state: str) -> None:
     server = Server(ok(trial_json(0, state=state, reason=flags.get("reason"))))
     trial = server.trial()
     trial.tell(**flags)
-    assert server.bodies[0] == {"state": state, "values": None, "reason": flags.get("reason"),
-                                "request_id": server.bodies[0]["request_id"]}
+    assert server.bodies[0] == {
+        "state": state,
+        "values": None,
+        "reason": flags.get("reason"),
+        "request_id": server.bodies[0]["request_id"],
+    }
     assert (trial.state, trial.reason) == (state, flags.get("reason"))
 
 
@@ -402,8 +496,9 @@ def test_add_trial_and_study_state_changes() -> None:
 
 
 def test_ask_gives_up_on_a_pending_job_when_its_timeout_is_spent() -> None:
-    pending = ok({"trials": [], "pending": {"id": 11, "state": "queued", "count": 1, "attempts": 0, "error": None}},
-                 status=202)
+    pending = ok(
+        {"trials": [], "pending": {"id": 11, "state": "queued", "count": 1, "attempts": 0, "error": None}}, status=202
+    )
     server = Server(pending)
     with pytest.raises(AskTimeoutError) as raised:
         server.study().ask(worker_id="node-7", timeout=0)
@@ -411,6 +506,7 @@ def test_ask_gives_up_on_a_pending_job_when_its_timeout_is_spent() -> None:
 
 
 # The async client -----------------------------------------------------------------------------------------------
+
 
 async def test_async_client_maps_errors_and_retries_like_the_sync_one(slept: list[float]) -> None:
     server = Server(UNAVAILABLE, httpx.ConnectError("refused"), ok(study_json()))
@@ -438,10 +534,14 @@ async def test_async_client_maps_errors_and_retries_like_the_sync_one(slept: lis
 
 async def test_async_round_trip() -> None:
     done = trial_json(0, state="completed", values={"val_loss": 0.3})
-    server = Server(ok(study_json(), status=201), ok({"trials": [trial_json(0)]}),
-                    ok({"action": "pause", "reason": None, "trial": trial_json(0, state="paused", resume_from=1)}),
-                    ok({"trials": [trial_json(0, resume_from=1)]}),
-                    ok(done), ok({"trials": [done], "next_page_token": None}))
+    server = Server(
+        ok(study_json(), status=201),
+        ok({"trials": [trial_json(0)]}),
+        ok({"action": "pause", "reason": None, "trial": trial_json(0, state="paused", resume_from=1)}),
+        ok({"trials": [trial_json(0, resume_from=1)]}),
+        ok(done),
+        ok({"trials": [done], "next_page_token": None}),
+    )
     async with server.async_client() as client:
         study = await client.create_study(name="mlp", params=[], objectives=[])
         (trial,) = await study.ask(worker_id="node-7")
@@ -453,14 +553,20 @@ async def test_async_round_trip() -> None:
         assert [t.number for t in await study.trials(state="completed")] == [0]
 
 
-HYPERVOLUME = {"reference_point": {"error": 1.0, "seconds": None}, "hypervolume": 0.5,
-               "history": [{"trial": 0, "finished_at": "2026-11-22T10:00:05Z", "hypervolume": 0.25},
-                           {"trial": 2, "finished_at": None, "hypervolume": 0.5}]}
+HYPERVOLUME = {
+    "reference_point": {"error": 1.0, "seconds": None},
+    "hypervolume": 0.5,
+    "history": [
+        {"trial": 0, "finished_at": "2026-11-22T10:00:05Z", "hypervolume": 0.25},
+        {"trial": 2, "finished_at": None, "hypervolume": 0.5},
+    ],
+}
 
 
 def test_pareto_front_and_hypervolume_history() -> None:
-    server = Server(ok({"trials": [trial_json(0, state="completed"), trial_json(2, state="completed")]}),
-                    ok(HYPERVOLUME))
+    server = Server(
+        ok({"trials": [trial_json(0, state="completed"), trial_json(2, state="completed")]}), ok(HYPERVOLUME)
+    )
     study = server.study()
     assert [t.number for t in study.pareto_front()] == [0, 2]
     history = study.hypervolume_history()
@@ -480,15 +586,18 @@ async def test_async_pareto_front_and_hypervolume_history() -> None:
 
 # The CLI --------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[
-        Callable[..., tuple[int, str, str]]]:
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Callable[..., tuple[int, str, str]]]:
     """Run `asktell ARGS` against scripted replies; (exit code, stdout, stderr)."""
 
     def run(*args: str, replies: list[Reply]) -> tuple[int, str, str]:
         server = Server(*replies)
-        monkeypatch.setattr(cli, "Client", lambda url, **_: Client(url or URL, transport=httpx.MockTransport(server),
-                                                                   max_retries=0))
+        monkeypatch.setattr(
+            cli, "Client", lambda url, **_: Client(url or URL, transport=httpx.MockTransport(server), max_retries=0)
+        )
         code = cli.main(list(args))
         out, err = capsys.readouterr()
         return code, out, err
@@ -497,28 +606,40 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
 
 
 def test_cli_studies_list_prints_an_aligned_table(run_cli: Callable[..., tuple[int, str, str]]) -> None:
-    studies = [study_json("mlp", trial_counts={"completed": 9, "failed": 1}, best_value=0.125),
-               study_json("a-much-longer-name", engine="gp", state="paused", trial_counts={})]
+    studies = [
+        study_json("mlp", trial_counts={"completed": 9, "failed": 1}, best_value=0.125),
+        study_json("a-much-longer-name", engine="gp", state="paused", trial_counts={}),
+    ]
     code, out, _ = run_cli("studies", "list", replies=[ok({"studies": studies, "next_page_token": None})])
     assert code == 0
     assert out == (
         "NAME                ENGINE  STATE   TRIALS  BY STATE                BEST  OBJECTIVES\n"
         "------------------  ------  ------  ------  ---------------------  -----  --------------\n"
         "mlp                 sobol   active      10  completed=9, failed=1  0.125  val_loss (min)\n"
-        "a-much-longer-name  gp      paused       0                                val_loss (min)\n")
+        "a-much-longer-name  gp      paused       0                                val_loss (min)\n"
+    )
 
 
 def test_cli_trials_list_filters_limits_and_aligns(run_cli: Callable[..., tuple[int, str, str]]) -> None:
     trials = [trial_json(n, state="completed", values={"val_loss": 0.5 / (n + 1)}) for n in range(12)]
-    code, out, _ = run_cli("trials", "list", "mlp", "--state", "completed", "--limit", "3",
-                           replies=[ok(study_json()), ok({"trials": trials, "next_page_token": None})])
+    code, out, _ = run_cli(
+        "trials",
+        "list",
+        "mlp",
+        "--state",
+        "completed",
+        "--limit",
+        "3",
+        replies=[ok(study_json()), ok({"trials": trials, "next_page_token": None})],
+    )
     assert code == 0
     assert out == (
         "NUMBER  STATE      VALUES              PARAMS             WORKER\n"
         "------  ---------  ------------------  -----------------  ------\n"
         "     9  completed  val_loss=0.05       lr=0.01, act=relu  node-7\n"
         "    10  completed  val_loss=0.0454545  lr=0.01, act=relu  node-7\n"
-        "    11  completed  val_loss=0.0416667  lr=0.01, act=relu  node-7\n")
+        "    11  completed  val_loss=0.0416667  lr=0.01, act=relu  node-7\n"
+    )
 
 
 def test_cli_json_output_and_study_details(run_cli: Callable[..., tuple[int, str, str]]) -> None:
@@ -527,8 +648,11 @@ def test_cli_json_output_and_study_details(run_cli: Callable[..., tuple[int, str
     assert code == 0 and [t["number"] for t in json.loads(out)] == [0]
 
     best = trial_json(4, state="completed", values={"val_loss": 0.12})
-    spec = {**study_json()["spec"], "fidelity": {"name": "epoch", "min": 1, "max": 50},
-            "constraints": [{"name": "mem", "op": "<=", "bound": 8.5}]}
+    spec = {
+        **study_json()["spec"],
+        "fidelity": {"name": "epoch", "min": 1, "max": 50},
+        "constraints": [{"name": "mem", "op": "<=", "bound": 8.5}],
+    }
     replies = [ok(study_json(trial_counts={"completed": 5, "active": 1}, spec=spec)), ok({"trials": [best]})]
     code, out, _ = run_cli("--json", "studies", "show", "mlp", replies=replies)
     assert code == 0 and json.loads(out)["best_trials"][0]["number"] == 4
@@ -557,7 +681,8 @@ def test_cli_json_output_and_study_details(run_cli: Callable[..., tuple[int, str
         "best:\n"
         "TRIAL  VALUES         PARAMS\n"
         "-----  -------------  -----------------\n"
-        "    4  val_loss=0.12  lr=0.01, act=relu\n")
+        "    4  val_loss=0.12  lr=0.01, act=relu\n"
+    )
 
 
 def test_cli_errors_print_the_servers_message(run_cli: Callable[..., tuple[int, str, str]]) -> None:
@@ -565,8 +690,9 @@ def test_cli_errors_print_the_servers_message(run_cli: Callable[..., tuple[int, 
     assert (code, out, err) == (1, "", "error: study 'nope' not found\n")
 
 
-def test_cli_delete_needs_yes_when_not_interactive(run_cli: Callable[..., tuple[int, str, str]],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_delete_needs_yes_when_not_interactive(
+    run_cli: Callable[..., tuple[int, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     code, _, err = run_cli("studies", "delete", "mlp", replies=[httpx.Response(204)])
     assert code == 1 and "--yes" in err
@@ -588,8 +714,9 @@ def test_cli_forwards_server_commands(argv: list[str], monkeypatch: pytest.Monke
     assert forwarded == [(argv, "asktell")]
 
 
-def test_cli_server_commands_without_the_server(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_server_commands_without_the_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "service", None)
     monkeypatch.delitem(sys.modules, "service.cli", raising=False)
     assert cli.main(["serve"]) == 2
@@ -606,9 +733,11 @@ def test_the_sdk_and_its_integrations_package_import_no_framework() -> None:
     """`import asktell` (and the integrations package) stays light: a framework loads only with its module."""
     import subprocess
 
-    code = ("import sys, asktell, asktell.integrations; "
-            "print(sorted({'torch', 'xgboost', 'lightgbm', 'lightning', 'transformers', 'mlflow', 'wandb', 'ray', "
-            "'numpy', 'pandas'} & set(sys.modules)))")
+    code = (
+        "import sys, asktell, asktell.integrations; "
+        "print(sorted({'torch', 'xgboost', 'lightgbm', 'lightning', 'transformers', 'mlflow', 'wandb', 'ray', "
+        "'numpy', 'pandas'} & set(sys.modules)))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 

@@ -26,8 +26,9 @@ def _flaky(failures: int, status: int = 503) -> tuple[httpx.MockTransport, list[
         seen.append(request)
         if len(seen) <= failures:
             return httpx.Response(status, json={"error": {"code": "internal", "message": "try later", "details": []}})
-        return httpx.Response(200, json={"trials": [], "id": 1, "name": "s", "state": "active", "engine": "sobol",
-                                         "spec": {}})
+        return httpx.Response(
+            200, json={"trials": [], "id": 1, "name": "s", "state": "active", "engine": "sobol", "spec": {}}
+        )
 
     return httpx.MockTransport(handle), seen
 
@@ -98,13 +99,22 @@ def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 def test_ask_polls_a_pending_job_until_its_trials_exist() -> None:
     trial = {"id": 7, "number": 3, "state": "active", "params": {"x": 0.5}}
-    replies = iter([
-        httpx.Response(202, json={"trials": [], "pending": {"id": 11, "state": "queued", "count": 1, "attempts": 0,
-                                                              "error": None}}),
-        httpx.Response(202, json={"trials": [], "pending": {"id": 11, "state": "running", "count": 1, "attempts": 1,
-                                                              "error": None}}),
-        httpx.Response(200, json={"trials": [trial], "pending": None}),
-    ])
+    replies = iter(
+        [
+            httpx.Response(
+                202,
+                json={"trials": [], "pending": {"id": 11, "state": "queued", "count": 1, "attempts": 0, "error": None}},
+            ),
+            httpx.Response(
+                202,
+                json={
+                    "trials": [],
+                    "pending": {"id": 11, "state": "running", "count": 1, "attempts": 1, "error": None},
+                },
+            ),
+            httpx.Response(200, json={"trials": [trial], "pending": None}),
+        ]
+    )
     seen: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:

@@ -38,8 +38,9 @@ class Reporter:
 
     def stopped(self) -> TrialStopped:
         assert self.decision is not None
-        return TrialStopped(self.decision.reason or f"{self.decision.action} decided by the service",
-                            action=self.decision.action)
+        return TrialStopped(
+            self.decision.reason or f"{self.decision.action} decided by the service", action=self.decision.action
+        )
 
 
 def last_value(history: list[float] | list[tuple[float, float]]) -> float:

@@ -37,11 +37,14 @@ class TrialRecord:
 def record_of(study: Study, trial: Trial) -> TrialRecord:
     """The trial as the server has it now, with its measurements (the objective's copy may lack them)."""
     full = study.trial(trial.number)
-    curves = sorted(((float(m["step"]), {k: float(v) for k, v in m["values"].items()})
-                     for m in full.measurements or []), key=lambda point: point[0])
+    curves = sorted(
+        ((float(m["step"]), {k: float(v) for k, v in m["values"].items()}) for m in full.measurements or []),
+        key=lambda point: point[0],
+    )
     values = {k: float(v) for k, v in (full.values or {}).items() if v is not None}
-    return TrialRecord(study.name, full.number, full.state, full.params, values, full.reason, curves,
-                       full.started_at, full.finished_at)
+    return TrialRecord(
+        study.name, full.number, full.state, full.params, values, full.reason, curves, full.started_at, full.finished_at
+    )
 
 
 def integral_step(step: float) -> int:

@@ -1,8 +1,8 @@
 """Hugging Face `Trainer`: report an evaluation metric after each evaluation; stop or pause when told.
 
-    callback = HuggingFaceCallback(trial, "eval_loss", report_as="loss")
-    trainer = transformers.Trainer(model, args, train_dataset=..., eval_dataset=..., callbacks=[callback])
-    trainer.train(resume_from_checkpoint=trial.checkpoint)     # a resumed paused trial continues
+callback = HuggingFaceCallback(trial, "eval_loss", report_as="loss")
+trainer = transformers.Trainer(model, args, train_dataset=..., eval_dataset=..., callbacks=[callback])
+trainer.train(resume_from_checkpoint=trial.checkpoint)     # a resumed paused trial continues
 """
 
 from __future__ import annotations
@@ -27,25 +27,30 @@ class HuggingFaceCallback(transformers.TrainerCallback):
     handed out again resumes with `trainer.train(resume_from_checkpoint=trial.checkpoint)`.
     """
 
-    def __init__(self, trial: Trial, metric: str = "eval_loss", *, report_as: str | None = None,
-                 by: str = "epoch") -> None:
+    def __init__(
+        self, trial: Trial, metric: str = "eval_loss", *, report_as: str | None = None, by: str = "epoch"
+    ) -> None:
         if by not in ("epoch", "step"):
             raise ValueError(f"by must be 'epoch' or 'step', not {by!r}")
         self.metric = metric
         self.by = by
         self.reporter = Reporter(trial, report_as or metric)
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
-                    **kwargs: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
         if self.reporter.ended:  # every process reports (the same step again replaces it): each must stop
             return
         metrics = metrics or {}
         if self.metric not in metrics:
-            raise ValueError(f"the Trainer's evaluation has no metric {self.metric!r} (it has "
-                             f"{', '.join(sorted(metrics)) or 'nothing'})")
+            raise ValueError(
+                f"the Trainer's evaluation has no metric {self.metric!r} (it has "
+                f"{', '.join(sorted(metrics)) or 'nothing'})"
+            )
         step = float(state.epoch or 0) if self.by == "epoch" else float(state.global_step)
-        checkpoint = os.path.join(args.output_dir, f"{transformers.trainer_utils.PREFIX_CHECKPOINT_DIR}-"
-                                                   f"{state.global_step}")
+        checkpoint = os.path.join(
+            args.output_dir, f"{transformers.trainer_utils.PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        )
         decision = self.reporter.report(step, metrics[self.metric], checkpoint=checkpoint)
         if decision.should_pause:
             control.should_save = True

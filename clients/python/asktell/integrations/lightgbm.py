@@ -1,7 +1,7 @@
 """LightGBM: report a validation metric after each boosting round; the service's stop ends training.
 
-    booster = lightgbm.train(params, train_set, valid_sets=[valid_set],
-                             callbacks=[LightGBMCallback(trial, "binary_logloss", report_as="loss")])
+booster = lightgbm.train(params, train_set, valid_sets=[valid_set],
+                         callbacks=[LightGBMCallback(trial, "binary_logloss", report_as="loss")])
 """
 
 from __future__ import annotations

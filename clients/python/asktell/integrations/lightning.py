@@ -1,8 +1,8 @@
 """PyTorch Lightning: report a logged metric after each validation epoch; stop or pause when the service says so.
 
-    callback = LightningCallback(trial, "val_loss", checkpoint_dir="checkpoints")
-    trainer = lightning.pytorch.Trainer(max_epochs=int(trial.budget or 10), callbacks=[callback])
-    trainer.fit(model, datamodule, ckpt_path=trial.checkpoint)   # a resumed paused trial continues
+callback = LightningCallback(trial, "val_loss", checkpoint_dir="checkpoints")
+trainer = lightning.pytorch.Trainer(max_epochs=int(trial.budget or 10), callbacks=[callback])
+trainer.fit(model, datamodule, ckpt_path=trial.checkpoint)   # a resumed paused trial continues
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class LightningCallback(pl.Callback):
     trial's checkpoint: a paused trial handed out again resumes with `trainer.fit(..., ckpt_path=trial.checkpoint)`.
     """
 
-    def __init__(self, trial: Trial, monitor: str, *, report_as: str | None = None,
-                 checkpoint_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, trial: Trial, monitor: str, *, report_as: str | None = None, checkpoint_dir: str | Path | None = None
+    ) -> None:
         super().__init__()
         self.monitor = monitor
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -38,8 +39,10 @@ class LightningCallback(pl.Callback):
             return
         metrics: dict[str, Any] = trainer.callback_metrics
         if self.monitor not in metrics:
-            raise ValueError(f"the Lightning module logs no metric {self.monitor!r} (it logs "
-                             f"{', '.join(sorted(metrics)) or 'nothing'}): call self.log({self.monitor!r}, ...)")
+            raise ValueError(
+                f"the Lightning module logs no metric {self.monitor!r} (it logs "
+                f"{', '.join(sorted(metrics)) or 'nothing'}): call self.log({self.monitor!r}, ...)"
+            )
         checkpoint = None
         if self.checkpoint_dir is not None:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)

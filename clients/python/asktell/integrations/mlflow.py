@@ -1,6 +1,6 @@
 """MLflow: one run per trial, with its params, final values, curves and state, as an `optimize` callback.
 
-    study.optimize(objective, n_trials=50, callbacks=[MLflowCallback(tracking_uri="http://mlflow:5000")])
+study.optimize(objective, n_trials=50, callbacks=[MLflowCallback(tracking_uri="http://mlflow:5000")])
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ class MLflowCallback:
     trial's run stays open and goes on when the trial ends. `tracking_uri` defaults to MLflow's own
     (`MLFLOW_TRACKING_URI`). It uses an `MlflowClient`, so the caller's active run is left alone."""
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None, *,
-                 tags: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, experiment: str | None = None, *, tags: dict[str, str] | None = None
+    ) -> None:
         self.client = mlflow.MlflowClient(tracking_uri)
         self.experiment = experiment
         self.tags = dict(tags or {})
@@ -48,15 +49,23 @@ class MLflowCallback:
         run_id = self.runs.get(record.number)
         if run_id is None:
             started = int(record.started_at.timestamp() * 1000) if record.started_at else None
-            run = self.client.create_run(self._experiment_id(self.experiment or record.study), start_time=started,
-                                         tags=tags, run_name=record.run_name)
+            run = self.client.create_run(
+                self._experiment_id(self.experiment or record.study),
+                start_time=started,
+                tags=tags,
+                run_name=record.run_name,
+            )
             run_id = str(run.info.run_id)
             self.runs[record.number] = run_id
             self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in record.params.items()])
         now = int(time.time() * 1000)
         done = self.logged.get(record.number, -float("inf"))
-        metrics = [Metric(name, value, now, integral_step(step)) for step, values in record.curves if step > done
-                   for name, value in values.items()]
+        metrics = [
+            Metric(name, value, now, integral_step(step))
+            for step, values in record.curves
+            if step > done
+            for name, value in values.items()
+        ]
         if record.curves:
             self.logged[record.number] = record.curves[-1][0]
         # The final values at the last step, a millisecond later: MLflow's latest value of each metric (by step,

@@ -39,7 +39,8 @@ class AsktellSearch(Searcher):
         fidelity = study.spec.get("fidelity")
         self.step_key = step_key or (fidelity["name"] if fidelity else "training_iteration")
         self.metrics = [o["name"] for o in study.spec["objectives"]] + [
-            c["name"] for c in study.spec.get("constraints") or []]
+            c["name"] for c in study.spec.get("constraints") or []
+        ]
         self.running: dict[str, Trial] = {}  # Ray trial id -> asktell trial
         self.ended: set[str] = set()  # Ray trials the service stopped or paused
 
@@ -58,8 +59,7 @@ class AsktellSearch(Searcher):
         state["running"] = {ray_id: Trial(client, study["name"], data) for ray_id, data in state["running"].items()}
         self.__dict__.update(state)
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any],
-                              **spec: Any) -> bool:
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
         """Ray's metric and mode are taken as given; the study's space stays the search space."""
         if metric:
             self._metric = metric
@@ -76,8 +76,11 @@ class AsktellSearch(Searcher):
         return trial.params
 
     def _values(self, result: dict[str, Any]) -> dict[str, float]:
-        return {name: float(result[name]) for name in self.metrics
-                if isinstance(result.get(name), int | float) and math.isfinite(float(result[name]))}
+        return {
+            name: float(result[name])
+            for name in self.metrics
+            if isinstance(result.get(name), int | float) and math.isfinite(float(result[name]))
+        }
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self.running.get(trial_id)

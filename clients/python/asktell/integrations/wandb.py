@@ -1,6 +1,6 @@
 """Weights & Biases: one run per trial, with its params, curves, final values and state, as an `optimize` callback.
 
-    study.optimize(objective, n_trials=50, callbacks=[WandbCallback(project="mlp-sweep")])
+study.optimize(objective, n_trials=50, callbacks=[WandbCallback(project="mlp-sweep")])
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ class WandbCallback:
     its summary, the state as a tag. A paused trial is logged once it ends (a later `optimize` resumes it).
     `mode="offline"` keeps the runs on disk for `wandb sync`; other keyword arguments go to `wandb.init`."""
 
-    def __init__(self, project: str | None = None, *,
-                 mode: Literal["online", "offline", "disabled", "shared"] | None = None,
-                 dir: str | Path | None = None, **init: Any) -> None:
+    def __init__(
+        self,
+        project: str | None = None,
+        *,
+        mode: Literal["online", "offline", "disabled", "shared"] | None = None,
+        dir: str | Path | None = None,
+        **init: Any,
+    ) -> None:
         self.project = project
         self.mode = mode
         self.dir = str(dir) if dir is not None else None
@@ -37,9 +42,18 @@ class WandbCallback:
 
     def log(self, record: TrialRecord) -> str:
         """Log one trial as a finished run; the run's id."""
-        run = wandb.init(project=self.project or record.study, name=record.run_name, group=record.study,
-                         job_type="trial", config=record.params, tags=[record.state], mode=self.mode,
-                         dir=self.dir, reinit="create_new", **self.init)
+        run = wandb.init(
+            project=self.project or record.study,
+            name=record.run_name,
+            group=record.study,
+            job_type="trial",
+            config=record.params,
+            tags=[record.state],
+            mode=self.mode,
+            dir=self.dir,
+            reinit="create_new",
+            **self.init,
+        )
         try:
             for step, values in record.curves:
                 run.log(values, step=integral_step(step), commit=True)

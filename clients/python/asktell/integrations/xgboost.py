@@ -1,7 +1,7 @@
 """XGBoost: report a validation metric after each boosting round; the service's stop ends training.
 
-    booster = xgboost.train(params, dtrain, evals=[(dvalid, "valid")],
-                            callbacks=[XGBoostCallback(trial, "logloss", report_as="loss")])
+booster = xgboost.train(params, dtrain, evals=[(dvalid, "valid")],
+                        callbacks=[XGBoostCallback(trial, "logloss", report_as="loss")])
 """
 
 from __future__ import annotations
