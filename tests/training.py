@@ -1,5 +1,6 @@
-"""A training loop as users write it, shared by the engine tests that run through the SDK: two threads that ask,
-train epoch by epoch with checkpoints, report, pause or stop when told, and resume from their checkpoint."""
+"""The learning-curve study the fidelity engines' tests share (one float parameter `x`, objective `loss`), and a
+training loop as users write it: two threads that ask, train epoch by epoch with checkpoints, report, pause or stop
+when told, and resume from their checkpoint."""
 
 from __future__ import annotations
 
@@ -7,9 +8,31 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from asktell import Client
-from tests.support import RunningServer, wait_until
+from service.domain.spec import StudySpec
+from tests.support import RunningServer, start_worker, wait_until
+
+PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
+OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
+
+
+def fidelity(max_epochs: int) -> dict[str, Any]:
+    return {"name": "epoch", "min": 1, "max": max_epochs}
+
+
+def curve_spec(engine: str, max_epochs: int, **options: object) -> StudySpec:
+    """The curve study for `engine` with its options, trained up to `max_epochs`."""
+    return StudySpec.model_validate(
+        {
+            "params": PARAMS,
+            "objectives": OBJECTIVE,
+            "fidelity": fidelity(max_epochs),
+            "engine": engine,
+            "engine_options": options,
+        }
+    )
 
 
 def train_on_workers(
@@ -60,3 +83,20 @@ def train_on_workers(
     for thread in running:
         thread.join(timeout=600)
     return problems
+
+
+def train_with_a_worker(
+    server: RunningServer, name: str, folder: Path, curve: Callable[[float, float], float], max_epochs: int
+) -> tuple[list[Any], dict[str, Any]]:
+    """`train_on_workers` with one engine worker started for it and stopped after; asserts that every resumed run
+    found its checkpoint, and returns the study's trials (with measurements) and its engine status."""
+    worker = start_worker(server.database_url, folder / "worker.log")
+    try:
+        problems = train_on_workers(server, name, folder, curve, max_epochs=max_epochs)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert not problems, problems
+    with Client(server.url) as client:
+        study = client.get_study(name)
+        return study.trials(measurements=True), study.status()

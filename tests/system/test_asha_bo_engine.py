@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 from asktell import Client
-from tests.support import RunningServer, start_worker
-from tests.training import train_on_workers
+from tests.support import RunningServer
+from tests.training import OBJECTIVE, PARAMS, fidelity, train_with_a_worker
 
-FIDELITY = {"name": "epoch", "min": 1, "max": 27}
-PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
-OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
+FIDELITY = fidelity(27)
 
 
 def curve(x: float, epoch: float) -> float:
@@ -33,17 +31,7 @@ def test_training_loop_through_the_sdk_with_a_worker(server: RunningServer, tmp_
         client.create_study(
             name, PARAMS, OBJECTIVE, fidelity=FIDELITY, engine="asha_bo", seed=5, engine_options={"candidate_pool": 128}
         )
-        worker = start_worker(server.database_url, tmp_path / "worker.log")
-    try:
-        problems = train_on_workers(server, name, tmp_path, curve, max_epochs=50)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    assert not problems, problems
-    with Client(server.url) as client:
-        study = client.get_study(name)
-        trials = study.trials(measurements=True)
-        status = study.status()
+    trials, status = train_with_a_worker(server, name, tmp_path, curve, max_epochs=50)
     assert status["computations"] > 0 and status["last_rung"] in ("fit", "fit-warm", "reused")
     for trial in trials:  # paused at a rung; a promoted run continued in order
         steps = [m["step"] for m in trial.measurements or []]

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 from asktell import Client
-from tests.support import RunningServer, start_worker
-from tests.training import train_on_workers
+from tests.support import RunningServer
+from tests.training import OBJECTIVE, PARAMS, fidelity, train_with_a_worker
 
-FIDELITY = {"name": "epoch", "min": 1, "max": 30}
-PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
-OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
+FIDELITY = fidelity(30)
 
 
 def curve(x: float, epoch: float) -> float:
@@ -47,17 +45,7 @@ def test_training_loop_through_the_sdk_with_a_worker(
                 "warmup_to_max": warmup_to_max,
             },
         )
-        worker = start_worker(server.database_url, tmp_path / "worker.log")
-    try:
-        problems = train_on_workers(server, name, tmp_path, curve, max_epochs=120)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    assert not problems, problems
-    with Client(server.url) as client:
-        study = client.get_study(name)
-        trials = study.trials(measurements=True)
-        status = study.status()
+    trials, status = train_with_a_worker(server, name, tmp_path, curve, max_epochs=120)
     assert status["computations"] > 0 and status["last_rung"] == "freeze-thaw"
     assert any(t.source == "freeze_thaw" for t in trials)  # runs the worker planned
     for trial in trials:  # paused at a rung; a promoted run (the model decides which) continued in order

@@ -12,22 +12,13 @@ from service.engines import ENGINES, auto_engine_name, resolve_engine
 from service.engines.base import NewRun, Resume, SuggestRequest
 from service.engines.freeze_thaw.decision import kendall_tau
 from service.engines.freeze_thaw.engine import FreezeThawOptions, increment_of, next_budget
+from tests.training import OBJECTIVE, PARAMS, curve_spec, fidelity
 
-FIDELITY = {"name": "epoch", "min": 1, "max": 30}
-PARAMS = [{"name": "x", "type": "float", "low": 0.0, "high": 1.0}]
-OBJECTIVE = [{"name": "loss", "goal": "minimize"}]
+FIDELITY = fidelity(30)
 
 
 def _spec(**options: object) -> StudySpec:
-    return StudySpec.model_validate(
-        {
-            "params": PARAMS,
-            "objectives": OBJECTIVE,
-            "fidelity": FIDELITY,
-            "engine": "freeze_thaw",
-            "engine_options": options,
-        }
-    )
+    return curve_spec("freeze_thaw", 30, **options)
 
 
 def curve(x: float, epoch: float) -> float:
