@@ -74,6 +74,13 @@ def test_auto_picks_multiobjective_and_the_method_follows_the_objective_count() 
     assert error.value.problems[0].field == "engine_options.method"
 
 
+def test_the_power_transform_is_refused_and_the_integer_limit_is_accepted() -> None:
+    with pytest.raises(InvalidArgument) as error:  # accepted and ignored would mislead: it is refused
+        resolve_engine(make_spec(2, engine_options={"power_transform": True}))
+    assert error.value.problems[0].field == "engine_options.power_transform"
+    assert resolve_engine(make_spec(2, engine_options={"discrete_int_limit": 5})).options.discrete_int_limit == 5
+
+
 def test_initial_design_is_inline_then_a_worker_models_each_outcome() -> None:
     spec = make_spec()
     resolved = resolve_engine(spec)

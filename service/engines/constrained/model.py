@@ -94,7 +94,7 @@ def _suggestions(
     request: SuggestRequest[ConstrainedOptions], options: ConstrainedOptions, completed: list[TrialView]
 ) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
-    features = Features.of(spec)
+    features = Features.of(spec, options.discrete_int_limit)
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     metrics, bounds = outcome_constraints(spec, first_output=1)

@@ -44,7 +44,7 @@ def _suggestions(
     request: SuggestRequest[EGreedyOptions], options: EGreedyOptions, completed: list[TrialView]
 ) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
-    features = Features.of(spec)
+    features = Features.of(spec, options.discrete_int_limit)
     X = features.encode([t.params for t in completed], device)
     Y = objective_targets(spec, completed, device, options.winsorize, options.power_transform)
     fit = fit_with_ladder(

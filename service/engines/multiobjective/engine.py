@@ -34,6 +34,10 @@ class MultiObjectiveOptions(GPOptions):
         default=None, description="nehvi (default up to 4 objectives) or parego (default from 5)."
     )
     raw_samples: int = Field(default=512, ge=16, le=16384)
+    power_transform: Literal[False] = Field(
+        default=False,
+        description="Not offered here: the hypervolume's reference point lives on the objectives' own scale.",
+    )
 
 
 def method_of(spec: StudySpec, options: MultiObjectiveOptions) -> Method:

@@ -92,7 +92,7 @@ def _suggestions(
     completed: list[TrialView],
 ) -> Suggestions:
     spec, device = request.spec, torch.device(request.device)
-    features = Features.of(spec)
+    features = Features.of(spec, options.discrete_int_limit)
     X = features.encode([t.params for t in completed], device)
     X_pending = pending_inputs(request, features, device)
     objectives = torch.tensor(objective_columns(spec, completed), dtype=DTYPE, device=device)
