@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from service.api import pages
+from service.api.responses import serialized
 from service.api.schemas import StudyCreate, StudyOut, StudyPage, StudyStateChange
 from service.core import studies
 from service.store.db import Database
@@ -53,9 +54,9 @@ async def list_studies(
 
 
 @router.get("/{study}", response_model=StudyOut)
-async def get_study(study: str, db: Db, who: Owner) -> StudyOut:
+async def get_study(study: str, db: Db, who: Owner) -> Response:
     record, counts = await studies.get_study(db, who, study)
-    return StudyOut.of(record, counts)
+    return serialized(StudyOut.of(record, counts))
 
 
 @router.delete("/{study}", status_code=status.HTTP_204_NO_CONTENT)

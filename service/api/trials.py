@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api import pages
+from service.api.responses import serialized
 from service.api.schemas import (
     AddTrialRequest,
     AskRequest,
@@ -20,6 +21,7 @@ from service.api.schemas import (
     TrialPage,
 )
 from service.core import asking, trials
+from service.core.asking import AskOutcome
 from service.core.hypervolume import report as hypervolume_report
 from service.domain.trial import TrialState
 from service.store.db import Database
@@ -37,7 +39,7 @@ Owner = Annotated[str, Depends(owner)]
     response_model=AskResponse,
     responses={202: {"model": AskResponse, "description": "Some trials are still being computed"}},
 )
-async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Owner) -> AskResponse:
+async def ask(study: str, body: AskRequest, db: Db, who: Owner) -> Response:
     """Hand out `count` trials: the worker's own active ones, then enqueued ones, then new suggestions."""
     outcome = await asking.ask(
         db,
@@ -49,9 +51,42 @@ async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Own
         wait_seconds=body.wait_seconds,
         request_id=body.request_id,
     )
-    if outcome.pending is not None:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return AskResponse.of(outcome)
+    return _ask_response(outcome)
+
+
+def _ask_response(outcome: AskOutcome) -> Response:
+    """200 with the trials, or 202 while some are still being computed."""
+    code = status.HTTP_202_ACCEPTED if outcome.pending is not None else status.HTTP_200_OK
+    return serialized(AskResponse.of(outcome), code)
+
+
+@router.post(
+    "/trials/{number}/tell",
+    response_model=TrialOut,
+    responses={409: {"description": "The trial was already told something else"}},
+)
+async def tell(study: str, number: TrialNumber, body: TellRequest, db: Db, who: Owner) -> Response:
+    """Finish a trial. Repeating the same tell is harmless (200); a different second tell gets 409."""
+    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason, request_id=body.request_id)
+    return serialized(TrialOut.of(await trials.tell(db, who, study, number, told)))
+
+
+@router.post("/trials/{number}/report", response_model=DecisionOut)
+async def report(study: str, number: TrialNumber, body: ReportRequest, db: Db, who: Owner) -> Response:
+    """Record an intermediate value; the answer says whether to continue, pause or stop training."""
+    outcome = await trials.report(db, who, study, number, body.step, body.values, checkpoint=body.checkpoint)
+    decision = outcome.decision
+    return serialized(DecisionOut(action=decision.action, reason=decision.reason, trial=TrialOut.of(outcome.trial)))
+
+
+@router.post(
+    "/trials/{number}/heartbeat",
+    response_model=TrialOut,
+    responses={409: {"description": "The trial is not active (finished, paused or waiting)"}},
+)
+async def heartbeat(study: str, number: TrialNumber, db: Db, who: Owner) -> Response:
+    """The job evaluating this trial is alive; reports count as heartbeats too."""
+    return serialized(TrialOut.of(await trials.heartbeat(db, who, study, number)))
 
 
 @router.get(
@@ -62,22 +97,19 @@ async def ask(study: str, body: AskRequest, response: Response, db: Db, who: Own
 async def get_job(
     study: str,
     job_id: RowId,
-    response: Response,
     db: Db,
     who: Owner,
     wait_seconds: Annotated[float, Query(ge=0, le=300)] = 0.0,
-) -> AskResponse:
+) -> Response:
     """Poll a pending ask (optionally waiting): its trials once a worker has computed them."""
-    outcome = await asking.get_study_job(db, who, study, job_id, wait_seconds)
-    if outcome.pending is not None:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return AskResponse.of(outcome)
+    return _ask_response(await asking.get_study_job(db, who, study, job_id, wait_seconds))
 
 
 @router.post("/trials", response_model=TrialOut, status_code=status.HTTP_201_CREATED)
-async def add_trial(study: str, body: AddTrialRequest, db: Db, who: Owner) -> TrialOut:
+async def add_trial(study: str, body: AddTrialRequest, db: Db, who: Owner) -> Response:
     """Enqueue params for the next ask, or (with values) record a point evaluated elsewhere."""
-    return TrialOut.of(await trials.add_trial(db, who, study, body.params, body.values))
+    added = await trials.add_trial(db, who, study, body.params, body.values)
+    return serialized(TrialOut.of(added), status.HTTP_201_CREATED)
 
 
 @router.get("/trials", response_model=TrialPage)
@@ -90,7 +122,7 @@ async def list_trials(
     measurements: bool = Query(default=False, description="Include intermediate measurements."),
     page_size: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     page_token: str | None = None,
-) -> TrialPage:
+) -> Response:
     found = await trials.list_trials(
         db,
         who,
@@ -102,45 +134,17 @@ async def list_trials(
         with_measurements=measurements,
     )
     token = pages.encode(found[page_size - 1].number) if len(found) > page_size else None
-    return TrialPage(trials=[TrialOut.of(t) for t in found[:page_size]], next_page_token=token)
+    return serialized(TrialPage(trials=[TrialOut.of(t) for t in found[:page_size]], next_page_token=token))
 
 
 @router.get("/trials/{number}", response_model=TrialOut)
-async def get_trial(study: str, number: TrialNumber, db: Db, who: Owner) -> TrialOut:
-    return TrialOut.of(await trials.get_trial(db, who, study, number))
-
-
-@router.post("/trials/{number}/report", response_model=DecisionOut)
-async def report(study: str, number: TrialNumber, body: ReportRequest, db: Db, who: Owner) -> DecisionOut:
-    """Record an intermediate value; the answer says whether to continue, pause or stop training."""
-    outcome = await trials.report(db, who, study, number, body.step, body.values, checkpoint=body.checkpoint)
-    return DecisionOut(action=outcome.decision.action, reason=outcome.decision.reason, trial=TrialOut.of(outcome.trial))
-
-
-@router.post(
-    "/trials/{number}/heartbeat",
-    response_model=TrialOut,
-    responses={409: {"description": "The trial is not active (finished, paused or waiting)"}},
-)
-async def heartbeat(study: str, number: TrialNumber, db: Db, who: Owner) -> TrialOut:
-    """The job evaluating this trial is alive; reports count as heartbeats too."""
-    return TrialOut.of(await trials.heartbeat(db, who, study, number))
-
-
-@router.post(
-    "/trials/{number}/tell",
-    response_model=TrialOut,
-    responses={409: {"description": "The trial was already told something else"}},
-)
-async def tell(study: str, number: TrialNumber, body: TellRequest, db: Db, who: Owner) -> TrialOut:
-    """Finish a trial. Repeating the same tell is harmless (200); a different second tell gets 409."""
-    told = trials.Tell(state=TrialState(body.state), values=body.values, reason=body.reason, request_id=body.request_id)
-    return TrialOut.of(await trials.tell(db, who, study, number, told))
+async def get_trial(study: str, number: TrialNumber, db: Db, who: Owner) -> Response:
+    return serialized(TrialOut.of(await trials.get_trial(db, who, study, number)))
 
 
 @router.get("/best", response_model=BestResponse)
-async def best(study: str, db: Db, who: Owner) -> BestResponse:
-    return BestResponse(trials=[TrialOut.of(t) for t in await trials.best(db, who, study)])
+async def best(study: str, db: Db, who: Owner) -> Response:
+    return serialized(BestResponse(trials=[TrialOut.of(t) for t in await trials.best(db, who, study)]))
 
 
 @router.get("/hypervolume", response_model=HypervolumeOut)

@@ -19,6 +19,7 @@ from service.core.fleet import LIVE_WORKER_WINDOW, NO_WORKER, SOBOL_FALLBACK
 from service.core.trials import history_of, queue_refill
 from service.domain.study import StudyState
 from service.engines import ResolvedEngine, resolve_engine
+from service.engines.base import SuggestRequest
 from service.engines.sobol import SobolEngine
 from service.errors import Conflict, NotFound
 from service.store import engine_state as engine_state_store
@@ -65,10 +66,16 @@ async def ask(
 ) -> AskOutcome:
     """With a `request_id`, a retry of an ask gets what the first attempt handed out (and, if that attempt
     stopped half-way, the rest): never more than `count` trials carry one request id."""
+    common = await _ask_model_free(
+        db, owner, name, count=count, worker_id=worker_id, fresh=fresh, request_id=request_id
+    )
+    if common is not None:
+        return common
     deadline = time.monotonic() + wait_seconds
     async with db.transaction() as conn:
         context = await study_store.ask_context(conn, owner, name, worker_id)
         study = context.study
+        db.remember(study)
         trials, step = await _earlier_attempt(conn, study.id, request_id)
         resolved = resolve_engine(study.spec, study.engine, study.engine_options)
         if step.job is None and len(trials) < count:
@@ -116,6 +123,76 @@ async def ask(
     return AskOutcome(
         trials + [t for t in await job_trials(db, done) if t.number not in known], None, _job_fallback(done)
     )
+
+
+MOST_TRIALS_AT_ONCE = 16  # larger asks take the general path: one prepared INSERT per count is kept
+
+
+class _NotCommon(Exception):
+    """The common ask does not apply after all: roll back what it reserved and take the general path."""
+
+
+async def _ask_model_free(
+    db: Database,
+    owner: str,
+    name: str,
+    *,
+    count: int,
+    worker_id: str | None,
+    fresh: bool,
+    request_id: str | None,
+) -> AskOutcome | None:
+    """The common ask of a model-free study (`random`, `sobol`, ...): new trials, suggested right here, in one
+    short transaction of prepared statements: reserve the numbers (which locks the study row, and reads whether
+    enqueued or held trials exist), check that no earlier attempt of this request exists, insert.
+
+    None when anything else applies (an unknown study, an engine with a model, enqueued trials, a worker's own
+    active trials, an earlier attempt, a study not active): nothing is kept, and `ask` decides as usual. The
+    earlier-attempt check is a statement of its own because the reservation may have waited for the row lock,
+    and only a statement that starts after that wait sees what the writer it waited for committed.
+    """
+    known = db.known_studies.get((owner, name))
+    if known is None or not 0 < count <= MOST_TRIALS_AT_ONCE:
+        return None
+    resolved = resolve_engine(known.spec, known.engine, known.engine_options)
+    engine = resolved.engine
+    if engine.needs_history or engine.resumes_paused or resolved.pool_max or resolved.needs_worker(0, created=0):
+        return None
+    try:
+        async with db.direct_transaction() as conn:
+            reserved = await study_store.reserve_trial_numbers(conn, owner, name, count, worker_id)
+            if (
+                reserved is None
+                or reserved.study_id != known.id
+                or reserved.state is not StudyState.ACTIVE
+                or reserved.has_waiting
+                or (worker_id is not None and not fresh and reserved.worker_has_active)
+                or (request_id is not None and await trial_store.request_seen(conn, known.id, request_id))
+            ):
+                raise _NotCommon
+            request = SuggestRequest(
+                spec=known.spec,
+                options=resolved.options,
+                count=count,
+                seed=known.seed,
+                sequence_start=reserved.first_number,
+                trials=[],
+            )
+            suggested = engine.suggest(request)
+            trials = await trial_store.insert_active_trials(
+                conn,
+                study_id=known.id,
+                first_number=reserved.first_number,
+                params=suggested.params,
+                infos=suggested.info if suggested.info is not None else [None] * count,
+                source=engine.name,
+                worker_id=worker_id,
+                budget=resolved.first_budget(),
+                request_id=request_id,
+            )
+    except _NotCommon:
+        return None
+    return AskOutcome(trials, None)
 
 
 def _job_fallback(job: Job) -> str | None:

@@ -125,7 +125,7 @@ async def _tell_in_one_statement(db: Database, owner: str, name: str, number: in
         values = _stored_values(study, told, None)
     except InvalidArgument:
         return None
-    async with db.autocommit() as conn:
+    async with db.direct() as conn:
         return await trial_store.finish_open_trial(
             conn, study, number, state=told.state, values=values, reason=told.reason, request_id=told.request_id
         )

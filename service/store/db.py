@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from service.store.prepared import AlchemyConnection, DirectConnection, Statements
 from service.store.records import StudyRecord
 from service.store.signals import Signals
 from service.store.urls import async_url, is_sqlite, sync_url
@@ -47,19 +49,23 @@ class Database:
     """An async engine plus the transaction helper every store function runs in.
 
     SQLite gets a single connection: its writers serialize anyway, and one connection turns
-    "database is locked" errors into an orderly queue. PostgreSQL gets a pool.
+    "database is locked" errors into an orderly queue. PostgreSQL gets a pool, and beside it a direct
+    asyncpg pool for the hot path's prepared statements (`direct`).
     """
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = is_sqlite(url)
+        self.pool_size = pool_size
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60)
         else:
             # No pre-ping: it costs a round trip per request. A connection that died with its server
-            # fails one request, and SQLAlchemy then discards the whole stale pool.
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=30, pool_recycle=1800)
+            # fails one request, and SQLAlchemy then discards the whole stale pool. No overflow either: a
+            # connection above pool_size is opened and closed per checkout (a connect costs more CPU than a
+            # request), so requests beyond the pool wait for a connection instead.
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -67,6 +73,8 @@ class Database:
         # Immutable facts (id, spec, engine) of studies by (owner, name), for single-statement hot
         # paths. A stale entry (the study was deleted and re-created) matches no row and is replaced.
         self.known_studies: dict[tuple[str, str], StudyRecord] = {}
+        self._direct_pool: Any = None  # asyncpg.Pool, opened on first use (it needs the running loop)
+        self._direct_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -79,6 +87,43 @@ class Database:
         async with self.engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[Statements]:
+        """A connection for prepared statements, each its own transaction: asyncpg's own on PostgreSQL,
+        SQLAlchemy's (in autocommit) on SQLite."""
+        if self.is_sqlite:
+            async with self.autocommit() as connection:
+                yield AlchemyConnection(connection)
+            return
+        pool = self._direct_pool or await self._open_direct_pool()
+        async with pool.acquire() as connection:
+            yield DirectConnection(connection)
+
+    @asynccontextmanager
+    async def direct_transaction(self) -> AsyncIterator[Statements]:
+        """The same, with every statement in one transaction."""
+        if self.is_sqlite:
+            async with self.transaction() as connection:
+                yield AlchemyConnection(connection)
+            return
+        pool = self._direct_pool or await self._open_direct_pool()
+        async with pool.acquire() as connection, connection.transaction():
+            yield DirectConnection(connection)
+
+    async def _open_direct_pool(self) -> Any:
+        import asyncpg
+
+        async with self._direct_lock:
+            if self._direct_pool is None:
+                dsn = async_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                # asyncpg keeps the connections it opened, so none is opened per request. Its default reset on
+                # release (unlock, close cursors, unlisten, reset settings) is a round trip per request for state
+                # these statements never leave; an open transaction is still rolled back.
+                self._direct_pool = await asyncpg.create_pool(
+                    dsn, min_size=1, max_size=self.pool_size, reset=_rollback_if_open
+                )
+        return self._direct_pool
+
     def remember(self, study: StudyRecord) -> None:
         if len(self.known_studies) > 10_000:
             self.known_studies.clear()
@@ -90,7 +135,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.signals.stop()
+        if self._direct_pool is not None:
+            await self._direct_pool.close()
+            self._direct_pool = None
         await self.engine.dispose()
+
+
+async def _rollback_if_open(connection: Any) -> None:
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 def alembic_config(url: str) -> Config:

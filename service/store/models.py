@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -290,3 +291,9 @@ class TokenRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# The tables themselves, for Core statements (an ORM entity in an UPDATE executed with a dict of parameters would
+# make it an ORM bulk update by primary key).
+STUDIES: Table = StudyRow.__table__  # type: ignore[assignment]
+TRIALS: Table = TrialRow.__table__  # type: ignore[assignment]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, false, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,7 +13,8 @@ from service.domain.spec import StudySpec
 from service.domain.study import StudyState
 from service.domain.trial import TrialState
 from service.errors import AlreadyExists, Conflict, NotFound
-from service.store.models import NamespaceRow, StudyRow, TrialRow, utcnow
+from service.store.models import STUDIES, NamespaceRow, StudyRow, TrialRow, utcnow
+from service.store.prepared import Prepared, Statements, constant
 from service.store.records import StudyRecord
 
 _STUDY_COLUMNS = StudyRow.__table__.c
@@ -164,3 +165,63 @@ async def lock_study(conn: AsyncConnection, study_id: int) -> None:
 async def studies_by_id(conn: AsyncConnection, ids: list[int]) -> dict[int, StudyRecord]:
     rows = await conn.execute(select(*_STUDY_COLUMNS).where(StudyRow.id.in_(ids)))
     return {row.id: study_record(row) for row in rows}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Trial numbers reserved by `reserve_trial_numbers`, with what decides whether the ask may use them."""
+
+    study_id: int
+    state: StudyState
+    first_number: int
+    has_waiting: bool
+    worker_has_active: bool
+
+
+_TRIALS = TrialRow.__table__.c
+# The flags find the study by name again, not by correlation to the updated row: SQLite renders RETURNING's columns
+# unqualified, and inside the subquery `id` would be the trial's.
+_NAMED_STUDY = (
+    select(_STUDY_COLUMNS.id)
+    .where(_STUDY_COLUMNS.owner == bindparam("study_owner"), _STUDY_COLUMNS.name == bindparam("study_name"))
+    .scalar_subquery()
+)
+_RESERVE = Prepared(
+    update(STUDIES)
+    .where(_STUDY_COLUMNS.owner == bindparam("study_owner"), _STUDY_COLUMNS.name == bindparam("study_name"))
+    .values(next_trial_number=_STUDY_COLUMNS.next_trial_number + bindparam("reserved"))
+    .returning(
+        _STUDY_COLUMNS.id,
+        _STUDY_COLUMNS.state,
+        _STUDY_COLUMNS.next_trial_number,
+        exists()
+        .where(_TRIALS.study_id == _NAMED_STUDY, _TRIALS.state == constant(TrialState.WAITING.value))
+        .label("has_waiting"),
+        exists()
+        .where(
+            _TRIALS.study_id == _NAMED_STUDY,
+            _TRIALS.worker_id == bindparam("asking_worker"),
+            _TRIALS.state == constant(TrialState.ACTIVE.value),
+        )
+        .label("worker_has_active"),
+    )
+)
+
+
+async def reserve_trial_numbers(
+    conn: Statements, owner: str, name: str, count: int, worker_id: str | None
+) -> Reservation | None:
+    """Reserve `count` trial numbers in the statement that finds the study (None: no such study), and lock its row
+    until the transaction ends, like `allocate_trial_numbers`. The flags come from the statement's snapshot: a
+    caller that must see what a writer it waited for did reads again afterwards."""
+    rows = await conn.rows(_RESERVE, study_owner=owner, study_name=name, reserved=count, asking_worker=worker_id)
+    if not rows:
+        return None
+    row = rows[0]
+    return Reservation(
+        study_id=row["id"],
+        state=StudyState(row["state"]),
+        first_number=int(row["next_trial_number"]) - count,
+        has_waiting=bool(row["has_waiting"]),
+        worker_has_active=bool(row["worker_has_active"]),
+    )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import FINISHED_STATES, Measurement, TrialEvent, TrialEventKind, TrialState
 from service.errors import NotFound
 from service.store.db import dialect_insert
-from service.store.models import MeasurementRow, StudyRow, TrialEventRow, TrialRow, utcnow
+from service.store.jobs import JobState
+from service.store.models import TRIALS, JobRow, MeasurementRow, StudyRow, TrialEventRow, TrialRow, utcnow
+from service.store.prepared import Prepared, Statements, constant
 from service.store.records import StudyRecord, TrialRecord
 from service.store.studies import find_study, study_record
 
@@ -100,6 +103,84 @@ async def insert_trials(
     ]
     result = await conn.execute(insert(TrialRow).returning(*TRIAL_COLUMNS, sort_by_parameter_order=True), rows)
     return [trial_record(row) for row in result]
+
+
+_JOBS = JobRow.__table__.c
+_REQUEST_SEEN = Prepared(
+    select(
+        exists()
+        .where(TRIAL_COLUMNS.study_id == bindparam("study"), TRIAL_COLUMNS.request_id == bindparam("request"))
+        .label("trials"),
+        exists()
+        .where(
+            _JOBS.study_id == bindparam("study"),
+            _JOBS.request_id == bindparam("request"),
+            _JOBS.state.in_([constant(JobState.QUEUED.value), constant(JobState.RUNNING.value)]),
+        )
+        .label("jobs"),
+    )
+)
+
+
+async def request_seen(conn: Statements, study_id: int, request_id: str) -> bool:
+    """Whether an earlier attempt of this ask created trials or queued a job that is still computing."""
+    (row,) = await conn.rows(_REQUEST_SEEN, study=study_id, request=request_id)
+    return bool(row["trials"]) or bool(row["jobs"])
+
+
+@functools.cache
+def _insert_active(count: int) -> Prepared:
+    """INSERT of `count` active trials; bind names carry the row index (`number_0`, `params_0`, ...)."""
+    shared = {
+        "study_id": bindparam("study"),
+        "state": constant(TrialState.ACTIVE.value),
+        "worker_id": bindparam("worker"),
+        "source": bindparam("engine"),
+        "budget": bindparam("first_budget"),
+        "created_at": bindparam("now"),
+        "started_at": bindparam("now"),
+        "updated_at": bindparam("now"),
+        "request_id": bindparam("request"),
+    }
+    rows = [
+        {
+            **shared,
+            "number": bindparam(f"number_{i}"),
+            "params": bindparam(f"params_{i}", type_=TRIAL_COLUMNS.params.type),
+            "engine_info": bindparam(f"info_{i}", type_=TRIAL_COLUMNS.engine_info.type),
+        }
+        for i in range(count)
+    ]
+    return Prepared(insert(TRIALS).values(rows).returning(*TRIAL_COLUMNS))
+
+
+async def insert_active_trials(
+    conn: Statements,
+    *,
+    study_id: int,
+    first_number: int,
+    params: Sequence[dict[str, Any]],
+    infos: Sequence[dict[str, Any] | None],
+    source: str,
+    worker_id: str | None,
+    budget: float | None,
+    request_id: str | None,
+) -> list[TrialRecord]:
+    """`insert_trials` for the common ask (active trials handed out now), as one prepared statement."""
+    numbered: dict[str, Any] = {f"number_{i}": first_number + i for i in range(len(params))}
+    numbered |= {f"params_{i}": p for i, p in enumerate(params)}
+    numbered |= {f"info_{i}": info for i, info in enumerate(infos)}
+    rows = await conn.rows(
+        _insert_active(len(params)),
+        study=study_id,
+        worker=worker_id,
+        engine=source,
+        first_budget=budget,
+        now=utcnow(),
+        request=request_id,
+        **numbered,
+    )
+    return sorted((trial_record(SimpleNamespace(**row)) for row in rows), key=lambda t: t.number)
 
 
 async def active_trials_of_worker(
@@ -191,8 +272,36 @@ async def locate_trial(
     return study_record(row), trial_record(trial)
 
 
+_STUDIES = StudyRow.__table__.c
+# Bind names differ from column names, which an UPDATE reserves for its SET clause.
+_FINISH_OPEN_TRIAL = Prepared(
+    update(TRIALS)
+    .where(
+        TRIAL_COLUMNS.study_id
+        == select(_STUDIES.id)
+        .where(
+            _STUDIES.id == bindparam("known_id"),
+            _STUDIES.owner == bindparam("known_owner"),
+            _STUDIES.name == bindparam("known_name"),
+        )
+        .scalar_subquery(),
+        TRIAL_COLUMNS.number == bindparam("trial_number"),
+        TRIAL_COLUMNS.state.in_([constant(TrialState.ACTIVE.value), constant(TrialState.PAUSED.value)]),
+    )
+    .values(
+        state=bindparam("new_state"),
+        values=bindparam("new_values"),
+        reason=bindparam("new_reason"),
+        finished_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        tell_request_id=bindparam("tell_request"),
+    )
+    .returning(*TRIAL_COLUMNS)
+)
+
+
 async def finish_open_trial(
-    conn: AsyncConnection,
+    conn: Statements,
     study: StudyRecord,
     number: int,
     *,
@@ -203,26 +312,19 @@ async def finish_open_trial(
 ) -> TrialRecord | None:
     """Finish the trial in one statement if it is still open (active or paused) and the study is
     still the one we know; None otherwise, and the caller takes the careful path."""
-    now = utcnow()
-    known_study = (
-        select(StudyRow.id)
-        .where(StudyRow.id == study.id, StudyRow.owner == study.owner, StudyRow.name == study.name)
-        .scalar_subquery()
+    rows = await conn.rows(
+        _FINISH_OPEN_TRIAL,
+        known_id=study.id,
+        known_owner=study.owner,
+        known_name=study.name,
+        trial_number=number,
+        new_state=state.value,
+        new_values=values,
+        new_reason=reason,
+        now=utcnow(),
+        tell_request=request_id,
     )
-    query = (
-        update(TrialRow)
-        .where(
-            TrialRow.study_id == known_study,
-            TrialRow.number == number,
-            TrialRow.state.in_([TrialState.ACTIVE.value, TrialState.PAUSED.value]),
-        )
-        .values(
-            state=state.value, values=values, reason=reason, finished_at=now, updated_at=now, tell_request_id=request_id
-        )
-        .returning(*TRIAL_COLUMNS)
-    )
-    row = (await conn.execute(query)).one_or_none()
-    return trial_record(row) if row else None
+    return trial_record(SimpleNamespace(**rows[0])) if rows else None
 
 
 async def finish_trial(
