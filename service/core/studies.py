@@ -54,9 +54,8 @@ async def create_study(
 
 
 async def get_study(db: Database, owner: str, name: str) -> tuple[StudyRecord, dict[str, int]]:
-    async with db.transaction() as conn:
-        study = await study_store.get_study(conn, owner, name)
-        return study, await study_store.trial_counts(conn, study.id)
+    async with db.direct() as conn:
+        return await study_store.study_with_counts(conn, owner, name)
 
 
 async def list_studies(db: Database, owner: str, *, after_id: int, limit: int) -> list[StudyRecord]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, delete, exists, false, func, insert, select, update
@@ -225,3 +226,28 @@ async def reserve_trial_numbers(
         has_waiting=bool(row["has_waiting"]),
         worker_has_active=bool(row["worker_has_active"]),
     )
+
+
+_STUDY_WITH_COUNTS = Prepared(
+    select(
+        *_STUDY_COLUMNS,
+        *(
+            select(func.count())
+            .where(_TRIALS.study_id == _STUDY_COLUMNS.id, _TRIALS.state == constant(state.value))
+            .scalar_subquery()
+            .label(f"count_{state.value}")
+            for state in TrialState
+        ),
+    ).where(_STUDY_COLUMNS.owner == bindparam("study_owner"), _STUDY_COLUMNS.name == bindparam("study_name"))
+)
+
+
+async def study_with_counts(conn: Statements, owner: str, name: str) -> tuple[StudyRecord, dict[str, int]]:
+    """A study and its trial counts by state (states without trials left out) in one statement: each count is a
+    range of the (study, state, number) index."""
+    rows = await conn.rows(_STUDY_WITH_COUNTS, study_owner=owner, study_name=name)
+    if not rows:
+        raise NotFound(f"study {name!r} not found")
+    row = rows[0]
+    counts = {state.value: int(row[f"count_{state.value}"]) for state in TrialState if row[f"count_{state.value}"]}
+    return study_record(SimpleNamespace(**row)), counts
