@@ -13,6 +13,8 @@
     bare app) and with `--workers 2`.
 (c) a new client joining a study that already holds 5,000 completed trials: Client() + get_study + first
     ask, median of 20 (target < 50 ms). `--optuna-join N` adds Optuna's load_study + ask on N trials.
+(d) p50 and p99 per route, one API process, 16 SDK clients (threads) each looping ask, report (one
+    intermediate value), tell and get_study on one shared `random` study.
 
     python benchmarks/api_throughput.py [--duration 10] [--clients 1,16] [--connections 32] [--skip-optuna]
         [--optuna-join N] [--database-url-admin postgresql://postgres@127.0.0.1:5432/postgres]
@@ -326,6 +328,49 @@ def optuna_round_trips(storage: str, clients: int, seconds: float) -> RoundTrips
     return round_trips(clients, seconds, make)
 
 
+# --------------------------------------------------------------------------- (d) per route
+
+ROUTES = ("ask", "report", "tell", "get_study")
+
+
+def route_latencies(url: str, clients: int, seconds: float) -> dict[str, list[float]]:
+    """Seconds per call of each route in ROUTES, from `clients` SDK threads looping over all four."""
+    name = f"routes-{secrets.token_hex(3)}"
+    with Client(url) as admin:
+        admin.create_study(name=name, if_exists="get", **SPEC)
+    opened: list[Client] = []
+    per_route: dict[str, list[float]] = {route: [] for route in ROUTES}
+    lock = threading.Lock()
+
+    def make(index: int) -> Callable[[], None]:
+        client = Client(url)
+        opened.append(client)
+        study = client.get_study(name)
+
+        def once() -> None:
+            times = [time.perf_counter()]
+            (trial,) = study.ask()
+            times.append(time.perf_counter())
+            trial.report(1, {"loss": 1.0})
+            times.append(time.perf_counter())
+            trial.tell({"loss": float(trial.params["lr"])})
+            times.append(time.perf_counter())
+            client.get_study(name)
+            times.append(time.perf_counter())
+            with lock:
+                for route, started, ended in zip(ROUTES, times, times[1:], strict=False):
+                    per_route[route].append(ended - started)
+
+        return once
+
+    try:
+        round_trips(clients, seconds, make)
+    finally:
+        for client in opened:
+            client.close()
+    return per_route
+
+
 # --------------------------------------------------------------------------- (b) tell throughput
 
 
@@ -481,6 +526,8 @@ class Results:
     tells_two: LoadResult | None = None
     join: JoinTimes | None = None
     optuna_join: list[float] | None = None
+    routes: dict[str, list[float]] | None = None
+    route_clients: int = 16
 
 
 def table(results: Results, args: argparse.Namespace) -> str:
@@ -580,6 +627,17 @@ def table(results: Results, args: argparse.Namespace) -> str:
                 "-",
             ]
         )
+    for route, latencies in (results.routes or {}).items():
+        rows.append(
+            [
+                f"{route} p50 / p99 ms, {results.route_clients} clients, 1 API process ({len(latencies)} calls)",
+                p50_p99(latencies),
+                "-",
+                "-",
+                "-",
+                "-",
+            ]
+        )
     return markdown_table(["measure", "asktell", "peer", "ratio", "target", "met"], rows)
 
 
@@ -659,6 +717,10 @@ def main() -> None:
                 profile=args.py_spy,
                 label="1-process",
             )
+            # (d)
+            results.route_clients = max(args.client_counts)
+            print(f"(d) per route, {results.route_clients} clients ...", file=sys.stderr, flush=True)
+            results.routes = route_latencies(server.url, results.route_clients, args.duration)
             # (c)
             print(f"(c) join: building a study of {JOIN_TRIALS} completed trials ...", file=sys.stderr, flush=True)
             name = completed_study(server, loadgen, JOIN_TRIALS, args.connections)
