@@ -143,13 +143,13 @@ async def _ask_model_free(
     request_id: str | None,
 ) -> AskOutcome | None:
     """The common ask of a model-free study (`random`, `sobol`, ...): new trials, suggested right here, in one
-    short transaction of prepared statements: reserve the numbers (which locks the study row, and reads whether
-    enqueued or held trials exist), check that no earlier attempt of this request exists, insert.
+    short transaction of two prepared statements: reserve the numbers (which locks the study row, and reads
+    whether enqueued or held trials exist), then insert the trials unless an earlier attempt of this request made
+    some. That check belongs to the insert, not the reservation: the reservation may have waited for the row lock,
+    and only a statement that starts after the wait sees what the writer it waited for committed.
 
     None when anything else applies (an unknown study, an engine with a model, enqueued trials, a worker's own
-    active trials, an earlier attempt, a study not active): nothing is kept, and `ask` decides as usual. The
-    earlier-attempt check is a statement of its own because the reservation may have waited for the row lock,
-    and only a statement that starts after that wait sees what the writer it waited for committed.
+    active trials, an earlier attempt, a study not active): nothing is kept, and `ask` decides as usual.
     """
     known = db.known_studies.get((owner, name))
     if known is None or not 0 < count <= MOST_TRIALS_AT_ONCE:
@@ -167,7 +167,6 @@ async def _ask_model_free(
                 or reserved.state is not StudyState.ACTIVE
                 or reserved.has_waiting
                 or (worker_id is not None and not fresh and reserved.worker_has_active)
-                or (request_id is not None and await trial_store.request_seen(conn, known.id, request_id))
             ):
                 raise _NotCommon
             request = SuggestRequest(
@@ -190,6 +189,8 @@ async def _ask_model_free(
                 budget=resolved.first_budget(),
                 request_id=request_id,
             )
+            if not trials:
+                raise _NotCommon  # an earlier attempt of this request: the general path hands out what it made
     except _NotCommon:
         return None
     return AskOutcome(trials, None)

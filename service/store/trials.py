@@ -9,7 +9,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import FINISHED_STATES, Measurement, TrialEvent, TrialEventKind, TrialState
@@ -106,52 +106,57 @@ async def insert_trials(
 
 
 _JOBS = JobRow.__table__.c
-_REQUEST_SEEN = Prepared(
-    select(
-        exists()
-        .where(TRIAL_COLUMNS.study_id == bindparam("study"), TRIAL_COLUMNS.request_id == bindparam("request"))
-        .label("trials"),
-        exists()
-        .where(
-            _JOBS.study_id == bindparam("study"),
-            _JOBS.request_id == bindparam("request"),
-            _JOBS.state.in_([constant(JobState.QUEUED.value), constant(JobState.RUNNING.value)]),
-        )
-        .label("jobs"),
-    )
+_TRIAL_INSERT_COLUMNS = (
+    "study_id",
+    "number",
+    "params",
+    "state",
+    "worker_id",
+    "source",
+    "budget",
+    "created_at",
+    "started_at",
+    "updated_at",
+    "engine_info",
+    "request_id",
 )
 
 
-async def request_seen(conn: Statements, study_id: int, request_id: str) -> bool:
-    """Whether an earlier attempt of this ask created trials or queued a job that is still computing."""
-    (row,) = await conn.rows(_REQUEST_SEEN, study=study_id, request=request_id)
-    return bool(row["trials"]) or bool(row["jobs"])
+def _typed(name: str, column: str) -> Any:
+    return bindparam(name, type_=TRIAL_COLUMNS[column].type)
 
 
 @functools.cache
 def _insert_active(count: int) -> Prepared:
-    """INSERT of `count` active trials; bind names carry the row index (`number_0`, `params_0`, ...)."""
-    shared = {
-        "study_id": bindparam("study"),
-        "state": constant(TrialState.ACTIVE.value),
-        "worker_id": bindparam("worker"),
-        "source": bindparam("engine"),
-        "budget": bindparam("first_budget"),
-        "created_at": bindparam("now"),
-        "started_at": bindparam("now"),
-        "updated_at": bindparam("now"),
-        "request_id": bindparam("request"),
-    }
+    """INSERT of `count` active trials, unless the request id (if any) already created trials or queued a job still
+    computing. Bind names carry the row index (`number_0`, `params_0`, ...)."""
+    first_attempt = ~exists().where(
+        TRIAL_COLUMNS.study_id == _typed("study", "study_id"),
+        TRIAL_COLUMNS.request_id == _typed("request", "request_id"),
+    ) & ~exists().where(
+        _JOBS.study_id == _typed("study", "study_id"),
+        _JOBS.request_id == _typed("request", "request_id"),
+        _JOBS.state.in_([constant(JobState.QUEUED.value), constant(JobState.RUNNING.value)]),
+    )
     rows = [
-        {
-            **shared,
-            "number": bindparam(f"number_{i}"),
-            "params": bindparam(f"params_{i}", type_=TRIAL_COLUMNS.params.type),
-            "engine_info": bindparam(f"info_{i}", type_=TRIAL_COLUMNS.engine_info.type),
-        }
+        select(
+            _typed("study", "study_id"),
+            _typed(f"number_{i}", "number"),
+            _typed(f"params_{i}", "params"),
+            constant(TrialState.ACTIVE.value),
+            _typed("worker", "worker_id"),
+            _typed("engine", "source"),
+            _typed("first_budget", "budget"),
+            _typed("now", "created_at"),
+            _typed("now", "started_at"),
+            _typed("now", "updated_at"),
+            _typed(f"info_{i}", "engine_info"),
+            _typed("request", "request_id"),
+        ).where(first_attempt)
         for i in range(count)
     ]
-    return Prepared(insert(TRIALS).values(rows).returning(*TRIAL_COLUMNS))
+    chosen = rows[0] if count == 1 else union_all(*rows)
+    return Prepared(insert(TRIALS).from_select(_TRIAL_INSERT_COLUMNS, chosen).returning(*TRIAL_COLUMNS))
 
 
 async def insert_active_trials(
@@ -166,7 +171,9 @@ async def insert_active_trials(
     budget: float | None,
     request_id: str | None,
 ) -> list[TrialRecord]:
-    """`insert_trials` for the common ask (active trials handed out now), as one prepared statement."""
+    """`insert_trials` for the common ask (active trials handed out now), as one prepared statement; nothing (an
+    empty list) when an earlier attempt of `request_id` created trials or queued a job. That check needs a snapshot
+    taken after the caller locked the study, which a statement of its own, like this one, has."""
     numbered: dict[str, Any] = {f"number_{i}": first_number + i for i in range(len(params))}
     numbered |= {f"params_{i}": p for i, p in enumerate(params)}
     numbered |= {f"info_{i}": info for i, info in enumerate(infos)}

@@ -39,6 +39,22 @@ def test_concurrent_attempts_of_one_ask_hand_out_one_set(api: httpx.Client, stud
     assert api.get(f"/v1/studies/{study}").json()["trial_counts"] == {"active": 2}
 
 
+def test_concurrent_attempts_of_one_ask_on_a_known_study_hand_out_one_set(api: httpx.Client, study: str) -> None:
+    """The same race once the server knows the study, so that every attempt takes the prepared-statement path of
+    a model-free ask: one set of trials still, and the numbers stay gap-free."""
+    assert [t["number"] for t in _ask(api, study, "first").json()["trials"]] == [0]
+
+    def attempt(_: int) -> list[int]:
+        with httpx.Client(base_url=str(api.base_url), timeout=30) as own:
+            return [t["number"] for t in _ask(own, study, "racing", count=2).json()["trials"]]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(attempt, range(8)))
+    assert all(a == answers[0] for a in answers) and answers[0] == [1, 2]
+    assert [t["number"] for t in _ask(api, study, "after").json()["trials"]] == [3]
+    assert api.get(f"/v1/studies/{study}").json()["trial_counts"] == {"active": 4}
+
+
 def test_a_retried_ask_gets_its_enqueued_trial_back(api: httpx.Client, study: str) -> None:
     api.post(f"/v1/studies/{study}/trials", json={"params": {"lr": 0.01, "layers": 2, "act": "relu"}})
     first = _ask(api, study, "takes-enqueued").json()["trials"]
