@@ -10,12 +10,10 @@ from service.api import pages
 from service.api.responses import serialized
 from service.api.schemas import StudyCreate, StudyOut, StudyPage, StudyStateChange
 from service.core import studies
-from service.store.db import Database
-from service.web.deps import database, owner
+from service.web.deps import Scope, scope
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
-Db = Annotated[Database, Depends(database)]
-Owner = Annotated[str, Depends(owner)]
+Access = Annotated[Scope, Depends(scope)]
 
 
 @router.post(
@@ -27,8 +25,8 @@ Owner = Annotated[str, Depends(owner)]
         409: {"description": "A study with this name exists (with another spec, for if_exists=get)"},
     },
 )
-async def create_study(body: StudyCreate, response: Response, db: Db, who: Owner) -> StudyOut:
-    result = await studies.create_study(db, who, body.name, body.spec(), if_exists=body.if_exists)
+async def create_study(body: StudyCreate, response: Response, at: Access) -> StudyOut:
+    result = await studies.create_study(at.db, at.owner, body.name, body.spec(), if_exists=body.if_exists)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return StudyOut.of(result.study)
@@ -36,36 +34,35 @@ async def create_study(body: StudyCreate, response: Response, db: Db, who: Owner
 
 @router.get("", response_model=StudyPage)
 async def list_studies(
-    db: Db,
-    who: Owner,
+    at: Access,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: str | None = None,
     summary: Annotated[
         bool, Query(description="Add each study's trial_counts and best_value (one more query per study with results).")
     ] = False,
 ) -> StudyPage:
-    found = await studies.list_studies(db, who, after_id=pages.decode(page_token, 0), limit=page_size + 1)
+    found = await studies.list_studies(at.db, at.owner, after_id=pages.decode(page_token, 0), limit=page_size + 1)
     token = pages.encode(found[page_size - 1].id) if len(found) > page_size else None
     shown = found[:page_size]
     if not summary:
         return StudyPage(studies=[StudyOut.of(s) for s in shown], next_page_token=token)
-    summaries = await studies.summarize(db, shown)
+    summaries = await studies.summarize(at.db, shown)
     return StudyPage(studies=[StudyOut.of(s.study, s.counts, s.best) for s in summaries], next_page_token=token)
 
 
 @router.get("/{study}", response_model=StudyOut)
-async def get_study(study: str, db: Db, who: Owner) -> Response:
-    record, counts = await studies.get_study(db, who, study)
+async def get_study(study: str, at: Access) -> Response:
+    record, counts = await studies.get_study(at.db, at.owner, study)
     return serialized(StudyOut.of(record, counts))
 
 
 @router.delete("/{study}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_study(study: str, db: Db, who: Owner) -> Response:
-    await studies.delete_study(db, who, study)
+async def delete_study(study: str, at: Access) -> Response:
+    await studies.delete_study(at.db, at.owner, study)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/{study}/state", response_model=StudyOut)
-async def set_study_state(study: str, body: StudyStateChange, db: Db, who: Owner) -> StudyOut:
+async def set_study_state(study: str, body: StudyStateChange, at: Access) -> StudyOut:
     """Pause (asks get 409, tells still land), resume or complete a study."""
-    return StudyOut.of(await studies.set_study_state(db, who, study, body.state))
+    return StudyOut.of(await studies.set_study_state(at.db, at.owner, study, body.state))

@@ -5,6 +5,8 @@ Both read what the application set up at start (`app.state`); neither layer owns
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import Request
 
 from service.core.authentication import Authenticator
@@ -40,6 +42,19 @@ async def owner(request: Request) -> str:
     if not found.role.allows(needed):
         raise PermissionDenied(f"a {found.role} token may not {request.method} {request.url.path}")
     return found.namespace
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an API route needs of every request: the database, and the namespace the caller may act in."""
+
+    db: Database
+    owner: str
+
+
+async def scope(request: Request) -> Scope:
+    """One dependency for both (each FastAPI dependency costs its own parameter resolution per request)."""
+    return Scope(request.app.state.db, await owner(request))
 
 
 async def admin(request: Request) -> Caller:
