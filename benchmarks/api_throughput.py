@@ -10,7 +10,8 @@
     one row through an asyncpg pool, under uvicorn with uvloop and httptools: the ceiling). The same load
     generator (`loadgen.py`: raw keep-alive HTTP/1.1, its own process) drives both at the same
     concurrency, with an uncounted warm-up second. asktell runs as one process (the target: >= 50% of the
-    bare app) and with `--workers 2`.
+    bare app), measured in TELL_ROUNDS rounds that alternate with the bare app's (a shared machine's load
+    then hits both alike), and with `--workers 2`.
 (c) a new client joining a study that already holds 5,000 completed trials: Client() + get_study + first
     ask, median of 20 (target < 50 ms). `--optuna-join N` adds Optuna's load_study + ask on N trials.
 (d) p50 and p99 per route, one API process, 16 SDK clients (threads) each looping ask, report (one
@@ -59,6 +60,7 @@ SPEC: dict[str, Any] = {
 }
 TELL_BODY = b'{"values": {"loss": 0.5}}'
 WARMUP_SECONDS = 1.0
+TELL_ROUNDS = 3  # (b) alternates bare and asktell this many times, `--duration` split between the rounds
 MAX_ROUND_TRIPS_PER_THREAD = 1_000_000  # a bound besides the deadline
 JOIN_TRIALS = 5000
 JOIN_TRIES = 20
@@ -415,6 +417,49 @@ def tell_throughput(
     return result
 
 
+def merged(results: list[LoadResult]) -> LoadResult:
+    """Several measurement windows as one: their requests over their total seconds."""
+    total = LoadResult()
+    for result in results:
+        total.requests += result.requests
+        total.errors += result.errors
+        total.seconds += result.seconds
+        total.sent += result.sent
+        total.exhausted = total.exhausted or result.exhausted
+        total.latencies += result.latencies
+        for code, count in result.statuses.items():
+            total.statuses[code] = total.statuses.get(code, 0) + count
+    return total
+
+
+def alternated_tells(
+    server: Service, bare: Service, loadgen: LoadGenerator, *, seconds: float, connections: int, profile: Path | None
+) -> tuple[LoadResult, LoadResult, int]:
+    """The bare app's inserts and asktell's tells in TELL_ROUNDS alternating rounds of `seconds / TELL_ROUNDS`:
+    (bare, tells, trials prepared per round)."""
+    window = seconds / TELL_ROUNDS
+    bare_rounds = [bare_throughput(bare, loadgen, seconds=window, connections=connections)]
+    # Enough distinct active trials for a round at 2.5x the bare app's rate, warm-up included.
+    trials = int(min(100_000, max(2_000, 2.5 * bare_rounds[0].per_second * (window + WARMUP_SECONDS))))
+    tell_rounds: list[LoadResult] = []
+    for index in range(TELL_ROUNDS):
+        label = "1-process" if index == 0 else f"1-process-{index}"
+        tell_rounds.append(
+            tell_throughput(
+                server,
+                loadgen,
+                seconds=window,
+                connections=connections,
+                trials=trials,
+                profile=profile if index == 0 else None,
+                label=label,
+            )
+        )
+        if index + 1 < TELL_ROUNDS:
+            bare_rounds.append(bare_throughput(bare, loadgen, seconds=window, connections=connections))
+    return merged(bare_rounds), merged(tell_rounds), trials
+
+
 def bare_throughput(service: Service, loadgen: LoadGenerator, *, seconds: float, connections: int) -> LoadResult:
     requests = [post("127.0.0.1", f"/insert/{n}", TELL_BODY) for n in range(500_000)]
     result = loadgen.run(service.port, requests, connections=connections, seconds=seconds, warmup=WARMUP_SECONDS)
@@ -702,21 +747,13 @@ def main() -> None:
                 if storage:
                     print(f"(a) Optuna, {clients} thread(s) ...", file=sys.stderr, flush=True)
                     results.theirs[clients] = optuna_round_trips(storage, clients, args.duration)
-            # (b) the ceiling first: it sizes how many trials the tell phases need
-            print("(b) bare FastAPI + asyncpg insert ...", file=sys.stderr, flush=True)
+            # (b) the ceiling first (it sizes how many trials a tell round needs), then alternately
+            print(f"(b) bare FastAPI + asyncpg insert and asktell tell, {TELL_ROUNDS} rounds ...", file=sys.stderr)
             with bare_server(bare_url, logs) as bare:
-                results.bare = bare_throughput(bare, loadgen, seconds=args.duration, connections=args.connections)
-            trials = int(min(100_000, max(5_000, 2.5 * results.bare.per_second * (args.duration + WARMUP_SECONDS))))
-            print(f"(b) asktell tell, 1 process ({trials} prepared trials) ...", file=sys.stderr, flush=True)
-            results.tells = tell_throughput(
-                server,
-                loadgen,
-                seconds=args.duration,
-                connections=args.connections,
-                trials=trials,
-                profile=args.py_spy,
-                label="1-process",
-            )
+                results.bare, results.tells, round_trials = alternated_tells(
+                    server, bare, loadgen, seconds=args.duration, connections=args.connections, profile=args.py_spy
+                )
+            trials = round_trials * TELL_ROUNDS
             # (d)
             results.route_clients = max(args.client_counts)
             print(f"(d) per route, {results.route_clients} clients ...", file=sys.stderr, flush=True)
