@@ -62,11 +62,12 @@ class RefuseNul:
             await self.app(scope, receive, send)
             return
         fields = ["path"] if NUL in scope["path"] else []
-        fields += [
-            key.replace(NUL, "\\u0000")
-            for key, value in QueryParams(scope["query_string"]).multi_items()
-            if NUL in key or NUL in value
-        ]
+        if scope["query_string"]:
+            fields += [
+                key.replace(NUL, "\\u0000")
+                for key, value in QueryParams(scope["query_string"]).multi_items()
+                if NUL in key or NUL in value
+            ]
         if not fields and scope["method"] in BODY_METHODS and _is_json(scope):
             body, messages = await _whole_body(receive)
             receive = _replay(messages, receive)
