@@ -15,6 +15,11 @@ import numpy as np
 
 from service.domain.spec import Choice, Param, ParamType, StudySpec
 
+# Integers with at most this many values are searched value by value, as Ax searches every integer: any range a
+# study is likely to declare (a layer count, a tree depth, an estimator count up to 1000). Wider ones are optimized
+# as continuous and rounded.
+DISCRETE_INT_LIMIT = 1000
+
 MIN_SEPARATION = 1e-3  # normalized L-infinity distance below which two points count as the same suggestion
 
 

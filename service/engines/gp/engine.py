@@ -29,6 +29,7 @@ from pydantic import Field
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
 from service.engines.base import Engine, ModelEngineOptions, StoppingOptions, Suggestions, SuggestRequest
+from service.engines.encoding import DISCRETE_INT_LIMIT
 from service.engines.sobol import model_or_sobol
 
 
@@ -47,7 +48,7 @@ class GPOptions(ModelEngineOptions):
         "BoTorch's MixedSingleTaskGP (a sum and a product of a continuous and a categorical kernel).",
     )
     discrete_int_limit: int = Field(
-        default=20,
+        default=DISCRETE_INT_LIMIT,
         ge=0,
         le=100_000,
         description="Integer parameters with at most "

@@ -33,12 +33,11 @@ from gpytorch.priors import GammaPrior, LogNormalPrior
 from linear_operator.utils.errors import NotPSDError
 
 from service.domain.spec import Choice, Param, ParamType, StudySpec
-from service.engines.encoding import decode_value, encode_value
+from service.engines.encoding import DISCRETE_INT_LIMIT, decode_value, encode_value
 from service.engines.sobol import EngineFailure as EngineFailure  # raised here, caught by model_or_sobol
 
 log = logging.getLogger(__name__)
 
-DISCRETE_INT_LIMIT = 20
 DTYPE = torch.float64
 FIT_TOLERANCE = 1e-6
 
