@@ -20,9 +20,15 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._reject(send)
+            return
+        if b"transfer-encoding" not in headers:
+            # HTTP/1.1 frames such a body by its Content-Length (none: empty), which was just checked; only a
+            # chunked body has to be counted as it arrives.
+            await self.app(scope, receive, send)
             return
         seen = 0
         started = False
