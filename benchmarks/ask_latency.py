@@ -8,8 +8,12 @@ For d in (6, 20) and n completed trials in (50, 200, 1000), on PostgreSQL with o
   (c) the raw BoTorch floor in this process: SingleTaskGP fit + qLogNEI optimize_acqf, same
       settings (raw_samples=1024, num_restarts=10), on the same data, one thread;
 and (b)/(c). With --ax, Ax's default generation strategy's time per ask at n=200, d=6.
+With --scaling SECONDS: (d) fresh suggestions per minute on two `gp` studies (d=6, n=200, pool off), one
+client thread per study asking and telling for SECONDS, first with one worker process, then with two (the
+target: throughput scales with the workers).
 
     python benchmarks/ask_latency.py [--sizes 50,200,1000] [--dims 6,20] [--pool-reps 10] [--fresh-reps 3] [--ax]
+        [--scaling SECONDS]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -133,8 +138,10 @@ def ax_ask_seconds(X: np.ndarray, Y: np.ndarray, reps: int) -> list[float]:
     from ax.api.client import Client as AxClient
     from ax.api.configs import RangeParameterConfig
 
-    logging.getLogger("ax").setLevel(logging.WARNING)
     ax = AxClient()
+    for name in list(logging.root.manager.loggerDict):  # Ax's loggers carry levels of their own
+        if name.startswith("ax"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     ax.configure_experiment(
         parameters=[
             RangeParameterConfig(name=f"x{i}", bounds=(0.0, 1.0), parameter_type="float") for i in range(X.shape[1])
@@ -153,6 +160,27 @@ def ax_ask_seconds(X: np.ndarray, Y: np.ndarray, reps: int) -> list[float]:
     return times
 
 
+def suggestions_per_minute(client: Client, seconds: float, studies: int = 2) -> float:
+    """Fresh suggestions per minute with one client thread per new study (d=6, n=200, pool off) for `seconds`."""
+    made = [make_study(client, 6, 200, pool=False)[0] for _ in range(studies)]
+    for study in made:  # each study's first fit (no warm start yet): not counted
+        study.ask(worker_id="bench")[0].tell({"loss": 1.0})
+    deadline = time.monotonic() + seconds
+
+    def loop(study: Any) -> int:
+        done = 0
+        while time.monotonic() < deadline:
+            (trial,) = study.ask(worker_id="bench")
+            trial.tell({"loss": objective(trial.params)})
+            done += 1
+        return done
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(studies) as pool_:
+        total = sum(pool_.map(loop, made))
+    return 60.0 * total / (time.monotonic() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50,200,1000")
@@ -160,6 +188,7 @@ def main() -> None:
     parser.add_argument("--pool-reps", type=int, default=10)
     parser.add_argument("--fresh-reps", type=int, default=3)
     parser.add_argument("--ax", action="store_true", help="also time Ax's default strategy at n=200, d=6")
+    parser.add_argument("--scaling", type=float, default=0.0, metavar="SECONDS", help="(d): 1 then 2 workers")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -189,6 +218,11 @@ def main() -> None:
                 print(rows[-1], flush=True)
                 if args.ax and d == 6 and n == 200:
                     ax_times = ax_ask_seconds(X, Y, args.fresh_reps)
+        scaling: list[float] = []
+        if args.scaling:
+            scaling.append(suggestions_per_minute(client, args.scaling))
+            running.start_worker(threads=1)
+            scaling.append(suggestions_per_minute(client, args.scaling))
     print()
     print(
         markdown_table(
@@ -201,6 +235,11 @@ def main() -> None:
         print(
             f"Ax default generation strategy, n=200, d=6: {statistics.median(ax_times):.2f} s per ask "
             f"(asktell fresh: {ours:.2f} s)"
+        )
+    if scaling:
+        print(
+            f"(d) fresh suggestions per minute, two studies (d=6, n=200): {scaling[0]:.1f} with one worker, "
+            f"{scaling[1]:.1f} with two ({scaling[1] / scaling[0]:.2f}x)"
         )
 
 
