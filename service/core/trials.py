@@ -197,8 +197,12 @@ async def report(
     check_values(values)
     if not math.isfinite(step) or step < 0:
         raise InvalidArgument.one("step", f"must be a finite number >= 0, got {step}")
+    common = await _report_in_two_statements(db, owner, name, number, step, values, checkpoint)
+    if common is not None:
+        return common
     async with db.transaction() as conn:
         study, trial = await trial_store.locate_trial(conn, owner, name, number, for_update=True)
+        db.remember(study)
         fidelity = study.spec.fidelity
         if fidelity is not None and step > fidelity.max:
             raise InvalidArgument.one("step", f"{step} is beyond the study's {fidelity.name} max ({fidelity.max})")
@@ -240,6 +244,43 @@ async def report(
         )
     if refill:
         await queue_refill(db, study.id)
+    return ReportOutcome(trial, decision)
+
+
+class _NotCommon(Exception):
+    """The common report does not apply after all: roll back and take the careful path."""
+
+
+async def _report_in_two_statements(
+    db: Database,
+    owner: str,
+    name: str,
+    number: int,
+    step: float,
+    values: dict[str, float],
+    checkpoint: str | None,
+) -> ReportOutcome | None:
+    """The common report as two prepared statements in one transaction: a known study without a fidelity, whose
+    engine decides from the reporting trial alone, an active trial, and the decision to go on (mark it alive,
+    record the value). None otherwise (a fidelity, a stopping rule that reads other trials, a trial not active,
+    a pause or a stop): nothing is kept, and the careful path below decides with the full rules."""
+    study = db.known_studies.get((owner, name))
+    if study is None or study.spec.fidelity is not None:
+        return None
+    resolved = resolve_engine(study.spec, study.engine, study.engine_options)
+    if resolved.engine.decision_needs_history(resolved.options) or resolved.engine.plans_runs:
+        return None
+    try:
+        async with db.direct_transaction() as conn:
+            trial = await trial_store.beat_active_trial(conn, study, number, checkpoint)
+            if trial is None:
+                raise _NotCommon
+            decision = resolved.engine.decide(study.spec, resolved.options, trial.view(), [])
+            if decision.action is not Action.CONTINUE:
+                raise _NotCommon
+            await trial_store.record_measurement(conn, trial.id, step, values)
+    except _NotCommon:
+        return None
     return ReportOutcome(trial, decision)
 
 

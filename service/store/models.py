@@ -297,3 +297,4 @@ class TokenRow(Base):
 # make it an ORM bulk update by primary key).
 STUDIES: Table = StudyRow.__table__  # type: ignore[assignment]
 TRIALS: Table = TrialRow.__table__  # type: ignore[assignment]
+MEASUREMENTS: Table = MeasurementRow.__table__  # type: ignore[assignment]

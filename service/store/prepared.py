@@ -35,8 +35,10 @@ def constant(value: str) -> ColumnElement[Any]:
 class Prepared:
     """One statement with named bind parameters (`bindparam("name")`), compiled once for asyncpg."""
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable, *, sqlite: Executable | None = None) -> None:
+        """`sqlite`: the statement's SQLite spelling, where the dialects differ (an upsert, say)."""
         self.statement = statement
+        self.sqlite = sqlite if sqlite is not None else statement
         compiled = statement.compile(dialect=_POSTGRESQL)  # type: ignore[attr-defined]
         self.sql: str = compiled.string
         binds = compiled.binds
@@ -83,7 +85,8 @@ class AlchemyConnection:
         self.connection = connection
 
     async def rows(self, prepared: Prepared, **params: Any) -> list[Row]:
-        result = await self.connection.execute(prepared.statement, params)
+        statement = prepared.sqlite if self.connection.dialect.name == "sqlite" else prepared.statement
+        result = await self.connection.execute(statement, params)
         return [dict(row._mapping) for row in result] if result.returns_rows else []
 
 

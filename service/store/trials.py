@@ -10,13 +10,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, case, exists, func, insert, or_, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.domain.trial import FINISHED_STATES, Measurement, TrialEvent, TrialEventKind, TrialState
 from service.errors import NotFound
 from service.store.db import dialect_insert
 from service.store.jobs import JobState
-from service.store.models import TRIALS, JobRow, MeasurementRow, StudyRow, TrialEventRow, TrialRow, utcnow
+from service.store.models import MEASUREMENTS, TRIALS, JobRow, MeasurementRow, StudyRow, TrialEventRow, TrialRow, utcnow
 from service.store.prepared import Prepared, Statements, constant
 from service.store.records import StudyRecord, TrialRecord
 from service.store.studies import find_study, study_record
@@ -467,6 +469,69 @@ async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord 
     )
     row = (await conn.execute(query)).one_or_none()
     return None if row is None else trial_record(row)
+
+
+_BEAT_ACTIVE_TRIAL = Prepared(
+    update(TRIALS)
+    .where(
+        TRIAL_COLUMNS.study_id
+        == select(_STUDIES.id)
+        .where(
+            _STUDIES.id == bindparam("known_id"),
+            _STUDIES.owner == bindparam("known_owner"),
+            _STUDIES.name == bindparam("known_name"),
+        )
+        .scalar_subquery(),
+        TRIAL_COLUMNS.number == bindparam("trial_number"),
+        TRIAL_COLUMNS.state == constant(TrialState.ACTIVE.value),
+    )
+    .values(
+        heartbeat_at=bindparam("now"),
+        checkpoint=func.coalesce(
+            bindparam("new_checkpoint", type_=TRIAL_COLUMNS.checkpoint.type), TRIAL_COLUMNS.checkpoint
+        ),
+    )
+    .returning(*TRIAL_COLUMNS)
+)
+
+
+async def beat_active_trial(
+    conn: Statements, study: StudyRecord, number: int, checkpoint: str | None
+) -> TrialRecord | None:
+    """A report's sign of life (and its checkpoint, if any) on an active trial of the study we know, in one
+    statement that also locks the trial row until the transaction ends; None when the trial is not active (or the
+    study was re-created), and the caller takes the careful path."""
+    rows = await conn.rows(
+        _BEAT_ACTIVE_TRIAL,
+        known_id=study.id,
+        known_owner=study.owner,
+        known_name=study.name,
+        trial_number=number,
+        now=utcnow(),
+        new_checkpoint=checkpoint,
+    )
+    return trial_record(SimpleNamespace(**rows[0])) if rows else None
+
+
+def _measurement_upsert(insert_of: Any) -> Any:
+    statement = insert_of(MEASUREMENTS).values(
+        trial_id=bindparam("of_trial"),
+        step=bindparam("at_step"),
+        values=bindparam("measured", type_=MEASUREMENTS.c["values"].type),
+        created_at=bindparam("now"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[MEASUREMENTS.c.trial_id, MEASUREMENTS.c.step],
+        set_={"values": statement.excluded["values"], "created_at": statement.excluded.created_at},
+    )
+
+
+_RECORD_MEASUREMENT = Prepared(_measurement_upsert(pg_insert), sqlite=_measurement_upsert(sqlite_insert))
+
+
+async def record_measurement(conn: Statements, trial_id: int, step: float, values: dict[str, float]) -> None:
+    """`upsert_measurement` as a prepared statement."""
+    await conn.rows(_RECORD_MEASUREMENT, of_trial=trial_id, at_step=step, measured=values, now=utcnow())
 
 
 async def upsert_measurement(conn: AsyncConnection, trial_id: int, step: float, values: dict[str, float]) -> None:

@@ -144,6 +144,26 @@ def test_report_records_measurements_and_continues(api: httpx.Client, study_name
     assert api.post(f"{url}/report", json={"step": 4, "values": {"loss": 0.5}}).status_code == 409
 
 
+def test_reports_without_a_fidelity_take_the_common_path_and_keep_every_rule(api: httpx.Client, study: str) -> None:
+    """The server knows the study after its first ask, so these reports run as prepared statements."""
+    _ask(api, study)
+    (trial,) = _ask(api, study)
+    url = f"/v1/studies/{study}/trials/{trial['number']}"
+    first = api.post(f"{url}/report", json={"step": 1, "values": {"loss": 0.9}, "checkpoint": "s3://run/1"})
+    assert first.status_code == 200 and first.json()["action"] == "continue"
+    assert first.json()["trial"]["checkpoint"] == "s3://run/1" and first.json()["trial"]["heartbeat_at"]
+    again = api.post(f"{url}/report", json={"step": 1, "values": {"loss": 0.8}})  # the same step replaces its value
+    assert again.status_code == 200 and again.json()["trial"]["checkpoint"] == "s3://run/1"
+    api.post(f"{url}/report", json={"step": 2, "values": {"loss": 0.7}}).raise_for_status()
+    stored = api.get(url).json()
+    assert stored["measurements"] == [{"step": 1.0, "values": {"loss": 0.8}}, {"step": 2.0, "values": {"loss": 0.7}}]
+    missing = api.post(f"/v1/studies/{study}/trials/999/report", json={"step": 1, "values": {"loss": 1}})
+    assert missing.status_code == 404
+    _tell(api, study, trial["number"], values={"loss": 0.5}).raise_for_status()
+    late = api.post(f"{url}/report", json={"step": 3, "values": {"loss": 0.4}})
+    assert late.status_code == 409 and "only an active trial" in late.json()["error"]["message"]
+
+
 def test_heartbeats_and_reports_mark_an_active_trial_alive(api: httpx.Client, study: str) -> None:
     (trial,) = _ask(api, study)
     assert trial["heartbeat_at"] is None
