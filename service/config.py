@@ -19,7 +19,12 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL. sqlite:///file.db (embedded default) or postgresql://user@host/db.",
     )
-    pool_size: int = Field(default=10, ge=1, description="Connections per API process (PostgreSQL).")
+    pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections per pool of an API process: the general pool and the hot path's "
+        "prepared-statement pool each open up to this many (5, 10 and 20 measured alike on two cores).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     migrate_on_start: bool = Field(default=True, description="Run `db upgrade` when the server starts.")
