@@ -46,6 +46,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _session_settings(driver: str) -> dict[str, Any]:
+    """SESSION_SETTINGS in the connect arguments of the URL's driver (asyncpg's own, or libpq's options)."""
+    if driver == "asyncpg":
+        return {"server_settings": SESSION_SETTINGS}
+    return {"options": " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())}
+
+
 def dialect_insert(conn: AsyncConnection) -> Any:
     """The INSERT construct of the connection's dialect: upserts (ON CONFLICT) are spelled per dialect."""
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -76,7 +83,7 @@ class Database:
                 max_overflow=0,
                 pool_timeout=30,
                 pool_recycle=1800,
-                connect_args={"server_settings": SESSION_SETTINGS},
+                connect_args=_session_settings(async_url(url).get_driver_name()),
             )
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
         if self.is_sqlite:
