@@ -282,18 +282,28 @@ async def locate_trial(
 
 
 _STUDIES = StudyRow.__table__.c
+# The study's id, if the study with that id still has the name we know it by (it was not deleted and re-created).
+_KNOWN_STUDY_ID = (
+    select(_STUDIES.id)
+    .where(
+        _STUDIES.id == bindparam("known_id"),
+        _STUDIES.owner == bindparam("known_owner"),
+        _STUDIES.name == bindparam("known_name"),
+    )
+    .scalar_subquery()
+)
+
+
+def _known(study: StudyRecord) -> dict[str, Any]:
+    """The parameters of _KNOWN_STUDY_ID."""
+    return {"known_id": study.id, "known_owner": study.owner, "known_name": study.name}
+
+
 # Bind names differ from column names, which an UPDATE reserves for its SET clause.
 _FINISH_OPEN_TRIAL = Prepared(
     update(TRIALS)
     .where(
-        TRIAL_COLUMNS.study_id
-        == select(_STUDIES.id)
-        .where(
-            _STUDIES.id == bindparam("known_id"),
-            _STUDIES.owner == bindparam("known_owner"),
-            _STUDIES.name == bindparam("known_name"),
-        )
-        .scalar_subquery(),
+        TRIAL_COLUMNS.study_id == _KNOWN_STUDY_ID,
         TRIAL_COLUMNS.number == bindparam("trial_number"),
         TRIAL_COLUMNS.state.in_([constant(TrialState.ACTIVE.value), constant(TrialState.PAUSED.value)]),
     )
@@ -323,9 +333,7 @@ async def finish_open_trial(
     still the one we know; None otherwise, and the caller takes the careful path."""
     rows = await conn.rows(
         _FINISH_OPEN_TRIAL,
-        known_id=study.id,
-        known_owner=study.owner,
-        known_name=study.name,
+        **_known(study),
         trial_number=number,
         new_state=state.value,
         new_values=values,
@@ -474,14 +482,7 @@ async def record_heartbeat(conn: AsyncConnection, trial_id: int) -> TrialRecord 
 _BEAT_ACTIVE_TRIAL = Prepared(
     update(TRIALS)
     .where(
-        TRIAL_COLUMNS.study_id
-        == select(_STUDIES.id)
-        .where(
-            _STUDIES.id == bindparam("known_id"),
-            _STUDIES.owner == bindparam("known_owner"),
-            _STUDIES.name == bindparam("known_name"),
-        )
-        .scalar_subquery(),
+        TRIAL_COLUMNS.study_id == _KNOWN_STUDY_ID,
         TRIAL_COLUMNS.number == bindparam("trial_number"),
         TRIAL_COLUMNS.state == constant(TrialState.ACTIVE.value),
     )
@@ -503,9 +504,7 @@ async def beat_active_trial(
     study was re-created), and the caller takes the careful path."""
     rows = await conn.rows(
         _BEAT_ACTIVE_TRIAL,
-        known_id=study.id,
-        known_owner=study.owner,
-        known_name=study.name,
+        **_known(study),
         trial_number=number,
         now=utcnow(),
         new_checkpoint=checkpoint,
