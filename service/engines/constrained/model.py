@@ -133,15 +133,7 @@ def _suggestions(
             objective=GenericMCObjective(first_output),
             constraints=list(bounds),
         )
-        candidates = optimize(
-            acquisition,
-            features,
-            request.count,
-            num_restarts=options.num_restarts,
-            raw_samples=options.raw_samples,
-            timeout_seconds=options.acq_timeout_seconds,
-            device=device,
-        )
+        candidates = optimize(acquisition, features, request.count, options, device)
         return Suggestions(
             features.decode(separated(candidates, taken, features, request)),
             info=[{"method": "cei"}] * request.count,

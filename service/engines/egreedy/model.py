@@ -109,15 +109,7 @@ class _Branches:
         return self._pool(1)
 
     def _maximize(self, acquisition: Any) -> torch.Tensor:
-        return optimize(
-            acquisition,
-            self.features,
-            1,
-            num_restarts=self.options.num_restarts,
-            raw_samples=self.options.raw_samples,
-            timeout_seconds=self.options.acq_timeout_seconds,
-            device=self.device,
-        )
+        return optimize(acquisition, self.features, 1, self.options, self.device)
 
     def _thompson(self, model: Model) -> torch.Tensor:
         """The maximizer of one posterior sample path: pathwise (Matheron) sampling in continuous spaces; over

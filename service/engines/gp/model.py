@@ -61,14 +61,6 @@ def _model_suggestions(
     acquisition = qLogNoisyExpectedImprovement(
         model, X_baseline=X, X_pending=X_pending, prune_baseline=True, **acquisition_args
     )
-    candidates = optimize(
-        acquisition,
-        features,
-        request.count,
-        num_restarts=options.num_restarts,
-        raw_samples=options.raw_samples,
-        timeout_seconds=options.acq_timeout_seconds,
-        device=device,
-    )
+    candidates = optimize(acquisition, features, request.count, options, device)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
     return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

@@ -115,12 +115,6 @@ def _suggestions(
     model = joint_model(models)
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
     common: dict[str, Any] = dict(objective=objective, constraints=constraints or None, prune_baseline=True)
-    optimize_args: dict[str, Any] = dict(
-        num_restarts=options.num_restarts,
-        raw_samples=options.raw_samples,
-        timeout_seconds=options.acq_timeout_seconds,
-        device=device,
-    )
     if method == "nehvi":
         acquisition: AcquisitionFunction = qLogNoisyExpectedHypervolumeImprovement(
             model,
@@ -130,7 +124,7 @@ def _suggestions(
             alpha=get_default_partitioning_alpha(m),
             **common,
         )  # approximate box partitions from 5 objectives
-        candidates = optimize(acquisition, features, request.count, **optimize_args)
+        candidates = optimize(acquisition, features, request.count, options, device)
     else:
         chosen: list[torch.Tensor] = []
         for _ in range(request.count):  # fresh weights per suggestion, earlier ones pending
@@ -143,7 +137,7 @@ def _suggestions(
                 X_pending=torch.cat(busy) if busy else None,
                 **common,
             )
-            chosen.append(optimize(acquisition, features, 1, **optimize_args))
+            chosen.append(optimize(acquisition, features, 1, options, device))
         candidates = torch.cat(chosen)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
     return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

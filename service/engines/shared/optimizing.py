@@ -94,24 +94,21 @@ def optimize(
     acquisition: AcquisitionFunction,
     features: Features,
     count: int,
-    *,
-    num_restarts: int,
-    raw_samples: int,
-    timeout_seconds: float | None,
+    options: GPOptions,
     device: torch.device,
 ) -> torch.Tensor:
     """`count` jointly chosen maximizers: gradient multistart in a box, alternating search with
-    categorical or discrete integer dimensions."""
+    categorical or discrete integer dimensions; restarts, raw samples and the time bound are the study's options."""
     bounds = features.bounds(device)
     if not features.cat_dims and not features.discrete_dims:
         candidates, _ = optimize_acqf(
             acquisition,
             bounds,
             q=count,
-            num_restarts=num_restarts,
-            raw_samples=raw_samples,
+            num_restarts=options.num_restarts,
+            raw_samples=options.raw_samples,
             sequential=count > 1,
-            timeout_sec=timeout_seconds,
+            timeout_sec=options.acq_timeout_seconds,
             options={"maxiter": ACQUISITION_ITERATIONS},
         )
     else:
@@ -122,8 +119,8 @@ def optimize(
             discrete_dims=features.discrete_dims or None,
             cat_dims=features.cat_dims or None,
             q=count,
-            num_restarts=num_restarts,
-            raw_samples=raw_samples,
+            num_restarts=options.num_restarts,
+            raw_samples=options.raw_samples,
             options={"maxiter_alternating": 32},
         )
     return candidates.detach()
