@@ -113,6 +113,15 @@ def test_mixed_space_suggestions_are_valid_and_warm_start_the_next_fit() -> None
     assert warm.rung == "fit-warm" and normalize_params(MIXED, again) == again
 
 
+def test_a_fit_that_does_not_start_from_the_last_one_ignores_the_memory_but_keeps_it() -> None:
+    spec = MIXED.model_copy(update={"engine_options": {**FAST, "warm_start_fit": False}})
+    trials = history(MIXED, 12)
+    (first,), fresh = suggest(spec, trials)
+    (again,), refit = suggest(spec, trials, memory=fresh.memory)
+    assert refit.rung == "fit" and again == first  # the same fit from the same start: the same suggestion
+    assert refit.memory["objective"] == fresh.memory["objective"]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"input_warping": True}, {"power_transform": True}, {"discrete_int_limit": 0}, {"discrete_int_limit": 1000}],

@@ -80,6 +80,11 @@ class GPOptions(ModelEngineOptions):
         "BoTorch can only do without a timeout (twice as fast at d = 8, n = 40).",
     )
     fit_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    warm_start_fit: bool = Field(
+        default=True,
+        description="Each fit of the model's hyperparameters starts from the last fit's (faster); off, from "
+        "BoTorch's initial values, as a fresh model would.",
+    )
     max_fit_points: int = Field(
         default=600, ge=50, le=20000, description="Above this many points, hyperparameters are fitted on a subset."
     )

@@ -240,6 +240,7 @@ def fit_with_ladder(
     max_fit_points: int,
     seed: int,
     max_iterations: int = 200,
+    start_from_last: bool = True,
 ) -> FitOutcome:
     """Fit a GP to (X, Y), walking down the failure ladder; raises EngineFailure after the last rung.
 
@@ -251,13 +252,15 @@ def fit_with_ladder(
     Above `max_fit_points` observations the hyperparameters are fitted on a subset (the best quarter
     plus a random sample), then the model conditions on every point with those hyperparameters: the
     O(n^3) hyperparameter search is what grows, the final Cholesky is paid once.
+    With `start_from_last` off, the fit starts from BoTorch's initial hyperparameters instead of `warm_start`,
+    which then only serves the second rung.
     """
     started = time.perf_counter()
     errors: list[str] = []
     fit_X, fit_Y = _fitting_subset(X, Y, max_fit_points, seed)
     try:
         model = build_gp(fit_X, fit_Y, categories, one_hot, warp)
-        load_hyperparameters(model, warm_start)
+        warm = start_from_last and load_hyperparameters(model, warm_start)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
@@ -272,7 +275,7 @@ def fit_with_ladder(
             model = build_gp(X, Y, categories, one_hot, warp)
             load_hyperparameters(model, fitted)
         model.eval()
-        return FitOutcome(model, "fit" if not warm_start else "fit-warm", time.perf_counter() - started, fitted)
+        return FitOutcome(model, "fit-warm" if warm else "fit", time.perf_counter() - started, fitted)
     except (ModelFittingError, NotPSDError, RuntimeError, ValueError) as error:
         errors.append(f"fit: {error}")
         log.warning("GP fit failed (%s); trying the last good hyperparameters", error)
