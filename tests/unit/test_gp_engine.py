@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from botorch.exceptions.errors import ModelFittingError
+from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from service.domain.spec import Constraint, Goal, Objective, StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
@@ -120,6 +122,26 @@ def test_a_fit_that_does_not_start_from_the_last_one_ignores_the_memory_but_keep
     (again,), refit = suggest(spec, trials, memory=fresh.memory)
     assert refit.rung == "fit" and again == first  # the same fit from the same start: the same suggestion
     assert refit.memory["objective"] == fresh.memory["objective"]
+
+
+def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
+    features = modeling.Features.of(CONTINUOUS)
+    trials = history(CONTINUOUS, 12)
+    X = features.encode([t.params for t in trials], torch.device("cpu"))
+    Y = torch.tensor([[t.values["score"]] for t in trials], dtype=modeling.DTYPE)  # type: ignore[index]
+
+    def fitted_likelihood(tolerance: float) -> float:
+        fit = modeling.fit_with_ladder(
+            X, Y, {}, one_hot=True, warm_start=None, timeout_seconds=20, max_fit_points=600, seed=0, tolerance=tolerance
+        )
+        fit.model.train()
+        mll = ExactMarginalLogLikelihood(fit.model.likelihood, fit.model)
+        with torch.no_grad():
+            return float(mll(fit.model(*fit.model.train_inputs), fit.model.train_targets))
+
+    assert fitted_likelihood(1e-12) > fitted_likelihood(1e-1)  # the same start, stopped later
+    with pytest.raises(InvalidArgument, match="fit_tolerance"):
+        resolve_engine(CONTINUOUS.model_copy(update={"engine_options": {"fit_tolerance": 0}}))
 
 
 @pytest.mark.parametrize(

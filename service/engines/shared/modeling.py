@@ -39,7 +39,7 @@ from service.engines.sobol import EngineFailure as EngineFailure  # raised here,
 log = logging.getLogger(__name__)
 
 DTYPE = torch.float64
-FIT_TOLERANCE = 1e-6
+FIT_TOLERANCE = 1e-6  # the default of GPOptions.fit_tolerance
 
 
 @dataclass(frozen=True)
@@ -241,12 +241,13 @@ def fit_with_ladder(
     seed: int,
     max_iterations: int = 200,
     start_from_last: bool = True,
+    tolerance: float = FIT_TOLERANCE,
 ) -> FitOutcome:
     """Fit a GP to (X, Y), walking down the failure ladder; raises EngineFailure after the last rung.
 
     L-BFGS stops after `max_iterations`: measured on a small mixed-space GP, the marginal likelihood
     is within 3% of its optimum by 150 iterations while an unbounded fit crawled on for 700 (18 s). It also stops
-    once an iteration improves the (per-point) objective by less than FIT_TOLERANCE relative: SciPy's default
+    once an iteration improves the (per-point) objective by less than `tolerance` relative: SciPy's default
     (2e-9) polished warm-started fits for hundreds of iterations; 1e-6 fitted them 1.2-4x faster on Levy-8 at
     n = 20..35 with marginal likelihoods within 5e-4 of it.
     Above `max_fit_points` observations the hyperparameters are fitted on a subset (the best quarter
@@ -264,7 +265,7 @@ def fit_with_ladder(
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            optimizer_kwargs: dict[str, Any] = {"options": {"maxiter": max_iterations, "ftol": FIT_TOLERANCE}}
+            optimizer_kwargs: dict[str, Any] = {"options": {"maxiter": max_iterations, "ftol": tolerance}}
             if Y.shape[-1] == 1:
                 optimizer_kwargs["timeout_sec"] = timeout_seconds
             else:  # BoTorch fits a batched model's outputs by a batched L-BFGS: no timeout, its own tolerance default
