@@ -144,6 +144,38 @@ def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
         resolve_engine(CONTINUOUS.model_copy(update={"engine_options": {"fit_tolerance": 0}}))
 
 
+def test_fitting_from_both_starts_keeps_the_higher_marginal_likelihood() -> None:
+    features = modeling.Features.of(CONTINUOUS)
+    trials = history(CONTINUOUS, 12)
+    X = features.encode([t.params for t in trials], torch.device("cpu"))
+    Y = torch.tensor([[t.values["score"]] for t in trials], dtype=modeling.DTYPE)  # type: ignore[index]
+    arguments = dict(timeout_seconds=20, max_fit_points=600, seed=0, max_iterations=5)
+    fresh = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=None, **arguments)  # type: ignore[arg-type]
+    poor_start = {
+        name: [[8.0] * len(value[0])] if "lengthscale" in name else value
+        for name, value in fresh.hyperparameters.items()
+    }  # every lengthscale far too long: a flat model a short fit cannot leave
+
+    def fitted(also_from_initial: bool) -> tuple[str, float]:
+        fit = modeling.fit_with_ladder(
+            X,
+            Y,
+            {},
+            one_hot=True,
+            warm_start=poor_start,
+            also_from_initial=also_from_initial,
+            **arguments,  # type: ignore[arg-type]
+        )
+        fit.model.train()
+        mll = ExactMarginalLogLikelihood(fit.model.likelihood, fit.model)
+        with torch.no_grad():
+            return fit.rung, float(mll(fit.model(*fit.model.train_inputs), fit.model.train_targets))
+
+    (warm_rung, warm_likelihood), (both_rung, both_likelihood) = fitted(False), fitted(True)
+    assert warm_rung == "fit-warm" and both_rung == "fit"  # the fit from the initial values won
+    assert both_likelihood > warm_likelihood
+
+
 @pytest.mark.parametrize(
     "options",
     [{"input_warping": True}, {"power_transform": True}, {"discrete_int_limit": 0}, {"discrete_int_limit": 1000}],

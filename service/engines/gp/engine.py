@@ -85,6 +85,11 @@ class GPOptions(ModelEngineOptions):
         description="Each fit of the model's hyperparameters starts from the last fit's (faster); off, from "
         "BoTorch's initial values, as a fresh model would.",
     )
+    fit_from_both: bool = Field(
+        default=False,
+        description="With warm_start_fit, fit once from the last fit's hyperparameters and once from BoTorch's "
+        "initial values, and keep the fit with the higher marginal likelihood (two fits per suggestion).",
+    )
     fit_tolerance: float = Field(
         default=1e-6,
         ge=1e-12,

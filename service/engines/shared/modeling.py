@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from botorch.exceptions.errors import ModelFittingError
@@ -241,6 +241,7 @@ def fit_with_ladder(
     seed: int,
     max_iterations: int = 200,
     start_from_last: bool = True,
+    also_from_initial: bool = False,
     tolerance: float = FIT_TOLERANCE,
 ) -> FitOutcome:
     """Fit a GP to (X, Y), walking down the failure ladder; raises EngineFailure after the last rung.
@@ -254,23 +255,26 @@ def fit_with_ladder(
     plus a random sample), then the model conditions on every point with those hyperparameters: the
     O(n^3) hyperparameter search is what grows, the final Cholesky is paid once.
     With `start_from_last` off, the fit starts from BoTorch's initial hyperparameters instead of `warm_start`,
-    which then only serves the second rung.
+    which then only serves the second rung. With `also_from_initial`, a warm-started fit is made a second time
+    from the initial hyperparameters, and the fit with the higher marginal likelihood is kept: a warm start can
+    hold on to a local optimum that suited fewer points.
     """
     started = time.perf_counter()
     errors: list[str] = []
     fit_X, fit_Y = _fitting_subset(X, Y, max_fit_points, seed)
+    optimizer_kwargs: dict[str, Any] = {"options": {"maxiter": max_iterations, "ftol": tolerance}}
+    if Y.shape[-1] == 1:
+        optimizer_kwargs["timeout_sec"] = timeout_seconds
+    else:  # BoTorch fits a batched model's outputs by a batched L-BFGS: no timeout, its own tolerance default
+        optimizer_kwargs["options"]["factr"] = None
     try:
         model = build_gp(fit_X, fit_Y, categories, one_hot, warp)
         warm = start_from_last and load_hyperparameters(model, warm_start)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=RuntimeWarning)
-            optimizer_kwargs: dict[str, Any] = {"options": {"maxiter": max_iterations, "ftol": tolerance}}
-            if Y.shape[-1] == 1:
-                optimizer_kwargs["timeout_sec"] = timeout_seconds
-            else:  # BoTorch fits a batched model's outputs by a batched L-BFGS: no timeout, its own tolerance default
-                optimizer_kwargs["options"]["factr"] = None
-            fit_gpytorch_mll(mll, optimizer_kwargs=optimizer_kwargs)
+        likelihood = _fit_mll(model, optimizer_kwargs)
+        if warm and also_from_initial:
+            fresh = build_gp(fit_X, fit_Y, categories, one_hot, warp)
+            if _fit_mll(fresh, optimizer_kwargs) > likelihood:
+                model, warm = fresh, False
         fitted = hyperparameters(model)
         if fit_X.shape[0] != X.shape[0]:
             model = build_gp(X, Y, categories, one_hot, warp)
@@ -295,6 +299,20 @@ def fit_with_ladder(
         return FitOutcome(model, "prior-modes", time.perf_counter() - started, hyperparameters(model))
     errors.append("prior-modes: singular posterior")
     raise EngineFailure("; ".join(errors))
+
+
+def _fit_mll(model: GPyTorchModel, optimizer_kwargs: dict[str, Any]) -> float:
+    """Fit `model`'s hyperparameters by MAP in place; the marginal log likelihood (with the priors) reached,
+    summed over a batched model's outputs."""
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        fit_gpytorch_mll(mll, optimizer_kwargs=optimizer_kwargs)
+    model.train()
+    inputs = cast(tuple[torch.Tensor, ...], model.train_inputs)
+    with torch.no_grad():
+        value = mll(model(*inputs), model.train_targets).sum()
+    return float(value)
 
 
 def _usable(model: GPyTorchModel, X: torch.Tensor) -> bool:

@@ -199,6 +199,7 @@ def fit_arguments(options: GPOptions, seed: int) -> dict[str, Any]:
         one_hot=options.categorical_model == "onehot",
         warp=options.input_warping,
         start_from_last=options.warm_start_fit,
+        also_from_initial=options.fit_from_both,
         tolerance=options.fit_tolerance,
     )
 
