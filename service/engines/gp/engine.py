@@ -83,7 +83,7 @@ class GPOptions(ModelEngineOptions):
     warm_start_fit: bool = Field(
         default=True,
         description="Each fit of the model's hyperparameters starts from the last fit's (faster); off, from "
-        "BoTorch's initial values, as a fresh model would.",
+        "BoTorch's initial values, as a fresh model would (D15).",
     )
     fit_from_both: bool = Field(
         default=False,

@@ -7,7 +7,7 @@ dimensions listing their encoded values; categoricals are integer-valued dimensi
 
 Fitting (§0.2-0.3): `SingleTaskGP` (or `MixedSingleTaskGP`) with BoTorch's default priors and
 standardized outcomes, fitted by MAP, walking down the ladder (1) fit, warm-started from the last
-hyperparameters, (2) reuse the last good hyperparameters, (3) hyperparameters at the prior modes;
+hyperparameters (D15), (2) reuse the last good hyperparameters, (3) hyperparameters at the prior modes;
 the caller falls back to Sobol when all rungs fail (4).
 """
 
