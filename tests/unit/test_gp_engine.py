@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -124,20 +125,38 @@ def test_a_fit_that_does_not_start_from_the_last_one_ignores_the_memory_but_keep
     assert refit.memory["objective"] == fresh.memory["objective"]
 
 
-def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
-    features = modeling.Features.of(CONTINUOUS)
-    trials = history(CONTINUOUS, 12)
-    X = features.encode([t.params for t in trials], torch.device("cpu"))
+def continuous_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoded inputs and scores of `n` trials of the CONTINUOUS study."""
+    trials = history(CONTINUOUS, n)
+    X = modeling.Features.of(CONTINUOUS).encode([t.params for t in trials], torch.device("cpu"))
     Y = torch.tensor([[t.values["score"]] for t in trials], dtype=modeling.DTYPE)  # type: ignore[index]
+    return X, Y
+
+
+def marginal_likelihood(fit: modeling.FitOutcome) -> float:
+    fit.model.train()
+    mll = ExactMarginalLogLikelihood(fit.model.likelihood, fit.model)
+    with torch.no_grad():
+        return float(mll(fit.model(*fit.model.train_inputs), fit.model.train_targets))
+
+
+def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
+    X, Y = continuous_data(12)
 
     def fitted_likelihood(tolerance: float) -> float:
-        fit = modeling.fit_with_ladder(
-            X, Y, {}, one_hot=True, warm_start=None, timeout_seconds=20, max_fit_points=600, seed=0, tolerance=tolerance
+        return marginal_likelihood(
+            modeling.fit_with_ladder(
+                X,
+                Y,
+                {},
+                one_hot=True,
+                warm_start=None,
+                timeout_seconds=20,
+                max_fit_points=600,
+                seed=0,
+                tolerance=tolerance,
+            )
         )
-        fit.model.train()
-        mll = ExactMarginalLogLikelihood(fit.model.likelihood, fit.model)
-        with torch.no_grad():
-            return float(mll(fit.model(*fit.model.train_inputs), fit.model.train_targets))
 
     assert fitted_likelihood(1e-12) > fitted_likelihood(1e-1)  # the same start, stopped later
     with pytest.raises(InvalidArgument, match="fit_tolerance"):
@@ -145,35 +164,17 @@ def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
 
 
 def test_fitting_from_both_starts_keeps_the_higher_marginal_likelihood() -> None:
-    features = modeling.Features.of(CONTINUOUS)
-    trials = history(CONTINUOUS, 12)
-    X = features.encode([t.params for t in trials], torch.device("cpu"))
-    Y = torch.tensor([[t.values["score"]] for t in trials], dtype=modeling.DTYPE)  # type: ignore[index]
-    arguments = dict(timeout_seconds=20, max_fit_points=600, seed=0, max_iterations=5)
-    fresh = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=None, **arguments)  # type: ignore[arg-type]
+    X, Y = continuous_data(12)
+    arguments: dict[str, Any] = dict(timeout_seconds=20, max_fit_points=600, seed=0, max_iterations=5)
+    fresh = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=None, **arguments)
     poor_start = {
         name: [[8.0] * len(value[0])] if "lengthscale" in name else value
         for name, value in fresh.hyperparameters.items()
     }  # every lengthscale far too long: a flat model a short fit cannot leave
-
-    def fitted(also_from_initial: bool) -> tuple[str, float]:
-        fit = modeling.fit_with_ladder(
-            X,
-            Y,
-            {},
-            one_hot=True,
-            warm_start=poor_start,
-            also_from_initial=also_from_initial,
-            **arguments,  # type: ignore[arg-type]
-        )
-        fit.model.train()
-        mll = ExactMarginalLogLikelihood(fit.model.likelihood, fit.model)
-        with torch.no_grad():
-            return fit.rung, float(mll(fit.model(*fit.model.train_inputs), fit.model.train_targets))
-
-    (warm_rung, warm_likelihood), (both_rung, both_likelihood) = fitted(False), fitted(True)
-    assert warm_rung == "fit-warm" and both_rung == "fit"  # the fit from the initial values won
-    assert both_likelihood > warm_likelihood
+    warm = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=poor_start, **arguments)
+    both = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=poor_start, also_from_initial=True, **arguments)
+    assert warm.rung == "fit-warm" and both.rung == "fit"  # the fit from the initial values won
+    assert marginal_likelihood(both) > marginal_likelihood(warm)
 
 
 @pytest.mark.parametrize(
