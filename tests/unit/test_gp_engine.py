@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from botorch.exceptions.errors import ModelFittingError
-from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from service.domain.spec import Constraint, Goal, Objective, StudySpec
 from service.domain.trial import TrialState, TrialView, normalize_params
@@ -133,18 +132,11 @@ def continuous_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return X, Y
 
 
-def marginal_likelihood(fit: modeling.FitOutcome) -> float:
-    fit.model.train()
-    mll = ExactMarginalLogLikelihood(fit.model.likelihood, fit.model)
-    with torch.no_grad():
-        return float(mll(fit.model(*fit.model.train_inputs), fit.model.train_targets))
-
-
 def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
     X, Y = continuous_data(12)
 
     def fitted_likelihood(tolerance: float) -> float:
-        return marginal_likelihood(
+        return modeling.marginal_log_likelihood(
             modeling.fit_with_ladder(
                 X,
                 Y,
@@ -155,7 +147,7 @@ def test_a_tighter_fit_tolerance_fits_the_marginal_likelihood_better() -> None:
                 max_fit_points=600,
                 seed=0,
                 tolerance=tolerance,
-            )
+            ).model
         )
 
     assert fitted_likelihood(1e-12) > fitted_likelihood(1e-1)  # the same start, stopped later
@@ -174,7 +166,7 @@ def test_fitting_from_both_starts_keeps_the_higher_marginal_likelihood() -> None
     warm = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=poor_start, **arguments)
     both = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=poor_start, also_from_initial=True, **arguments)
     assert warm.rung == "fit-warm" and both.rung == "fit"  # the fit from the initial values won
-    assert marginal_likelihood(both) > marginal_likelihood(warm)
+    assert modeling.marginal_log_likelihood(both.model) > modeling.marginal_log_likelihood(warm.model)
 
 
 @pytest.mark.parametrize(

@@ -270,10 +270,11 @@ def fit_with_ladder(
     try:
         model = build_gp(fit_X, fit_Y, categories, one_hot, warp)
         warm = start_from_last and load_hyperparameters(model, warm_start)
-        likelihood = _fit_mll(model, optimizer_kwargs)
+        _fit(model, optimizer_kwargs)
         if warm and also_from_initial:
             fresh = build_gp(fit_X, fit_Y, categories, one_hot, warp)
-            if _fit_mll(fresh, optimizer_kwargs) > likelihood:
+            _fit(fresh, optimizer_kwargs)
+            if marginal_log_likelihood(fresh) > marginal_log_likelihood(model):
                 model, warm = fresh, False
         fitted = hyperparameters(model)
         if fit_X.shape[0] != X.shape[0]:
@@ -301,18 +302,22 @@ def fit_with_ladder(
     raise EngineFailure("; ".join(errors))
 
 
-def _fit_mll(model: GPyTorchModel, optimizer_kwargs: dict[str, Any]) -> float:
-    """Fit `model`'s hyperparameters by MAP in place; the marginal log likelihood (with the priors) reached,
-    summed over a batched model's outputs."""
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+def _fit(model: GPyTorchModel, optimizer_kwargs: dict[str, Any]) -> None:
+    """Fit `model`'s hyperparameters by MAP, in place."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        fit_gpytorch_mll(mll, optimizer_kwargs=optimizer_kwargs)
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=optimizer_kwargs)
+
+
+def marginal_log_likelihood(model: GPyTorchModel) -> float:
+    """The objective a fit maximizes, at the model's current hyperparameters: the marginal log likelihood of its
+    training data per point, plus the log priors, summed over a batched model's outputs. Leaves `model` in train
+    mode."""
     model.train()
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
     inputs = cast(tuple[torch.Tensor, ...], model.train_inputs)
     with torch.no_grad():
-        value = mll(model(*inputs), model.train_targets).sum()
-    return float(value)
+        return float(mll(model(*inputs), model.train_targets).sum())
 
 
 def _usable(model: GPyTorchModel, X: torch.Tensor) -> bool:
