@@ -167,6 +167,10 @@ def test_fitting_from_both_starts_keeps_the_higher_marginal_likelihood() -> None
     both = modeling.fit_with_ladder(X, Y, {}, one_hot=True, warm_start=poor_start, also_from_initial=True, **arguments)
     assert warm.rung == "fit-warm" and both.rung == "fit"  # the fit from the initial values won
     assert modeling.marginal_log_likelihood(both.model) > modeling.marginal_log_likelihood(warm.model)
+    with pytest.raises(InvalidArgument, match="fit_from_both"):  # without a warm start it would do nothing
+        resolve_engine(
+            CONTINUOUS.model_copy(update={"engine_options": {"fit_from_both": True, "warm_start_fit": False}})
+        )
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import ClassVar, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialState
@@ -101,6 +101,13 @@ class GPOptions(ModelEngineOptions):
         default=600, ge=50, le=20000, description="Above this many points, hyperparameters are fitted on a subset."
     )
     failure_model_after: int = Field(default=3, ge=1, description="Failures before P(success) is modeled.")
+
+    @field_validator("fit_from_both")
+    @classmethod
+    def _needs_a_warm_start(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("warm_start_fit", True):
+            raise ValueError("needs warm_start_fit: without a warm start there is only one fit to make")
+        return value
 
 
 OBSERVED_STATES = (TrialState.COMPLETED, TrialState.STOPPED)
