@@ -16,7 +16,7 @@ from service.engines import resolve_engine
 from service.engines.base import Suggestions, SuggestRequest
 from service.engines.encoding import to_unit
 from service.engines.gp import model as gp_model
-from service.engines.shared import modeling
+from service.engines.shared import modeling, optimizing
 from service.engines.sobol import SobolEngine
 from service.errors import InvalidArgument
 
@@ -189,6 +189,73 @@ def test_model_variants_fit_a_mixed_space_and_give_valid_suggestions(options: di
 def test_integers_up_to_the_limit_are_searched_value_by_value() -> None:
     assert list(modeling.Features.of(MIXED).discrete_dims) == [2]  # k has 6 values, under the default 20
     assert not modeling.Features.of(MIXED, discrete_int_limit=5).discrete_dims
+
+
+def small_space(params: list[dict[str, Any]], options: dict[str, object] | None = None) -> StudySpec:
+    return StudySpec.model_validate(
+        {
+            "params": params,
+            "objectives": [{"name": "loss", "goal": "minimize"}],
+            "engine": "gp",
+            "engine_options": {**FAST, **(options or {})},
+        }
+    )
+
+
+def random_trials(spec: StudySpec, n: int, value: Any) -> list[TrialView]:
+    plain = spec.model_copy(update={"engine": "random", "engine_options": {}})
+    resolved = resolve_engine(plain)
+    points = resolved.engine.suggest(SuggestRequest(plain, resolved.options, n, 5, 0)).params
+    return [TrialView(i, p, TrialState.COMPLETED, {"loss": value(p)}) for i, p in enumerate(points)]
+
+
+KERNEL = {"name": "kernel", "type": "categorical", "choices": ["rbf", "poly", "sigmoid"]}
+
+
+@pytest.mark.parametrize(("search", "expected"), [("auto", "per combination"), ("alternating", "alternating")])
+def test_a_few_discrete_combinations_get_a_continuous_search_each(
+    search: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = small_space([{"name": "C", "type": "float", "low": 1e-2, "high": 1e2, "log": True}, KERNEL])
+    spec = spec.model_copy(update={"engine_options": {**FAST, "discrete_search": search}})
+    calls: list[tuple[str, int]] = []
+    per_combination, alternating = optimizing.optimize_acqf_mixed, optimizing.optimize_acqf_mixed_alternating
+
+    def spy_per_combination(*args: Any, **kwargs: Any) -> Any:
+        calls.append(("per combination", len(kwargs["fixed_features_list"])))
+        return per_combination(*args, **kwargs)
+
+    def spy_alternating(*args: Any, **kwargs: Any) -> Any:
+        calls.append(("alternating", 0))
+        return alternating(*args, **kwargs)
+
+    monkeypatch.setattr(optimizing, "optimize_acqf_mixed", spy_per_combination)
+    monkeypatch.setattr(optimizing, "optimize_acqf_mixed_alternating", spy_alternating)
+    trials = random_trials(spec, 8, lambda p: (math.log10(p["C"]) - 1) ** 2 + (p["kernel"] != "rbf"))
+    batch, _ = suggest(spec, trials, count=2)
+    assert [name for name, _ in calls] == [expected]
+    assert expected == "alternating" or calls[0][1] == 3  # rbf, poly and sigmoid, each searched in full
+    assert all(normalize_params(spec, p) == p for p in batch) and batch[0] != batch[1]
+
+
+def test_a_small_fully_discrete_space_is_scored_point_by_point_skipping_observed_ones() -> None:
+    spec = small_space([{"name": "k", "type": "int", "low": 1, "high": 6}, KERNEL])  # 18 points
+    trials = random_trials(spec, 10, lambda p: (p["k"] - 4) ** 2 + (p["kernel"] != "poly"))
+    seen = {(t.params["k"], t.params["kernel"]) for t in trials}
+    batch, _ = suggest(spec, trials, count=3)
+    chosen = {(p["k"], p["kernel"]) for p in batch}
+    assert len(chosen) == 3 and not chosen & seen
+    if (4, "poly") not in seen:
+        assert (4, "poly") in chosen  # the optimum, which the model has every reason to try
+
+
+def test_a_fully_discrete_space_with_fewer_points_left_than_asked_still_answers() -> None:
+    spec = small_space([{"name": "k", "type": "int", "low": 1, "high": 3}, KERNEL])  # 9 points
+    trials = random_trials(spec, 12, lambda p: float(p["k"]))
+    seen = {(t.params["k"], t.params["kernel"]) for t in trials}
+    asked = 10 - len(seen)  # one more than the points left: the alternating search answers
+    batch, _ = suggest(spec, trials, count=asked)
+    assert len(batch) == asked and all(normalize_params(spec, p) == p for p in batch)
 
 
 def test_same_seed_same_suggestion() -> None:

@@ -133,7 +133,7 @@ def _suggestions(
             objective=GenericMCObjective(first_output),
             constraints=list(bounds),
         )
-        candidates = optimize(acquisition, features, request.count, options, device)
+        candidates = optimize(acquisition, features, request.count, options, device, observed=taken)
         return Suggestions(
             features.decode(separated(candidates, taken, features, request)),
             info=[{"method": "cei"}] * request.count,

@@ -69,6 +69,13 @@ class GPOptions(ModelEngineOptions):
         default=False,
         description="Learn a Kumaraswamy warping of each numeric input axis along with the kernel's hyperparameters.",
     )
+    discrete_search: Literal["auto", "alternating"] = Field(
+        default="auto",
+        description="How the acquisition is searched over categorical and discrete integer parameters: `auto`, by "
+        "their number of value combinations (a continuous search per combination up to 10, every point of a fully "
+        "discrete space up to 10,000, an alternating search above); `alternating`, always the alternating search of "
+        "continuous steps and neighbouring values (faster with a few combinations).",
+    )
     num_restarts: int = Field(default=10, ge=1, le=100)
     raw_samples: int = Field(default=1024, ge=16, le=16384)
     acq_timeout_seconds: float | None = Field(

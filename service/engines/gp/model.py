@@ -61,6 +61,6 @@ def _model_suggestions(
     acquisition = qLogNoisyExpectedImprovement(
         model, X_baseline=X, X_pending=X_pending, prune_baseline=True, **acquisition_args
     )
-    candidates = optimize(acquisition, features, request.count, options, device)
     taken = torch.cat([X, X_pending]) if X_pending is not None else X
+    candidates = optimize(acquisition, features, request.count, options, device, observed=taken)
     return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

@@ -113,6 +113,7 @@ def _suggestions(
         constraints.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
 
     model = joint_model(models)
+    taken = torch.cat([X, X_pending]) if X_pending is not None else X
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
     common: dict[str, Any] = dict(objective=objective, constraints=constraints or None, prune_baseline=True)
     if method == "nehvi":
@@ -124,7 +125,7 @@ def _suggestions(
             alpha=get_default_partitioning_alpha(m),
             **common,
         )  # approximate box partitions from 5 objectives
-        candidates = optimize(acquisition, features, request.count, options, device)
+        candidates = optimize(acquisition, features, request.count, options, device, observed=taken)
     else:
         chosen: list[torch.Tensor] = []
         for _ in range(request.count):  # fresh weights per suggestion, earlier ones pending
@@ -137,7 +138,6 @@ def _suggestions(
                 X_pending=torch.cat(busy) if busy else None,
                 **common,
             )
-            chosen.append(optimize(acquisition, features, 1, options, device))
+            chosen.append(optimize(acquisition, features, 1, options, device, observed=torch.cat([taken, *chosen])))
         candidates = torch.cat(chosen)
-    taken = torch.cat([X, X_pending]) if X_pending is not None else X
     return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

@@ -4,6 +4,8 @@ pools of points, marginal posteriors and Kriging-believer conditioning."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +19,7 @@ from botorch.acquisition.acquisition import AcquisitionFunction
 from botorch.models.gpytorch import GPyTorchModel
 from botorch.models.model import Model
 from botorch.models.model_list_gp_regression import ModelListGP
-from botorch.optim.optimize import optimize_acqf
+from botorch.optim.optimize import optimize_acqf, optimize_acqf_discrete, optimize_acqf_mixed
 from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
 from botorch.utils.sampling import manual_seed
 from pydantic import BaseModel
@@ -39,6 +41,13 @@ ACQUISITION_ITERATIONS = 200  # L-BFGS iterations per multistart run of the acqu
 # 800: measured here as fast or faster at n = 1000 and 2000 (fits use a subset of at most max_fit_points
 # anyway), and the acquisition sees an exact posterior.
 EXACT_POSTERIOR_LIMIT = 4000
+# How the acquisition is searched over categorical and discrete integer dimensions, by their number of value
+# combinations (Ax's default strategy uses the same two thresholds): a mixed space with at most
+# ENUMERATED_COMBINATIONS combinations runs the continuous optimizer once per combination; a fully discrete space
+# with at most EXHAUSTIVE_COMBINATIONS is scored point by point; anything larger alternates a continuous step with a
+# local search over neighbouring values.
+ENUMERATED_COMBINATIONS = 10
+EXHAUSTIVE_COMBINATIONS = 10_000
 
 
 @contextmanager
@@ -96,11 +105,17 @@ def optimize(
     count: int,
     options: GPOptions,
     device: torch.device,
+    observed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`count` jointly chosen maximizers: gradient multistart in a box, alternating search with
-    categorical or discrete integer dimensions; restarts, raw samples and the time bound are the study's options."""
+    """`count` jointly chosen maximizers: gradient multistart in a box; with categorical or discrete integer
+    dimensions, by their number of value combinations, the continuous search once per combination (few), every
+    point scored (a small fully discrete space, skipping the `observed` rows), or an alternating search (many).
+    Restarts, raw samples and the time bound are the study's options."""
     bounds = features.bounds(device)
-    if not features.cat_dims and not features.discrete_dims:
+    choices = {**features.cat_dims, **features.discrete_dims}
+    combinations = math.prod(len(values) for values in choices.values())
+    by_combinations = options.discrete_search == "auto"
+    if not choices:
         candidates, _ = optimize_acqf(
             acquisition,
             bounds,
@@ -108,6 +123,25 @@ def optimize(
             num_restarts=options.num_restarts,
             raw_samples=options.raw_samples,
             sequential=count > 1,
+            timeout_sec=options.acq_timeout_seconds,
+            options={"maxiter": ACQUISITION_ITERATIONS},
+        )
+    elif (
+        len(choices) == features.dim
+        and combinations <= EXHAUSTIVE_COMBINATIONS
+        and (exhaustive := _every_point(acquisition, choices, features.dim, count, observed, device)) is not None
+    ):
+        candidates = exhaustive
+    elif by_combinations and len(choices) < features.dim and combinations <= ENUMERATED_COMBINATIONS:
+        candidates, _ = optimize_acqf_mixed(
+            acquisition,
+            bounds,
+            q=count,
+            num_restarts=options.num_restarts,
+            raw_samples=options.raw_samples,
+            fixed_features_list=[
+                dict(zip(choices, values, strict=True)) for values in itertools.product(*choices.values())
+            ],
             timeout_sec=options.acq_timeout_seconds,
             options={"maxiter": ACQUISITION_ITERATIONS},
         )
@@ -124,6 +158,29 @@ def optimize(
             options={"maxiter_alternating": 32},
         )
     return candidates.detach()
+
+
+def _every_point(
+    acquisition: AcquisitionFunction,
+    choices: dict[int, list[float]],
+    dim: int,
+    count: int,
+    observed: torch.Tensor | None,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """The best `count` points of a fully discrete space by scoring each one not yet observed (greedily, each
+    pick pending for the next); None when fewer than `count` points are left."""
+
+    def key(point: tuple[float, ...] | list[float]) -> tuple[float, ...]:
+        return tuple(round(x, 9) for x in point)
+
+    seen = set() if observed is None else {key(row) for row in observed.tolist()}
+    unseen = [p for p in itertools.product(*(choices[i] for i in range(dim))) if key(p) not in seen]
+    if len(unseen) < count:
+        return None
+    points = torch.tensor(unseen, dtype=DTYPE, device=device)
+    candidates, _ = optimize_acqf_discrete(acquisition, q=count, choices=points, unique=True)
+    return candidates
 
 
 def space_pool(features: Features, size: int, seed: int, device: torch.device) -> torch.Tensor:
