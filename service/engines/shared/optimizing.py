@@ -45,7 +45,7 @@ EXACT_POSTERIOR_LIMIT = 4000
 # combinations (Ax's default strategy uses the same two thresholds): a mixed space with at most
 # ENUMERATED_COMBINATIONS combinations runs the continuous optimizer once per combination; a fully discrete space
 # with at most EXHAUSTIVE_COMBINATIONS is scored point by point; anything larger alternates a continuous step with a
-# local search over neighbouring values.
+# local search over neighbouring values (D16).
 ENUMERATED_COMBINATIONS = 10
 EXHAUSTIVE_COMBINATIONS = 10_000
 
