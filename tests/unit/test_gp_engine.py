@@ -249,6 +249,18 @@ def test_a_small_fully_discrete_space_is_scored_point_by_point_skipping_observed
         assert (4, "poly") in chosen  # the optimum, which the model has every reason to try
 
 
+def test_the_alternating_setting_never_scores_every_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = small_space([{"name": "k", "type": "int", "low": 1, "high": 6}, KERNEL], {"discrete_search": "alternating"})
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("every point was scored")
+
+    monkeypatch.setattr(optimizing, "optimize_acqf_discrete", refuse)
+    trials = random_trials(spec, 10, lambda p: (p["k"] - 4) ** 2 + (p["kernel"] != "poly"))
+    (params,), _ = suggest(spec, trials)
+    assert normalize_params(spec, params) == params
+
+
 def test_a_fully_discrete_space_with_fewer_points_left_than_asked_still_answers() -> None:
     spec = small_space([{"name": "k", "type": "int", "low": 1, "high": 3}, KERNEL])  # 9 points
     trials = random_trials(spec, 12, lambda p: float(p["k"]))

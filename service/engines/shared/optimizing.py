@@ -115,36 +115,25 @@ def optimize(
     choices = {**features.cat_dims, **features.discrete_dims}
     combinations = math.prod(len(values) for values in choices.values())
     by_combinations = options.discrete_search == "auto"
+    multistart: dict[str, Any] = dict(
+        q=count,
+        num_restarts=options.num_restarts,
+        raw_samples=options.raw_samples,
+        timeout_sec=options.acq_timeout_seconds,
+        options={"maxiter": ACQUISITION_ITERATIONS},
+    )
     if not choices:
-        candidates, _ = optimize_acqf(
-            acquisition,
-            bounds,
-            q=count,
-            num_restarts=options.num_restarts,
-            raw_samples=options.raw_samples,
-            sequential=count > 1,
-            timeout_sec=options.acq_timeout_seconds,
-            options={"maxiter": ACQUISITION_ITERATIONS},
-        )
+        candidates, _ = optimize_acqf(acquisition, bounds, sequential=count > 1, **multistart)
     elif (
-        len(choices) == features.dim
+        by_combinations
+        and len(choices) == features.dim
         and combinations <= EXHAUSTIVE_COMBINATIONS
         and (exhaustive := _every_point(acquisition, choices, features.dim, count, observed, device)) is not None
     ):
         candidates = exhaustive
     elif by_combinations and len(choices) < features.dim and combinations <= ENUMERATED_COMBINATIONS:
-        candidates, _ = optimize_acqf_mixed(
-            acquisition,
-            bounds,
-            q=count,
-            num_restarts=options.num_restarts,
-            raw_samples=options.raw_samples,
-            fixed_features_list=[
-                dict(zip(choices, values, strict=True)) for values in itertools.product(*choices.values())
-            ],
-            timeout_sec=options.acq_timeout_seconds,
-            options={"maxiter": ACQUISITION_ITERATIONS},
-        )
+        combos = [dict(zip(choices, values, strict=True)) for values in itertools.product(*choices.values())]
+        candidates, _ = optimize_acqf_mixed(acquisition, bounds, fixed_features_list=combos, **multistart)
     else:
         # optimize_acqf_mixed_alternating takes no time bound in BoTorch 0.18; its iterations are bounded.
         candidates, _ = optimize_acqf_mixed_alternating(
