@@ -108,7 +108,7 @@ def test_cei_studies_are_declared_infeasible_too() -> None:
     spec = spec_of([{"name": "c", "op": "<=", "bound": 0}])  # cei is the default
     _, seen = run(spec, never_feasible, 9)
     assert [s.status["likely_infeasible"] for s in seen[5:]] == [False, False, True, True]  # type: ignore[index]
-    assert seen[-1].info == [{"method": "cei"}]
+    assert seen[-1].info == [{"method": "cei", "searching": "feasibility"}]  # D17: no feasible point yet
 
 
 def test_a_feasible_round_resets_the_count() -> None:
@@ -140,6 +140,27 @@ def test_cei_method_gives_feasibility_weighted_suggestions() -> None:
     assert seen[-1].status is not None and seen[-1].status["likely_infeasible"] is False
     late = [t.values for t in trials[5:] if t.values]
     assert sum(v["x_value"] >= 0.45 for v in late) >= 3
+
+
+def corner(params: dict[str, object]) -> dict[str, float]:
+    """The bowl's loss, feasible only in the corner x, y >= 0.8 (4% of the box): Sobol's first points miss it."""
+    x, y = float(params["x"]), float(params["y"])  # type: ignore[arg-type]
+    return {"loss": (x - 0.3) ** 2 + (y - 0.7) ** 2, "x_value": x, "y_value": y}
+
+
+def test_feasibility_first_searches_for_a_feasible_point_then_for_the_objective() -> None:
+    constraints = [{"name": "x_value", "op": ">=", "bound": 0.8}, {"name": "y_value", "op": ">=", "bound": 0.8}]
+    spec = spec_of(constraints)  # feasibility_first is the default (D17)
+    trials, seen = run(spec, corner, 12)
+    feasible = [i for i, t in enumerate(trials) if t.values and min(t.values["x_value"], t.values["y_value"]) >= 0.8]
+    assert feasible and feasible[0] >= 5, "the initial design alone should not find the corner"
+    first = feasible[0]
+    searching = [s.info[0].get("searching") for s in seen[5 : first + 1]]
+    assert searching == ["feasibility"] * len(searching)
+    assert all(s.info == [{"method": "cei"}] for s in seen[first + 1 :])
+
+    _, weighted = run(spec_of(constraints, feasibility_first=False), corner, 6)
+    assert weighted[-1].info == [{"method": "cei"}]
 
 
 def test_constrained_refuses_what_it_cannot_serve() -> None:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.acquisition import AcquisitionFunction
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement, qLogProbabilityOfFeasibility
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 
+from service.domain.ranking import is_feasible
 from service.domain.spec import StudySpec
 from service.domain.trial import TrialView
 from service.engines.base import Suggestions, SuggestRequest
@@ -125,18 +127,25 @@ def _suggestions(
     memory["infeasible"] = {"rounds": status["rounds"], "data": _data_version(request, completed)}
 
     if options.method == "cei":
-        acquisition = qLogNoisyExpectedImprovement(
-            joint_model(models),
-            X_baseline=X,
-            X_pending=X_pending,
-            prune_baseline=True,
-            objective=GenericMCObjective(first_output),
-            constraints=list(bounds),
+        # Feasibility first (D17): until a completed trial is feasible, the probability of feasibility alone.
+        searching = options.feasibility_first and not any(is_feasible(spec, t.values or {}) for t in completed)
+        acquisition: AcquisitionFunction = (
+            qLogProbabilityOfFeasibility(joint_model(models), constraints=list(bounds), X_pending=X_pending)
+            if searching
+            else qLogNoisyExpectedImprovement(
+                joint_model(models),
+                X_baseline=X,
+                X_pending=X_pending,
+                prune_baseline=True,
+                objective=GenericMCObjective(first_output),
+                constraints=list(bounds),
+            )
         )
         candidates = optimize(acquisition, features, request.count, options, device, observed=taken)
+        info: dict[str, Any] = {"method": "cei", **({"searching": "feasibility"} if searching else {})}
         return Suggestions(
             features.decode(separated(candidates, taken, features, request)),
-            info=[{"method": "cei"}] * request.count,
+            info=[info] * request.count,
             memory=memory,
             rung=fit.rung,
             status=status,
