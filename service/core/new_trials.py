@@ -22,7 +22,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines import ResolvedEngine
 from service.engines.base import NewRun, NoOptions, Resume, SuggestRequest
-from service.engines.encoding import MIN_SEPARATION, to_unit
+from service.engines.encoding import MIN_SEPARATION, listed_columns, to_unit
 from service.engines.sobol import sobol_points
 from service.store import pool as pool_store
 from service.store import studies as study_store
@@ -51,16 +51,20 @@ def new_trials_of(
 
 
 class TakenPoints:
-    """Points already taken, in the unit cube: a new point closer than MIN_SEPARATION (L-infinity) to one of them
-    is the same suggestion."""
+    """Points already taken, in the unit cube: a new point with the same integer and categorical values as one of
+    them and its floats within MIN_SEPARATION (L-infinity) is the same suggestion."""
 
     def __init__(self, spec: StudySpec, params: Sequence[dict[str, Any]]) -> None:
         self.spec = spec
         self.points = to_unit(spec, params)
+        self.listed = listed_columns(spec)
 
     def covers(self, params: dict[str, Any]) -> bool:
-        point = to_unit(self.spec, [params])
-        return bool(self.points.size) and float(np.abs(self.points - point).max(axis=1).min()) < MIN_SEPARATION
+        if not self.points.size:
+            return False
+        gaps = np.abs(self.points - to_unit(self.spec, [params]))
+        gaps[:, self.listed] = gaps[:, self.listed] > 1e-9
+        return float(gaps.max(axis=1).min()) < MIN_SEPARATION
 
     def add(self, params: dict[str, Any]) -> None:
         point = to_unit(self.spec, [params])

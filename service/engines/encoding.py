@@ -68,3 +68,10 @@ def to_unit(spec: StudySpec, params: Sequence[dict[str, Any]]) -> np.ndarray:
     """Encode parameter dicts as an (n, d) array in the unit cube, in `spec.params` order."""
     encoded = [[encode_value(p, t[p.name]) for p in spec.params] for t in params]
     return np.asarray(encoded, dtype=float).reshape(len(params), len(spec.params))
+
+
+def listed_columns(spec: StudySpec) -> list[int]:
+    """The columns of integer and categorical parameters: two points with different values there are different
+    suggestions, however close the values lie on the unit axis (neighbours of a wide integer lie closer than
+    MIN_SEPARATION)."""
+    return [i for i, p in enumerate(spec.params) if p.type in (ParamType.INT, ParamType.CATEGORICAL)]

@@ -163,6 +163,17 @@ def test_feasibility_first_searches_for_a_feasible_point_then_for_the_objective(
     assert weighted[-1].info == [{"method": "cei"}]
 
 
+def test_only_a_completed_feasible_trial_ends_the_search_for_feasibility() -> None:
+    constraints = [{"name": "x_value", "op": ">=", "bound": 0.8}, {"name": "y_value", "op": ">=", "bound": 0.8}]
+    spec = spec_of(constraints)
+    trials, _ = run(spec, corner, 5)  # the initial design: none in the corner
+    params = {"x": 0.9, "y": 0.9}
+    for state, searching in [(TrialState.STOPPED, True), (TrialState.COMPLETED, False)]:
+        # A trial stopped early met the constraints when it stopped; its final values might not have.
+        suggested = step(spec, [*trials, TrialView(5, params, state, corner(params))], {})
+        assert (suggested.info[0].get("searching") == "feasibility") is searching  # type: ignore[index]
+
+
 def test_constrained_refuses_what_it_cannot_serve() -> None:
     with pytest.raises(InvalidArgument, match="needs outcome constraints"):
         resolve_engine(StudySpec.model_validate({**spec_of([]).model_dump(), "engine": "constrained"}))

@@ -249,6 +249,18 @@ def test_a_small_fully_discrete_space_is_scored_point_by_point_skipping_observed
         assert (4, "poly") in chosen  # the optimum, which the model has every reason to try
 
 
+def test_a_failed_point_of_a_small_discrete_space_is_not_suggested_again() -> None:
+    spec = small_space([{"name": "k", "type": "int", "low": 1, "high": 6}, KERNEL])  # 18 points
+    trials = [t for t in random_trials(spec, 12, lambda p: (p["k"] - 4) ** 2 + (p["kernel"] != "poly"))]
+    trials = [t for t in trials if (t.params["k"], t.params["kernel"]) != (4, "poly")][:10]
+    (first,), _ = suggest(spec, trials)
+    assert (first["k"], first["kernel"]) == (4, "poly")  # the optimum, untried
+    # It crashed: one failure is below failure_model_after, so the model is unchanged, but the point is taken.
+    crashed = TrialView(len(trials), first, TrialState.FAILED)
+    (again,), _ = suggest(spec, [*trials, crashed])
+    assert (again["k"], again["kernel"]) != (4, "poly")
+
+
 def test_the_alternating_setting_never_scores_every_point(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = small_space([{"name": "k", "type": "int", "low": 1, "high": 6}, KERNEL], {"discrete_search": "alternating"})
 

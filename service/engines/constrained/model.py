@@ -16,7 +16,7 @@ from botorch.models.model import Model
 
 from service.domain.ranking import is_feasible
 from service.domain.spec import StudySpec
-from service.domain.trial import TrialView
+from service.domain.trial import TrialState, TrialView
 from service.engines.base import Suggestions, SuggestRequest
 from service.engines.constrained.engine import ConstrainedOptions
 from service.engines.encoding import MIN_SEPARATION
@@ -39,6 +39,7 @@ from service.engines.shared.optimizing import (
     pending_inputs,
     separated,
     space_pool,
+    taken_inputs,
 )
 
 __all__ = ["EngineFailure", "OptimisticProblem", "suggest"]
@@ -115,7 +116,7 @@ def _suggestions(
         memory["success"] = success_fit.hyperparameters
         models.append(success_fit.model)
         bounds.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
-    taken = torch.cat([X, X_pending]) if X_pending is not None else X
+    taken = taken_inputs(request, features, X, X_pending)
 
     rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
     pool = space_pool(features, min(options.pool_points * features.dim, MAX_POOL), rng.randrange(2**32), device)
@@ -128,7 +129,9 @@ def _suggestions(
 
     if options.method == "cei":
         # Feasibility first (D17): until a completed trial is feasible, the probability of feasibility alone.
-        searching = options.feasibility_first and not any(is_feasible(spec, t.values or {}) for t in completed)
+        searching = options.feasibility_first and not any(
+            t.state is TrialState.COMPLETED and is_feasible(spec, t.values or {}) for t in completed
+        )
         acquisition: AcquisitionFunction = (
             qLogProbabilityOfFeasibility(joint_model(models), constraints=list(bounds), X_pending=X_pending)
             if searching

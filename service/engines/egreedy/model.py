@@ -25,6 +25,7 @@ from service.engines.shared.optimizing import (
     pending_inputs,
     separated,
     space_pool,
+    taken_inputs,
 )
 
 __all__ = ["EngineFailure", "suggest"]
@@ -57,6 +58,7 @@ def _suggestions(
     rng = random.Random(request.seed * 1_000_003 + request.sequence_start)
     branches = _Branches(request, options, features, device, rng)
 
+    taken = taken_inputs(request, features, X, X_pending)
     chosen: list[torch.Tensor] = []
     infos: list[dict[str, Any]] = []
     for i in range(request.count):
@@ -65,6 +67,7 @@ def _suggestions(
         model = kriging_believer(fit.model, busy)
         branch: Branch = choose_branch(options.variant, epsilon, options.eta, selections + i, workers, rng)
         info: dict[str, Any] = {"branch": branch}
+        branches.observed = torch.cat([taken, *chosen])
         candidate = branches.run(branch, model)
         if (
             branch == "exploit"
@@ -77,7 +80,6 @@ def _suggestions(
         infos.append(info)
 
     proposed = torch.cat(chosen)
-    taken = torch.cat([X, X_pending]) if X_pending is not None else X
     kept = separated(proposed, taken, features, request)
     for info, before, after in zip(infos, proposed, kept, strict=True):
         if not torch.equal(before, after):
@@ -98,6 +100,7 @@ class _Branches:
         rng: random.Random,
     ) -> None:
         self.request, self.options, self.features, self.device, self.rng = request, options, features, device, rng
+        self.observed: torch.Tensor | None = None  # what an exact search over a small discrete space skips
 
     def run(self, branch: Branch, model: Model) -> torch.Tensor:
         if branch == "exploit":
@@ -109,7 +112,7 @@ class _Branches:
         return self._pool(1)
 
     def _maximize(self, acquisition: Any) -> torch.Tensor:
-        return optimize(acquisition, self.features, 1, self.options, self.device)
+        return optimize(acquisition, self.features, 1, self.options, self.device, observed=self.observed)
 
     def _thompson(self, model: Model) -> torch.Tensor:
         """The maximizer of one posterior sample path: pathwise (Matheron) sampling in continuous spaces; over

@@ -23,6 +23,7 @@ from service.engines.shared.optimizing import (
     optimize,
     pending_inputs,
     separated,
+    taken_inputs,
 )
 
 __all__ = ["EngineFailure", "suggest"]
@@ -61,6 +62,6 @@ def _model_suggestions(
     acquisition = qLogNoisyExpectedImprovement(
         model, X_baseline=X, X_pending=X_pending, prune_baseline=True, **acquisition_args
     )
-    taken = torch.cat([X, X_pending]) if X_pending is not None else X
+    taken = taken_inputs(request, features, X, X_pending)
     candidates = optimize(acquisition, features, request.count, options, device, observed=taken)
     return Suggestions(features.decode(separated(candidates, taken, features, request)), memory=memory, rung=fit.rung)

@@ -34,6 +34,7 @@ from service.engines.shared.optimizing import (
     outcome_constraints,
     pending_inputs,
     separated,
+    taken_inputs,
 )
 from service.engines.shared.outcome_transforms import winsorized, winsorized_constraint
 
@@ -113,7 +114,7 @@ def _suggestions(
         constraints.append(OutcomeBound(len(outputs), 0.5, upper=False))  # P(success) above an even chance
 
     model = joint_model(models)
-    taken = torch.cat([X, X_pending]) if X_pending is not None else X
+    taken = taken_inputs(request, features, X, X_pending)
     objective = IdentityMCMultiOutputObjective(outcomes=list(range(m)))
     common: dict[str, Any] = dict(objective=objective, constraints=constraints or None, prune_baseline=True)
     if method == "nehvi":

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DTYPE = torch.float64
 FIT_TOLERANCE = 1e-6  # the default of GPOptions.fit_tolerance
+EXACT_TOLERANCE = 1e-9  # two encodings of one listed value differ by rounding at most
 
 
 @dataclass(frozen=True)
@@ -344,8 +345,13 @@ def _fitting_subset(X: torch.Tensor, Y: torch.Tensor, limit: int, seed: int) -> 
     return X[index], Y[index]
 
 
-def min_linf_distance(candidates: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
-    """For each candidate row, the smallest L-infinity distance to any row of `others` (inf if none)."""
+def min_linf_distance(candidates: torch.Tensor, others: torch.Tensor, exact: Sequence[int] = ()) -> torch.Tensor:
+    """For each candidate row, the smallest L-infinity distance to any row of `others` (inf if none). Columns in
+    `exact` (listed values) count as 0 where equal and 1 where not, however close the two values lie."""
     if others.numel() == 0:
         return torch.full((candidates.shape[0],), math.inf, dtype=candidates.dtype, device=candidates.device)
-    return (candidates[:, None, :] - others[None, :, :]).abs().amax(dim=-1).amin(dim=-1)
+    gaps = (candidates[:, None, :] - others[None, :, :]).abs()
+    if exact:
+        columns = list(exact)
+        gaps[..., columns] = (gaps[..., columns] > EXACT_TOLERANCE).to(gaps.dtype)
+    return gaps.amax(dim=-1).amin(dim=-1)

@@ -99,6 +99,17 @@ def pending_inputs(request: SuggestRequest[BaseModel], features: Features, devic
     return features.encode(pending, device) if pending else None
 
 
+def taken_inputs(
+    request: SuggestRequest[BaseModel], features: Features, X: torch.Tensor, X_pending: torch.Tensor | None
+) -> torch.Tensor:
+    """The points no new suggestion should repeat: observed (X), pending, and failed or infeasible-told ones.
+    Before the failure model exists (D2) a failed point leaves the model unchanged, so an exact search would
+    pick it again."""
+    failed = [t.params for t in request.trials if t.state in FAILURE_STATES]
+    parts = [X, *([X_pending] if X_pending is not None else []), features.encode(failed, X.device)]
+    return torch.cat(parts)
+
+
 def optimize(
     acquisition: AcquisitionFunction,
     features: Features,
@@ -217,20 +228,27 @@ def kriging_believer(model: Model, busy: torch.Tensor | None) -> Model:
 def separated(
     candidates: torch.Tensor, taken: torch.Tensor, features: Features, request: SuggestRequest[BaseModel]
 ) -> torch.Tensor:
-    """Last safeguard (§0.3): a proposal on top of an observed, pending or earlier one is re-drawn at random."""
+    """Last safeguard (§0.3): a proposal on top of an observed, pending or earlier one is re-drawn at random.
+
+    The same point means the same value of every categorical and discrete integer and continuous values within
+    MIN_SEPARATION: neighbouring values of a wide integer lie closer than that on the unit axis and are distinct."""
     generator = torch.Generator().manual_seed(int((request.seed + request.sequence_start) % 2**31))
     bounds = features.bounds(candidates.device)
+    exact = [*features.cat_dims, *features.discrete_dims]
     kept = []
     others = features.unit(taken)
     for row in candidates:
         candidate = row
         for _ in range(100):
-            if min_linf_distance(features.unit(candidate[None]), others)[0] >= MIN_SEPARATION:
+            if min_linf_distance(features.unit(candidate[None]), others, exact)[0] >= MIN_SEPARATION:
                 break
             draw = torch.rand(features.dim, generator=generator, dtype=DTYPE).to(candidate.device)
             candidate = bounds[0] + draw * (bounds[1] - bounds[0])
             for i in features.cat_dims:
                 candidate[i] = candidate[i].round()
+            for i, values in features.discrete_dims.items():
+                listed = torch.tensor(values, dtype=candidate.dtype, device=candidate.device)
+                candidate[i] = listed[(listed - candidate[i]).abs().argmin()]
         kept.append(candidate)
         others = torch.cat([others, features.unit(candidate[None])])
     return torch.stack(kept)
