@@ -122,6 +122,30 @@ def test_exploit_moves_to_the_posterior_mean_maximum() -> None:
     assert loss(point) < min(t.values["loss"] for t in trials) + 0.02  # type: ignore[index]
 
 
+def test_exploit_in_a_small_discrete_space_takes_the_best_untried_point() -> None:
+    spec = StudySpec.model_validate(
+        {
+            "params": [
+                {"name": "k", "type": "int", "low": 1, "high": 6},
+                {"name": "act", "type": "categorical", "choices": ["relu", "tanh", "gelu"]},
+            ],
+            "objectives": [{"name": "loss", "goal": "minimize"}],
+            "engine": "egreedy",
+            "engine_options": {**FAST, "variant": "eps_rs", "epsilon": 0.0},
+        }
+    )
+    rng = random.Random(3)
+    tried = rng.sample([(k, a) for k in range(1, 7) for a in ("relu", "tanh", "gelu")], 9)
+    trials = [
+        TrialView(i, {"k": k, "act": a}, TrialState.COMPLETED, {"loss": (k - 4) ** 2 + (a != "gelu")})
+        for i, (k, a) in enumerate(tried)
+    ]
+    (point,), suggested = suggest(spec, trials)
+    # Every point of the 18 is scored and the tried ones skipped: no random redraw off an observed point.
+    assert suggested.info == [{"branch": "exploit"}]
+    assert (point["k"], point["act"]) not in tried
+
+
 def test_concurrent_asks_never_share_an_exploit_point() -> None:
     """D4: a second ask while the first exploit point is pending re-rolls as Thompson, away from it."""
     spec = spec_of(2, variant="eps_rs", epsilon=0.0)
