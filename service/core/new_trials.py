@@ -22,7 +22,7 @@ from service.domain.spec import StudySpec
 from service.domain.trial import TrialState, TrialView
 from service.engines import ResolvedEngine
 from service.engines.base import NewRun, NoOptions, Resume, SuggestRequest
-from service.engines.encoding import MIN_SEPARATION, listed_columns, to_unit
+from service.engines.encoding import LISTED_TOLERANCE, MIN_SEPARATION, listed_columns, to_unit
 from service.engines.sobol import sobol_points
 from service.store import pool as pool_store
 from service.store import studies as study_store
@@ -63,7 +63,7 @@ class TakenPoints:
         if not self.points.size:
             return False
         gaps = np.abs(self.points - to_unit(self.spec, [params]))
-        gaps[:, self.listed] = gaps[:, self.listed] > 1e-9
+        gaps[:, self.listed] = gaps[:, self.listed] > LISTED_TOLERANCE
         return float(gaps.max(axis=1).min()) < MIN_SEPARATION
 
     def add(self, params: dict[str, Any]) -> None:

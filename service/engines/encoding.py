@@ -21,6 +21,7 @@ from service.domain.spec import Choice, Param, ParamType, StudySpec
 DISCRETE_INT_LIMIT = 1000
 
 MIN_SEPARATION = 1e-3  # normalized L-infinity distance below which two points count as the same suggestion
+LISTED_TOLERANCE = 1e-9  # two encodings of one integer or categorical value differ by rounding at most
 
 
 def _span(param: Param) -> tuple[float, float]:

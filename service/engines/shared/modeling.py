@@ -33,14 +33,13 @@ from gpytorch.priors import GammaPrior, LogNormalPrior
 from linear_operator.utils.errors import NotPSDError
 
 from service.domain.spec import Choice, Param, ParamType, StudySpec
-from service.engines.encoding import DISCRETE_INT_LIMIT, decode_value, encode_value
+from service.engines.encoding import DISCRETE_INT_LIMIT, LISTED_TOLERANCE, decode_value, encode_value
 from service.engines.sobol import EngineFailure as EngineFailure  # raised here, caught by model_or_sobol
 
 log = logging.getLogger(__name__)
 
 DTYPE = torch.float64
 FIT_TOLERANCE = 1e-6  # the default of GPOptions.fit_tolerance
-EXACT_TOLERANCE = 1e-9  # two encodings of one listed value differ by rounding at most
 
 
 @dataclass(frozen=True)
@@ -353,5 +352,5 @@ def min_linf_distance(candidates: torch.Tensor, others: torch.Tensor, exact: Seq
     gaps = (candidates[:, None, :] - others[None, :, :]).abs()
     if exact:
         columns = list(exact)
-        gaps[..., columns] = (gaps[..., columns] > EXACT_TOLERANCE).to(gaps.dtype)
+        gaps[..., columns] = (gaps[..., columns] > LISTED_TOLERANCE).to(gaps.dtype)
     return gaps.amax(dim=-1).amin(dim=-1)

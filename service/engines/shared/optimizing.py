@@ -243,12 +243,9 @@ def separated(
             if min_linf_distance(features.unit(candidate[None]), others, exact)[0] >= MIN_SEPARATION:
                 break
             draw = torch.rand(features.dim, generator=generator, dtype=DTYPE).to(candidate.device)
-            candidate = bounds[0] + draw * (bounds[1] - bounds[0])
-            for i in features.cat_dims:
-                candidate[i] = candidate[i].round()
-            for i, values in features.discrete_dims.items():
-                listed = torch.tensor(values, dtype=candidate.dtype, device=candidate.device)
-                candidate[i] = listed[(listed - candidate[i]).abs().argmin()]
+            point = (bounds[0] + draw * (bounds[1] - bounds[0]))[None]
+            # Decoded and encoded again: categoricals and integers land on values they can take.
+            candidate = features.encode(features.decode(point), candidate.device)[0]
         kept.append(candidate)
         others = torch.cat([others, features.unit(candidate[None])])
     return torch.stack(kept)
