@@ -67,15 +67,15 @@ def _suggestions(
         model = kriging_believer(fit.model, busy)
         branch: Branch = choose_branch(options.variant, epsilon, options.eta, selections + i, workers, rng)
         info: dict[str, Any] = {"branch": branch}
-        branches.observed = torch.cat([taken, *chosen])
-        candidate = branches.run(branch, model)
+        observed = torch.cat([taken, *chosen])
+        candidate = branches.run(branch, model, observed)
         if (
             branch == "exploit"
             and busy is not None
             and float(min_linf_distance(features.unit(candidate), features.unit(busy))[0]) < EXPLOIT_TOLERANCE
         ):
             info = {"branch": "thompson", "rerolled": "exploit"}  # D4: a pending trial already exploits there
-            candidate = branches.run("thompson", model)
+            candidate = branches.run("thompson", model, observed)
         chosen.append(candidate)
         infos.append(info)
 
@@ -100,25 +100,26 @@ class _Branches:
         rng: random.Random,
     ) -> None:
         self.request, self.options, self.features, self.device, self.rng = request, options, features, device, rng
-        self.observed: torch.Tensor | None = None  # what an exact search over a small discrete space skips
 
-    def run(self, branch: Branch, model: Model) -> torch.Tensor:
+    def run(self, branch: Branch, model: Model, observed: torch.Tensor) -> torch.Tensor:
+        """One point by `branch`; `observed` (observed, pending, failed and already chosen points) is what an
+        exact search over a small discrete space skips."""
         if branch == "exploit":
-            return self._maximize(PosteriorMean(model))
+            return self._maximize(PosteriorMean(model), observed)
         if branch == "thompson":
-            return self._thompson(model)
+            return self._thompson(model, observed)
         if branch == "pareto":
             return self._pareto(model)
         return self._pool(1)
 
-    def _maximize(self, acquisition: Any) -> torch.Tensor:
-        return optimize(acquisition, self.features, 1, self.options, self.device, observed=self.observed)
+    def _maximize(self, acquisition: Any, observed: torch.Tensor) -> torch.Tensor:
+        return optimize(acquisition, self.features, 1, self.options, self.device, observed=observed)
 
-    def _thompson(self, model: Model) -> torch.Tensor:
+    def _thompson(self, model: Model, observed: torch.Tensor) -> torch.Tensor:
         """The maximizer of one posterior sample path: pathwise (Matheron) sampling in continuous spaces; over
         a Sobol pool, jointly sampled, where the kernel has categorical parts that pathwise sampling lacks."""
         if not self.features.cat_dims:
-            return self._maximize(PathwiseThompsonSampling(model))
+            return self._maximize(PathwiseThompsonSampling(model), observed)
         pool = self._pool(THOMPSON_POOL)
         with torch.no_grad():
             path = model.posterior(pool).rsample().reshape(-1)
