@@ -191,3 +191,24 @@ def test_too_little_data_starts_sobol_runs() -> None:
     request = SuggestRequest(spec, resolved.options, 2, seed=1, sequence_start=1, trials=[_run(0, 0.5, 3)])
     planned = resolved.engine.plan(request)
     assert planned.rung == "warm-up" and all(isinstance(p, NewRun) and p.budget == 3.0 for p in planned.runs)
+
+
+def test_the_warm_up_starts_at_the_centre_of_the_space_when_told_to() -> None:
+    """With `center_point`, as under `gp`: the first warm-up run is the centre and the next ones the study's Sobol
+    points, whether the warm-up is answered inline or planned by a worker. By default it starts with the Sobol
+    points."""
+    spec = _spec(rule="promote", center_point=True)
+    resolved = resolve_engine(spec)
+    engine, options = resolved.engine, resolved.options
+    inline = [
+        engine.suggest(SuggestRequest(spec, options, 1, seed=1, sequence_start=n)).params[0]["x"] for n in range(3)
+    ]
+    assert inline[0] == pytest.approx(0.5) and all(x != pytest.approx(0.5) for x in inline[1:])
+    planned = engine.plan(SuggestRequest(spec, options, 3, seed=1, sequence_start=0, trials=[]))
+    assert planned.rung == "warm-up"
+    assert [run.params["x"] for run in planned.runs if isinstance(run, NewRun)] == pytest.approx(inline)
+    plain = _spec(rule="promote")
+    first = resolve_engine(plain).engine.suggest(
+        SuggestRequest(plain, resolve_engine(plain).options, 1, seed=1, sequence_start=0)
+    )
+    assert first.params[0]["x"] == pytest.approx(inline[1])  # the Sobol sequence's first point

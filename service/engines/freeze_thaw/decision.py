@@ -45,7 +45,7 @@ from service.engines.freeze_thaw.model import (
     matern52,
     trend,
 )
-from service.engines.sobol import sobol_points
+from service.engines.sobol import initial_design, sobol_points
 
 MEMORY_KEY = "freeze_thaw_hyperparameters"
 FITTED_AT_KEY = "freeze_thaw_fitted_at"  # how many observations the stored hyperparameters were fitted to
@@ -331,8 +331,11 @@ def _believe_pending(
 
 
 def _sobol_runs(request: SuggestRequest[FreezeThawOptions], count: int) -> list[Resume | NewRun]:
+    """New runs from the study's initial design (its Sobol sequence, after the centre with `center_point`): the
+    warm-up when a worker plans it, and the fill when the model chose fewer runs than asked."""
     options = request.options
-    fresh = sobol_points(SuggestRequest(request.spec, options, count, request.seed, request.sequence_start))
+    design = SuggestRequest(request.spec, options, count, request.seed, request.sequence_start)
+    fresh = initial_design(design, options.center_point)
     return [NewRun(p, warmup_budget(request.spec, options)) for p in fresh]
 
 

@@ -20,7 +20,8 @@ At each ask past the warm-up, a worker fits the curve model (freeze_thaw.model) 
   (cheaper; D8).
 
 With several workers, runs being trained elsewhere count as pending: their next observation is fantasized at its
-predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs are Sobol points, answered inline.
+predicted mean before choosing (D9). Warm-up: the first `warmup_configs` runs, answered inline, are Sobol points
+(with `center_point`, the first is the centre of the space, as under `gp`).
 
 This module holds no torch import (API processes validate options and serve the warm-up); the decision lives in
 `freeze_thaw.decision`, imported by workers.
@@ -36,7 +37,7 @@ from pydantic import Field
 from service.domain.spec import StudySpec
 from service.engines.asha import AshaOptions, rungs
 from service.engines.base import Engine, ModelEngineOptions, Plan, Suggestions, SuggestRequest
-from service.engines.sobol import sobol_points
+from service.engines.sobol import initial_design
 
 PROMOTE_RULES = ("promote", "promote_capped")  # the rules that climb asha's rungs
 
@@ -77,7 +78,12 @@ class FreezeThawOptions(AshaOptions, ModelEngineOptions):
     increment: float | None = Field(
         default=None, gt=0, description="Steps a run trains per decision (default: a tenth of the fidelity's range)."
     )
-    warmup_configs: int = Field(default=4, ge=2, le=100, description="Sobol runs before the first model decision.")
+    warmup_configs: int = Field(default=4, ge=2, le=100, description="Warm-up runs before the first model decision.")
+    center_point: bool = Field(
+        default=False,
+        description="The first warm-up run is the centre of the space, as under `gp`, and the rest Sobol points; "
+        "off (the default, measured better on the learning-curve benchmark), every warm-up run is a Sobol point.",
+    )
     new_candidates: int = Field(default=3, ge=1, le=20, description="Fresh configurations in the basket.")
     old_candidates: int = Field(default=10, ge=1, le=100, description="Paused runs in the basket.")
     candidate_pool: int = Field(default=512, ge=16, le=16384, description="Sobol points the fresh ones come from.")
@@ -134,8 +140,8 @@ class FreezeThawEngine(Engine[FreezeThawOptions]):
         return created >= options.warmup_configs
 
     def suggest(self, request: SuggestRequest[FreezeThawOptions]) -> Suggestions:
-        """The warm-up (and the fallback when the model fails): Sobol configurations."""
-        return Suggestions(sobol_points(request))
+        """The warm-up (and the fallback when the model fails): Sobol points, after the centre with `center_point`."""
+        return Suggestions(initial_design(request, request.options.center_point))
 
     def plan(self, request: SuggestRequest[FreezeThawOptions]) -> Plan:
         module = importlib.import_module("service.engines.freeze_thaw.decision")
