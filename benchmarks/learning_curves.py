@@ -21,15 +21,26 @@ Four problems, budget counted in training epochs consumed (20 x the max epochs),
   learning_rate_init, alpha and the hidden width (8 to 256, all log-scaled); 27 epochs, 5-fold cross-validated
   error as `sgd-cv`, 400 Sobol configurations (benchmarks/data/mlp_digits_cv_curves.json, about 6 minutes;
   committed). Small learning rates start slowly and large ones plateau early or bounce, so curves cross.
+- `mlp-reg-cv`: scikit-learn's MLPRegressor with the same parameters on the diabetes data (442 samples), 5-fold
+  cross-validated, the error being 1 - R² of the out-of-fold predictions (benchmarks/data/mlp_diabetes_cv_curves.json,
+  about 2 minutes; committed). Most configurations overfit: the error of 62% of them is lowest before the last
+  epoch, and the best final error, 0.483, is 0.08 below the median's.
+
+Peers, one worker, each at its library defaults (`ax`, `optuna-gp`, `tpe`): a configuration trains epoch by epoch,
+the peer hears each epoch's error and may stop the run there (Ax's `Client` with the early-stopping strategy it
+chooses itself, a percentile rule; Optuna's `create_study` with its default median pruner), and the next starts.
+`asktell` is the service's default for such a study (engine `auto`).
 
 The service's rules are simulated in-process exactly as `core` applies them (no database): a trial trains to its
 budget and pauses there (below the fidelity's max), the engine's stopping rule may stop it, asks resume what the
 engine chooses (`resumes` for asha, a worker's `plan` for freeze_thaw), and a trial at the max is told. Each
 worker trains one epoch per time unit, so with 4 workers completions interleave.
 
-    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4] [--problems synthetic,sgd,sgd-cv,mlp-cv]
+    python benchmarks/learning_curves.py [--seeds 5] [--workers 1,4]
+        [--problems synthetic,sgd,sgd-cv,mlp-cv,mlp-reg-cv]
         [--methods freeze_thaw-promote,freeze_thaw-promote-capped,freeze_thaw-promote-warmup-to-max,
-                   freeze_thaw-entropy,freeze_thaw-ei,asha,asha_bo,asha_bo-log_ei,asha_bo-top_rung,gp-median,random]
+                   freeze_thaw-entropy,freeze_thaw-ei,freeze_thaw-promote-center,asha,asha_bo,asha_bo-log_ei,
+                   asha_bo-top_rung,gp-median,random,asktell,ax,optuna-gp,tpe]
         [--parallel 2] [--results runs.jsonl] [--report]
 
 (`--report` prints the tables of what --results holds and runs nothing.)
@@ -45,6 +56,11 @@ Then one table for all cases, on the seeds every method ran: each method's mean 
 100% of the budget, the share of the budget at which the median seed reached asha's final error, and whether that is
 within 60% (of the budget, the epochs asha spent on it); and, per method, the cases where it was at or below asha,
 and at or below gp with median stopping, at every one of those shares.
+
+Last, with one worker and `random` among the methods, the quality benchmark's scale (benchmarks/quality.py): at each
+share of the budget, 0 is random search's median best final error and 1 the problem's optimum (the best table
+entry's final error; the synthetic curve's minimum), per problem and over the family, and `asktell` minus each
+other method, paired by problem and seed.
 """
 
 from __future__ import annotations
@@ -83,7 +99,7 @@ MLP_PARAMS = [
     {"name": "alpha", "type": "float", "low": 1e-6, "high": 1e-1, "log": True},
     {"name": "width", "type": "float", "low": 8, "high": 256, "log": True},
 ]
-FAMILY_PARAMS = {"sgd": SGD_PARAMS, "mlp": MLP_PARAMS}
+FAMILY_PARAMS = {"sgd": SGD_PARAMS, "mlp": MLP_PARAMS, "mlp-reg": MLP_PARAMS}
 
 
 class Table(NamedTuple):
@@ -99,9 +115,11 @@ TABLES = {
     "sgd": Table(DATA / "sgd_digits_curves.json", None, "sgd"),
     "sgd-cv": Table(DATA / "sgd_digits_cv_curves.json", 5, "sgd"),
     "mlp-cv": Table(DATA / "mlp_digits_cv_curves.json", 5, "mlp"),
+    "mlp-reg-cv": Table(DATA / "mlp_diabetes_cv_curves.json", 5, "mlp-reg"),
 }
 METHODS = {
     "freeze_thaw-promote": ("freeze_thaw", {"rule": "promote"}),
+    "freeze_thaw-promote-center": ("freeze_thaw", {"rule": "promote", "center_point": True}),
     "freeze_thaw-promote-capped": ("freeze_thaw", {"rule": "promote_capped"}),
     "freeze_thaw-promote-warmup-to-max": ("freeze_thaw", {"rule": "promote", "warmup_to_max": True}),
     "freeze_thaw-entropy": ("freeze_thaw", {"rule": "entropy"}),
@@ -112,7 +130,9 @@ METHODS = {
     "asha_bo-top_rung": ("asha_bo", {"model": "top_rung"}),
     "gp-median": ("gp", {"stopping": "median"}),
     "random": ("random", {}),
+    "asktell": ("auto", {}),
 }
+PEERS = ("ax", "optuna-gp", "tpe")  # each at its library defaults, one worker: see run_peer
 
 
 class Problem:
@@ -151,11 +171,30 @@ class Problem:
 
     def value(self, unit: np.ndarray, epoch: int) -> float:
         if self.name == "synthetic":
-            a = 0.05 + 0.6 * (unit[0] - 0.3) ** 2 + 0.4 * (unit[1] - 0.6) ** 2 + 0.1 * unit[2]
-            rate = 0.12 + 0.6 * unit[0] * unit[2]  # the best asymptote (x0 = 0.3) learns slower than large x0
-            return float(a + (1 - a) * math.exp(-rate * epoch) + self.noise.normal(0, 0.005))
+            return synthetic_curve(unit, epoch) + float(self.noise.normal(0, 0.005))
         nearest = int(np.abs(self.units - unit).max(axis=1).argmin())
         return float(self.curves[nearest][epoch - 1])
+
+
+def synthetic_curve(unit: np.ndarray, epoch: float) -> float:
+    """The synthetic problem's noise-free validation error after `epoch` epochs at a point of the unit cube."""
+    a = 0.05 + 0.6 * (unit[0] - 0.3) ** 2 + 0.4 * (unit[1] - 0.6) ** 2 + 0.1 * unit[2]
+    rate = 0.12 + 0.6 * unit[0] * unit[2]  # the best asymptote (x0 = 0.3) learns slower than large x0
+    return float(a + (1 - a) * math.exp(-rate * epoch))
+
+
+def optimum(problem: str) -> float:
+    """The lowest final error the problem holds: the best table entry's, or the synthetic curve's minimum at the
+    max epochs (a grid, then a local search from its best point)."""
+    if problem != "synthetic":
+        return float(np.array(curve_table(problem)["errors"])[:, -1].min())
+    from scipy.optimize import minimize
+
+    axis = np.linspace(0, 1, 21)
+    grid = np.stack(np.meshgrid(axis, axis, axis), axis=-1).reshape(-1, 3)
+    start = min(grid, key=lambda u: synthetic_curve(u, MAX_EPOCHS))
+    found = minimize(lambda u: synthetic_curve(u, MAX_EPOCHS), start, bounds=[(0, 1)] * 3, method="L-BFGS-B")
+    return float(found.fun)
 
 
 def curve_table(problem: str) -> dict[str, Any]:
@@ -172,7 +211,7 @@ def _classifier(family: str, unit: np.ndarray) -> Any:
     """The scikit-learn model a table entry trains: SGDClassifier (log loss, invscaling learning rate) or a
     one-hidden-layer MLPClassifier (adam, minibatches of 64), at a point of the unit cube."""
     from sklearn.linear_model import SGDClassifier
-    from sklearn.neural_network import MLPClassifier
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     if family == "sgd":  # decoded as when its tables were built, so they rebuild byte for byte
         alpha, eta0, power_t = 10 ** (-7 + 6 * unit[0]), 10 ** (-4 + 4 * unit[1]), 0.05 + 0.9 * unit[2]
@@ -180,26 +219,31 @@ def _classifier(family: str, unit: np.ndarray) -> Any:
             loss="log_loss", alpha=alpha, learning_rate="invscaling", eta0=eta0, power_t=power_t, random_state=0
         )
     rate, alpha, width = (p["low"] * (p["high"] / p["low"]) ** u for p, u in zip(MLP_PARAMS, unit, strict=True))
-    return MLPClassifier(
-        hidden_layer_sizes=(round(width),), learning_rate_init=rate, alpha=alpha, batch_size=64, random_state=0
-    )
+    mlp = MLPRegressor if family == "mlp-reg" else MLPClassifier
+    return mlp(hidden_layer_sizes=(round(width),), learning_rate_init=rate, alpha=alpha, batch_size=64, random_state=0)
 
 
 def build_table(path: Path, folds: int | None, family: str, count: int = 400) -> dict[str, Any]:
-    """Train the `family`'s classifier one epoch at a time (partial_fit) for 27 epochs on digits, for `count`
-    Sobol configurations, and cache the validation error per epoch at `path`: on a stratified 30% hold-out when
-    `folds` is None, else the mistakes of `folds` models, each validated on its own fold, over all samples."""
+    """Train the `family`'s model one epoch at a time (partial_fit) for 27 epochs, for `count` Sobol
+    configurations, and cache the validation error per epoch at `path`. The classifiers learn scikit-learn's digits:
+    the error rate on a stratified 30% hold-out when `folds` is None, else the mistakes of `folds` models, each
+    validated on its own fold, over all samples. The regressor (`mlp-reg`) learns the diabetes data, standardized
+    on each training fold, and its error is the folds' squared errors over all samples divided by the targets'
+    total sum of squares (1 - R² of the out-of-fold predictions)."""
     from scipy.stats import qmc
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.datasets import load_diabetes, load_digits
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    x, y = load_digits(return_X_y=True)
+    regression = family == "mlp-reg"
+    x, y = load_diabetes(return_X_y=True) if regression else load_digits(return_X_y=True)
     if folds is None:
         splits = [train_test_split(np.arange(len(y)), test_size=0.3, random_state=0, stratify=y)]
+    elif regression:
+        splits = list(KFold(folds, shuffle=True, random_state=0).split(x))
     else:
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
-    validated = sum(len(valid) for _, valid in splits)
+    total = float(((y - y.mean()) ** 2).sum()) if regression else float(sum(len(valid) for _, valid in splits))
     units = qmc.Sobol(3, scramble=True, seed=0).random(count)
     errors = []
     classes = np.unique(y)
@@ -209,10 +253,16 @@ def build_table(path: Path, folds: int | None, family: str, count: int = 400) ->
             scaler = StandardScaler().fit(x[train])
             x_train, x_valid = scaler.transform(x[train]), scaler.transform(x[valid])
             model = _classifier(family, u)
+            center, scale = y[train].mean(), y[train].std()
             for epoch in range(MAX_EPOCHS):
-                model.partial_fit(x_train, y[train], classes=classes)
-                mistakes[epoch] += (model.predict(x_valid) != y[valid]).sum()
-        errors.append([round(float(m) / validated, 5) for m in mistakes])
+                if regression:
+                    model.partial_fit(x_train, (y[train] - center) / scale)
+                    predicted = model.predict(x_valid) * scale + center
+                    mistakes[epoch] += float(((predicted - y[valid]) ** 2).sum())
+                else:
+                    model.partial_fit(x_train, y[train], classes=classes)
+                    mistakes[epoch] += (model.predict(x_valid) != y[valid]).sum()
+        errors.append([round(float(m) / total, 5) for m in mistakes])
     table = {"units": units.round(6).tolist(), "errors": errors}
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(table))
@@ -229,6 +279,125 @@ class SimTrial:
     steps: list[tuple[int, float]] = field(default_factory=list)
 
 
+class PeerStudy:
+    """A peer at its library defaults, one trial at a time: it suggests a configuration, hears the validation error
+    after each epoch and says whether to stop the run there. Ax's `Client` picks its default early-stopping
+    strategy (a percentile rule) when asked `should_stop_trial_early`; Optuna's `create_study` comes with its
+    default pruner (the median rule) for GPSampler and TPESampler alike."""
+
+    def __init__(self, method: str, params: list[dict[str, Any]], seed: int) -> None:
+        self.method, self.params = method, params
+        if method == "ax":
+            import logging
+
+            from ax.api.client import Client
+            from ax.api.configs import RangeParameterConfig
+
+            for name in [n for n in logging.root.manager.loggerDict if n.startswith("ax")] + ["ax"]:
+                logging.getLogger(name).setLevel(logging.ERROR)
+            self.client = Client(random_seed=seed)
+            self.client.configure_experiment(
+                parameters=[
+                    RangeParameterConfig(
+                        name=p["name"],
+                        bounds=(p["low"], p["high"]),
+                        parameter_type="float",
+                        scaling="log" if p.get("log") else "linear",
+                    )
+                    for p in params
+                ]
+            )
+            self.client.configure_optimization(objective="-error")
+        else:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            sampler = optuna.samplers.TPESampler(seed=seed) if method == "tpe" else optuna.samplers.GPSampler(seed=seed)
+            self.study = optuna.create_study(sampler=sampler, direction="minimize")
+
+    def ask(self) -> tuple[Any, dict[str, Any]]:
+        """A new configuration and the peer's handle on it."""
+        if self.method == "ax":
+            ((index, params),) = self.client.get_next_trials(max_trials=1).items()
+            return index, dict(params)
+        trial = self.study.ask()
+        return trial, {
+            p["name"]: trial.suggest_float(p["name"], p["low"], p["high"], log=p.get("log", False)) for p in self.params
+        }
+
+    def report(self, handle: Any, epoch: int, error: float) -> bool:
+        """Hear an intermediate value; True where the peer stops the run (and has marked it stopped)."""
+        if self.method == "ax":
+            self.client.attach_data(handle, {"error": error}, progression=epoch)
+            if self.client.should_stop_trial_early(handle):
+                self.client.mark_trial_early_stopped(handle)
+                return True
+            return False
+        import optuna
+
+        handle.report(error, epoch)
+        if handle.should_prune():
+            self.study.tell(handle, state=optuna.trial.TrialState.PRUNED)
+            return True
+        return False
+
+    def complete(self, handle: Any, epoch: int, error: float) -> None:
+        if self.method == "ax":
+            self.client.complete_trial(handle, {"error": error}, progression=epoch)
+        else:
+            self.study.tell(handle, error)
+
+
+def run_peer(problem: Problem, method: str, seed: int) -> dict[str, Any]:
+    """One worker's run of a peer: each configuration trains epoch by epoch until the peer stops it or it reaches
+    the max epochs, and the next starts; the budget counts epochs as for the service's engines."""
+    from service.domain.spec import StudySpec
+    from service.engines.encoding import to_unit
+
+    spec = StudySpec.model_validate(problem.spec("random", {}))
+    peer = PeerStudy(method, problem.params, seed)
+    budget_epochs = BUDGET_FACTOR * MAX_EPOCHS
+    used, best_final = 0, math.inf
+    history: list[tuple[int, float]] = []
+    decision_seconds: list[float] = []
+    trained: list[int] = []
+    completed = 0
+    while used < budget_epochs:
+        started = time.perf_counter()
+        handle, params = peer.ask()
+        decision_seconds.append(time.perf_counter() - started)
+        unit = problem.place(to_unit(spec, [params])[0])
+        trained.append(0)
+        for epoch in range(1, MAX_EPOCHS + 1):
+            if used >= budget_epochs:
+                break
+            error = problem.value(unit, epoch)
+            used += 1
+            trained[-1] = epoch
+            if epoch == MAX_EPOCHS:
+                peer.complete(handle, epoch, error)
+                completed += 1
+                if error < best_final:
+                    best_final = error
+                    history.append((used, best_final))
+                break
+            started = time.perf_counter()
+            stopped = peer.report(handle, epoch, error)
+            decision_seconds.append(time.perf_counter() - started)
+            if stopped:
+                break
+    return {
+        "history": history,
+        "final": best_final if math.isfinite(best_final) else None,
+        "epochs": used,
+        "seconds_per_decision": float(np.mean(decision_seconds)),
+        "decisions": len(decision_seconds),
+        "configs": len(trained),
+        "completed": completed,
+        "epochs_per_config": sorted(trained, reverse=True),
+    }
+
+
 def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
     import torch
 
@@ -241,6 +410,10 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
     torch.set_num_threads(1)
     problem_name, method, seed, workers = task
     problem = Problem(problem_name, seed)
+    if method in PEERS:
+        return {"problem": problem_name, "method": method, "seed": seed, "workers": workers} | run_peer(
+            problem, method, seed
+        )
     engine_name, options = METHODS[method]
     spec = StudySpec.model_validate(problem.spec(engine_name, options))
     resolved = resolve_engine(spec)
@@ -435,12 +608,77 @@ def budget_table(
     )
 
 
+def normalized_scores(
+    runs: list[dict[str, Any]], problems: list[str], methods: list[str], seeds: int
+) -> dict[tuple[str, str, int], list[float]]:
+    """The quality benchmark's scale on one worker's runs: per (problem, method, seed), at each share of the budget,
+    0 for random search's median best final error (over its seeds) and 1 for the problem's optimum. A run with no
+    configuration trained to the max yet counts the worst final error any run of the problem found."""
+    budget = BUDGET_FACTOR * MAX_EPOCHS
+    scores: dict[tuple[str, str, int], list[float]] = {}
+    for problem in problems:
+        found = [r for r in runs if r["problem"] == problem and r["workers"] == 1 and r["seed"] < seeds]
+        firsts = [r["history"][0][1] for r in found if r["history"]]
+        anchors = [r for r in found if r["method"] == "random"]
+        if not firsts or not anchors:
+            continue
+        worst, best = max(firsts), optimum(problem)
+
+        def value(run: dict[str, Any], share: float, worst: float = worst) -> float:
+            reached = _best_by(run, share * budget)
+            return worst if reached is None else reached
+
+        anchor = [float(np.median([value(r, share) for r in anchors])) for share in BUDGET_SHARES]
+        for run in found:
+            if run["method"] in methods:
+                scores[(problem, run["method"], run["seed"])] = [
+                    (a - value(run, share)) / (a - best) for a, share in zip(anchor, BUDGET_SHARES, strict=True)
+                ]
+    return scores
+
+
+def score_report(runs: list[dict[str, Any]], problems: list[str], methods: list[str], seeds: int) -> str:
+    """Per problem and for the whole family, each method's mean normalized score at each share of the budget; then
+    the service's default (`asktell`) minus each other method, paired by problem and seed; and engine seconds per
+    decision (a suggestion, or an intermediate value heard)."""
+    scores = normalized_scores(runs, problems, methods, seeds)
+    shown = [m for m in methods if m != "random"]
+    shares = [f"{share:.0%}" for share in BUDGET_SHARES]
+    rows: list[list[object]] = []
+    for problem in [*problems, "family"]:
+        for method in shown:
+            found = [v for (p, m, _), v in scores.items() if m == method and problem in (p, "family")]
+            if found:
+                cells = [mean_and_error([v[i] for v in found], 2) for i in range(len(BUDGET_SHARES))]
+                seconds = [
+                    r["seconds_per_decision"]
+                    for r in runs
+                    if r["method"] == method and r["workers"] == 1 and problem in (r["problem"], "family")
+                ]
+                rows.append([problem, method, len(found), *cells, f"{np.mean(seconds):.3f}"])
+    text = "normalized score, one worker (0 = random search's median best final error, 1 = the optimum), ± s.e.\n"
+    text += markdown_table(["problem", "method", "runs", *shares, "s/decision"], rows)
+    if "asktell" in shown:
+        rows = []
+        for peer in [m for m in shown if m != "asktell"]:
+            keys = [(p, s) for (p, m, s) in scores if m == "asktell" and (p, peer, s) in scores]
+            cells = []
+            for i in range(len(BUDGET_SHARES)):
+                diffs = [scores[(p, "asktell", s)][i] - scores[(p, peer, s)][i] for p, s in keys]
+                wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
+                cells.append(f"{mean_and_error(diffs, 2)} ({wins}/{losses})" if diffs else "-")
+            rows.append([peer, len(keys), *cells])
+        text += "\n\nasktell minus each method, paired by problem and seed: mean ± s.e. (wins/losses)\n"
+        text += markdown_table(["method", "pairs", *shares], rows)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", default="1,4")
-    parser.add_argument("--problems", default="synthetic,sgd,sgd-cv,mlp-cv")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--problems", default=",".join(["synthetic", *TABLES]))
+    parser.add_argument("--methods", default=",".join([*METHODS, *PEERS]))
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--results", type=Path)
     parser.add_argument("--report", action="store_true", help="print the tables of the runs in --results, run none")
@@ -458,7 +696,7 @@ def main() -> None:
         for p in problems
         for w in worker_counts
         for m in methods
-        if (p, m, s, w) not in log and not args.report
+        if (p, m, s, w) not in log and not args.report and (w == 1 or m not in PEERS)
     ]
     with ProcessPoolExecutor(args.parallel) as pool:
         for run in pool.map(run_task, tasks):
@@ -547,6 +785,9 @@ def main() -> None:
             )
     print()
     print(budget_table(list(log.runs.values()), problems, worker_counts, methods, args.seeds))
+    if 1 in worker_counts and "random" in methods:
+        print()
+        print(score_report(list(log.runs.values()), problems, methods, args.seeds))
 
 
 if __name__ == "__main__":
