@@ -84,6 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from benchmarks.harness import RunLog, markdown_table, mean_and_error
+from benchmarks.methods import ax_client, optuna_params
 
 warnings.filterwarnings("ignore")
 MAX_EPOCHS = 27
@@ -288,25 +289,7 @@ class PeerStudy:
     def __init__(self, method: str, params: list[dict[str, Any]], seed: int) -> None:
         self.method, self.params = method, params
         if method == "ax":
-            import logging
-
-            from ax.api.client import Client
-            from ax.api.configs import RangeParameterConfig
-
-            for name in [n for n in logging.root.manager.loggerDict if n.startswith("ax")] + ["ax"]:
-                logging.getLogger(name).setLevel(logging.ERROR)
-            self.client = Client(random_seed=seed)
-            self.client.configure_experiment(
-                parameters=[
-                    RangeParameterConfig(
-                        name=p["name"],
-                        bounds=(p["low"], p["high"]),
-                        parameter_type="float",
-                        scaling="log" if p.get("log") else "linear",
-                    )
-                    for p in params
-                ]
-            )
+            self.client = ax_client(params, seed)
             self.client.configure_optimization(objective="-error")
         else:
             import optuna
@@ -321,9 +304,7 @@ class PeerStudy:
             ((index, params),) = self.client.get_next_trials(max_trials=1).items()
             return index, dict(params)
         trial = self.study.ask()
-        return trial, {
-            p["name"]: trial.suggest_float(p["name"], p["low"], p["high"], log=p.get("log", False)) for p in self.params
-        }
+        return trial, optuna_params(self.params, trial)
 
     def report(self, handle: Any, epoch: int, error: float) -> bool:
         """Hear an intermediate value; True where the peer stops the run (and has marked it stopped)."""

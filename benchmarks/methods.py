@@ -76,9 +76,10 @@ def run_asktell(problem: Problem, method: str, seed: int, budget: int) -> Run:
     return run
 
 
-def _optuna_params(problem: Problem, trial: Any) -> Params:
+def optuna_params(space: list[dict[str, Any]], trial: Any) -> Params:
+    """The trial's values for the parameters of `space`, asked of Optuna in its own terms."""
     params: Params = {}
-    for p in problem.params:
+    for p in space:
         if p["type"] == "categorical":
             params[p["name"]] = trial.suggest_categorical(p["name"], p["choices"])
         elif p["type"] == "int":
@@ -115,7 +116,7 @@ def run_optuna(problem: Problem, method: str, seed: int, budget: int) -> Run:
     for _ in range(budget):
         started = time.perf_counter()
         trial = study.ask()
-        params = _optuna_params(problem, trial)
+        params = optuna_params(problem.params, trial)
         run.seconds.append(time.perf_counter() - started)
         metrics = problem.evaluate(params)
         run.params.append(params)
@@ -126,7 +127,8 @@ def run_optuna(problem: Problem, method: str, seed: int, budget: int) -> Run:
     return run
 
 
-def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
+def ax_client(space: list[dict[str, Any]], seed: int) -> Any:
+    """Ax's `Client`, seeded and quiet, with the parameters of `space` declared in its own terms."""
     from ax.api.client import Client
     from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
 
@@ -134,7 +136,7 @@ def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("ax")] + ["ax"]:
         logging.getLogger(name).setLevel(logging.ERROR)
     parameters: list[Any] = []
-    for p in problem.params:
+    for p in space:
         if p["type"] == "categorical":
             kind = "str" if isinstance(p["choices"][0], str) else "float"
             parameters.append(
@@ -150,6 +152,11 @@ def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
                 )
             )
     client.configure_experiment(parameters=parameters)
+    return client
+
+
+def run_ax(problem: Problem, method: str, seed: int, budget: int) -> Run:
+    client = ax_client(problem.params, seed)
     objective = ", ".join(("-" if o["goal"] == "minimize" else "") + o["name"] for o in problem.objectives)
     constraints = [f"{c['name']} {c['op']} {c['bound']}" for c in problem.constraints]
     constraints += [
