@@ -20,10 +20,10 @@ from service.engines.base import Suggestions, SuggestRequest
 from service.engines.shared.modeling import DTYPE, Features, build_gp, fit_with_ladder, load_hyperparameters
 from service.engines.shared.optimizing import kriging_believer, mean_and_std, model_session, separated, space_pool
 from service.engines.shared.outcome_transforms import winsorized
+from service.engines.shared.sampling import covariance_root
 
 MEMORY_KEY = "asha_bo"
 REFIT_GROWTH = 1.1  # refit once the observations grew by a tenth: a few more points barely move a MAP fit
-JITTER = 1e-8
 
 
 def step_column(spec: StudySpec, options: AshaBOOptions, steps: Sequence[float], device: torch.device) -> Tensor:
@@ -114,29 +114,13 @@ def _scores(options: AshaBOOptions, model: Model, pool: Tensor, observed: Tensor
             posterior: Any = model.posterior(pool)
             mean: Tensor = posterior.mean.squeeze(-1)
             covariance: Tensor = posterior.distribution.covariance_matrix
-        draw: Tensor = mean + _root(covariance) @ torch.randn(len(mean), dtype=DTYPE, device=mean.device)
+        draw: Tensor = mean + covariance_root(covariance) @ torch.randn(len(mean), dtype=DTYPE, device=mean.device)
         return draw
     predicted, _ = mean_and_std(model, observed)
     acquisition = LogExpectedImprovement(model, best_f=float(predicted.max()))
     with torch.no_grad():
         scores: Tensor = torch.cat([acquisition(chunk[:, None, :]) for chunk in torch.split(pool, 1024)])
     return scores
-
-
-def _root(covariance: Tensor) -> Tensor:
-    """A lower Cholesky factor of a posterior covariance, with growing jitter where rounding left it indefinite."""
-    jitter = JITTER * float(covariance.diagonal().mean().clamp_min(1e-12))
-    for _ in range(6):
-        factor: Tensor
-        factor, info = torch.linalg.cholesky_ex(
-            covariance + jitter * torch.eye(len(covariance), dtype=DTYPE, device=covariance.device)
-        )
-        if int(info) == 0:
-            return factor
-        jitter *= 100
-    values, vectors = torch.linalg.eigh(covariance)
-    root: Tensor = vectors * values.clamp_min(0).sqrt()
-    return root
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,12 @@ from service.engines.freeze_thaw.model import (
     matern52,
     trend,
 )
+from service.engines.shared.sampling import covariance_root
 from service.engines.sobol import initial_design, sobol_points
 
 MEMORY_KEY = "freeze_thaw_hyperparameters"
 FITTED_AT_KEY = "freeze_thaw_fitted_at"  # how many observations the stored hyperparameters were fitted to
 REFIT_GROWTH = 1.1  # refit once the observations grew by a tenth since the last fit
-JITTER = 1e-9
 
 
 @dataclass
@@ -83,16 +83,8 @@ def _ei(mean: Tensor, variance: Tensor, best: float) -> Tensor:
     return improvement
 
 
-def _factor(cov: Tensor) -> Tensor:
-    """A square root of a covariance that rounding may have left barely indefinite."""
-    symmetric = (cov + cov.T) / 2
-    values, vectors = torch.linalg.eigh(symmetric)
-    root: Tensor = vectors * values.clamp_min(JITTER).sqrt()
-    return root
-
-
 def _entropy_of_pmin(mean: Tensor, cov: Tensor, draws: Tensor) -> Tensor:
-    samples = mean + draws @ _factor(cov).T
+    samples = mean + draws @ covariance_root(cov).T
     counts = torch.bincount(samples.argmin(dim=1), minlength=len(mean)).to(mean.dtype)
     p = counts / counts.sum()
     return -(p[p > 0] * p[p > 0].log()).sum()
@@ -241,16 +233,20 @@ def _promote(
     units = torch.as_tensor(to_unit(spec, pool), dtype=torch.float64)
     generator = torch.Generator().manual_seed((request.seed * 1_000_003 + request.sequence_start) % 2**31)
     taken: list[int] = []  # pool points this plan already starts: believing one shrinks its variance, not its mean
+    unbelieved: list[dict[str, Choice]] = []  # started by this plan, believed before the next draw only
 
     def thompson_run(info: dict[str, Any]) -> NewRun:
         nonlocal believed
+        if unbelieved:
+            believed = _believe_pending(spec, options, believed, unbelieved)
+            unbelieved.clear()
         mean, covariance = believed.asymptote_joint(units)
-        draw = mean + _factor(covariance) @ torch.randn(len(units), generator=generator, dtype=torch.float64)
+        draw = mean + covariance_root(covariance) @ torch.randn(len(units), generator=generator, dtype=torch.float64)
         draw[taken] = math.inf
         k = int(torch.argmin(draw))
         taken.append(k)
         (params,) = from_unit(spec, units[k][None, :].numpy())
-        believed = _believe_pending(spec, options, believed, [params])
+        unbelieved.append(params)
         return NewRun(params, first, {"rule": options.rule, "first_rung": first, **info})
 
     fresh = [thompson_run({}) for _ in range(request.count - len(promoted))]
