@@ -50,7 +50,7 @@ asha's final error (its mean over seeds at the end of the budget), and the epoch
 seed that never reached it counted as never; "-" when most never did), also as a share of the budget, which is what
 asha spent on it; stricter, seed by seed: how many reached the final error asha found with the same seed, and the
 median share of the epochs asha itself needed to find it; configurations started and runs trained to the max (mean
-over seeds); and engine seconds per decision.
+over seeds); and engine seconds per decision (an ask, or a report heard).
 
 Then one table for all cases, on the seeds every method ran: each method's mean best final error at 25, 50, 75 and
 100% of the budget, the share of the budget at which the median seed reached asha's final error, and whether that is
@@ -340,13 +340,14 @@ def run_peer(problem: Problem, method: str, seed: int) -> dict[str, Any]:
     budget_epochs = BUDGET_FACTOR * MAX_EPOCHS
     used, best_final = 0, math.inf
     history: list[tuple[int, float]] = []
-    decision_seconds: list[float] = []
+    ask_seconds: list[float] = []
+    report_seconds: list[float] = []
     trained: list[int] = []
     completed = 0
     while used < budget_epochs:
         started = time.perf_counter()
         handle, params = peer.ask()
-        decision_seconds.append(time.perf_counter() - started)
+        ask_seconds.append(time.perf_counter() - started)
         unit = problem.place(to_unit(spec, [params])[0])
         trained.append(0)
         for epoch in range(1, MAX_EPOCHS + 1):
@@ -364,15 +365,14 @@ def run_peer(problem: Problem, method: str, seed: int) -> dict[str, Any]:
                 break
             started = time.perf_counter()
             stopped = peer.report(handle, epoch, error)
-            decision_seconds.append(time.perf_counter() - started)
+            report_seconds.append(time.perf_counter() - started)
             if stopped:
                 break
     return {
         "history": history,
         "final": best_final if math.isfinite(best_final) else None,
         "epochs": used,
-        "seconds_per_decision": float(np.mean(decision_seconds)),
-        "decisions": len(decision_seconds),
+        **_timings(ask_seconds, report_seconds),
         "configs": len(trained),
         "completed": completed,
         "epochs_per_config": sorted(trained, reverse=True),
@@ -404,7 +404,8 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
     budget_epochs = BUDGET_FACTOR * MAX_EPOCHS
     used, best_final = 0, math.inf
     history: list[tuple[int, float]] = []  # (epochs used, best final error) when it improves
-    decision_seconds: list[float] = []
+    ask_seconds: list[float] = []
+    report_seconds: list[float] = []
     holding: list[int | None] = [None] * workers
 
     def views() -> list[TrialView]:
@@ -454,7 +455,7 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
             memory.update(suggested.memory or {})
             return new_trial(params, engine.first_budget(spec, opts) or MAX_EPOCHS)
         finally:
-            decision_seconds.append(time.perf_counter() - started)
+            ask_seconds.append(time.perf_counter() - started)
 
     while used < budget_epochs:
         for w in range(workers):
@@ -470,7 +471,9 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
             decision = None
             if epoch < MAX_EPOCHS:
                 current = views()
+                started = time.perf_counter()
                 decision = engine.decide(spec, opts, next(v for v in current if v.number == trial.number), current)
+                report_seconds.append(time.perf_counter() - started)
             if epoch >= MAX_EPOCHS:
                 trial.state = "completed"
                 if trial.steps[-1][1] < best_final:
@@ -491,11 +494,24 @@ def run_task(task: tuple[str, str, int, int]) -> dict[str, Any]:
         "history": history,
         "final": best_final if math.isfinite(best_final) else None,
         "epochs": used,
-        "seconds_per_decision": float(np.mean(decision_seconds)) if decision_seconds else 0.0,
-        "decisions": len(decision_seconds),
+        **_timings(ask_seconds, report_seconds),
         "configs": len(trials),
         "completed": sum(t.state == "completed" for t in trials.values()),
         "epochs_per_config": sorted((len(t.steps) for t in trials.values()), reverse=True),
+    }
+
+
+def _timings(ask_seconds: list[float], report_seconds: list[float]) -> dict[str, float | int]:
+    """Mean engine seconds per ask (a new configuration or a resumed run), per report (an intermediate value heard,
+    and whether to stop there), and per decision of either kind; a library that decides little when it hears a
+    value has a cheap mean decision even where its asks are slow, so the three are kept apart."""
+    decisions = ask_seconds + report_seconds
+    return {
+        "seconds_per_ask": float(np.mean(ask_seconds)) if ask_seconds else 0.0,
+        "seconds_per_report": float(np.mean(report_seconds)) if report_seconds else 0.0,
+        "seconds_per_decision": float(np.mean(decisions)) if decisions else 0.0,
+        "decisions": len(decisions),
+        "asks": len(ask_seconds),
     }
 
 
@@ -633,7 +649,8 @@ def _scaled(value: float, anchor: float, best: float) -> float:
 def score_report(runs: list[dict[str, Any]], problems: list[str], methods: list[str], seeds: int) -> str:
     """Per problem and for the whole family, each method's mean normalized score at each share of the budget; then
     the service's default (`asktell`) minus each other method, paired by problem and seed; and engine seconds per
-    decision (a suggestion, or an intermediate value heard)."""
+    ask (a new configuration or a resumed run), per report (an intermediate value heard) and per decision of either
+    kind."""
     scores = normalized_scores(runs, problems, methods, seeds)
     shown = [m for m in methods if m != "random"]
     shares = [f"{share:.0%}" for share in BUDGET_SHARES]
@@ -643,14 +660,18 @@ def score_report(runs: list[dict[str, Any]], problems: list[str], methods: list[
             found = [v for (p, m, _), v in scores.items() if m == method and problem in (p, "family")]
             if found:
                 cells = [mean_and_error([v[i] for v in found], 2) for i in range(len(BUDGET_SHARES))]
-                seconds = [
-                    r["seconds_per_decision"]
+                timed = [
+                    r
                     for r in runs
                     if r["method"] == method and r["workers"] == 1 and problem in (r["problem"], "family")
                 ]
-                rows.append([problem, method, len(found), *cells, f"{np.mean(seconds):.3f}"])
+                seconds = [
+                    f"{np.mean([r[key] for r in timed]):.3f}" if all(key in r for r in timed) else "-"
+                    for key in ("seconds_per_ask", "seconds_per_report", "seconds_per_decision")
+                ]
+                rows.append([problem, method, len(found), *cells, *seconds])
     text = "normalized score, one worker (0 = random search's median best final error, 1 = the optimum), ± s.e.\n"
-    text += markdown_table(["problem", "method", "runs", *shares, "s/decision"], rows)
+    text += markdown_table(["problem", "method", "runs", *shares, "s/ask", "s/report", "s/decision"], rows)
     if "asktell" in shown:
         rows = []
         for peer in [m for m in shown if m != "asktell"]:
